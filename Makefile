@@ -1,0 +1,30 @@
+# The README's two commands: `make demo` and `make test`. Each builds .venv on first use
+# (pinned versions from constraints.txt) and reuses it afterwards.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=24"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[all,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/core_demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m ruff check sessionware tests examples benchmarks
+	$(BIN)/python -m mypy
+	$(BIN)/python -m coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m coverage report --fail-under=90
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/core_tracking.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,133 @@
+"""sessionware: make existing LLM apps session-aware without changing their call sites.
+
+Importing this package is cheap and has no side effects: names are loaded on first
+use, no store is opened and no provider SDK is imported.
+
+>>> import sessionware
+>>> sessionware.SessionManager.__name__
+'SessionManager'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from sessionware._version import __version__
+
+if TYPE_CHECKING:
+    from sessionware.core.accounting.pricing import PriceBook
+    from sessionware.core.accounting.usage import TokenSource, TokenUsage
+    from sessionware.core.defaults import configure
+    from sessionware.core.errors import (
+        InvalidSessionOperation,
+        SessionAlreadyExists,
+        SessionNotFound,
+        SessionwareError,
+        StorageError,
+        TokenLimitExceeded,
+        ToolProcessingError,
+    )
+    from sessionware.core.session.enums import Durability, EventSource, EventType, Role, RunStatus
+    from sessionware.core.session.manager import SessionManager
+    from sessionware.core.session.models import Session, SessionEvent, SessionInfo, SessionRun, ToolCall
+    from sessionware.core.session.simple_api import (
+        LLMCallResult,
+        TrackedExchange,
+        get_conversation_history,
+        get_session_stats,
+        quick_conversation,
+        track_conversation,
+        track_llm_call,
+        track_tool_use,
+    )
+    from sessionware.core.session.stats import SessionStats
+    from sessionware.core.store.store import Store
+    from sessionware.core.store.url import open_store
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    "PriceBook": "sessionware.core.accounting.pricing",
+    "TokenSource": "sessionware.core.accounting.usage",
+    "TokenUsage": "sessionware.core.accounting.usage",
+    "configure": "sessionware.core.defaults",
+    "InvalidSessionOperation": "sessionware.core.errors",
+    "SessionAlreadyExists": "sessionware.core.errors",
+    "SessionNotFound": "sessionware.core.errors",
+    "SessionwareError": "sessionware.core.errors",
+    "StorageError": "sessionware.core.errors",
+    "TokenLimitExceeded": "sessionware.core.errors",
+    "ToolProcessingError": "sessionware.core.errors",
+    "Durability": "sessionware.core.session.enums",
+    "EventSource": "sessionware.core.session.enums",
+    "EventType": "sessionware.core.session.enums",
+    "Role": "sessionware.core.session.enums",
+    "RunStatus": "sessionware.core.session.enums",
+    "SessionManager": "sessionware.core.session.manager",
+    "Session": "sessionware.core.session.models",
+    "SessionEvent": "sessionware.core.session.models",
+    "SessionInfo": "sessionware.core.session.models",
+    "SessionRun": "sessionware.core.session.models",
+    "ToolCall": "sessionware.core.session.models",
+    "LLMCallResult": "sessionware.core.session.simple_api",
+    "TrackedExchange": "sessionware.core.session.simple_api",
+    "get_conversation_history": "sessionware.core.session.simple_api",
+    "get_session_stats": "sessionware.core.session.simple_api",
+    "quick_conversation": "sessionware.core.session.simple_api",
+    "track_conversation": "sessionware.core.session.simple_api",
+    "track_llm_call": "sessionware.core.session.simple_api",
+    "track_tool_use": "sessionware.core.session.simple_api",
+    "SessionStats": "sessionware.core.session.stats",
+    "Store": "sessionware.core.store.store",
+    "open_store": "sessionware.core.store.url",
+}
+
+__all__ = [
+    "Durability",
+    "EventSource",
+    "EventType",
+    "InvalidSessionOperation",
+    "LLMCallResult",
+    "PriceBook",
+    "Role",
+    "RunStatus",
+    "Session",
+    "SessionAlreadyExists",
+    "SessionEvent",
+    "SessionInfo",
+    "SessionManager",
+    "SessionNotFound",
+    "SessionRun",
+    "SessionStats",
+    "SessionwareError",
+    "StorageError",
+    "Store",
+    "TokenLimitExceeded",
+    "TokenSource",
+    "TokenUsage",
+    "ToolCall",
+    "ToolProcessingError",
+    "TrackedExchange",
+    "__version__",
+    "configure",
+    "get_conversation_history",
+    "get_session_stats",
+    "open_store",
+    "quick_conversation",
+    "track_conversation",
+    "track_llm_call",
+    "track_tool_use",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sessionware' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,4 @@
+"""Everything provider-neutral: sessions, accounting, storage, memory, tools.
+
+``core`` never imports ``adapters``.
+"""

@@ -1,0 +1,176 @@
+"""Cost and context windows from ``genai-prices``, the maintained price library.
+
+``genai-prices`` is imported on first use (it takes ~0.15 s). Model names resolve the
+way the library resolves them (dated names to their base model), and the resolution is
+cached per name. An unknown model has no cost: ``None`` and one log line per name,
+never a made-up default. Costs are exact ``Decimal`` dollars.
+
+Pricing one call through ``genai_prices.calc_price`` takes ~60 µs, too much for a
+wrapped SDK call, so models whose prices are plain per-token rates (the vast majority)
+are priced with the same rates directly; anything else goes through the library. A test
+checks the two agree on every model in the snapshot.
+
+>>> book = PriceBook()
+>>> book.cost("gpt-4o-2024-08-06", TokenUsage(input_tokens=1_000_000))
+Decimal('2.5')
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sessionware.core.accounting.usage import TokenUsage
+
+if TYPE_CHECKING:
+    from genai_prices.types import ModelPrice, TieredPrices
+
+__all__ = ["ModelInfo", "PriceBook"]
+
+logger = logging.getLogger(__name__)
+
+_MILLION = Decimal(1_000_000)
+# Price keys that do not depend on counts we ever report as non-zero, or that are the
+# four token rates we apply ourselves. A model with any other key (audio, images,
+# per-request fees...) is priced by the library.
+_LINEAR_KEYS = frozenset(
+    {
+        "input_mtok",
+        "output_mtok",
+        "cache_read_mtok",
+        "cache_write_mtok",
+        "cache_write_1h_mtok",
+        "web_searches_kcount",
+        "storage_searches_kcount",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What the price library knows about a model name."""
+
+    requested: str
+    model_id: str
+    provider_id: str
+    context_window: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    info: ModelInfo
+    price: ModelPrice
+    linear: bool
+
+
+def _rate(price: Decimal | TieredPrices | None, total_input: int) -> Decimal:
+    if price is None:
+        return Decimal(0)
+    if isinstance(price, Decimal):
+        return price
+    rate = price.base
+    for tier in reversed(price.tiers):
+        if total_input > tier.start:
+            return tier.price
+    return rate
+
+
+class PriceBook:
+    """Resolves model names and prices token usage. Thread-safe; cheap after first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._resolved: dict[tuple[str, str | None], _Resolved | None] = {}
+
+    def _resolve(self, model: str, provider: str | None) -> _Resolved | None:
+        key = (model, provider)
+        try:
+            return self._resolved[key]
+        except KeyError:
+            pass
+        with self._lock:
+            if key not in self._resolved:
+                self._resolved[key] = self._lookup(model, provider)
+            return self._resolved[key]
+
+    def _lookup(self, model: str, provider: str | None) -> _Resolved | None:
+        from genai_prices import data_snapshot
+
+        snapshot = data_snapshot.get_snapshot()
+        found: Any = None
+        for candidate in (provider, None) if provider else (None,):
+            try:
+                found = snapshot.find_provider_model(model, None, candidate, None)
+                break
+            except LookupError:
+                continue
+        if found is None:
+            logger.warning("no price known for model %r; its cost is recorded as unknown", model)
+            return None
+        prov, info = found
+        price = info.get_prices(datetime.now(tz=UTC))
+        keys = {k for k, v in vars(price).items() if v is not None and not k.startswith("_")}
+        return _Resolved(
+            info=ModelInfo(
+                requested=model,
+                model_id=info.id,
+                provider_id=prov.id,
+                context_window=info.context_window,
+            ),
+            price=price,
+            linear=keys <= _LINEAR_KEYS,
+        )
+
+    def model_info(self, model: str, provider: str | None = None) -> ModelInfo | None:
+        """The matched model (id, provider, context window), or None when unknown."""
+        resolved = self._resolve(model, provider)
+        return resolved.info if resolved else None
+
+    def context_window(self, model: str, provider: str | None = None) -> int | None:
+        info = self.model_info(model, provider)
+        return info.context_window if info else None
+
+    def cost(self, model: str | None, usage: TokenUsage, provider: str | None = None) -> Decimal | None:
+        """Dollar cost of ``usage`` on ``model``; None when the model is unknown."""
+        if not model:
+            return None
+        resolved = self._resolve(model, provider)
+        if resolved is None:
+            return None
+        if resolved.linear:
+            return self._linear_cost(resolved.price, usage)
+        return self._library_cost(resolved.price, usage)
+
+    @staticmethod
+    def _linear_cost(price: ModelPrice, usage: TokenUsage) -> Decimal:
+        total_input = usage.input_tokens
+        p: Any = price
+        # Cached tokens without a cache rate of their own are billed as plain input.
+        read = usage.cache_read_tokens if p.cache_read_mtok is not None else 0
+        write = usage.cache_write_tokens if p.cache_write_mtok is not None else 0
+        dollars = (
+            _rate(p.input_mtok, total_input) * max(total_input - read - write, 0)
+            + _rate(p.cache_read_mtok, total_input) * read
+            + _rate(p.cache_write_mtok, total_input) * write
+            + _rate(p.output_mtok, total_input) * usage.output_tokens
+        )
+        return dollars / _MILLION
+
+    @staticmethod
+    def _library_cost(price: ModelPrice, usage: TokenUsage) -> Decimal:
+        from genai_prices.types import Usage
+
+        result = price.calc_price(
+            Usage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+            )
+        )
+        total: Decimal = result["total_price"]
+        return total

@@ -1,0 +1,60 @@
+"""Token usage as a provider reports it, or as we estimate it when it does not."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["TokenSource", "TokenUsage"]
+
+
+class TokenSource(StrEnum):
+    """Where a token count came from."""
+
+    PROVIDER = "provider"
+    """Reported by the provider in its response: the billed truth."""
+    ESTIMATE = "estimate"
+    """Counted locally (exact tokenizer or a heuristic) because no usage was reported."""
+
+
+class TokenUsage(BaseModel):
+    """Tokens of one call or a sum of calls.
+
+    ``input_tokens`` is the whole prompt, cached parts included (OpenAI's convention;
+    Anthropic's separate cache counts are folded in by its adapter), so
+    ``cache_read_tokens`` and ``cache_write_tokens`` are subsets of it.
+    ``reasoning_tokens`` is a subset of ``output_tokens``.
+
+    >>> TokenUsage(input_tokens=10, output_tokens=5).total_tokens
+    15
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cache_read_tokens: int = Field(default=0, ge=0)
+    cache_write_tokens: int = Field(default=0, ge=0)
+    reasoning_tokens: int = Field(default=0, ge=0)
+    source: TokenSource = TokenSource.PROVIDER
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        # A sum is only "provider" truth when every part of it is.
+        source = (
+            TokenSource.PROVIDER
+            if self.source is TokenSource.PROVIDER and other.source is TokenSource.PROVIDER
+            else TokenSource.ESTIMATE
+        )
+        return TokenUsage.model_construct(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            source=source,
+        )

@@ -1,0 +1,413 @@
+"""``SessionManager``: the async facade for tracking a conversation by hand.
+
+>>> import asyncio
+>>> async def demo():
+...     sm = SessionManager(system_prompt="You are terse.")
+...     await sm.user_says("What is 2+2?")
+...     await sm.ai_responds("4", model="gpt-4o-mini")
+...     return (await sm.get_stats()).total_messages
+>>> asyncio.run(demo())
+2
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+
+from sessionware.core.accounting.tokens import REPLY_PRIMING_TOKENS, counter_for_model
+from sessionware.core.accounting.usage import TokenSource, TokenUsage
+from sessionware.core.defaults import default_price_book, resolve_store
+from sessionware.core.errors import InvalidSessionOperation
+from sessionware.core.session.enums import Durability, EventSource, EventType, Role, RunStatus
+from sessionware.core.session.messages import conversation_events, events_to_messages
+from sessionware.core.session.models import (
+    ErrorInfo,
+    MessageContent,
+    SessionEvent,
+    SessionInfo,
+    SessionRun,
+    ToolCall,
+    utcnow,
+)
+from sessionware.core.session.registry import SessionRegistry, registry_for
+from sessionware.core.session.state import SessionState
+from sessionware.core.session.stats import SessionStats
+from sessionware.core.store.base import DeleteSession
+from sessionware.core.store.url import StoreLike
+
+__all__ = ["SessionManager"]
+
+DEFAULT_MODEL = "gpt-4o-mini"
+
+
+def _as_usage(usage: TokenUsage | Mapping[str, int] | None) -> TokenUsage | None:
+    if usage is None or isinstance(usage, TokenUsage):
+        return usage
+    try:
+        return TokenUsage.model_validate(dict(usage))
+    except ValueError as exc:
+        raise InvalidSessionOperation("ai_responds", f"usage is not valid: {exc}") from exc
+
+
+def _as_tool_calls(calls: Sequence[ToolCall | Mapping[str, Any]] | None) -> tuple[ToolCall, ...]:
+    out = []
+    for call in calls or ():
+        if isinstance(call, ToolCall):
+            out.append(call)
+            continue
+        function = call.get("function", call)
+        try:
+            out.append(
+                ToolCall(
+                    id=str(call["id"]),
+                    name=str(function["name"]),
+                    arguments=str(function.get("arguments", "{}")),
+                )
+            )
+        except KeyError as exc:
+            raise InvalidSessionOperation("ai_responds", f"tool call is missing {exc}") from None
+    return tuple(out)
+
+
+def _check_content(operation: str, content: object) -> MessageContent:
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        return content
+    raise InvalidSessionOperation(
+        operation, f"content must be a str or a list of content parts, got {type(content).__name__}"
+    )
+
+
+class SessionManager:
+    """Track one conversation: messages, tool calls, tokens and cost, in a store.
+
+    ``session_id`` given: that session is loaded, or created under that id if the store
+    does not have it. Use ``await SessionManager.load(id)`` to require that it exists and
+    ``await SessionManager.create(...)`` to require that it does not. Nothing touches the
+    store until the first awaited call.
+
+    ``store`` is a URL (``sqlite:///chat.db``), a ``Store`` or a backend; by default the
+    process's default store. With ``durability="sync"`` each recording call returns only
+    once the store has the event; by default writes are queued and land within a bounded
+    delay (``await flush()`` waits for them).
+    """
+
+    def __init__(
+        self,
+        session_id: str | None = None,
+        *,
+        store: StoreLike = None,
+        system_prompt: str | None = None,
+        parent_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        default_model: str = DEFAULT_MODEL,
+        durability: Durability | str = Durability.WRITE_BEHIND,
+    ) -> None:
+        self._session_id = session_id or uuid.uuid4().hex
+        self._explicit_id = session_id is not None
+        self._store = resolve_store(store)
+        self._registry: SessionRegistry = registry_for(self._store)
+        self._pending_header: dict[str, Any] = {
+            "parent_id": parent_id,
+            "metadata": dict(metadata or {}),
+            "system_prompt": system_prompt,
+        }
+        self._system_prompt_arg = system_prompt
+        self.default_model = default_model
+        self.durability = Durability(durability)
+        self._state: SessionState | None = None
+        self._context_tokens = 0
+
+    # -- construction -----------------------------------------------------------------
+
+    @classmethod
+    async def load(cls, session_id: str, *, store: StoreLike = None, **kwargs: Any) -> SessionManager:
+        """Open an existing session; ``SessionNotFound`` if the store has no such id."""
+        manager = cls(session_id, store=store, **kwargs)
+        await manager._open(create=False)
+        return manager
+
+    @classmethod
+    async def create(
+        cls, session_id: str | None = None, *, store: StoreLike = None, **kwargs: Any
+    ) -> SessionManager:
+        """Create a new session; ``SessionAlreadyExists`` if the id is taken."""
+        manager = cls(session_id, store=store, **kwargs)
+        await manager._open(create=True)
+        return manager
+
+    @staticmethod
+    async def list_sessions(
+        *, store: StoreLike = None, parent_id: str | None = None, limit: int | None = None
+    ) -> list[SessionInfo]:
+        """Headers and totals of the store's sessions, newest first."""
+        return await resolve_store(store).list_sessions(parent_id=parent_id, limit=limit)
+
+    async def _open(self, *, create: bool | None = None) -> SessionState:
+        if self._state is None:
+            state = await self._registry.open(self._session_id, create=create, **self._pending_header)
+            self._adopt(state)
+        return self._require_state()
+
+    def _adopt(self, state: SessionState) -> None:
+        self._state = state
+        if self._system_prompt_arg is not None and state.info.system_prompt != self._system_prompt_arg:
+            self._set_prompt(state, self._system_prompt_arg)
+        counter = counter_for_model(self.default_model)
+        self._context_tokens = sum(counter.count_message(m) for m in self._messages(state))
+
+    def _require_state(self) -> SessionState:
+        assert self._state is not None
+        return self._state
+
+    @property
+    def session_id(self) -> str:
+        return self._session_id
+
+    @property
+    def store(self) -> Any:
+        return self._store
+
+    @property
+    def system_prompt(self) -> str | None:
+        if self._state is not None:
+            return self._state.info.system_prompt
+        return self._system_prompt_arg
+
+    @property
+    def state(self) -> SessionState:
+        """The live session state (after the first awaited call)."""
+        if self._state is None:
+            raise InvalidSessionOperation("state", "the session is not open yet; await any method first")
+        return self._state
+
+    async def _after_record(self) -> None:
+        if self.durability is Durability.SYNC:
+            await self._store.flush()
+
+    # -- recording --------------------------------------------------------------------
+
+    async def user_says(self, message: str | list[dict[str, Any]], **metadata: Any) -> SessionEvent:
+        """Record a user message. Keyword arguments are kept as event metadata."""
+        content = _check_content("user_says", message)
+        state = await self._open()
+        event = state.record(
+            EventType.MESSAGE, EventSource.USER, role=Role.USER, content=content, metadata=metadata
+        )
+        self._context_tokens += counter_for_model(self.default_model).count_message(
+            {"role": "user", "content": content}
+        )
+        await self._after_record()
+        return event
+
+    async def ai_responds(
+        self,
+        response: str | list[dict[str, Any]] | None,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        usage: TokenUsage | Mapping[str, int] | None = None,
+        tool_calls: Sequence[ToolCall | Mapping[str, Any]] | None = None,
+        finish_reason: str | None = None,
+        latency_ms: float | None = None,
+        **metadata: Any,
+    ) -> SessionEvent:
+        """Record an assistant message with the call's usage and cost.
+
+        Pass the provider's reported ``usage`` when you have it. Without it, input is
+        estimated as the conversation so far and output as the response, both counted
+        locally and labelled ``TokenSource.ESTIMATE``.
+        """
+        content = _check_content("ai_responds", response)
+        calls = _as_tool_calls(tool_calls)
+        if content is None and not calls:
+            raise InvalidSessionOperation("ai_responds", "a response needs text or tool calls")
+        state = await self._open()
+        model = model or self.default_model
+        reported = _as_usage(usage)
+        message = {
+            "role": "assistant",
+            "content": content,
+            "tool_calls": [{"function": {"name": c.name, "arguments": c.arguments}} for c in calls],
+        }
+        counter = counter_for_model(model)
+        message_tokens = counter.count_message(message)
+        if reported is None:
+            reported = TokenUsage(
+                input_tokens=self._context_tokens + REPLY_PRIMING_TOKENS + self._prompt_tokens(state),
+                output_tokens=message_tokens,
+                source=TokenSource.ESTIMATE,
+            )
+        cost = default_price_book().cost(model, reported, provider)
+        event = state.record(
+            EventType.MESSAGE,
+            EventSource.LLM,
+            role=Role.ASSISTANT,
+            content=content,
+            tool_calls=calls,
+            usage=reported,
+            cost=cost,
+            model=model,
+            provider=provider,
+            finish_reason=finish_reason,
+            latency_ms=latency_ms,
+            metadata=metadata,
+        )
+        self._context_tokens += message_tokens
+        await self._after_record()
+        return event
+
+    def _prompt_tokens(self, state: SessionState) -> int:
+        prompt = state.info.system_prompt
+        if not prompt:
+            return 0
+        return counter_for_model(self.default_model).count_message({"role": "system", "content": prompt})
+
+    async def tool_used(
+        self,
+        tool_name: str,
+        arguments: Any,
+        result: Any,
+        error: str | BaseException | None = None,
+        *,
+        call_id: str | None = None,
+        latency_ms: float | None = None,
+        **metadata: Any,
+    ) -> SessionEvent:
+        """Record a tool execution. ``call_id`` links it to the assistant's tool call."""
+        if not tool_name:
+            raise InvalidSessionOperation("tool_used", "tool_name must not be empty")
+        state = await self._open()
+        info = None
+        if error is not None:
+            info = ErrorInfo(
+                type=type(error).__name__ if isinstance(error, BaseException) else "ToolError",
+                message=str(error),
+            )
+        event = state.record(
+            EventType.TOOL_CALL,
+            EventSource.TOOL,
+            role=Role.TOOL,
+            tool_name=tool_name,
+            tool_arguments=arguments,
+            tool_result=result,
+            error=info,
+            tool_call_id=call_id,
+            latency_ms=latency_ms,
+            metadata=metadata,
+        )
+        self._context_tokens += counter_for_model(self.default_model).count_text(str(result))
+        await self._after_record()
+        return event
+
+    async def set_system_prompt(self, prompt: str | None) -> None:
+        """Set or change the system prompt; it is persisted with the session."""
+        state = await self._open()
+        self._system_prompt_arg = prompt
+        self._set_prompt(state, prompt)
+        await self._after_record()
+
+    update_system_prompt = set_system_prompt
+
+    @staticmethod
+    def _set_prompt(state: SessionState, prompt: str | None) -> None:
+        state.save_header(system_prompt=prompt)
+        state.record(EventType.SYSTEM_PROMPT, EventSource.SYSTEM, role=Role.SYSTEM, content=prompt)
+
+    # -- reading ----------------------------------------------------------------------
+
+    @staticmethod
+    def _messages(state: SessionState) -> list[dict[str, Any]]:
+        return events_to_messages(state.events, system_prompt=None)
+
+    async def get_conversation(self) -> list[SessionEvent]:
+        """Message and tool events of the conversation (current branch), in order."""
+        state = await self._open()
+        return conversation_events(state.events)
+
+    async def get_messages_for_llm(self, include_system: bool = True) -> list[dict[str, Any]]:
+        """The conversation as an OpenAI chat message list, valid for the API."""
+        state = await self._open()
+        prompt = state.info.system_prompt if include_system else None
+        return events_to_messages(state.events, system_prompt=prompt)
+
+    async def get_stats(self) -> SessionStats:
+        state = await self._open()
+        return SessionStats.from_infos([state.info])
+
+    async def get_events(self) -> list[SessionEvent]:
+        """Every event of the session, in order."""
+        return list((await self._open()).events)
+
+    # -- hierarchy --------------------------------------------------------------------
+
+    async def create_child(self, session_id: str | None = None, **kwargs: Any) -> SessionManager:
+        """A new session whose parent is this one."""
+        await self._open()
+        kwargs.setdefault("default_model", self.default_model)
+        kwargs.setdefault("durability", self.durability)
+        return await SessionManager.create(
+            session_id, store=self._store, parent_id=self._session_id, **kwargs
+        )
+
+    async def children(self) -> list[str]:
+        await self._open()
+        return [i.id for i in reversed(await self._store.list_sessions(parent_id=self._session_id))]
+
+    async def ancestors(self) -> list[str]:
+        """Parent ids from the closest to the root."""
+        state = await self._open()
+        chain: list[str] = []
+        parent = state.info.parent_id
+        while parent is not None and parent not in chain:
+            chain.append(parent)
+            parent = (await self._store.load_info(parent)).parent_id
+        return chain
+
+    # -- runs -------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def run(self, **metadata: Any) -> Any:
+        """A unit of work: ``async with sm.run(task="x") as run:`` marks it running, then
+        completed, or failed if the block raises (the exception propagates)."""
+        state = await self._open()
+        run = SessionRun(id=uuid.uuid4().hex, status=RunStatus.RUNNING, metadata=metadata)
+        state.save_header(runs=[*state.info.runs, run])
+        try:
+            yield run
+        except BaseException as exc:
+            self._end_run(state, run, RunStatus.FAILED, reason=repr(exc))
+            raise
+        self._end_run(state, run, RunStatus.COMPLETED)
+        await self._after_record()
+
+    @staticmethod
+    def _end_run(state: SessionState, run: SessionRun, status: RunStatus, reason: str | None = None) -> None:
+        run.status = status
+        run.ended_at = utcnow()
+        if reason:
+            run.metadata["failure_reason"] = reason
+        state.save_header(runs=[run if r.id == run.id else r for r in state.info.runs])
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Wait until every recorded event is in the store."""
+        await self._store.flush()
+
+    async def delete(self) -> None:
+        """Delete the session, its events and pages from the store."""
+        await self._open()
+        self._store.submit([DeleteSession(self._session_id)])
+        await self._store.flush()
+        self._registry.forget(self._session_id)
+        self._state = None
+
+    @property
+    def total_cost(self) -> Decimal:
+        return self._state.info.totals.cost if self._state else Decimal(0)

@@ -1,0 +1,199 @@
+"""Sessions, their events and runs: the data every other part reads and writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sessionware.core.accounting.usage import TokenUsage
+from sessionware.core.session.enums import EventSource, EventType, Role, RunStatus
+
+__all__ = [
+    "ErrorInfo",
+    "MessageContent",
+    "Session",
+    "SessionEvent",
+    "SessionInfo",
+    "SessionRun",
+    "SessionTotals",
+    "ToolCall",
+    "utcnow",
+]
+
+#: A message body: plain text, or provider content parts (text, images, tool blocks).
+MessageContent = str | list[dict[str, Any]] | None
+
+
+def utcnow() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+class ToolCall(BaseModel):
+    """A tool call the model asked for. ``arguments`` is the JSON text it produced."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+class ErrorInfo(BaseModel):
+    """An error attached to an event: a failed tool or a failed provider call."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    message: str
+    status_code: int | None = None
+
+
+class SessionEvent(BaseModel):
+    """One immutable entry of a session's append-only log.
+
+    ``seq`` numbers events of a session from 1 without gaps. Message events carry a
+    ``role`` and ``content``; an assistant message may carry ``tool_calls``; a tool
+    result message carries ``tool_call_id``. ``TOOL_CALL`` events (recorded with
+    ``SessionManager.tool_used``) carry the tool's name, arguments and result.
+    Events of a provider call carry its usage, cost, model, latency and finish reason.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    session_id: str
+    seq: int = Field(ge=1)
+    timestamp: datetime
+    type: EventType
+    source: EventSource
+    role: Role | None = None
+    content: MessageContent = None
+    name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    tool_arguments: Any = None
+    tool_result: Any = None
+    usage: TokenUsage | None = None
+    cost: Decimal | None = None
+    model: str | None = None
+    provider: str | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    finish_reason: str | None = None
+    error: ErrorInfo | None = None
+    hidden: bool = False
+    """True for calls the app never saw (page-fault rounds, summaries by a model)."""
+    app_input_tokens: int | None = None
+    """Tokens of the request as the app built it, when sessionware sent something else."""
+    branch_of: int | None = None
+    """For ``BRANCH`` events: the last ``seq`` the edited history still agrees with."""
+    run_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The event's text content; parts are joined, non-text parts skipped."""
+        if isinstance(self.content, str):
+            return self.content
+        if not self.content:
+            return ""
+        return "".join(str(p.get("text", "")) for p in self.content if isinstance(p, dict) and "text" in p)
+
+
+class SessionRun(BaseModel):
+    """A unit of work inside a session (an agent task), with a status and timing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    started_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None
+    status: RunStatus = RunStatus.PENDING
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+class SessionTotals(BaseModel):
+    """Running totals of a session, folded from its events (see ``fold``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: int = 0
+    messages_by_role: dict[Role, int] = Field(default_factory=dict)
+    tool_calls: int = 0
+    llm_calls: int = 0
+    errors: int = 0
+    page_faults: int = 0
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    cost: Decimal = Decimal(0)
+    unpriced_calls: int = 0
+    hidden_usage: TokenUsage = Field(default_factory=TokenUsage)
+    hidden_cost: Decimal = Decimal(0)
+    app_input_tokens: int = 0
+    """Sum over managed calls of what the app asked to send (compare ``usage.input_tokens``)."""
+    models: dict[str, int] = Field(default_factory=dict)
+
+    def fold(self, event: SessionEvent) -> None:
+        """Add one event to the totals (in place; events are folded exactly once)."""
+        self.events += 1
+        if event.type is EventType.MESSAGE and event.role is not None:
+            self.messages_by_role[event.role] = self.messages_by_role.get(event.role, 0) + 1
+        # A tool call counts once, when its result is recorded (by ``tool_used`` or as
+        # the app's tool message), not when the model asks for it.
+        if event.type is EventType.TOOL_CALL or event.role is Role.TOOL:
+            self.tool_calls += 1
+        if event.type is EventType.PAGE_FAULT:
+            self.page_faults += 1
+        if event.error is not None and event.type is not EventType.TOOL_CALL:
+            self.errors += 1
+        if event.usage is not None or (event.model is not None and event.source is EventSource.LLM):
+            self._fold_call(event)
+
+    def _fold_call(self, event: SessionEvent) -> None:
+        self.llm_calls += 1
+        if event.model:
+            self.models[event.model] = self.models.get(event.model, 0) + 1
+        if event.app_input_tokens is not None:
+            self.app_input_tokens += event.app_input_tokens
+        if event.usage is None:
+            return
+        if event.hidden:
+            self.hidden_usage = self.hidden_usage + event.usage
+            self.hidden_cost += event.cost or 0
+        self.usage = self.usage + event.usage
+        if event.cost is None:
+            self.unpriced_calls += 1
+        else:
+            self.cost += event.cost
+
+
+class SessionInfo(BaseModel):
+    """A session's header and totals, without its events (what ``list`` returns)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    parent_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    system_prompt: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    runs: list[SessionRun] = Field(default_factory=list)
+    totals: SessionTotals = Field(default_factory=SessionTotals)
+    last_seq: int = 0
+
+
+class Session(SessionInfo):
+    """A session with its children and its full event log, as loaded from a store."""
+
+    children: list[str] = Field(default_factory=list)
+    events: list[SessionEvent] = Field(default_factory=list)

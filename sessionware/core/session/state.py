@@ -1,0 +1,130 @@
+"""The live view of one session: the single writer of its event log in this process.
+
+Everything that records (the ``SessionManager`` facade, the SDK adapters) goes through
+a ``SessionState``: it numbers events, folds totals, notifies listeners (the virtual
+memory, segmentation) and hands the append to the store. Recording is synchronous
+pure computation plus a queue hand-off, so sync clients need no event loop and async
+clients never block on I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sessionware.core.errors import InvalidSessionOperation
+from sessionware.core.session.enums import EventSource, EventType
+from sessionware.core.session.models import SessionEvent, SessionInfo, utcnow
+from sessionware.core.store.base import AppendEvents, SaveHeader
+from sessionware.core.store.store import Store
+
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "EventListener", "SessionState"]
+
+#: Largest content one event may carry; bigger input is refused before anything is stored.
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+EventListener = Callable[[SessionEvent], None]
+
+
+def _content_size(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        return len(value)
+    return len(json.dumps(value, default=str))
+
+
+class SessionState:
+    """In-process state of one session. Thread-safe; every method is non-blocking."""
+
+    def __init__(
+        self,
+        info: SessionInfo,
+        events: list[SessionEvent],
+        store: Store,
+        *,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        self.info = info
+        self.events = events
+        self.store = store
+        self.max_event_bytes = max_event_bytes
+        self.lock = threading.RLock()
+        self._listeners: list[EventListener] = []
+        self.extensions: dict[str, Any] = {}
+        """Per-session state owned by other parts (VM, adapters), keyed by their name."""
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Call ``listener(event)`` after each event is recorded (under the session lock)."""
+        with self.lock:
+            if listener not in self._listeners:
+                self._listeners.append(listener)
+
+    def remove_listener(self, listener: EventListener) -> None:
+        with self.lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _check(self, fields: dict[str, Any]) -> None:
+        for key in ("content", "tool_result", "tool_arguments"):
+            size = _content_size(fields.get(key))
+            if size > self.max_event_bytes:
+                raise InvalidSessionOperation(
+                    "record",
+                    f"{key} of {size} bytes exceeds max_event_bytes={self.max_event_bytes}",
+                    session_id=self.id,
+                )
+
+    def record(self, type: EventType, source: EventSource, **fields: Any) -> SessionEvent:
+        """Append one event; see ``record_many``."""
+        return self.record_many([(type, source, fields)])[0]
+
+    def record_many(self, drafts: list[tuple[EventType, EventSource, dict[str, Any]]]) -> list[SessionEvent]:
+        """Append events atomically: numbered together, stored in one write.
+
+        ``fields`` are ``SessionEvent`` fields. They come from typed internal callers,
+        so events are constructed without re-validation; public entry points validate
+        their own arguments before calling this.
+        """
+        for _, _, fields in drafts:
+            self._check(fields)
+        with self.lock:
+            seq = self.info.last_seq
+            now = utcnow()
+            events = []
+            for type_, source, fields in drafts:
+                seq += 1
+                event = SessionEvent.model_construct(
+                    id=uuid.uuid4().hex,
+                    session_id=self.info.id,
+                    seq=seq,
+                    timestamp=now,
+                    type=type_,
+                    source=source,
+                    **fields,
+                )
+                events.append(event)
+            self.store.submit([AppendEvents(self.info.id, tuple(events))])
+            for event in events:
+                self.events.append(event)
+                self.info.totals.fold(event)
+                for listener in self._listeners:
+                    listener(event)
+            self.info.last_seq = seq
+            self.info.updated_at = now
+            return events
+
+    def save_header(self, **changes: Any) -> None:
+        """Change header fields (``metadata``, ``system_prompt``, ``runs``...) and store them."""
+        with self.lock:
+            for key, value in changes.items():
+                setattr(self.info, key, value)
+            self.info.updated_at = utcnow()
+            self.store.submit([SaveHeader(self.info.model_copy(deep=True))])

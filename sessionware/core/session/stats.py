@@ -1,0 +1,123 @@
+"""``SessionStats``: the typed figures ``SessionManager.get_stats`` returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+from sessionware.core.accounting.usage import TokenSource, TokenUsage
+from sessionware.core.session.enums import Role
+from sessionware.core.session.models import SessionInfo
+
+__all__ = ["SessionStats"]
+
+
+class SessionStats(BaseModel):
+    """Figures of a session, or of a chain of segments taken together.
+
+    Tokens and cost are what providers reported (``token_source`` says ``estimate``
+    when any part was counted locally). ``cost`` sums the calls whose model has a known
+    price; ``unpriced_calls`` counts the others. ``hidden_*`` are calls the app never
+    saw (page-fault rounds, model-written summaries), already included in the totals;
+    ``app_input_tokens`` is what the app asked to send on managed calls, so
+    ``tokens_saved`` is how much less went on the wire.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    session_id: str
+    session_chain: list[str]
+    segments: int
+    infinite_context: bool = False
+    total_events: int
+    total_messages: int
+    messages_by_role: dict[Role, int]
+    user_messages: int
+    assistant_messages: int
+    tool_calls: int
+    llm_calls: int
+    errors: int
+    page_faults: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    total_tokens: int
+    token_source: TokenSource
+    cost: Decimal
+    unpriced_calls: int
+    hidden_input_tokens: int
+    hidden_output_tokens: int
+    hidden_cost: Decimal
+    app_input_tokens: int
+    tokens_saved: int
+    models: dict[str, int]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_infos(cls, infos: Sequence[SessionInfo], *, infinite_context: bool = False) -> SessionStats:
+        """Combine the headers of a segment chain, oldest first, into one figure set."""
+        by_role: dict[Role, int] = {}
+        models: dict[str, int] = {}
+        usage = hidden = TokenUsage()
+        cost = hidden_cost = Decimal(0)
+        counts = dict.fromkeys(
+            ("events", "tool_calls", "llm_calls", "errors", "page_faults", "unpriced", "app"), 0
+        )
+        for info in infos:
+            t = info.totals
+            for role, n in t.messages_by_role.items():
+                by_role[role] = by_role.get(role, 0) + n
+            for model, n in t.models.items():
+                models[model] = models.get(model, 0) + n
+            usage = usage + t.usage
+            hidden = hidden + t.hidden_usage
+            cost += t.cost
+            hidden_cost += t.hidden_cost
+            counts["events"] += t.events
+            counts["tool_calls"] += t.tool_calls
+            counts["llm_calls"] += t.llm_calls
+            counts["errors"] += t.errors
+            counts["page_faults"] += t.page_faults
+            counts["unpriced"] += t.unpriced_calls
+            counts["app"] += t.app_input_tokens
+        last = infos[-1]
+        source = usage.source if counts["llm_calls"] else TokenSource.PROVIDER
+        managed_sent = usage.input_tokens - hidden.input_tokens
+        return cls(
+            session_id=last.id,
+            session_chain=[i.id for i in infos],
+            segments=len(infos),
+            infinite_context=infinite_context,
+            total_events=counts["events"],
+            total_messages=sum(by_role.values()),
+            messages_by_role=by_role,
+            user_messages=by_role.get(Role.USER, 0),
+            assistant_messages=by_role.get(Role.ASSISTANT, 0),
+            tool_calls=counts["tool_calls"],
+            llm_calls=counts["llm_calls"],
+            errors=counts["errors"],
+            page_faults=counts["page_faults"],
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            total_tokens=usage.total_tokens,
+            token_source=source,
+            cost=cost,
+            unpriced_calls=counts["unpriced"],
+            hidden_input_tokens=hidden.input_tokens,
+            hidden_output_tokens=hidden.output_tokens,
+            hidden_cost=hidden_cost,
+            app_input_tokens=counts["app"],
+            tokens_saved=max(counts["app"] - managed_sent, 0) if counts["app"] else 0,
+            models=models,
+            created_at=infos[0].created_at,
+            updated_at=last.updated_at,
+        )

@@ -1,0 +1,115 @@
+"""The storage contract: an append-only event log per session, plus headers and pages.
+
+A backend implements ``StoreBackend``. Its methods are plain blocking calls: the
+``Store`` facade runs them on its own long-lived writer thread (never on the caller's
+thread or event loop) when the backend does I/O, and inline when it does not (memory).
+Writes arrive as ordered batches of ``WriteOp`` so a backend can apply each batch in
+one transaction; events are only ever appended, never rewritten.
+
+Backends keep each session's totals by folding the events they append, so a header
+never has to be rewritten wholesale to keep figures current.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from sessionware.core.session.models import Session, SessionEvent, SessionInfo
+
+__all__ = [
+    "AppendEvents",
+    "CreateSession",
+    "DeleteSession",
+    "PutPages",
+    "SaveHeader",
+    "StoreBackend",
+    "WriteOp",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CreateSession:
+    """Create a session; fails if the id exists."""
+
+    info: SessionInfo
+
+
+@dataclass(frozen=True, slots=True)
+class SaveHeader:
+    """Replace a session's header fields (metadata, system prompt, runs, parent).
+
+    Totals and ``last_seq`` are ignored: the backend derives them from appended events.
+    """
+
+    info: SessionInfo
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEvents:
+    """Append events whose ``seq`` continue the session's log without a gap."""
+
+    session_id: str
+    events: tuple[SessionEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PutPages:
+    """Upsert memory pages of a session, each a JSON document keyed by page id."""
+
+    session_id: str
+    pages: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteSession:
+    """Delete a session with its events and pages."""
+
+    session_id: str
+
+
+WriteOp = CreateSession | SaveHeader | AppendEvents | PutPages | DeleteSession
+
+
+@runtime_checkable
+class StoreBackend(Protocol):
+    """A place sessions live. Implementations raise ``sessionware`` errors only:
+    ``SessionNotFound``, ``SessionAlreadyExists`` and ``StorageError``."""
+
+    @property
+    def kind(self) -> str:
+        """Short backend name for messages: ``memory``, ``sqlite``, ``redis``."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the data lives (path or URL), for error messages."""
+        ...
+
+    @property
+    def blocking(self) -> bool:
+        """True when calls do I/O and must run on the store's writer thread."""
+        ...
+
+    def write(self, ops: Sequence[WriteOp]) -> None:
+        """Apply ``ops`` in order, atomically where the backend can."""
+        ...
+
+    def load(self, session_id: str) -> Session:
+        """The session with its events and children."""
+        ...
+
+    def load_info(self, session_id: str) -> SessionInfo: ...
+
+    def load_events(self, session_id: str, after_seq: int = 0) -> list[SessionEvent]: ...
+
+    def exists(self, session_id: str) -> bool: ...
+
+    def list_sessions(self, *, parent_id: str | None = None, limit: int | None = None) -> list[SessionInfo]:
+        """Sessions newest first, optionally only the children of ``parent_id``."""
+        ...
+
+    def load_pages(self, session_id: str) -> dict[str, str]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,342 @@
+"""``Store``: a backend behind a write-behind queue, usable from sync and async code.
+
+Recording never waits for I/O: ``submit`` puts write batches on a queue that one
+long-lived writer thread per store drains in order, committing whatever has piled up
+in one transaction. Reads travel through the same queue, so they see every write
+submitted before them. Async callers await the writer through a future; nothing runs
+on the event loop but the hand-off. Backends without I/O (memory) run inline.
+
+Failures never reach the code that recorded: a write that fails with a retryable
+``StorageError`` stays queued and is retried with backoff; one that can never succeed
+is logged and counted. ``flush()`` is where a caller who cares sees the error. At a
+normal interpreter exit every live store is flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import queue
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sessionware.core.errors import SessionwareError, StorageError
+from sessionware.core.session.models import Session, SessionEvent, SessionInfo
+from sessionware.core.store.base import StoreBackend, WriteOp
+
+__all__ = ["Store", "StoreStats"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+_live_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+_exit_hook_installed = False
+
+
+@dataclass
+class StoreStats:
+    """Counters of a store's writer, for monitoring and tests."""
+
+    submitted_ops: int = 0
+    written_ops: int = 0
+    pending_ops: int = 0
+    write_errors: int = 0
+    dropped_ops: int = 0
+    last_error: str | None = None
+
+
+class _Flush:
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: Future[None] = Future()
+
+
+class _Call:
+    __slots__ = ("args", "fn", "future")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn = fn
+        self.args = args
+        self.future: Future[Any] = Future()
+
+
+_STOP = object()
+
+
+class Store:
+    """A session store. Build one from a URL with ``open_store`` or from a backend.
+
+    >>> from sessionware.core.store.memory import MemoryBackend
+    >>> store = Store(MemoryBackend())
+    >>> store.kind
+    'memory'
+    """
+
+    def __init__(self, backend: StoreBackend, *, max_pending_ops: int = 100_000) -> None:
+        self.backend = backend
+        self.max_pending_ops = max_pending_ops
+        self.stats = StoreStats()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._pending: list[WriteOp] = []
+        self._failures = 0  # consecutive failed commits, for backoff
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def kind(self) -> str:
+        return self.backend.kind
+
+    @property
+    def location(self) -> str:
+        return self.backend.location
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"Store({self.kind}: {self.location})"
+
+    # -- writer thread --------------------------------------------------------------
+
+    def _ensure_writer(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._start_lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            if self._closed:
+                raise StorageError("write", self.kind, self.location, "store is closed")
+            _install_exit_hook()
+            _live_stores.add(self)
+            self._thread = threading.Thread(
+                target=self._run, name=f"sessionware-store-{self.kind}", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            timeout = None if not self._pending else self._retry_delay()
+            try:
+                items = [self._queue.get(timeout=timeout)]
+            except queue.Empty:
+                items = []
+            while True:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if not self._process(items):
+                return
+
+    def _retry_delay(self) -> float:
+        return _RETRY_DELAYS[min(self._failures, len(_RETRY_DELAYS)) - 1]
+
+    def _process(self, items: list[object]) -> bool:
+        for item in items:
+            if isinstance(item, list):
+                self._pending.extend(item)
+                continue
+            error = self._commit()
+            if item is _STOP:
+                return False
+            if isinstance(item, _Flush):
+                if error is None:
+                    item.future.set_result(None)
+                else:
+                    item.future.set_exception(error)
+            elif isinstance(item, _Call):
+                self._execute(item)
+        self._commit()
+        return True
+
+    def _execute(self, call: _Call) -> None:
+        try:
+            call.future.set_result(call.fn(*call.args))
+        except BaseException as exc:  # handed to the waiting caller, not swallowed
+            call.future.set_exception(exc)
+
+    def _commit(self) -> StorageError | None:
+        """Write everything pending; return the error that kept ops pending, if any."""
+        if not self._pending:
+            return None
+        ops, self._pending = self._pending, []
+        try:
+            self.backend.write(ops)
+        except StorageError as exc:
+            if exc.retryable:
+                return self._keep_for_retry(ops, exc)
+            self._write_one_by_one(ops)
+        except SessionwareError:
+            self._write_one_by_one(ops)
+        except Exception as exc:  # a backend bug must not kill the writer thread
+            logger.exception("store writer failed at %s", self.location)
+            return self._keep_for_retry(ops, StorageError("write", self.kind, self.location, repr(exc)))
+        else:
+            self._written(len(ops))
+        return None
+
+    def _keep_for_retry(self, ops: list[WriteOp], exc: StorageError) -> StorageError:
+        self._failures += 1
+        self.stats.write_errors += 1
+        self.stats.last_error = str(exc)
+        logger.warning("write to %s failed, will retry: %s", self.location, exc)
+        self._pending = ops + self._pending
+        overflow = len(self._pending) - self.max_pending_ops
+        if overflow > 0:
+            self.stats.dropped_ops += overflow
+            logger.error("store %s is unreachable; dropped %d oldest pending writes", self.location, overflow)
+            del self._pending[:overflow]
+        self.stats.pending_ops = len(self._pending)
+        return exc
+
+    def _write_one_by_one(self, ops: list[WriteOp]) -> None:
+        # One op in the batch can never succeed: isolate it so the others still land.
+        for op in ops:
+            try:
+                self.backend.write([op])
+            except SessionwareError as exc:
+                self.stats.write_errors += 1
+                self.stats.dropped_ops += 1
+                self.stats.last_error = str(exc)
+                logger.error("dropped a write to %s that cannot succeed: %s", self.location, exc)
+            else:
+                self._written(1)
+
+    def _written(self, count: int) -> None:
+        self.stats.written_ops += count
+        self._failures = 0
+        self.stats.pending_ops = len(self._pending)
+
+    # -- public write path ----------------------------------------------------------
+
+    def submit(self, ops: Sequence[WriteOp]) -> None:
+        """Queue writes. Inline for non-blocking backends (their errors raise here)."""
+        self.stats.submitted_ops += len(ops)
+        if not self.backend.blocking:
+            self.backend.write(ops)
+            self.stats.written_ops += len(ops)
+            return
+        self._ensure_writer()
+        self._queue.put(list(ops))
+
+    def flush_sync(self, timeout: float | None = 30.0) -> None:
+        """Block until every submitted write is stored; raise ``StorageError`` if not."""
+        if not self.backend.blocking or self._thread is None:
+            return
+        marker = _Flush()
+        self._queue.put(marker)
+        marker.future.result(timeout)
+
+    async def flush(self, timeout: float | None = 30.0) -> None:
+        """Wait, without blocking the event loop, until every submitted write is stored."""
+        if not self.backend.blocking or self._thread is None:
+            return
+        marker = _Flush()
+        self._queue.put(marker)
+        await asyncio.wait_for(asyncio.wrap_future(marker.future), timeout)
+
+    # -- reads (ordered after every write submitted before them) --------------------
+
+    def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        if not self.backend.blocking:
+            return fn(*args)
+        self._ensure_writer()
+        call = _Call(fn, args)
+        self._queue.put(call)
+        result: T = call.future.result()
+        return result
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        if not self.backend.blocking:
+            return fn(*args)
+        self._ensure_writer()
+        call = _Call(fn, args)
+        self._queue.put(call)
+        result: T = await asyncio.wrap_future(call.future)
+        return result
+
+    async def load(self, session_id: str) -> Session:
+        return await self.call(self.backend.load, session_id)
+
+    def load_sync(self, session_id: str) -> Session:
+        return self.call_sync(self.backend.load, session_id)
+
+    async def load_info(self, session_id: str) -> SessionInfo:
+        return await self.call(self.backend.load_info, session_id)
+
+    async def load_events(self, session_id: str, after_seq: int = 0) -> list[SessionEvent]:
+        return await self.call(self.backend.load_events, session_id, after_seq)
+
+    async def exists(self, session_id: str) -> bool:
+        return await self.call(self.backend.exists, session_id)
+
+    def exists_sync(self, session_id: str) -> bool:
+        return self.call_sync(self.backend.exists, session_id)
+
+    async def list_sessions(
+        self, *, parent_id: str | None = None, limit: int | None = None
+    ) -> list[SessionInfo]:
+        return await self.call(lambda: self.backend.list_sessions(parent_id=parent_id, limit=limit))
+
+    def list_sessions_sync(
+        self, *, parent_id: str | None = None, limit: int | None = None
+    ) -> list[SessionInfo]:
+        return self.call_sync(lambda: self.backend.list_sessions(parent_id=parent_id, limit=limit))
+
+    async def load_pages(self, session_id: str) -> dict[str, str]:
+        return await self.call(self.backend.load_pages, session_id)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Flush, stop the writer and close the backend. Safe to call twice."""
+        if self._closed:
+            return
+        try:
+            self.flush_sync(timeout)
+        finally:
+            self._closed = True
+            if self._thread is not None and self._thread.is_alive():
+                self._queue.put(_STOP)
+                self._thread.join(timeout)
+            self.backend.close()
+            _live_stores.discard(self)
+
+    def _after_fork(self) -> None:
+        # The writer thread does not survive fork; the child starts its own on demand.
+        self._thread = None
+        self._queue = queue.SimpleQueue()
+        self._start_lock = threading.Lock()
+
+
+def _flush_all_at_exit() -> None:
+    for store in list(_live_stores):
+        try:
+            store.close(timeout=10.0)
+        except Exception as exc:
+            logger.error("could not flush %r at exit: %s", store, exc)
+
+
+def _reset_after_fork() -> None:
+    for store in list(_live_stores):
+        store._after_fork()
+
+
+def _install_exit_hook() -> None:
+    global _exit_hook_installed
+    if not _exit_hook_installed:
+        _exit_hook_installed = True
+        atexit.register(_flush_all_at_exit)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_reset_after_fork)

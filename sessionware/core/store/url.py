@@ -1,0 +1,85 @@
+"""Choosing a store by URL: ``memory://``, ``sqlite:///path.db``, ``redis://host:6379/0``."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sessionware.core.errors import InvalidSessionOperation
+from sessionware.core.store.base import StoreBackend
+from sessionware.core.store.memory import MemoryBackend
+from sessionware.core.store.store import Store
+
+__all__ = ["StoreLike", "open_store"]
+
+_lock = threading.Lock()
+# One Store per file or server URL while it is in use, so every recorder of a session
+# in this process shares one writer and one live session state.
+_shared: weakref.WeakValueDictionary[str, Store] = weakref.WeakValueDictionary()
+
+#: What ``store=`` accepts everywhere: a URL, a ``Store``, a backend, or None (memory).
+StoreLike = str | Path | Store | StoreBackend | None
+
+
+def open_store(store: StoreLike = None) -> Store:
+    """Return a ``Store`` for a URL, a path, a backend or an existing store.
+
+    ``sqlite:///relative/file.db`` and ``sqlite:////absolute/file.db`` follow the usual
+    convention (three slashes, then the path); a bare path ending in ``.db``,
+    ``.sqlite`` or ``.sqlite3`` also means SQLite. Opening the same file or server
+    twice returns the same ``Store`` while it is alive; each ``memory://`` is new.
+
+    >>> open_store("memory://").kind
+    'memory'
+    """
+    if store is None:
+        return Store(MemoryBackend())
+    if isinstance(store, Store):
+        return store
+    if isinstance(store, Path):
+        return _sqlite(str(store))
+    if not isinstance(store, str):
+        return Store(store)
+    if store.startswith("memory:"):
+        return Store(MemoryBackend())
+    if store.startswith("sqlite:"):
+        if not store.startswith("sqlite:///") or store == "sqlite:///":
+            raise InvalidSessionOperation(
+                "open_store", f"SQLite URLs look like sqlite:///path/to/file.db, got {store!r}"
+            )
+        return _sqlite(store[len("sqlite:///") :])
+    if store.startswith(("redis:", "rediss:", "unix:")):
+        return _shared_store(store, _redis)
+    if store.endswith((".db", ".sqlite", ".sqlite3")) and "://" not in store:
+        return _sqlite(store)
+    scheme = urlsplit(store).scheme or store
+    raise InvalidSessionOperation(
+        "open_store",
+        f"unknown store {scheme!r}; use memory://, sqlite:///path.db or redis://host:port/db",
+    )
+
+
+def _shared_store(key: str, build: Callable[[str], Store]) -> Store:
+    with _lock:
+        found = _shared.get(key)
+        if found is None or found.closed:
+            found = _shared[key] = build(key)
+        return found
+
+
+def _sqlite(path: str) -> Store:
+    def build(resolved: str) -> Store:
+        from sessionware.core.store.sqlite import SQLiteBackend
+
+        return Store(SQLiteBackend(resolved))
+
+    return _shared_store(str(Path(path).expanduser().resolve()), build)
+
+
+def _redis(url: str) -> Store:
+    from sessionware.core.store.redis import RedisBackend
+
+    return Store(RedisBackend(url))
