@@ -1,33 +1,6 @@
-"""Sessions and events, the ``SessionManager`` facade, and the one-call helpers."""
+"""Sessions and events, the ``SessionManager`` facade, and the one-call helpers.
 
-from __future__ import annotations
-
-from sessionware.core.session.enums import Durability, EventSource, EventType, Role, RunStatus
-from sessionware.core.session.manager import SessionManager
-from sessionware.core.session.models import (
-    ErrorInfo,
-    Session,
-    SessionEvent,
-    SessionInfo,
-    SessionRun,
-    SessionTotals,
-    ToolCall,
-)
-from sessionware.core.session.stats import SessionStats
-
-__all__ = [
-    "Durability",
-    "ErrorInfo",
-    "EventSource",
-    "EventType",
-    "Role",
-    "RunStatus",
-    "Session",
-    "SessionEvent",
-    "SessionInfo",
-    "SessionManager",
-    "SessionRun",
-    "SessionStats",
-    "SessionTotals",
-    "ToolCall",
-]
+Import from the modules (``sessionware.core.session.manager``...) or from the top-level
+``sessionware`` package; this package file stays empty so that the storage layer can
+depend on the session models without an import cycle.
+"""
