@@ -80,9 +80,17 @@ _LAZY: dict[str, str] = {
     "SessionStats": "sessionware.core.session.stats",
     "Store": "sessionware.core.store.store",
     "open_store": "sessionware.core.store.url",
+    "track_infinite_conversation": "sessionware.core.session.simple_api",
+    "VMMode": "sessionware.core.memory.enums",
+    "ContextPolicy": "sessionware.core.memory.policy",
+    "current_session": "sessionware.adapters.scope",
+    "session": "sessionware.adapters.scope",
+    "unwrap": "sessionware.adapters.api",
+    "wrap": "sessionware.adapters.api",
 }
 
 __all__ = [
+    "ContextPolicy",
     "Durability",
     "EventSource",
     "EventType",
@@ -108,15 +116,21 @@ __all__ = [
     "ToolCall",
     "ToolProcessingError",
     "TrackedExchange",
+    "VMMode",
     "__version__",
     "configure",
+    "current_session",
     "get_conversation_history",
     "get_session_stats",
     "open_store",
     "quick_conversation",
+    "session",
     "track_conversation",
+    "track_infinite_conversation",
     "track_llm_call",
     "track_tool_use",
+    "unwrap",
+    "wrap",
 ]
 
 
