@@ -9,11 +9,12 @@ clients never block on I/O.
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
+
+from pydantic_core import to_json
 
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.session.enums import EventSource, EventType
@@ -29,12 +30,20 @@ DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 EventListener = Callable[[SessionEvent], None]
 
 
+# Fields checked before recording: anything the store cannot serialise would otherwise
+# be accepted here and then fail in the store's writer, after the caller had returned.
+_CHECKED_FIELDS = ("content", "tool_result", "tool_arguments", "metadata")
+
+
 def _content_size(value: Any) -> int:
+    """Serialised size of ``value``; raises ``ValueError`` when it is not JSON-serialisable."""
     if value is None:
         return 0
     if isinstance(value, str):
+        if not value.isascii():
+            value.encode()  # lone surrogates cannot be stored as UTF-8
         return len(value)
-    return len(json.dumps(value, default=str))
+    return len(to_json(value))
 
 
 class SessionState:
@@ -73,8 +82,16 @@ class SessionState:
                 self._listeners.remove(listener)
 
     def _check(self, fields: dict[str, Any]) -> None:
-        for key in ("content", "tool_result", "tool_arguments"):
-            size = _content_size(fields.get(key))
+        for key in _CHECKED_FIELDS:
+            value = fields.get(key)
+            if not value:
+                continue
+            try:
+                size = _content_size(value)
+            except ValueError as exc:  # pydantic_core's serialisation error is a ValueError
+                raise InvalidSessionOperation(
+                    "record", f"{key} is not JSON-serialisable: {exc}", session_id=self.id
+                ) from None
             if size > self.max_event_bytes:
                 raise InvalidSessionOperation(
                     "record",
