@@ -88,6 +88,7 @@ class Store:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._pending: list[WriteOp] = []
         self._failures = 0  # consecutive failed commits, for backoff
+        self._dropped_since_flush = 0
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
@@ -151,6 +152,7 @@ class Store:
             if item is _STOP:
                 return False
             if isinstance(item, _Flush):
+                error = self._flush_error(error)
                 if error is None:
                     item.future.set_result(None)
                 else:
@@ -176,12 +178,12 @@ class Store:
         except StorageError as exc:
             if exc.retryable:
                 return self._keep_for_retry(ops, exc)
-            self._write_one_by_one(ops)
+            return self._write_one_by_one(ops)
         except SessionwareError:
-            self._write_one_by_one(ops)
-        except Exception as exc:  # a backend bug must not kill the writer thread
+            return self._write_one_by_one(ops)
+        except Exception:  # a backend bug must not kill the writer thread, nor wedge the queue
             logger.exception("store writer failed at %s", self.location)
-            return self._keep_for_retry(ops, StorageError("write", self.kind, self.location, repr(exc)))
+            return self._write_one_by_one(ops)
         else:
             self._written(len(ops))
         return None
@@ -200,18 +202,40 @@ class Store:
         self.stats.pending_ops = len(self._pending)
         return exc
 
-    def _write_one_by_one(self, ops: list[WriteOp]) -> None:
+    def _write_one_by_one(self, ops: list[WriteOp]) -> StorageError | None:
         # One op in the batch can never succeed: isolate it so the others still land.
-        for op in ops:
+        for i, op in enumerate(ops):
             try:
                 self.backend.write([op])
-            except SessionwareError as exc:
-                self.stats.write_errors += 1
-                self.stats.dropped_ops += 1
-                self.stats.last_error = str(exc)
-                logger.error("dropped a write to %s that cannot succeed: %s", self.location, exc)
+            except StorageError as exc:
+                if exc.retryable:
+                    return self._keep_for_retry(ops[i:], exc)
+                self._drop(exc)
+            except Exception as exc:  # SessionwareError or a backend bug: this op cannot succeed
+                self._drop(exc)
             else:
                 self._written(1)
+        return None
+
+    def _drop(self, exc: Exception) -> None:
+        self.stats.write_errors += 1
+        self.stats.dropped_ops += 1
+        self.stats.last_error = str(exc)
+        self._dropped_since_flush += 1
+        logger.error("dropped a write to %s that cannot succeed: %s", self.location, exc)
+
+    def _flush_error(self, error: StorageError | None) -> StorageError | None:
+        """What a flush reports: a pending failure, else writes dropped since the last flush."""
+        dropped, self._dropped_since_flush = self._dropped_since_flush, 0
+        if error is None and dropped:
+            error = StorageError(
+                "write",
+                self.kind,
+                self.location,
+                f"{dropped} write(s) could not be stored and were dropped;"
+                f" last error: {self.stats.last_error}",
+            )
+        return error
 
     def _written(self, count: int) -> None:
         self.stats.written_ops += count
