@@ -207,6 +207,8 @@ class RedisBackend:
 
     def load_events(self, session_id: str, after_seq: int = 0) -> list[SessionEvent]:
         bodies = self._read("load", self._client.lrange, self._k("e", session_id), after_seq, -1)
+        if not bodies:
+            self._require(session_id)
         return [SessionEvent.model_validate_json(b) for b in bodies]
 
     def load(self, session_id: str) -> Session:
@@ -230,7 +232,14 @@ class RedisBackend:
         return infos
 
     def load_pages(self, session_id: str) -> dict[str, str]:
-        return dict(self._read("load_pages", self._client.hgetall, self._k("pg", session_id)))
+        pages = dict(self._read("load_pages", self._client.hgetall, self._k("pg", session_id)))
+        if not pages:
+            self._require(session_id)
+        return pages
+
+    def _require(self, session_id: str) -> None:
+        if not self.exists(session_id):
+            raise SessionNotFound(session_id, store=self.url)
 
     def close(self) -> None:
         self._client.close()

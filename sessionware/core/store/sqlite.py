@@ -262,6 +262,8 @@ class SQLiteBackend:
                 "SELECT body FROM events WHERE session_id = ? AND seq > ? ORDER BY seq",
                 (session_id, after_seq),
             ).fetchall()
+            if not rows:
+                self._require(conn, session_id)
         return [SessionEvent.model_validate_json(body) for (body,) in rows]
 
     def load(self, session_id: str) -> Session:
@@ -299,6 +301,8 @@ class SQLiteBackend:
             rows = conn.execute(
                 "SELECT page_id, body FROM pages WHERE session_id = ?", (session_id,)
             ).fetchall()
+            if not rows:
+                self._require(conn, session_id)
         return dict(rows)
 
     def close(self) -> None:
