@@ -1,0 +1,203 @@
+"""``sessionware stats``: a store's usage and cost, by model and by day.
+
+Figures are folded from events with the same rules as a session's own totals
+(``SessionTotals.fold``), so the overall row equals the sum of the sessions' totals:
+a call is an event with usage, or an LLM event naming a model; cost sums priced calls
+and ``unpriced_calls`` counts the others. Days are UTC days of the event timestamps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from sessionware.cli.render import Column, format_cost, format_count, plain_decimal
+from sessionware.core.session.models import SessionEvent, SessionTotals
+
+__all__ = [
+    "PLAIN_COLUMNS",
+    "StatsGroup",
+    "UsageReport",
+    "UsageRow",
+    "build_report",
+    "plain_rows",
+    "table_rows",
+]
+
+NO_MODEL = "(no model)"
+
+
+class StatsGroup(StrEnum):
+    """What a row of the report adds up."""
+
+    MODEL = "model"
+    DAY = "day"
+    TOTAL = "total"
+
+
+class UsageRow(BaseModel):
+    """Totals of one model, one day, or the whole store."""
+
+    model_config = ConfigDict(frozen=True)
+
+    group: StatsGroup
+    key: str
+    sessions: int
+    calls: int
+    input_tokens: int
+    """Whole prompts, cached parts included."""
+    cache_read_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+    cost: Decimal
+    unpriced_calls: int
+    errors: int
+
+
+class UsageReport(BaseModel):
+    """What ``sessionware stats --format json`` prints."""
+
+    model_config = ConfigDict(frozen=True)
+
+    store: str
+    since: str | None = None
+    until: str | None = None
+    by_model: list[UsageRow]
+    by_day: list[UsageRow]
+    total: UsageRow
+
+
+@dataclass
+class _Bucket:
+    totals: SessionTotals = field(default_factory=SessionTotals)
+    sessions: set[str] = field(default_factory=set)
+
+    def add(self, session_id: str, event: SessionEvent) -> None:
+        self.totals.fold(event)
+        self.sessions.add(session_id)
+
+    def row(self, group: StatsGroup, key: str) -> UsageRow:
+        t = self.totals
+        return UsageRow(
+            group=group,
+            key=key,
+            sessions=len(self.sessions),
+            calls=t.llm_calls,
+            input_tokens=t.usage.input_tokens,
+            cache_read_tokens=t.usage.cache_read_tokens,
+            cache_write_tokens=t.usage.cache_write_tokens,
+            output_tokens=t.usage.output_tokens,
+            cost=t.cost,
+            unpriced_calls=t.unpriced_calls,
+            errors=t.errors,
+        )
+
+
+def build_report(
+    sessions: Iterable[tuple[str, Iterable[SessionEvent]]],
+    *,
+    store: str,
+    since: str | None = None,
+    until: str | None = None,
+) -> UsageReport:
+    """Fold every ``(session_id, events)`` pair into the report; days are ``YYYY-MM-DD``."""
+    by_model: dict[str, _Bucket] = {}
+    by_day: dict[str, _Bucket] = {}
+    total = _Bucket()
+    for session_id, events in sessions:
+        for event in events:
+            day = _utc_day(event.timestamp)
+            if (since is not None and day < since) or (until is not None and day > until):
+                continue
+            total.add(session_id, event)
+            by_day.setdefault(day, _Bucket()).add(session_id, event)
+            model = event.model or (NO_MODEL if event.usage is not None else None)
+            if model is not None:
+                by_model.setdefault(model, _Bucket()).add(session_id, event)
+    models = sorted(
+        (b.row(StatsGroup.MODEL, k) for k, b in by_model.items()),
+        key=lambda r: (-r.cost, -r.calls, r.key),
+    )
+    return UsageReport(
+        store=store,
+        since=since,
+        until=until,
+        by_model=models,
+        by_day=[by_day[d].row(StatsGroup.DAY, d) for d in sorted(by_day)],
+        total=total.row(StatsGroup.TOTAL, "all"),
+    )
+
+
+def _utc_day(value: datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.date().isoformat()
+
+
+PLAIN_COLUMNS = [
+    Column("group"),
+    Column("key"),
+    Column("sessions", numeric=True),
+    Column("calls", numeric=True),
+    Column("tokens_in", numeric=True),
+    Column("cached", numeric=True),
+    Column("cache_write", numeric=True),
+    Column("tokens_out", numeric=True),
+    Column("cost", numeric=True),
+    Column("unpriced_calls", numeric=True),
+    Column("errors", numeric=True),
+]
+
+
+def plain_rows(report: UsageReport) -> list[list[str]]:
+    rows = [*report.by_model, *report.by_day, report.total]
+    return [
+        [
+            r.group.value,
+            r.key,
+            str(r.sessions),
+            str(r.calls),
+            str(r.input_tokens),
+            str(r.cache_read_tokens),
+            str(r.cache_write_tokens),
+            str(r.output_tokens),
+            plain_decimal(r.cost),
+            str(r.unpriced_calls),
+            str(r.errors),
+        ]
+        for r in rows
+    ]
+
+
+def table_columns(first: str) -> list[Column]:
+    return [
+        Column(first),
+        Column("sessions", numeric=True),
+        Column("calls", numeric=True),
+        Column("tokens in", numeric=True),
+        Column("cached", numeric=True),
+        Column("tokens out", numeric=True),
+        Column("cost", numeric=True),
+        Column("errors", numeric=True),
+    ]
+
+
+def table_rows(rows: Iterable[UsageRow]) -> list[list[str]]:
+    return [
+        [
+            r.key,
+            format_count(r.sessions),
+            format_count(r.calls),
+            format_count(r.input_tokens),
+            format_count(r.cache_read_tokens),
+            format_count(r.output_tokens),
+            format_cost(r.cost, unpriced_calls=r.unpriced_calls, calls=r.calls),
+            format_count(r.errors),
+        ]
+        for r in rows
+    ]
