@@ -1,0 +1,233 @@
+"""SQLite on real files: appends only, write-behind and sync durability, damaged and locked
+files, retries, exit without flush, and use from plain threads without an event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sessionware import SessionManager, StorageError
+from sessionware.core.session.enums import EventSource, EventType, Role
+from sessionware.core.session.registry import registry_for
+from sessionware.core.store import Store, open_store
+from sessionware.core.store.sqlite import SQLiteBackend
+
+
+def rows(path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
+    """Read the file with a connection of its own, as another process would."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def event_count(path: Path, session_id: str) -> int:
+    return int(rows(path, "SELECT count(*) FROM events WHERE session_id = ?", session_id)[0][0])
+
+
+@pytest.fixture
+def lock_holder(sqlite_path: Path) -> Iterator[sqlite3.Connection]:
+    """A second connection that can hold the file's write lock."""
+    conn = sqlite3.connect(sqlite_path, isolation_level=None)
+    yield conn
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+    conn.close()
+
+
+async def test_recording_appends_rows_and_never_rewrites_an_event(sqlite_path: Path) -> None:
+    store = Store(SQLiteBackend(sqlite_path))
+    sm = SessionManager(store=store)
+    await sm.user_says("first")
+    await sm.flush()
+    # Any UPDATE or DELETE of an event row from now on aborts the write.
+    rows(sqlite_path, "SELECT 1")
+    conn = sqlite3.connect(sqlite_path)
+    conn.executescript(
+        """
+        CREATE TRIGGER events_are_append_only BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'event row rewritten'); END;
+        CREATE TRIGGER events_are_never_deleted BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'event row deleted'); END;
+        """
+    )
+    conn.close()
+    header_sizes = []
+    for turn in range(200):
+        await sm.user_says(f"question {turn}")
+        await sm.ai_responds(f"answer {turn}", model="gpt-4o-mini")
+        if turn in (9, 199):
+            await sm.flush()  # raises if any write was refused by the triggers
+            header_sizes.append(
+                rows(
+                    sqlite_path,
+                    "SELECT length(header) + length(totals) FROM sessions WHERE id = ?",
+                    sm.session_id,
+                )[0][0]
+            )
+    await sm.flush()
+    assert event_count(sqlite_path, sm.session_id) == 401
+    assert store.stats.dropped_ops == 0 and store.stats.write_errors == 0
+    # The session row holds a header and totals, not the conversation: it does not grow with it.
+    assert header_sizes[1] <= header_sizes[0] + 64
+    store.close()
+
+
+async def test_write_behind_lands_by_flush_and_another_connection_sees_it(sqlite_path: Path) -> None:
+    store = Store(SQLiteBackend(sqlite_path))
+    sm = SessionManager(store=store)
+    for i in range(20):
+        await sm.user_says(f"m{i}")
+    await sm.flush()
+    assert event_count(sqlite_path, sm.session_id) == 20
+    assert [r[0] for r in rows(sqlite_path, "SELECT seq FROM events ORDER BY seq")] == list(range(1, 21))
+    store.close()
+
+
+async def test_sync_durability_persists_before_each_call_returns(sqlite_path: Path) -> None:
+    store = Store(SQLiteBackend(sqlite_path))
+    sm = SessionManager(store=store, durability="sync")
+    await sm.user_says("one")
+    assert event_count(sqlite_path, sm.session_id) == 1
+    await sm.ai_responds("two", model="gpt-4o-mini")
+    assert event_count(sqlite_path, sm.session_id) == 2
+    await sm.tool_used("calc", {"x": 1}, 2)
+    assert event_count(sqlite_path, sm.session_id) == 3
+    store.close()
+
+
+async def test_a_corrupt_file_gives_a_storage_error_naming_the_path_and_is_left_alone(
+    sqlite_path: Path,
+) -> None:
+    garbage = b"this is not a database, " * 200
+    sqlite_path.write_bytes(garbage)
+    store = open_store(sqlite_path)
+    with pytest.raises(StorageError) as caught:
+        await SessionManager.load("any", store=store)
+    assert caught.value.location == str(sqlite_path)
+    assert str(sqlite_path) in str(caught.value)
+    assert not caught.value.retryable
+    with pytest.raises(StorageError, match=str(sqlite_path)):
+        await SessionManager(store=store).user_says("hello")
+    assert sqlite_path.read_bytes() == garbage
+    store.close()
+
+
+async def test_a_locked_file_buffers_writes_reports_the_path_and_lands_them_later(
+    sqlite_path: Path, lock_holder: sqlite3.Connection
+) -> None:
+    store = Store(SQLiteBackend(sqlite_path, busy_timeout=0.05))
+    sm = SessionManager(store=store)
+    await sm.user_says("before the lock")
+    await sm.flush()
+
+    lock_holder.execute("BEGIN IMMEDIATE")
+    # Recording does not wait for the file and does not fail.
+    await sm.ai_responds("while locked", model="gpt-4o-mini")
+    await sm.user_says("still locked")
+    with pytest.raises(StorageError) as caught:
+        await sm.flush()
+    assert caught.value.retryable
+    assert caught.value.location == str(sqlite_path) and str(sqlite_path) in str(caught.value)
+    assert "locked" in caught.value.reason
+    assert store.stats.pending_ops > 0 and store.stats.dropped_ops == 0
+    assert len(await sm.get_conversation()) == 3
+
+    lock_holder.execute("ROLLBACK")
+    await sm.flush()
+    assert event_count(sqlite_path, sm.session_id) == 3
+    assert store.stats.pending_ops == 0
+    store.close()
+
+
+async def test_sync_durability_on_a_locked_file_raises_and_still_keeps_the_event(
+    sqlite_path: Path, lock_holder: sqlite3.Connection
+) -> None:
+    store = Store(SQLiteBackend(sqlite_path, busy_timeout=0.05))
+    sm = SessionManager(store=store, durability="sync")
+    await sm.user_says("before")
+    lock_holder.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StorageError, match="locked"):
+        await sm.user_says("during")
+    lock_holder.execute("ROLLBACK")
+    await sm.flush()
+    assert [r[0] for r in rows(sqlite_path, "SELECT seq FROM events ORDER BY seq")] == [1, 2]
+    store.close()
+
+
+def test_a_process_that_exits_normally_without_flushing_loses_no_event(tmp_path: Path) -> None:
+    path = tmp_path / "exit.db"
+    script = textwrap.dedent(
+        f"""
+        import asyncio
+        from sessionware import SessionManager
+
+        async def main():
+            sm = SessionManager("exiting", store={str(path)!r})
+            for i in range(300):
+                await sm.user_says(f"question {{i}}")
+                await sm.ai_responds(f"answer {{i}}", model="gpt-4o-mini")
+            # no flush, no close: the interpreter's exit must persist everything
+
+        asyncio.run(main())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert event_count(path, "exiting") == 600
+    store = Store(SQLiteBackend(path))
+    loaded = store.load_sync("exiting")
+    assert loaded.last_seq == 600 and loaded.totals.messages_by_role[Role.ASSISTANT] == 300
+    store.close()
+
+
+def test_sync_code_records_from_threads_without_an_event_loop(sqlite_path: Path) -> None:
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()
+    store = open_store(f"sqlite:///{sqlite_path}")
+    state = registry_for(store).open_sync("threads")
+
+    def record(worker: int) -> None:
+        for i in range(250):
+            state.record(EventType.MESSAGE, EventSource.USER, role=Role.USER, content=f"{worker}:{i}")
+
+    workers = [threading.Thread(target=record, args=(w,)) for w in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    store.flush_sync()
+    loaded = Store(SQLiteBackend(sqlite_path)).load_sync("threads")
+    assert [e.seq for e in loaded.events] == list(range(1, 1001))
+    assert sorted(str(e.content) for e in loaded.events) == sorted(
+        f"{w}:{i}" for w in range(4) for i in range(250)
+    )
+    assert registry_for(store).open_sync("threads") is state
+    store.close()
+
+
+async def test_a_fresh_store_on_the_same_file_reloads_what_another_wrote(sqlite_path: Path) -> None:
+    first = Store(SQLiteBackend(sqlite_path))
+    sm = await SessionManager.create("shared", store=first, system_prompt="Be brief.")
+    await sm.user_says("hi")
+    await sm.ai_responds("hello", model="gpt-4o-mini")
+    first.close()
+    second = Store(SQLiteBackend(sqlite_path))
+    again = await SessionManager.load("shared", store=second)
+    assert [e.text for e in await again.get_conversation()] == ["hi", "hello"]
+    assert again.system_prompt == "Be brief."
+    await again.user_says("more")
+    await again.flush()
+    assert [e.seq for e in (await second.load("shared")).events][-1] == 3
+    second.close()
