@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -21,7 +22,7 @@ from typing import Any
 from sessionware.core.accounting.tokens import REPLY_PRIMING_TOKENS, counter_for_model
 from sessionware.core.accounting.usage import TokenSource, TokenUsage
 from sessionware.core.defaults import default_price_book, resolve_store
-from sessionware.core.errors import InvalidSessionOperation
+from sessionware.core.errors import InvalidSessionOperation, ToolProcessingError
 from sessionware.core.session.enums import Durability, EventSource, EventType, Role, RunStatus
 from sessionware.core.session.messages import conversation_events, events_to_messages
 from sessionware.core.session.models import (
@@ -60,16 +61,20 @@ def _as_tool_calls(calls: Sequence[ToolCall | Mapping[str, Any]] | None) -> tupl
             out.append(call)
             continue
         function = call.get("function", call)
+        arguments = function.get("arguments", "{}")
         try:
             out.append(
                 ToolCall(
                     id=str(call["id"]),
                     name=str(function["name"]),
-                    arguments=str(function.get("arguments", "{}")),
+                    # Arguments are JSON text on the wire; a dict must not become its Python repr.
+                    arguments=arguments if isinstance(arguments, str) else json.dumps(arguments, default=str),
                 )
             )
         except KeyError as exc:
-            raise InvalidSessionOperation("ai_responds", f"tool call is missing {exc}") from None
+            raise ToolProcessingError(
+                str(function.get("name", "?")), f"tool call is missing {exc}", call_id=call.get("id")
+            ) from None
     return tuple(out)
 
 
@@ -240,7 +245,8 @@ class SessionManager:
         if reported is None:
             reported = TokenUsage(
                 input_tokens=self._context_tokens + REPLY_PRIMING_TOKENS + self._prompt_tokens(state),
-                output_tokens=message_tokens,
+                # Only the reply's own tokens: its message framing is billed in the prompt.
+                output_tokens=message_tokens - counter.count_message({"role": "assistant"}),
                 source=TokenSource.ESTIMATE,
             )
         cost = default_price_book().cost(model, reported, provider)
