@@ -78,7 +78,9 @@ class Invocation:
         return store
 
     def write(self, text: str) -> None:
-        self.stdout.write(text if text.endswith("\n") else text + "\n")
+        """``text`` on stdout as whole lines (nothing at all for an empty text)."""
+        if text:
+            self.stdout.write(text if text.endswith("\n") else text + "\n")
 
     def write_json(self, value: Any) -> None:
         self.write(json.dumps(value, indent=2, ensure_ascii=False))
