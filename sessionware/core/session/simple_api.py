@@ -88,17 +88,26 @@ def _text_of(response: Any) -> str:
     return str(content) if content is not None else str(response)
 
 
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
 def _usage_of(response: Any) -> TokenUsage | None:
-    usage = response.get("usage") if isinstance(response, dict) else getattr(response, "usage", None)
+    """Usage from an OpenAI (prompt/completion) or Anthropic (input/output) response."""
+    usage = _field(response, "usage")
     if usage is None:
         return None
 
-    def get(name: str) -> int:
-        value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
-        return int(value or 0)
+    def get(name: str, within: Any = usage) -> int:
+        return int(_field(within, name) or 0) if within is not None else 0
 
     if get("prompt_tokens") or get("completion_tokens"):
-        return TokenUsage(input_tokens=get("prompt_tokens"), output_tokens=get("completion_tokens"))
+        return TokenUsage(
+            input_tokens=get("prompt_tokens"),
+            output_tokens=get("completion_tokens"),
+            cache_read_tokens=get("cached_tokens", _field(usage, "prompt_tokens_details")),
+            reasoning_tokens=get("reasoning_tokens", _field(usage, "completion_tokens_details")),
+        )
     if get("input_tokens") or get("output_tokens"):
         read, write = get("cache_read_input_tokens"), get("cache_creation_input_tokens")
         return TokenUsage(
@@ -108,6 +117,13 @@ def _usage_of(response: Any) -> TokenUsage | None:
             cache_write_tokens=write,
         )
     return None
+
+
+def _model_of(response: Any) -> str | None:
+    if isinstance(response, str):
+        return None
+    model = _field(response, "model")
+    return model if isinstance(model, str) and model else None
 
 
 async def track_llm_call(
@@ -123,8 +139,9 @@ async def track_llm_call(
     """Record ``user_input``, call ``llm_function(user_input)`` (sync or async, or a
     sync function returning an awaitable), record its answer, and return it.
 
-    The answer text and the provider's usage are read from OpenAI or Anthropic
-    responses (objects or dicts); anything else is recorded as ``str(result)``.
+    The answer text, the provider's usage (cached and reasoning tokens included) and,
+    unless ``model`` is given, the model are read from OpenAI or Anthropic responses
+    (objects or dicts); anything else is recorded as ``str(result)``.
     """
     sm = session_manager or SessionManager(session_id, store=store)
     await sm.user_says(user_input)
@@ -132,7 +149,7 @@ async def track_llm_call(
     if inspect.isawaitable(result):
         result = await result
     text = _text_of(result)
-    await sm.ai_responds(text, model=model, provider=provider, usage=_usage_of(result))
+    await sm.ai_responds(text, model=model or _model_of(result), provider=provider, usage=_usage_of(result))
     return LLMCallResult(text=text, session_id=sm.session_id, response=result)
 
 
