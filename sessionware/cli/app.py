@@ -45,7 +45,7 @@ class Invocation:
     store_url: str
     stdout: TextIO
     stderr: TextIO
-    _stores: list[Store] = field(default_factory=list)
+    _stores: list[Store] = field(default_factory=list, init=False, repr=False)
 
     @property
     def output_format(self) -> OutputFormat:

@@ -210,7 +210,7 @@ def export(inv: Invocation) -> int:
     """``sessionware export ID``: the session in a lossless, re-importable file."""
     store = inv.open_store()
     data = _read(store, lambda: read_export(store, inv.args.session_id))
-    chunks = dump_export(data, ExportFormat(inv.args.format))
+    chunks = dump_export(data, ExportFormat(inv.args.export_format))
     if inv.args.output in (None, "-"):
         inv.stdout.writelines(chunks)
         inv.stdout.flush()

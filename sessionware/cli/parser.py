@@ -120,6 +120,7 @@ def _configure_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("session_id", metavar="ID", help="the session to export")
     parser.add_argument(
         "--format",
+        dest="export_format",
         choices=["jsonl", "json"],
         default="jsonl",
         help="jsonl: a header line then one line per event and page (default); json: one document",

@@ -26,6 +26,8 @@ from sessionware.core.session.models import Session, SessionEvent, SessionTotals
 
 __all__ = ["PLAIN_COLUMNS", "plain_rows", "render_timeline", "superseded_by"]
 
+_NBSP = "\u00a0"
+
 PLAIN_COLUMNS = [
     Column("seq", numeric=True),
     Column("time"),
@@ -129,7 +131,10 @@ def call_summary(event: SessionEvent) -> str:
         parts.append(event.finish_reason)
     if event.hidden:
         parts.append("hidden from the app")
-    return " · ".join(parts) if (event.model or usage is not None) else ""
+    if not (event.model or usage is not None):
+        return ""
+    # Spaces inside a figure are non-breaking so a wrapped line breaks between figures.
+    return " · ".join(part.replace(" ", _NBSP) for part in parts)
 
 
 def _body(event: SessionEvent, replaced: dict[int, int]) -> list[str]:
@@ -156,7 +161,8 @@ def _body(event: SessionEvent, replaced: dict[int, int]) -> list[str]:
             lines.append("(system prompt cleared)")
         lines.extend(f"-> {c.name}({c.arguments}) [{c.id}]" for c in event.tool_calls)
         if event.error is not None:
-            lines.append(f"ERROR {_error_text(event)}")
+            # A failed call is labelled "error" already; elsewhere the error needs its own mark.
+            lines.append(_error_text(event) if _label(event) == "error" else f"ERROR {_error_text(event)}")
     if event.metadata:
         lines.append(f"metadata {_compact(event.metadata)}")
     if summary := call_summary(event):
@@ -224,7 +230,8 @@ def render_timeline(session: Session, *, location: str, width: int, max_chars: i
         lines: list[str] = []
         for piece in _body(event, replaced):
             for raw in clip(piece, max_chars).splitlines() or [""]:
-                lines.extend(textwrap.wrap(raw, wrap_width, break_on_hyphens=False) or [""])
+                wrapped = textwrap.wrap(raw, wrap_width, break_on_hyphens=False) or [""]
+                lines.extend(line.replace(_NBSP, " ") for line in wrapped)
         first = f"  {'#' + str(event.seq):>{seq_width}}  {stamp[11:]}  {_label(event):<11} {lines[0]}"
         out.append(first.rstrip())
         out.extend((indent + line).rstrip() for line in lines[1:])

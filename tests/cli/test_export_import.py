@@ -260,3 +260,22 @@ def test_importing_into_memory_works_and_warns_that_nothing_is_kept(recorded, cl
     assert result.code == 0
     assert "imported session 'trip-planner' (13 events, 2 pages) into memory://" in result.out
     assert "memory:// keeps nothing after this command exits" in result.err
+
+
+def test_a_session_without_events_round_trips_and_shows_as_empty(tmp_path: Path, cli) -> None:
+    from sessionware.core.session.registry import registry_for
+
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    store = open_store(url)
+    registry_for(store).open_sync("blank", metadata={"note": "nothing yet"})
+    store.close()
+    path = tmp_path / "blank.json"
+
+    exported = cli("export", "blank", "--store", url, "--format", "json", "-o", str(path))
+    imported = cli("import", str(path), "--as", "blank-2", "--store", url)
+    shown = cli("show", "blank-2", "--store", url, "--format", "table")
+
+    assert (exported.code, imported.code, shown.code) == (0, 0, 0)
+    assert "(0 events, 0 pages)" in imported.out
+    assert shown.out.rstrip().endswith("(no events)")
+    assert 'metadata  {"note": "nothing yet"}' in shown.out
