@@ -118,8 +118,8 @@ def format_cost(cost: Decimal, *, unpriced_calls: int = 0, calls: int | None = N
     ``?`` when no call had a known price; a trailing ``+`` when some calls had none, so
     the figure is a lower bound. Small amounts keep enough digits to be seen.
 
-    >>> format_cost(Decimal("0.0004125")), format_cost(Decimal("1.5"), unpriced_calls=1)
-    ('$0.000413', '$1.5000+')
+    >>> format_cost(Decimal("0.00041234")), format_cost(Decimal("1.5"), unpriced_calls=1)
+    ('$0.000412', '$1.5000+')
     """
     if calls is not None and calls > 0 and unpriced_calls >= calls:
         return "?"
@@ -137,11 +137,11 @@ def plain_decimal(value: Decimal) -> str:
     return format(value, "f")
 
 
-def format_time(value: datetime, *, seconds: bool = True) -> str:
+def format_time(value: datetime) -> str:
     """A timestamp in UTC as ``YYYY-MM-DD HH:MM:SS`` (naive values are taken as UTC)."""
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def iso_utc(value: datetime) -> str:
