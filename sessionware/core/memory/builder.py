@@ -1,0 +1,257 @@
+"""The context builder: what a managed call sends, inside a hard token budget.
+
+``build(state, model=..., budget=..., incoming_messages=...)`` returns the message list
+(and, for Anthropic, the system blocks), the VM tools to add and a typed report.
+
+``incoming_messages`` is the latest turn the app is sending now and the session has
+not recorded yet: usually one user message, or the tool results answering the last
+assistant tool calls in the log (then that assistant message is kept verbatim just
+before them). It is in the provider's own shape, never includes the app's system
+prompt (that comes from the session), and is always sent verbatim and last. Pass
+``None`` when the log already holds the latest turn.
+
+The layout, in order: the app's system prompt (verbatim), the memory block (rules,
+manifest, summaries, pinned items; it only changes on compaction or pins), the recent
+turns verbatim, pages recalled on earlier turns or by demand paging, then the
+incoming turn.
+
+>>> from sessionware.core.store import MemoryBackend, Store
+>>> from sessionware.core.session.registry import registry_for
+>>> from sessionware.core.session.enums import EventSource, EventType, Role
+>>> state = registry_for(Store(MemoryBackend())).open_sync("doc")
+>>> _ = state.record(EventType.MESSAGE, EventSource.USER, role=Role.USER, content="Hi")
+>>> ctx = build(state, model="gpt-4o-mini", budget=2000)
+>>> [m["role"] for m in ctx.messages], ctx.report.tokens <= 2000
+(['system', 'user'], True)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sessionware.core.accounting.tokens import REPLY_PRIMING_TOKENS, counter_for_model
+from sessionware.core.defaults import default_price_book
+from sessionware.core.errors import InvalidSessionOperation, TokenLimitExceeded
+from sessionware.core.memory.assemble import Assembly
+from sessionware.core.memory.enums import Provider
+from sessionware.core.memory.layout import plan_for
+from sessionware.core.memory.models import BuiltContext
+from sessionware.core.memory.policy import ContextPolicy
+from sessionware.core.memory.prompts import vm_tools
+from sessionware.core.memory.vm import VirtualMemory
+from sessionware.core.session.state import SessionState
+
+__all__ = ["abuild", "build"]
+
+logger = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+
+
+class _HasState(Protocol):
+    @property
+    def state(self) -> SessionState: ...
+
+
+def _state_of(target: SessionState | _HasState) -> SessionState:
+    return target if isinstance(target, SessionState) else target.state
+
+
+def _answered_ids(messages: Sequence[Message], provider: Provider) -> tuple[str, ...]:
+    ids: list[str] = []
+    for msg in messages:
+        if provider is Provider.OPENAI and msg.get("role") == "tool":
+            ids.append(str(msg.get("tool_call_id", "")))
+        content = msg.get("content")
+        if provider is Provider.ANTHROPIC and isinstance(content, list):
+            ids.extend(
+                str(b.get("tool_use_id"))
+                for b in content
+                if isinstance(b, dict) and b.get("type") == "tool_result"
+            )
+    return tuple(ids)
+
+
+def _opens_turn(messages: Sequence[Message], provider: Provider) -> bool:
+    """True when ``messages`` hold a new user message (not only tool results)."""
+    for msg in messages:
+        if msg.get("role") != "user":
+            continue
+        content = msg.get("content")
+        if provider is Provider.OPENAI or not isinstance(content, list):
+            return True
+        if any(isinstance(b, dict) and b.get("type") != "tool_result" for b in content):
+            return True
+    return False
+
+
+def build(
+    target: SessionState | _HasState,
+    *,
+    model: str,
+    budget: int | None = None,
+    incoming_messages: Sequence[Message] | None = None,
+    provider: Provider | str = Provider.OPENAI,
+    tools: Sequence[Message] | None = None,
+    policy: ContextPolicy | None = None,
+) -> BuiltContext:
+    """Build the context for the next call of ``target``'s session (see the module doc).
+
+    ``tools`` are the app's own tool schemas: they are not returned, but they count
+    against the budget. ``policy`` replaces the session's memory policy. Raises
+    ``TokenLimitExceeded`` when the system prompt, the app's tools and the incoming turn
+    alone exceed the budget, and ``InvalidSessionOperation`` for incoming tool results
+    that answer no tool call of the session.
+    """
+    state = _state_of(target)
+    vm = VirtualMemory.attach(state, policy)
+    with vm.lock:
+        vm.sync()
+        return _Build(
+            vm,
+            model=model,
+            budget=budget,
+            incoming=incoming_messages,
+            provider=Provider(provider),
+            app_tools=tools,
+        ).run()
+
+
+async def abuild(
+    target: SessionState | _HasState,
+    *,
+    model: str,
+    budget: int | None = None,
+    incoming_messages: Sequence[Message] | None = None,
+    provider: Provider | str = Provider.OPENAI,
+    tools: Sequence[Message] | None = None,
+    policy: ContextPolicy | None = None,
+) -> BuiltContext:
+    """``build`` for async code: summaries are written by the policy's ``summarize_fn``
+    (awaited here) instead of the offline extractive compressor."""
+    state = _state_of(target)
+    vm = VirtualMemory.attach(state, policy)
+    fn = vm.policy.summarize_fn
+    if fn is not None:
+        with vm.lock:
+            vm.sync()
+            plan = _Build(
+                vm,
+                model=model,
+                budget=budget,
+                incoming=incoming_messages,
+                provider=Provider(provider),
+                app_tools=tools,
+            ).plan()
+            plan.advance()
+            pending, plan.pending_llm = plan.pending_llm, []
+        for page_id, source, max_tokens in pending:
+            try:
+                text = await fn(source, max_tokens)
+            except Exception:  # a failing summariser keeps the extractive summary
+                logger.exception("summarize_fn failed for %s; keeping the extractive summary", page_id)
+                continue
+            with vm.lock:
+                page = plan.pages.get(page_id)
+                if page is not None:
+                    page.text = plan.compressor.compress(text, page.compression_level.FULL, max_tokens)
+                    page.tokens = plan.counter.count_text(page.text)
+                    plan.invalidate_block()
+    return build(
+        state, model=model, budget=budget, incoming_messages=incoming_messages, provider=provider, tools=tools
+    )
+
+
+class _Build:
+    def __init__(
+        self,
+        vm: VirtualMemory,
+        *,
+        model: str,
+        budget: int | None,
+        incoming: Sequence[Message] | None,
+        provider: Provider,
+        app_tools: Sequence[Message] | None,
+    ) -> None:
+        self.vm = vm
+        self.model = model
+        self.provider = provider
+        self.counter = counter_for_model(model)
+        self.counter_key = getattr(self.counter, "encoding_name", f"estimate:{model}")
+        if budget is None:
+            window = default_price_book().context_window(model, provider.value)
+            budget = vm.policy.input_budget(context_window=window)
+        self.budget = budget
+        self.incoming = [dict(m) for m in incoming or ()]
+        self.app_tools = list(app_tools or ())
+        self.prompt = vm.state.info.system_prompt or ""
+        anthropic = provider is Provider.ANTHROPIC
+        self.vm_tools = vm_tools(anthropic=anthropic) if vm.policy.tools_enabled else []
+        self.tools_tokens = (
+            self.counter.count_tools(self.vm_tools + self.app_tools) if self.vm_tools or self.app_tools else 0
+        )
+        count = self.counter.count_text
+        if anthropic:
+            self.system_tokens = REPLY_PRIMING_TOKENS + 3 + count("system") + count(self.prompt)
+            self.block_overhead = 0
+        else:
+            prompt_msg = (
+                self.counter.count_message({"role": "system", "content": self.prompt}) if self.prompt else 0
+            )
+            self.system_tokens = REPLY_PRIMING_TOKENS + prompt_msg
+            self.block_overhead = 3 + count("system")
+
+    def plan(self) -> Any:
+        return plan_for(
+            self.vm,
+            provider=self.provider,
+            counter=self.counter,
+            counter_key=self.counter_key,
+            budget=self.budget,
+            system_tokens=self.system_tokens,
+            tools_tokens=self.tools_tokens,
+            block_overhead=self.block_overhead,
+        )
+
+    def run(self) -> BuiltContext:
+        if self.provider is Provider.ANTHROPIC and any(m.get("role") == "system" for m in self.incoming):
+            raise InvalidSessionOperation("build", "Anthropic incoming messages cannot have the system role")
+        incoming_counts = [self.counter.count_message(m) for m in self.incoming]
+        app_tools_tokens = self.counter.count_tools(self.app_tools) if self.app_tools else 0
+        required = self.system_tokens + sum(incoming_counts) + app_tools_tokens
+        if required > self.budget:
+            raise TokenLimitExceeded(self.budget, required, what="system prompt + incoming messages")
+        plan = self.plan()
+        compactions = plan.advance()
+        vm = self.vm
+        opens = _opens_turn(self.incoming, self.provider)
+        vm.turn_hint = len(vm.turns) if opens else vm.current_turn
+        vm.counts["builds"] += 1
+        assembly = Assembly(
+            vm,
+            plan,
+            self,
+            incoming=self.incoming,
+            incoming_counts=incoming_counts,
+            answered=_answered_ids(self.incoming, self.provider),
+            query_text=self._query_text(opens),
+        )
+        return assembly.finish(compactions)
+
+    def _query_text(self, opens: bool) -> str:
+        """The user's latest words, for demand paging."""
+        source: list[Message] = self.incoming if opens else []
+        for msg in source:
+            if msg.get("role") == "user":
+                content = msg.get("content")
+                if isinstance(content, str):
+                    return content
+                if isinstance(content, list):
+                    return " ".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+        if not self.incoming and self.vm.turns:
+            events = self.vm.turns[-1].events
+            if events and len(events) == 1:
+                return events[0].text
+        return ""

@@ -1,0 +1,142 @@
+"""Compressors: how a page's text shrinks before it is evicted.
+
+``Compressor`` is the protocol (one per modality); ``ExtractiveCompressor`` is the
+deterministic offline default. It keeps whole sentences, best first by how much they
+look like facts (digits, identifiers, capitalised names, quotes, "is/are" statements),
+newer first among equals, and prints the kept ones in their original order. An app's
+async ``summarize_fn`` (an LLM) can replace it for summaries; the builder then awaits it
+in ``abuild``.
+
+>>> ex = ExtractiveCompressor()
+>>> ex.compress_text("Nice weather today. My locker code is KX-4711-Q. Bye!", 12)
+'My locker code is KX-4711-Q.'
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Protocol, runtime_checkable
+
+from sessionware.core.accounting.tokens import TokenCounter, counter_for_model
+from sessionware.core.memory.enums import CompressionLevel, Modality
+from sessionware.core.memory.text import identifiers, sentences
+
+__all__ = ["Compressor", "CompressorRegistry", "ExtractiveCompressor", "ReferenceCompressor"]
+
+_FACTY = re.compile(r"\b(is|are|was|were|equals|set to|means|called|named|lives?|uses?|prefer\w*)\b", re.I)
+_CAPITAL = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
+_QUOTED = re.compile(r"\"[^\"]+\"|'[^']{2,}'|`[^`]+`")
+_FILLER = re.compile(r"^(ok|okay|sure|thanks|thank you|great|cool|got it|sounds good)\b", re.I)
+
+
+@runtime_checkable
+class Compressor(Protocol):
+    """Shrinks text to at most ``max_tokens`` at a compression level (pure, sync)."""
+
+    @property
+    def modality(self) -> Modality: ...
+
+    def compress(self, text: str, level: CompressionLevel, max_tokens: int) -> str: ...
+
+
+@lru_cache(maxsize=32768)
+def _score(sentence: str) -> float:
+    score = 0.0
+    if any(ch.isdigit() for ch in sentence):
+        score += 2.0
+    score += 1.5 * min(len(identifiers(sentence)), 2)
+    score += 0.5 * min(len(_CAPITAL.findall(sentence)), 3)
+    if _QUOTED.search(sentence):
+        score += 1.0
+    if _FACTY.search(sentence):
+        score += 1.0
+    if _FILLER.match(sentence) or len(sentence) < 12:
+        score -= 2.0
+    return score
+
+
+class ExtractiveCompressor:
+    """Deterministic, offline sentence extraction under an exact token limit."""
+
+    def __init__(self, counter: TokenCounter | None = None) -> None:
+        self._counter = counter or counter_for_model("gpt-4o-mini")
+        # Folding re-reads earlier summaries: their sentences are counted once.
+        self._count = lru_cache(maxsize=32768)(self._counter.count_text)
+
+    @property
+    def modality(self) -> Modality:
+        return Modality.TEXT
+
+    def compress(self, text: str, level: CompressionLevel, max_tokens: int) -> str:
+        if level is CompressionLevel.FULL:
+            return self._cut(text, max_tokens)
+        if level is CompressionLevel.REFERENCE:
+            return self._cut(" ".join(identifiers(text)[:6]) or text.split("\n", 1)[0], max_tokens)
+        return self.compress_text(text, max_tokens)
+
+    def compress_text(self, text: str, max_tokens: int) -> str:
+        """The best sentences of ``text`` that fit ``max_tokens``, in original order."""
+        parts = sentences(text)
+        count = self._count
+        if count(text) <= max_tokens:
+            return text.strip()
+        ranked = sorted(range(len(parts)), key=lambda i: (-_score(parts[i]), -i))
+        kept: list[int] = []
+        used = 0
+        for i in ranked:
+            cost = count(parts[i]) + 1
+            if used + cost > max_tokens:
+                continue
+            kept.append(i)
+            used += cost
+        if not kept:
+            return self._cut(parts[ranked[0]] if parts else text, max_tokens)
+        return " ".join(parts[i] for i in sorted(kept))
+
+    def _cut(self, text: str, max_tokens: int) -> str:
+        """``text`` cut on a word boundary to fit ``max_tokens`` (with an ellipsis)."""
+        count = self._counter.count_text
+        if count(text) <= max_tokens:
+            return text
+        if max_tokens <= 1:
+            return ""
+        # Tokens average ~4 characters; start there and shrink until it fits.
+        cut = min(len(text), max_tokens * 4)
+        while cut > 0:
+            candidate = text[:cut].rsplit(" ", 1)[0] if " " in text[:cut] else text[:cut]
+            candidate = candidate.rstrip() + "…"
+            if count(candidate) <= max_tokens:
+                return candidate
+            cut = int(cut * 0.85)
+        return ""
+
+
+class ReferenceCompressor:
+    """For non-text modalities: only a reference survives compression."""
+
+    def __init__(self, modality: Modality) -> None:
+        self._modality = modality
+
+    @property
+    def modality(self) -> Modality:
+        return self._modality
+
+    def compress(self, text: str, level: CompressionLevel, max_tokens: int) -> str:
+        return f"[{self._modality.value}]" if level > CompressionLevel.FULL else text
+
+
+class CompressorRegistry:
+    """The compressor for each modality (extractive text, reference for the rest)."""
+
+    def __init__(self, counter: TokenCounter | None = None) -> None:
+        text = ExtractiveCompressor(counter)
+        self._by_modality: dict[Modality, Compressor] = {m: ReferenceCompressor(m) for m in Modality}
+        self._by_modality[Modality.TEXT] = text
+        self._by_modality[Modality.STRUCTURED] = text
+
+    def register(self, compressor: Compressor) -> None:
+        self._by_modality[compressor.modality] = compressor
+
+    def get(self, modality: Modality) -> Compressor:
+        return self._by_modality[modality]

@@ -1,0 +1,108 @@
+"""Memory pages and the page table that indexes them.
+
+A page is the unit the model can recall: one message or tool result (``msg_<seq>``),
+a summary of evicted turns (``sum_<n>``), an evicted chunk as a whole (``chunk_<n>``),
+a claim or a pinned item. Transcript pages are derived from the session's events, so a
+session reloaded from any store has them again; summaries are persisted as pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sessionware.core.memory.enums import CompressionLevel, Modality, PageType, StorageTier
+from sessionware.core.session.enums import Role
+
+__all__ = ["MemoryPage", "PageTable"]
+
+
+class MemoryPage(BaseModel):
+    """One addressable piece of memory.
+
+    ``text`` is the full-fidelity text; lower ``CompressionLevel`` renderings are made
+    by a ``Compressor`` on demand. ``provenance`` lists the page ids a summary or chunk
+    was made from. ``turn`` is the conversation turn (count of user messages before it)
+    where the page begins; ``last_turn`` where it ends, for summaries and chunks.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    page_id: str
+    session_id: str
+    page_type: PageType = PageType.TRANSCRIPT
+    modality: Modality = Modality.TEXT
+    role: Role | None = None
+    text: str = ""
+    seq: int = 0
+    turn: int = 0
+    last_turn: int = 0
+    tokens: int = 0
+    tier: StorageTier = StorageTier.L1
+    compression_level: CompressionLevel = CompressionLevel.FULL
+    importance: float = Field(default=0.5, ge=0.0, le=1.0)
+    pinned: bool = False
+    provenance: list[str] = Field(default_factory=list)
+    tool_name: str | None = None
+    access_count: int = 0
+    last_access_turn: int = 0
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def mark_accessed(self, turn: int) -> None:
+        self.access_count += 1
+        self.last_access_turn = turn
+
+
+class PageTable:
+    """Every page of a session by id, with secondary indexes by tier and type.
+
+    Insertion order is kept (it is chronological for transcript pages), which makes
+    every listing deterministic.
+    """
+
+    def __init__(self) -> None:
+        self._pages: dict[str, MemoryPage] = {}
+        self._by_tier: dict[StorageTier, set[str]] = {tier: set() for tier in StorageTier}
+
+    def __len__(self) -> int:
+        return len(self._pages)
+
+    def __contains__(self, page_id: object) -> bool:
+        return page_id in self._pages
+
+    def __iter__(self) -> Iterator[MemoryPage]:
+        return iter(self._pages.values())
+
+    def get(self, page_id: str) -> MemoryPage | None:
+        return self._pages.get(page_id)
+
+    def register(self, page: MemoryPage) -> MemoryPage:
+        old = self._pages.get(page.page_id)
+        if old is not None:
+            self._by_tier[old.tier].discard(old.page_id)
+        self._pages[page.page_id] = page
+        self._by_tier[page.tier].add(page.page_id)
+        return page
+
+    def remove(self, page_id: str) -> None:
+        page = self._pages.pop(page_id, None)
+        if page is not None:
+            self._by_tier[page.tier].discard(page_id)
+
+    def move(self, page_id: str, tier: StorageTier) -> None:
+        page = self._pages.get(page_id)
+        if page is None or page.tier is tier:
+            return
+        self._by_tier[page.tier].discard(page_id)
+        page.tier = tier
+        self._by_tier[tier].add(page_id)
+
+    def count_by_tier(self) -> dict[StorageTier, int]:
+        return {tier: len(ids) for tier, ids in self._by_tier.items() if ids}
+
+    def clear(self) -> None:
+        self._pages.clear()
+        for ids in self._by_tier.values():
+            ids.clear()

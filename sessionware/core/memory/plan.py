@@ -1,0 +1,380 @@
+"""A compaction plan: how one session is laid out in one budget for one message shape.
+
+The window of verbatim turns grows until it passes ``window_high`` of its room; then
+the oldest turns are evicted *in one chunk* down to ``window_low`` (MemGPT's queue
+flush), and the chunk becomes a summary page in the memory block. Between
+compactions the memory block is byte-for-byte the same, so provider prompt caches keep
+hitting. The rule is applied turn by turn as turns close, whenever builds happen, so a
+plan is a pure function of the log, the policy and the budget.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sessionware.core.memory.compression import ExtractiveCompressor
+from sessionware.core.memory.enums import CompressionLevel, MutationType, PageType, Provider, StorageTier
+from sessionware.core.memory.pages import MemoryPage
+from sessionware.core.memory.prompts import (
+    AvailablePage,
+    ManifestPolicies,
+    VMManifest,
+    WorkingSetEntry,
+    memory_block,
+    rules_text,
+)
+from sessionware.core.memory.text import terms
+from sessionware.core.memory.transcript import (
+    Message,
+    Turn,
+    merge_same_role,
+    openai_messages,
+    page_line,
+    to_anthropic,
+)
+from sessionware.core.session.enums import EventType
+from sessionware.core.store.base import PutPages
+
+if TYPE_CHECKING:
+    from sessionware.core.memory.vm import Counter, VirtualMemory
+
+__all__ = ["Chunk", "Layout", "Plan"]
+
+_MIN_SUMMARY_TOKENS = 24
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Token allocation of one budget (see ``ContextPolicy`` for the fractions)."""
+
+    budget: int
+    system_tokens: int
+    tools_tokens: int
+    block_overhead: int
+    fault_reserve: int
+    per_fault: int
+    recall_cap: int
+    incoming_reserve: int
+    memory_cap: int
+    window_room: int
+    window_high: int
+    window_low: int
+    summary_cap: int
+    manifest_cap: int
+
+
+@dataclass(slots=True)
+class Chunk:
+    index: int
+    first_turn: int
+    last_turn: int
+    page_ids: list[str]
+    tokens: int
+    summary_id: str
+    keywords: list[str] = field(default_factory=list)
+
+
+class Plan:
+    """Compaction state of one (shape, counter, budget, layout) for one session."""
+
+    def __init__(
+        self, vm: VirtualMemory, layout: Layout, provider: Provider, counter: Counter, *, shape: str, tag: str
+    ) -> None:
+        self.vm = vm
+        self.layout = layout
+        self.provider = provider
+        self.counter = counter
+        self.shape = shape
+        self.tag = tag
+        self.compressor = ExtractiveCompressor(counter)
+        self.start_turn = 0
+        self.visible_from = 0
+        """First turn verbatim in the last build (after any per-call trimming)."""
+        self.closed_upto = 0
+        self.window_tokens = 0
+        self.chunks: list[Chunk] = []
+        self.pages: dict[str, MemoryPage] = {}
+        self.summaries: list[str] = []
+        self.rolling_id: str | None = None
+        self.compactions = 0
+        self.evicted_pages = 0
+        self.tokens_saved = 0
+        self.pending_llm: list[tuple[str, str, int]] = []
+        self._block: tuple[str, int, list[str]] | None = None
+        self.block_version = 0
+        self.epoch = vm.layout_epoch
+
+    # -- turns --------------------------------------------------------------------------
+
+    def render_turn(self, turn: Turn, answered: tuple[str, ...] = ()) -> tuple[list[Message], list[int]]:
+        """Messages of ``turn`` in this plan's shape, with exact per-message token counts."""
+        if not answered:
+            cached = turn.rendered.get(self.shape)
+            if cached is not None:
+                return cached
+        messages = openai_messages(turn.events, answered)
+        if self.provider is Provider.ANTHROPIC:
+            messages = merge_same_role(to_anthropic(messages))
+        counts = [self.counter.count_message(m) for m in messages]
+        if not answered:
+            turn.rendered[self.shape] = (messages, counts)
+        return messages, counts
+
+    def turn_tokens(self, turn: Turn) -> int:
+        return sum(self.render_turn(turn)[1])
+
+    def advance(self) -> int:
+        """Apply the compaction rule to turns closed since the last call."""
+        turns = self.vm.turns
+        closed = len(turns) - 1
+        done = 0
+        while self.closed_upto < closed:
+            self.window_tokens += self.turn_tokens(turns[self.closed_upto])
+            self.closed_upto += 1
+            if self.window_tokens > self.layout.window_high:
+                self._compact()
+                done += 1
+        return done
+
+    def _compact(self) -> None:
+        turns = self.vm.turns
+        first = self.start_turn
+        evicted_tokens = 0
+        while self.start_turn < self.closed_upto and self.window_tokens > self.layout.window_low:
+            tokens = self.turn_tokens(turns[self.start_turn])
+            self.window_tokens -= tokens
+            evicted_tokens += tokens
+            self.start_turn += 1
+        page_ids = [pid for t in turns[first : self.start_turn] for pid in t.page_ids]
+        index = len(self.chunks)
+        source = self._chunk_text(page_ids)
+        budget = max(
+            _MIN_SUMMARY_TOKENS,
+            min(int(evicted_tokens * self.vm.policy.summary_ratio), self.layout.summary_cap // 3),
+        )
+        summary = self._summary_page(
+            f"sum_{index + 1}",
+            source,
+            budget,
+            first=first,
+            last=self.start_turn - 1,
+            provenance=[f"chunk_{index + 1}"],
+        )
+        chunk = Chunk(index, first, self.start_turn - 1, page_ids, evicted_tokens, summary.page_id)
+        chunk.keywords = _keywords(source)
+        self.chunks.append(chunk)
+        self.summaries.append(summary.page_id)
+        self.compactions += 1
+        self.evicted_pages += len(page_ids)
+        self.tokens_saved += max(evicted_tokens - summary.tokens, 0)
+        self.vm.log(MutationType.EVICT, page_ids, tier=StorageTier.L1, cause=f"compaction {self.tag}")
+        self._fold()
+        self._block = None
+        self.block_version += 1
+        self._record(chunk, summary)
+
+    def _chunk_text(self, page_ids: list[str]) -> str:
+        lines = []
+        for pid in page_ids:
+            page = self.vm.table.get(pid)
+            if page is not None and page.text:
+                lines.append(f"{(page.role.value if page.role else 'user')[0].upper()}: {page.text}")
+        return "\n".join(lines)
+
+    def _summary_page(
+        self, page_id: str, source: str, budget: int, *, first: int, last: int, provenance: list[str]
+    ) -> MemoryPage:
+        restored = self.vm.restored_pages.get(f"{self.tag}/{page_id}")
+        if restored is not None and restored.turn == first and restored.last_turn == last:
+            text = restored.text
+        else:
+            text = self.compressor.compress(source, CompressionLevel.ABSTRACT, budget)
+            if self.vm.policy.summarize_fn is not None:
+                self.pending_llm.append((page_id, source, budget))
+        page = MemoryPage(
+            page_id=page_id,
+            session_id=self.vm.state.id,
+            page_type=PageType.SUMMARY,
+            text=text,
+            turn=first,
+            last_turn=last,
+            tokens=self.counter.count_text(text),
+            tier=StorageTier.L0,
+            compression_level=CompressionLevel.ABSTRACT,
+            importance=0.7,
+            provenance=provenance,
+        )
+        self.pages[page_id] = page
+        return page
+
+    def _fold(self) -> None:
+        """Fold the oldest summaries into the rolling summary until they fit their room."""
+        cap = self.layout.summary_cap
+        while len(self.summaries) > 1 and self._summary_tokens() > cap:
+            take = max(1, len(self.summaries) // 2)
+            folded, self.summaries = self.summaries[:take], self.summaries[take:]
+            parts = [self.pages[i] for i in ([self.rolling_id] if self.rolling_id else []) + folded]
+            source = "\n".join(p.text for p in parts)
+            rolling = self._summary_page(
+                f"roll_{self.compactions}",
+                source,
+                max(_MIN_SUMMARY_TOKENS, cap // 2),
+                first=parts[0].turn,
+                last=parts[-1].last_turn,
+                provenance=[p.page_id for p in parts],
+            )
+            rolling.importance = 0.8
+            self.rolling_id = rolling.page_id
+            self.vm.log(MutationType.COMPRESS, rolling.provenance, cause=f"rolling summary {self.tag}")
+
+    def _summary_tokens(self) -> int:
+        ids = ([self.rolling_id] if self.rolling_id else []) + self.summaries
+        per_page = 12 + (24 if self.vm.policy.tools_enabled else 0)
+        return sum(self.pages[i].tokens + per_page for i in ids)
+
+    def _record(self, chunk: Chunk, summary: MemoryPage) -> None:
+        key = f"{self.tag}/{chunk.index + 1}"
+        if key in self.vm.recorded_compactions:
+            return
+        self.vm.recorded_compactions.add(key)
+        if self.vm.policy.record_compactions:
+            self.vm.record_event(
+                EventType.COMPACTION,
+                content=summary.text,
+                metadata={
+                    "compaction_key": key,
+                    "page_id": summary.page_id,
+                    "first_turn": chunk.first_turn,
+                    "last_turn": chunk.last_turn,
+                    "evicted_pages": len(chunk.page_ids),
+                    "evicted_tokens": chunk.tokens,
+                    "budget": self.layout.budget,
+                },
+            )
+        pages = {f"{self.tag}/{summary.page_id}": summary.model_dump_json()}
+        if self.rolling_id:
+            rolling = self.pages[self.rolling_id]
+            pages[f"{self.tag}/{rolling.page_id}"] = rolling.model_dump_json()
+        try:
+            self.vm.state.store.submit([PutPages(self.vm.state.id, pages)])
+        except Exception:  # persistence is write-behind bookkeeping; the build goes on
+            self.vm.record_event(
+                EventType.LLM_CALL, hidden=True, metadata={"vm_error": "page persistence failed"}
+            )
+
+    # -- the memory block ---------------------------------------------------------------
+
+    def invalidate_block(self) -> None:
+        self._block = None
+        self.block_version += 1
+
+    def block_pages(self) -> list[MemoryPage]:
+        vm = self.vm
+        out = [p for p in (vm.table.get(i) for i in vm.pinned_ids + vm.segment_summary_ids) if p is not None]
+        claims = sorted(
+            (p for p in (vm.table.get(i) for i in vm.claim_ids) if p is not None),
+            key=lambda p: (not p.pinned, -p.importance, p.page_id),
+        )
+        room = self.layout.summary_cap // 3
+        for claim in claims:
+            if claim.pinned or claim.tokens <= room:
+                out.append(claim)
+                room -= 0 if claim.pinned else claim.tokens
+        if self.rolling_id:
+            out.append(self.pages[self.rolling_id])
+        out.extend(self.pages[i] for i in self.summaries)
+        return out
+
+    def block(self) -> tuple[str, int, list[str]]:
+        """The memory block text, its exact tokens as sent, and the page ids it shows."""
+        if self._block is None:
+            self._block = self._render_block()
+        return self._block
+
+    def _render_block(self) -> tuple[str, int, list[str]]:
+        policy = self.vm.policy
+        tools = policy.tools_enabled
+        rules = rules_text(policy.mode, policy.max_faults_per_turn, tools=tools)
+        lines = [
+            f"P (pin_{i + 1}, t0): {json.dumps(text, ensure_ascii=False)}"
+            for i, text in enumerate(policy.pinned)
+        ]
+        pages = self.block_pages()
+        lines.extend(page_line(p) for p in pages)
+        manifest = self._manifest(pages) if tools else None
+        text = memory_block(rules, manifest, lines)
+        tokens = self.counter.count_text(text) + self.layout.block_overhead
+        return text, tokens, [f"pin_{i + 1}" for i in range(len(policy.pinned))] + [p.page_id for p in pages]
+
+    def _manifest(self, pages: list[MemoryPage]) -> VMManifest:
+        working = [
+            WorkingSetEntry(
+                page_id=p.page_id,
+                level=int(p.compression_level),
+                tokens_est=p.tokens,
+                importance=p.importance,
+            )
+            for p in pages
+        ]
+        available: list[AvailablePage] = []
+        used = 0
+        for chunk in reversed(self.chunks):
+            entry = AvailablePage(
+                page_id=f"chunk_{chunk.index + 1}",
+                tier=StorageTier.L1.value,
+                hint=f"t{chunk.first_turn}-{chunk.last_turn}: " + " ".join(chunk.keywords),
+            )
+            cost = self.counter.count_text(entry.model_dump_json())
+            if used + cost > self.layout.manifest_cap:
+                break
+            available.append(entry)
+            used += cost
+        return VMManifest(
+            session_id=self.vm.state.id,
+            working_set=working,
+            available_pages=available,
+            policies=ManifestPolicies(
+                faults_allowed=True,
+                max_faults_per_turn=policy_faults(self.vm),
+                upgrade_budget_tokens=self.layout.per_fault,
+            ),
+        )
+
+    # -- lookups for the fault handler --------------------------------------------------
+
+    def chunk_page(self, page_id: str) -> MemoryPage | None:
+        """``chunk_<n>``: an evicted chunk as one page (its text made on demand)."""
+        if not page_id.startswith("chunk_") or not page_id[6:].isdigit():
+            return None
+        n = int(page_id[6:])
+        if not 1 <= n <= len(self.chunks):
+            return None
+        chunk = self.chunks[n - 1]
+        text = self._chunk_text(chunk.page_ids)
+        return MemoryPage(
+            page_id=page_id,
+            session_id=self.vm.state.id,
+            page_type=PageType.INDEX,
+            text=text,
+            turn=chunk.first_turn,
+            last_turn=chunk.last_turn,
+            tokens=chunk.tokens,
+            provenance=list(chunk.page_ids),
+        )
+
+    def in_window(self, page: MemoryPage) -> bool:
+        return page.page_type in (PageType.TRANSCRIPT, PageType.ARTIFACT) and page.turn >= self.visible_from
+
+
+def policy_faults(vm: VirtualMemory) -> int:
+    return vm.policy.max_faults_per_turn
+
+
+def _keywords(text: str, limit: int = 5) -> list[str]:
+    counts: dict[str, int] = {}
+    for term in terms(text):
+        if len(term) > 3 and not term.isdigit():
+            counts[term] = counts.get(term, 0) + 1
+    return [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]

@@ -1,0 +1,86 @@
+"""``ContextPolicy``: what the context builder may spend and how it remembers.
+
+>>> policy = ContextPolicy(budget=4000, mode=VMMode.RELAXED, max_faults_per_turn=2)
+>>> policy.input_budget(context_window=128_000)
+4000
+>>> ContextPolicy(budget_fraction=0.5, reserved_output_tokens=1000).input_budget(context_window=8000)
+3000
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sessionware.core.memory.enums import VMMode
+
+__all__ = ["ContextPolicy", "SummarizeFn"]
+
+#: An LLM summariser: ``await fn(text, max_tokens) -> summary``. The manager never picks
+#: a model; the app (or an adapter) supplies this.
+SummarizeFn = Callable[[str, int], Awaitable[str]]
+
+
+class ContextPolicy(BaseModel):
+    """How a session's context is budgeted, compacted and recalled.
+
+    The input budget is ``budget`` when set; otherwise ``budget_fraction`` of the
+    model's context window (from the price data, ``fallback_context_window`` when the
+    model is unknown) minus ``reserved_output_tokens``. A ``budget`` passed to
+    ``build`` overrides both.
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    budget: int | None = Field(default=None, gt=0)
+    budget_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
+    reserved_output_tokens: int = Field(default=4096, ge=0)
+    fallback_context_window: int = Field(default=8192, gt=0)
+    mode: VMMode = VMMode.RELAXED
+    faults_enabled: bool = True
+    max_faults_per_turn: int = Field(default=2, ge=1, le=16)
+    """The per-turn limit the rules text tells the model and the handler enforces."""
+    fault_reserve_fraction: float = Field(default=0.2, ge=0.0, le=0.5)
+    """Share of the budget kept free so fault results fit in the same ceiling."""
+    memory_fraction: float = Field(default=0.45, gt=0.0, lt=1.0)
+    """Share of the free budget for the memory block (rules, manifest, summaries, pins)."""
+    recall_fraction: float = Field(default=0.08, ge=0.0, le=0.5)
+    """Share of the budget for pages recalled on earlier turns and by demand paging."""
+    incoming_reserve_fraction: float = Field(default=0.06, ge=0.0, le=0.5)
+    window_high: float = Field(default=0.75, gt=0.0, le=1.0)
+    """The window of verbatim turns is compacted when it passes this share of its room..."""
+    window_low: float = Field(default=0.4, gt=0.0, lt=1.0)
+    """...down to this share: compaction happens in chunks, so the prefix stays stable."""
+    summary_ratio: float = Field(default=0.15, gt=0.0, le=1.0)
+    """Summary size relative to the turns it covers."""
+    max_search_results: int = Field(default=5, ge=1, le=50)
+    follow_references: int = Field(default=3, ge=0, le=5)
+    """Hops ``search_pages`` follows from its best hit through rare identifiers."""
+    demand_paging: bool = True
+    max_prefetch_pages: int = Field(default=2, ge=0, le=10)
+    pinned: list[str] = Field(default_factory=list)
+    """Texts that are always in the memory block, verbatim."""
+    summarize_fn: SummarizeFn | None = Field(default=None, exclude=True)
+    """Async LLM summariser; ``None`` uses the deterministic offline extractive one."""
+    record_compactions: bool = True
+    """Record each compaction as a ``COMPACTION`` event in the session log."""
+    anthropic_cache_control: bool = True
+    """Mark the memory block as an Anthropic prompt-cache breakpoint."""
+
+    @model_validator(mode="after")
+    def _check_window(self) -> ContextPolicy:
+        if self.window_low >= self.window_high:
+            raise ValueError("window_low must be below window_high")
+        return self
+
+    @property
+    def tools_enabled(self) -> bool:
+        return self.faults_enabled and self.mode is not VMMode.PASSIVE
+
+    def input_budget(self, *, context_window: int | None) -> int:
+        """Tokens the built context may use."""
+        if self.budget is not None:
+            return self.budget
+        window = context_window or self.fallback_context_window
+        return max(int(window * self.budget_fraction) - self.reserved_output_tokens, 1)

@@ -1,0 +1,139 @@
+"""Ranked keyword search over pages: an incremental in-memory BM25 index.
+
+Pages are added as they are created (O(terms of the page)); a query costs the length
+of its terms' posting lists. Multi-word queries rank by the sum of their terms' BM25
+scores, so "postgres mysql" finds pages with either word, best with both. Results can
+follow references: identifiers in the best hit that occur in only a few other pages
+(a key that names another key) pull those pages in, up to ``follow`` hops.
+
+>>> index = SearchIndex()
+>>> index.add("msg_1", "We chose PostgreSQL over MySQL for the ledger.")
+>>> index.add("msg_2", "Lunch was fine.")
+>>> [hit.page_id for hit in index.search("postgres mysql ledger")]
+['msg_1']
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sessionware.core.memory.text import identifiers, terms
+
+__all__ = ["SearchHit", "SearchIndex"]
+
+_K1 = 1.2
+_B = 0.75
+_MAX_REFERENCE_DF = 3
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    page_id: str
+    score: float
+    via: str | None = None
+    """For a followed reference: the identifier that linked it."""
+
+
+class SearchIndex:
+    """BM25 over page texts; pages are only ever added (or all cleared)."""
+
+    def __init__(self) -> None:
+        self._postings: dict[str, dict[int, int]] = {}
+        self._ids: list[str] = []
+        self._lengths: list[int] = []
+        self._total_length = 0
+        self._identifiers: dict[str, list[int]] = {}
+        self._doc_identifiers: list[list[str]] = []
+        self._doc_by_id: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def clear(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def add(self, page_id: str, text: str) -> None:
+        doc = len(self._ids)
+        counts = Counter(terms(text))
+        self._ids.append(page_id)
+        self._doc_by_id[page_id] = doc
+        length = sum(counts.values())
+        self._lengths.append(length)
+        self._total_length += length
+        for term, tf in counts.items():
+            self._postings.setdefault(term, {})[doc] = tf
+        idents = identifiers(text)
+        self._doc_identifiers.append(idents)
+        for ident in idents:
+            self._identifiers.setdefault(ident, []).append(doc)
+
+    def _idf(self, df: int) -> float:
+        n = len(self._ids)
+        return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int = 5,
+        allow: Callable[[str], bool] | None = None,
+        follow: int = 0,
+    ) -> list[SearchHit]:
+        """Best pages for ``query``; ``allow`` filters page ids; ``follow`` hops of references."""
+        if not self._ids:
+            return []
+        avg = self._total_length / len(self._ids) or 1.0
+        scores: dict[int, float] = {}
+        for term in dict.fromkeys(terms(query)):
+            posting = self._postings.get(term)
+            if not posting:
+                continue
+            idf = self._idf(len(posting))
+            for doc, tf in posting.items():
+                norm = tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * self._lengths[doc] / avg))
+                scores[doc] = scores.get(doc, 0.0) + idf * norm
+        # Ties go to the newer page: a later statement usually supersedes an earlier one.
+        ranked = sorted(scores, key=lambda d: (-round(scores[d], 9), -d))
+        hits: list[SearchHit] = []
+        for doc in ranked:
+            if allow is None or allow(self._ids[doc]):
+                hits.append(SearchHit(self._ids[doc], scores[doc]))
+                if len(hits) >= limit:
+                    break
+        if follow and hits:
+            hits.extend(self._follow(hits, query, follow, limit, allow))
+        return hits
+
+    def _follow(
+        self, hits: list[SearchHit], query: str, hops: int, limit: int, allow: Callable[[str], bool] | None
+    ) -> list[SearchHit]:
+        seen_docs = {self._doc_of(h.page_id) for h in hits}
+        seen_idents = set(identifiers(query))
+        out: list[SearchHit] = []
+        frontier = [self._doc_of(hits[0].page_id)]
+        for _ in range(hops):
+            following: list[int] = []
+            for doc in frontier:
+                for ident in self._doc_identifiers[doc]:
+                    if ident in seen_idents:
+                        continue
+                    seen_idents.add(ident)
+                    docs = self._identifiers.get(ident, [])
+                    if len(docs) > _MAX_REFERENCE_DF:
+                        continue
+                    for other in docs:
+                        if other in seen_docs or (allow is not None and not allow(self._ids[other])):
+                            continue
+                        seen_docs.add(other)
+                        following.append(other)
+                        out.append(SearchHit(self._ids[other], 0.0, via=ident))
+            if not following or len(out) >= limit:
+                break
+            frontier = following
+        return out[:limit]
+
+    def _doc_of(self, page_id: str) -> int:
+        return self._doc_by_id[page_id]

@@ -1,0 +1,312 @@
+"""``VirtualMemory``: the per-session memory, kept current as events arrive.
+
+It is attached to a ``SessionState`` (``VirtualMemory.attach``) and lives in
+``state.extensions``. Its listener only queues events; the queue is folded into the
+page table, the turns and the search index on the next build or tool call, so recording
+stays cheap and a build costs the new events plus the budget, not the history.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict, deque
+from typing import TYPE_CHECKING, Any
+
+from sessionware.core.accounting.tokens import EncodingCounter, EstimatingCounter, counter_for_model
+from sessionware.core.memory.enums import MutationType, PageType, StorageTier
+from sessionware.core.memory.models import ContextSnapshot, PageMutation, VMMetrics
+from sessionware.core.memory.pages import MemoryPage, PageTable
+from sessionware.core.memory.policy import ContextPolicy
+from sessionware.core.memory.search import SearchIndex
+from sessionware.core.memory.transcript import Turn, event_page
+from sessionware.core.memory.working_set import WorkingSet
+from sessionware.core.session.enums import EventSource, EventType, Role
+from sessionware.core.session.models import SessionEvent
+from sessionware.core.session.state import SessionState
+
+if TYPE_CHECKING:
+    from sessionware.core.memory.plan import Plan
+
+__all__ = ["EXTENSION_KEY", "VirtualMemory"]
+
+logger = logging.getLogger(__name__)
+
+EXTENSION_KEY = "sessionware.memory"
+_PAGE_COUNTER_MODEL = "gpt-4o-mini"
+# Recalled pages kept hot; each build shows the most recent ones that fit its recall room.
+_WORKING_SET_TOKENS = 16_384
+
+Counter = EncodingCounter | EstimatingCounter
+
+
+class VirtualMemory:
+    """Pages, turns, search index and compaction plans of one session.
+
+    >>> from sessionware.core.store import MemoryBackend, Store
+    >>> from sessionware.core.session.registry import registry_for
+    >>> state = registry_for(Store(MemoryBackend())).open_sync("demo")
+    >>> vm = VirtualMemory.attach(state)
+    >>> _ = state.record(EventType.MESSAGE, EventSource.USER, role=Role.USER, content="hi")
+    >>> vm.sync()
+    >>> [p.page_id for p in vm.table]
+    ['msg_1']
+    """
+
+    def __init__(self, state: SessionState, policy: ContextPolicy) -> None:
+        self.state = state
+        self.policy = policy
+        self.lock = threading.RLock()
+        self.counter: Counter = counter_for_model(_PAGE_COUNTER_MODEL)
+        self.table = PageTable()
+        self.index = SearchIndex()
+        self.turns: list[Turn] = []
+        self.plans: OrderedDict[tuple[Any, ...], Plan] = OrderedDict()
+        self.current_plan: Plan | None = None
+        self.working_set = WorkingSet(_WORKING_SET_TOKENS)
+        self.pinned_ids: list[str] = []
+        self.claim_ids: list[str] = []
+        self.segment_summary_ids: list[str] = []
+        self.recorded_compactions: set[str] = set()
+        self.restored_pages: dict[str, MemoryPage] = {}
+        self.faults_by_turn: dict[int, int] = {}
+        self.mutations: list[PageMutation] = []
+        self.snapshots: dict[int, ContextSnapshot] = {}
+        self.turn_hint = 0
+        """The turn the last build was for; VM tool calls are counted against it."""
+        self.counts = dict.fromkeys(("builds", "faults", "refused", "searches", "prefetched", "saved"), 0)
+        self.layout_epoch = 0
+        """Bumped when pins, claims or restored pages change what every plan must show."""
+        self._pending: deque[SessionEvent] = deque()
+        self._needs_reset = False
+
+    # -- attaching ----------------------------------------------------------------------
+
+    @classmethod
+    def attach(cls, state: SessionState, policy: ContextPolicy | None = None) -> VirtualMemory:
+        """The session's memory, created and subscribed on first use (idempotent).
+
+        A ``policy`` given for an already attached memory replaces its policy.
+        """
+        with state.lock:
+            vm = state.extensions.get(EXTENSION_KEY)
+            if isinstance(vm, VirtualMemory):
+                if policy is not None and policy is not vm.policy:
+                    vm.set_policy(policy)
+                return vm
+            vm = cls(state, policy or ContextPolicy())
+            vm._pending.extend(state.events)
+            state.add_listener(vm._on_event)
+            state.extensions[EXTENSION_KEY] = vm
+            return vm
+
+    @classmethod
+    def of(cls, state: SessionState) -> VirtualMemory | None:
+        vm = state.extensions.get(EXTENSION_KEY)
+        return vm if isinstance(vm, VirtualMemory) else None
+
+    def detach(self) -> None:
+        with self.state.lock:
+            self.state.remove_listener(self._on_event)
+            self.state.extensions.pop(EXTENSION_KEY, None)
+
+    def set_policy(self, policy: ContextPolicy) -> None:
+        with self.lock:
+            self.policy = policy
+            self.plans.clear()
+            self.current_plan = None
+            self.layout_epoch += 1
+
+    def _on_event(self, event: SessionEvent) -> None:
+        # Runs under the session lock on the recording thread: queue only.
+        self._pending.append(event)
+
+    # -- folding events -----------------------------------------------------------------
+
+    @property
+    def current_turn(self) -> int:
+        return max(len(self.turns) - 1, 0)
+
+    def sync(self) -> None:
+        """Fold queued events into pages, turns and the index."""
+        with self.lock:
+            if self._needs_reset:
+                self._reset()
+            while self._pending:
+                event = self._pending.popleft()
+                if event.type is EventType.BRANCH:
+                    self._reset()
+                    return
+                self._fold(event)
+
+    def _reset(self) -> None:
+        """Rebuild from the whole log (after an edited history): rare, O(history)."""
+        self._needs_reset = False
+        self._pending.clear()
+        self.table.clear()
+        self.index.clear()
+        self.turns.clear()
+        self.plans.clear()
+        self.current_plan = None
+        self.pinned_ids.clear()
+        self.segment_summary_ids.clear()
+        self.faults_by_turn.clear()
+        self.working_set = WorkingSet(_WORKING_SET_TOKENS)
+        from sessionware.core.session.messages import conversation_events
+
+        kept = {e.seq for e in conversation_events(self.state.events)}
+        for event in self.state.events:
+            if event.type in (EventType.MESSAGE, EventType.TOOL_CALL) and event.seq not in kept:
+                continue
+            if event.type is not EventType.BRANCH:
+                self._fold(event)
+        self.layout_epoch += 1
+
+    def _fold(self, event: SessionEvent) -> None:
+        kind = event.type
+        if kind in (EventType.MESSAGE, EventType.TOOL_CALL):
+            if not event.hidden and event.role is not Role.SYSTEM:
+                self._add_transcript(event)
+        elif kind is EventType.SUMMARY:
+            self._add_segment_summary(event)
+        elif kind is EventType.PAGE_FAULT:
+            self._note_fault(event)
+        elif kind is EventType.COMPACTION:
+            key = event.metadata.get("compaction_key")
+            if isinstance(key, str):
+                self.recorded_compactions.add(key)
+
+    def _add_transcript(self, event: SessionEvent) -> None:
+        starts_turn = event.type is EventType.MESSAGE and event.role is Role.USER
+        if starts_turn or not self.turns:
+            self.turns.append(Turn(index=len(self.turns)))
+        turn = self.turns[-1]
+        page = event_page(event, turn.index, 0)
+        page.tokens = self.counter.count_text(page.text)
+        if event.metadata.get("pin"):
+            page.pinned = True
+            page.importance = 1.0
+            self.pinned_ids.append(page.page_id)
+            self.layout_epoch += 1
+            self.log(MutationType.PIN, [page.page_id], cause="pinned at record")
+        self.table.register(page)
+        self.index.add(page.page_id, page.text)
+        turn.add(event, page.page_id)
+
+    def _add_segment_summary(self, event: SessionEvent) -> None:
+        page = MemoryPage(
+            page_id=str(event.metadata.get("page_id") or f"seg_{event.seq}"),
+            session_id=event.session_id,
+            page_type=PageType.SUMMARY,
+            role=Role.SYSTEM,
+            text=event.text,
+            seq=event.seq,
+            turn=int(event.metadata.get("first_turn", 0)),
+            last_turn=int(event.metadata.get("last_turn", 0)),
+            tokens=self.counter.count_text(event.text),
+            tier=StorageTier.L0,
+            importance=1.0,
+            provenance=[str(p) for p in event.metadata.get("covers", [])],
+        )
+        self.table.register(page)
+        self.index.add(page.page_id, page.text)
+        if page.page_id not in self.segment_summary_ids:
+            self.segment_summary_ids.append(page.page_id)
+        self.layout_epoch += 1
+
+    def _note_fault(self, event: SessionEvent) -> None:
+        turn = int(event.metadata.get("turn", 0))
+        self.faults_by_turn[turn] = self.faults_by_turn.get(turn, 0) + 1
+        for page_id in event.metadata.get("recalled", []):
+            page = self.table.get(str(page_id))
+            if page is not None:
+                self.working_set.add(page, turn)
+
+    # -- pins and claims ----------------------------------------------------------------
+
+    def pin(self, page_id: str, pinned: bool = True) -> MemoryPage:
+        """Pin (or unpin) a page: pinned pages are in every context, verbatim."""
+        from sessionware.core.errors import InvalidSessionOperation
+
+        with self.lock:
+            self.sync()
+            page = self.table.get(page_id)
+            if page is None:
+                raise InvalidSessionOperation("pin", f"no page {page_id!r}", session_id=self.state.id)
+            if page.pinned != pinned:
+                page.pinned = pinned
+                if pinned:
+                    self.pinned_ids.append(page_id)
+                else:
+                    self.pinned_ids.remove(page_id)
+                self.layout_epoch += 1
+                self.log(MutationType.PIN if pinned else MutationType.UNPIN, [page_id], cause="explicit")
+            return page
+
+    def add_claim(self, text: str, *, importance: float = 0.8, pinned: bool = False) -> MemoryPage:
+        """Keep a fact in the memory block (claims are ranked by importance when space runs out)."""
+        with self.lock:
+            self.sync()
+            page = MemoryPage(
+                page_id=f"claim_{len(self.claim_ids) + 1}",
+                session_id=self.state.id,
+                page_type=PageType.CLAIM,
+                text=text,
+                turn=self.current_turn,
+                last_turn=self.current_turn,
+                tokens=self.counter.count_text(text),
+                tier=StorageTier.L0,
+                importance=importance,
+                pinned=pinned,
+            )
+            self.table.register(page)
+            self.index.add(page.page_id, text)
+            self.claim_ids.append(page.page_id)
+            for plan in self.plans.values():
+                plan.invalidate_block()
+            self.log(MutationType.CREATE, [page.page_id], cause="claim")
+            return page
+
+    # -- bookkeeping --------------------------------------------------------------------
+
+    def log(
+        self, kind: MutationType, page_ids: list[str], *, tier: StorageTier | None = None, cause: str = ""
+    ) -> None:
+        self.mutations.append(
+            PageMutation(
+                turn=self.current_turn, mutation_type=kind, page_ids=page_ids, tier_after=tier, cause=cause
+            )
+        )
+
+    def context_at_turn(self, turn: int) -> list[str]:
+        """Page ids that were in the context built for ``turn`` (the last build of it)."""
+        snapshot = self.snapshots.get(turn)
+        return list(snapshot.page_ids) if snapshot else []
+
+    def record_event(self, type_: EventType, **fields: Any) -> None:
+        """Record a VM event in the session log; bookkeeping never breaks a build."""
+        try:
+            self.state.record(type_, EventSource.SYSTEM, **fields)
+        except Exception:  # a full or failing log must not fail the app's call
+            logger.exception("could not record %s for session %s", type_.value, self.state.id)
+
+    def metrics(self) -> VMMetrics:
+        with self.lock:
+            self.sync()
+            plan = self.current_plan
+            return VMMetrics(
+                turns=len(self.turns),
+                pages=len(self.table),
+                pages_by_tier=self.table.count_by_tier(),
+                builds=self.counts["builds"],
+                compactions=plan.compactions if plan else 0,
+                pages_evicted=plan.evicted_pages if plan else 0,
+                summaries=len(plan.summaries) if plan else 0,
+                faults=self.counts["faults"],
+                faults_refused=self.counts["refused"],
+                searches=self.counts["searches"],
+                prefetched_pages=self.counts["prefetched"],
+                working_set_pages=len(self.working_set.page_ids()),
+                working_set_evictions=self.working_set.evictions,
+                tokens_saved_by_compression=plan.tokens_saved if plan else 0,
+            )
