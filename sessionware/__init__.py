@@ -28,6 +28,8 @@ if TYPE_CHECKING:
         TokenLimitExceeded,
         ToolProcessingError,
     )
+    from sessionware.core.memory.enums import VMMode
+    from sessionware.core.memory.policy import ContextPolicy
     from sessionware.core.session.enums import Durability, EventSource, EventType, Role, RunStatus
     from sessionware.core.session.manager import SessionManager
     from sessionware.core.session.models import Session, SessionEvent, SessionInfo, SessionRun, ToolCall
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
         get_session_stats,
         quick_conversation,
         track_conversation,
+        track_infinite_conversation,
         track_llm_call,
         track_tool_use,
     )

@@ -169,6 +169,8 @@ class Plan:
         self.compactions += 1
         self.evicted_pages += len(page_ids)
         self.tokens_saved += max(evicted_tokens - summary.tokens, 0)
+        for pid in page_ids:
+            self.vm.table.move(pid, StorageTier.L1)
         self.vm.log(MutationType.EVICT, page_ids, tier=StorageTier.L1, cause=f"compaction {self.tag}")
         self._fold()
         self._block = None

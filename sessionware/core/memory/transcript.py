@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sessionware.core.memory.enums import ContextPrefix, PageType
+from sessionware.core.memory.enums import ContextPrefix, PageType, StorageTier
 from sessionware.core.memory.pages import MemoryPage
 from sessionware.core.session.enums import EventType, Role
 from sessionware.core.session.messages import tool_result_text
@@ -86,6 +86,7 @@ def event_page(event: SessionEvent, turn: int, tokens: int) -> MemoryPage:
         last_turn=turn,
         tokens=tokens,
         tool_name=event.tool_name,
+        tier=StorageTier.L0,
         **_PAGE_DEFAULTS,
     )
 

@@ -167,7 +167,8 @@ class VirtualMemory:
         if kind in (EventType.MESSAGE, EventType.TOOL_CALL):
             if not event.hidden and event.role is not Role.SYSTEM:
                 self._add_transcript(event)
-        elif kind is EventType.SUMMARY:
+        elif kind is EventType.SUMMARY and event.metadata.get("carried"):
+            # The rolling summary an infinite-context segment carries from earlier ones.
             self._add_segment_summary(event)
         elif kind is EventType.PAGE_FAULT:
             self._note_fault(event)

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sessionware.core.accounting.tokens import REPLY_PRIMING_TOKENS, counter_for_model
 from sessionware.core.accounting.usage import TokenSource, TokenUsage
@@ -39,6 +39,12 @@ from sessionware.core.session.state import SessionState
 from sessionware.core.session.stats import SessionStats
 from sessionware.core.store.base import DeleteSession
 from sessionware.core.store.url import StoreLike
+
+if TYPE_CHECKING:
+    from sessionware.core.memory.enums import VMMode
+    from sessionware.core.memory.models import BuiltContext, VMMetrics
+    from sessionware.core.memory.policy import ContextPolicy, SummarizeFn
+    from sessionware.core.session.segmentation import SegmentationPolicy
 
 __all__ = ["SessionManager"]
 
@@ -100,6 +106,14 @@ class SessionManager:
     process's default store. With ``durability="sync"`` each recording call returns only
     once the store has the event; by default writes are queued and land within a bounded
     delay (``await flush()`` waits for them).
+
+    ``enable_vm=True`` keeps what ``get_messages_for_llm`` returns inside a token budget
+    (``vm_config``, a ``ContextPolicy``; ``vm_mode`` and ``summarize_fn`` override its
+    fields): recent turns verbatim, older ones summarised and recallable through the VM
+    tools (``handle_vm_tool_call``). ``infinite_context=True`` rolls the conversation
+    into child segments past ``token_threshold`` tokens or ``max_turns_per_segment``
+    turns, each carrying a rolling summary of the earlier ones; ``session_id`` then
+    follows the chain to its newest segment.
     """
 
     def __init__(
@@ -112,6 +126,13 @@ class SessionManager:
         metadata: Mapping[str, Any] | None = None,
         default_model: str = DEFAULT_MODEL,
         durability: Durability | str = Durability.WRITE_BEHIND,
+        enable_vm: bool = False,
+        vm_mode: VMMode | str | None = None,
+        vm_config: ContextPolicy | None = None,
+        infinite_context: bool = False,
+        token_threshold: int = 4000,
+        max_turns_per_segment: int | None = None,
+        summarize_fn: SummarizeFn | None = None,
     ) -> None:
         self._session_id = session_id or uuid.uuid4().hex
         self._explicit_id = session_id is not None
@@ -127,6 +148,25 @@ class SessionManager:
         self.durability = Durability(durability)
         self._state: SessionState | None = None
         self._context_tokens = 0
+        self._summarize_fn = summarize_fn
+        self._vm_policy: ContextPolicy | None = None
+        if enable_vm or vm_config is not None:
+            from sessionware.core.memory.enums import VMMode as _Mode
+            from sessionware.core.memory.policy import ContextPolicy as _Policy
+
+            updates: dict[str, Any] = {}
+            if vm_mode is not None:
+                updates["mode"] = _Mode(vm_mode)
+            if summarize_fn is not None:
+                updates["summarize_fn"] = summarize_fn
+            self._vm_policy = (vm_config or _Policy()).model_copy(update=updates)
+        self._segmentation: SegmentationPolicy | None = None
+        if infinite_context:
+            from sessionware.core.session.segmentation import SegmentationPolicy as _Segments
+
+            self._segmentation = _Segments(
+                token_threshold=token_threshold, max_turns_per_segment=max_turns_per_segment
+            )
 
     # -- construction -----------------------------------------------------------------
 
@@ -156,6 +196,13 @@ class SessionManager:
     async def _open(self, *, create: bool | None = None) -> SessionState:
         if self._state is None:
             state = await self._registry.open(self._session_id, create=create, **self._pending_header)
+            if self._segmentation is not None and create is not True:
+                from sessionware.core.session.segmentation import latest_segment
+
+                latest = await latest_segment(self._store, state.info)
+                if latest != state.id:
+                    state = await self._registry.open(latest, create=False)
+                    self._session_id = latest
             self._adopt(state)
         return self._require_state()
 
@@ -165,6 +212,10 @@ class SessionManager:
             self._set_prompt(state, self._system_prompt_arg)
         counter = counter_for_model(self.default_model)
         self._context_tokens = sum(counter.count_message(m) for m in self._messages(state))
+        if self._vm_policy is not None:
+            from sessionware.core.memory.vm import VirtualMemory
+
+            VirtualMemory.attach(state, self._vm_policy)
 
     def _require_state(self) -> SessionState:
         assert self._state is not None
@@ -201,6 +252,8 @@ class SessionManager:
         """Record a user message. Keyword arguments are kept as event metadata."""
         content = _check_content("user_says", message)
         state = await self._open()
+        if self._segmentation is not None:
+            state = await self._maybe_roll_over(state)
         event = state.record(
             EventType.MESSAGE, EventSource.USER, role=Role.USER, content=content, metadata=metadata
         )
@@ -209,6 +262,22 @@ class SessionManager:
         )
         await self._after_record()
         return event
+
+    async def _maybe_roll_over(self, state: SessionState) -> SessionState:
+        """Start a new segment before this user message if the current one is full."""
+        from sessionware.core.session.segmentation import open_tool_calls, roll_over
+
+        assert self._segmentation is not None
+        turns = state.info.totals.messages_by_role.get(Role.USER, 0)
+        if not self._segmentation.should_roll(
+            tokens=self._context_tokens, turns=turns, open_tool_calls=open_tool_calls(state)
+        ):
+            return state
+        counter = counter_for_model(self.default_model)
+        child = await roll_over(state, self._registry, self._segmentation, counter, self._summarize_fn)
+        self._session_id = child.id
+        self._adopt(child)
+        return child
 
     async def ai_responds(
         self,
@@ -337,13 +406,82 @@ class SessionManager:
         return conversation_events(state.events)
 
     async def get_messages_for_llm(self, include_system: bool = True) -> list[dict[str, Any]]:
-        """The conversation as an OpenAI chat message list, valid for the API."""
+        """The conversation as an OpenAI chat message list, valid for the API.
+
+        With the VM on, this is the budgeted context (``build_context``); in infinite
+        context, the current segment preceded by the summary of the earlier ones.
+        """
         state = await self._open()
         prompt = state.info.system_prompt if include_system else None
-        return events_to_messages(state.events, system_prompt=prompt)
+        if self._vm_policy is not None:
+            messages = (await self.build_context()).messages
+            own_prompt = {"role": "system", "content": state.info.system_prompt}
+            if not include_system and messages and messages[0] == own_prompt:
+                messages = messages[1:]
+            return messages
+        messages = events_to_messages(state.events, system_prompt=prompt)
+        if self._segmentation is not None:
+            from sessionware.core.session.segmentation import carried_summary
+
+            carried = carried_summary(state)
+            if carried is not None and carried.text:
+                note = {"role": "system", "content": f"Summary of the earlier conversation: {carried.text}"}
+                messages.insert(1 if prompt and prompt.strip() else 0, note)
+        return messages
+
+    async def build_context(
+        self,
+        *,
+        model: str | None = None,
+        budget: int | None = None,
+        incoming_messages: Sequence[Mapping[str, Any]] | None = None,
+        provider: str = "openai",
+    ) -> BuiltContext:
+        """The VM's budgeted context for the next call (see ``sessionware.core.memory.build``)."""
+        from sessionware.core.memory.builder import abuild
+
+        state = await self._open()
+        return await abuild(
+            state,
+            model=model or self.default_model,
+            budget=budget,
+            incoming_messages=[dict(m) for m in incoming_messages] if incoming_messages else None,
+            provider=provider,
+            policy=self._vm_policy,
+        )
+
+    async def handle_vm_tool_call(self, name: str, arguments: str | Mapping[str, Any]) -> str:
+        """Serve a ``page_fault`` / ``search_pages`` call; returns the tool-result text."""
+        from sessionware.core.memory.faults import handle_vm_tool_call
+        from sessionware.core.memory.vm import VirtualMemory
+
+        state = await self._open()
+        VirtualMemory.attach(state, self._vm_policy)
+        result = handle_vm_tool_call(
+            state, name, arguments if isinstance(arguments, str) else dict(arguments)
+        )
+        await self._after_record()
+        return result
+
+    async def vm_metrics(self) -> VMMetrics:
+        """Figures of the session's virtual memory (attached on first use)."""
+        from sessionware.core.memory.vm import VirtualMemory
+
+        return VirtualMemory.attach(await self._open(), self._vm_policy).metrics()
+
+    async def get_full_history(self) -> list[SessionEvent]:
+        """Conversation events of every segment of the chain, oldest first."""
+        from sessionware.core.session.segmentation import full_history
+
+        return await full_history(self._store, await self._open())
 
     async def get_stats(self) -> SessionStats:
+        """Figures of the session; in infinite context, of the whole segment chain."""
         state = await self._open()
+        if self._segmentation is not None:
+            from sessionware.core.session.segmentation import chain
+
+            return SessionStats.from_infos(await chain(self._store, state), infinite_context=True)
         return SessionStats.from_infos([state.info])
 
     async def get_events(self) -> list[SessionEvent]:

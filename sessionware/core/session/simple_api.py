@@ -27,6 +27,7 @@ __all__ = [
     "get_session_stats",
     "quick_conversation",
     "track_conversation",
+    "track_infinite_conversation",
     "track_llm_call",
     "track_tool_use",
 ]
@@ -184,3 +185,37 @@ async def get_session_stats(session_id: str, *, store: StoreLike = None) -> Sess
 async def get_conversation_history(session_id: str, *, store: StoreLike = None) -> list[dict[str, Any]]:
     """The conversation of an existing session as an OpenAI message list."""
     return await (await SessionManager.load(session_id, store=store)).get_messages_for_llm()
+
+
+async def track_infinite_conversation(
+    user_message: str,
+    ai_response: str,
+    *,
+    model: str | None = None,
+    provider: str | None = None,
+    session_id: str | None = None,
+    token_threshold: int = 4000,
+    max_turns: int | None = 20,
+    store: StoreLike = None,
+    usage: TokenUsage | None = None,
+    summarize_fn: Callable[[str, int], Awaitable[str]] | None = None,
+) -> TrackedExchange:
+    """Record one exchange in an infinite-context conversation.
+
+    ``session_id`` may name any segment of the chain: the exchange goes to its newest
+    segment, which rolls over into a new one (carrying a rolling summary) once it
+    passes ``token_threshold`` tokens or ``max_turns`` user turns. The returned
+    ``session_id`` is the segment that now holds the exchange; pass it (or the first
+    id) next time. ``get_session_stats`` of the chain covers every segment.
+    """
+    sm = SessionManager(
+        session_id,
+        store=store,
+        infinite_context=True,
+        token_threshold=token_threshold,
+        max_turns_per_segment=max_turns,
+        summarize_fn=summarize_fn,
+    )
+    user = await sm.user_says(user_message)
+    ai = await sm.ai_responds(ai_response, model=model, provider=provider, usage=usage)
+    return TrackedExchange(session_id=sm.session_id, user_event=user, ai_event=ai)
