@@ -106,6 +106,7 @@ _PAGE_DEFAULTS: dict[str, Any] = {
         "last_turn",
         "tokens",
         "tool_name",
+        "tier",
     }
 }
 
