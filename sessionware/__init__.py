@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from sessionware._version import __version__
 
 if TYPE_CHECKING:
+    from sessionware.adapters.api import unwrap, wrap
+    from sessionware.adapters.scope import current_session, session
     from sessionware.core.accounting.pricing import PriceBook
     from sessionware.core.accounting.usage import TokenSource, TokenUsage
     from sessionware.core.defaults import configure

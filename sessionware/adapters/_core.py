@@ -1,0 +1,532 @@
+"""Provider-neutral interception at the SDK's request funnel.
+
+Both SDKs send every endpoint, helper (``stream()``, ``parse()``) and raw-response
+variant through one client method that receives the final URL and JSON body
+(``ProviderSpec.funnel``). ``install`` replaces that method **on the client instance**
+with a hook that, per call:
+
+1. reads the body into a ``CallRequest`` (unknown endpoints pass straight through);
+2. resolves and opens the session (sync clients: ``open_sync``; async: awaited);
+3. builds what to send (``CallHooks.before_send``; usage asked for in chat streams);
+4. calls the SDK's own method, with a recording subclass of its ``stream_cls``;
+5. records the output, the error (then re-raised unchanged), or, for streams, lets the
+   stream record itself when it ends (see ``_streams``).
+
+Every step but the SDK call runs under the guard: a bookkeeping failure is reported
+(``_guard.report``) and the app's call proceeds as if unwrapped. A call made while
+another intercepted call is in flight in the same context (a second instrumentation
+layer of ours, an SDK helper calling back in) passes through, so nothing is counted
+twice; ``suppress_recording()`` does the same on purpose (for an adapter that records a
+call at a higher level, such as LiteLLM's).
+
+The seam for managed mode
+-------------------------
+``CallHooks`` is where a mode other than observing plugs in; observe mode has none.
+
+* ``before_send(call)`` may return a replacement JSON body: the SDK sends it instead
+  of the app's (``call.request`` stays the app's request, which is what gets diffed and
+  recorded; ``call.extra_fields`` adds fields such as ``app_input_tokens`` to the
+  recorded output event).
+* ``after_response(call, output)`` may return the body of a hidden follow-up round (the
+  model called a memory tool; the hook appended its answer). The round's output is
+  recorded as a ``hidden`` event and the next response is what the app receives;
+  ``max_rounds`` bounds the loop. For streamed calls the next issue's hook is expected
+  to buffer the first stream (``StreamRecording`` already sees every chunk) and decide
+  before the app reads; the funnel loop below is written so a round can be re-sent.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sessionware.adapters import _guard
+from sessionware.adapters._messages import fingerprint, wrap_json
+from sessionware.adapters._recorder import CallFacts, record_call, record_hidden
+from sessionware.adapters._streams import (
+    StreamRecording,
+    pending_stream,
+    recording_stream_class,
+    register_response,
+    tee_body,
+)
+from sessionware.adapters._types import CallOutput, CallRequest, Endpoint, EndpointKind, ProviderSpec
+from sessionware.adapters.scope import SessionScope, active_scope, note_session
+from sessionware.core.accounting.pricing import PriceBook
+from sessionware.core.defaults import default_price_book, default_store
+from sessionware.core.session.registry import registry_for
+from sessionware.core.session.state import SessionState
+from sessionware.core.store.store import Store
+
+__all__ = [
+    "CallHooks",
+    "InterceptedCall",
+    "WrapConfig",
+    "install",
+    "installed_config",
+    "suppress_recording",
+    "uninstall",
+]
+
+logger = logging.getLogger(__name__)
+
+RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
+_STATE_ATTR = "_sessionware_wrap"
+_DERIVING = ("copy", "with_options")
+
+
+class CallHooks(Protocol):
+    """What a wrapping mode does around one call (see the module docstring)."""
+
+    def before_send(self, call: InterceptedCall) -> Mapping[str, Any] | None: ...
+
+    def after_response(self, call: InterceptedCall, output: CallOutput) -> Mapping[str, Any] | None: ...
+
+
+class _ResponseThreads:
+    """Which session a provider-side response id belongs to (bounded, most recent kept)."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._ids: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, response_id: str, session_id: str) -> None:
+        with self._lock:
+            self._ids[response_id] = session_id
+            if len(self._ids) > self.limit:
+                self._ids.popitem(last=False)
+
+    def get(self, response_id: str) -> str | None:
+        return self._ids.get(response_id)
+
+
+@dataclass
+class WrapConfig:
+    """How one wrapped client records."""
+
+    spec: ProviderSpec
+    session_id: str | None = None
+    store: Store | None = None
+    hooks: CallHooks | None = None
+    max_rounds: int = 4
+    prices: PriceBook | None = None
+    enabled: bool = True
+    fallback_session_id: str = field(default_factory=lambda: f"calls-{uuid.uuid4().hex[:16]}")
+    """Where calls without a conversation (embeddings) go when no session is named."""
+    threads: _ResponseThreads = field(default_factory=_ResponseThreads)
+
+
+# The intercepted call in flight in this context, or _SUPPRESSED: nested calls pass through.
+_SUPPRESSED: Any = object()
+_active: contextvars.ContextVar[Any] = contextvars.ContextVar("sessionware_active_call", default=None)
+
+
+@contextmanager
+def suppress_recording() -> Iterator[None]:
+    """Let wrapped calls made inside the block pass through unrecorded.
+
+    For code that records the same call itself at a higher level.
+    """
+    token = _active.set(_SUPPRESSED)
+    try:
+        yield
+    finally:
+        _active.reset(token)
+
+
+def _raw_mode(headers: Any) -> str | None:
+    if not isinstance(headers, Mapping):
+        return None
+    value = headers.get(RAW_RESPONSE_HEADER)
+    return value if isinstance(value, str) else None
+
+
+class InterceptedCall:
+    """One call through the funnel: its request, session, and what to record."""
+
+    __slots__ = (
+        "body",
+        "config",
+        "endpoint",
+        "extra_fields",
+        "is_async",
+        "options",
+        "raw",
+        "recording",
+        "request",
+        "rounds",
+        "started",
+        "state",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        config: WrapConfig,
+        endpoint: Endpoint,
+        options: Any,
+        request: CallRequest,
+        *,
+        stream: bool,
+        is_async: bool,
+    ) -> None:
+        self.config = config
+        self.endpoint = endpoint
+        self.options = options
+        self.body: Mapping[str, Any] = options.json_data
+        self.request = request
+        self.stream = stream
+        self.is_async = is_async
+        self.raw = _raw_mode(options.headers)
+        self.started = time.perf_counter()
+        self.state: SessionState | None = None
+        self.recording: StreamRecording | None = None
+        self.extra_fields: dict[str, Any] = {}
+        self.rounds = 0
+
+    # -- session ----------------------------------------------------------------------
+
+    def _target(self) -> tuple[str, dict[str, Any], SessionScope | None]:
+        if self.config.session_id is not None:
+            return self.config.session_id, {}, None
+        scope = active_scope()
+        if scope is not None:
+            return scope.id, {"metadata": dict(scope.handle.metadata)}, scope
+        request = self.request
+        if request.continues is not None:
+            known = self.config.threads.get(request.continues)
+            if known is not None:
+                return known, {}, None
+        auto = fingerprint(request.system, request.messages) if request.conversational else None
+        if auto is None:
+            return self.config.fallback_session_id, {"metadata": {"auto": True}}, None
+        return auto, {"metadata": {"auto": True}}, None
+
+    def _store(self) -> Store:
+        return self.config.store if self.config.store is not None else default_store()
+
+    def _adopt(self, state: SessionState, store: Store, scope: SessionScope | None) -> None:
+        self.state = state
+        if scope is not None:
+            scope.handle.bind(store)
+            wanted = scope.handle.metadata
+            if wanted and any(state.info.metadata.get(k) != v for k, v in wanted.items()):
+                state.save_header(metadata={**state.info.metadata, **wanted})
+        note_session(state)
+
+    def open_sync(self) -> bool:
+        """Open the session; False (reported) when that failed and the call must pass through."""
+        try:
+            session_id, header, scope = self._target()
+            store = self._store()
+            registry = registry_for(store)
+            state = registry.cached(session_id) or registry.open_sync(session_id, **header)
+            self._adopt(state, store, scope)
+            return True
+        except Exception as exc:
+            _guard.report("the session", exc)
+            return False
+
+    async def open_async(self) -> bool:
+        try:
+            session_id, header, scope = self._target()
+            store = self._store()
+            registry = registry_for(store)
+            state = registry.cached(session_id) or await registry.open(session_id, **header)
+            self._adopt(state, store, scope)
+            return True
+        except Exception as exc:
+            _guard.report("the session", exc)
+            return False
+
+    # -- before the send ----------------------------------------------------------------
+
+    def prepare(self, stream_cls: Any) -> tuple[Any, Any]:
+        """The options and stream class to send with (the originals if anything fails)."""
+        try:
+            body = self.body
+            hooks = self.config.hooks
+            if hooks is not None:
+                replaced = hooks.before_send(self)
+                if replaced is not None:
+                    body = replaced
+            hide_usage = False
+            if self.stream and self.raw is None and getattr(self.config.spec, "stream_usage", False):
+                with_usage = self.endpoint.with_stream_usage(body)
+                if with_usage is not None:
+                    body, hide_usage = with_usage, True
+            send_cls = stream_cls
+            if self.stream and stream_cls is not None and self.raw != "stream":
+                acc = self.endpoint.accumulator(hide_usage_chunk=hide_usage)
+                self.recording = StreamRecording(self, acc, is_async=self.is_async)
+                send_cls = recording_stream_class(stream_cls, is_async=self.is_async)
+            options = (
+                self.options if body is self.body else self.options.model_copy(update={"json_data": body})
+            )
+            return options, send_cls
+        except Exception as exc:
+            self.recording = None
+            _guard.report("a request", exc)
+            return self.options, stream_cls
+
+    # -- after the send -----------------------------------------------------------------
+
+    def completed(self, result: Any) -> Any:
+        """Record ``result``; return options for a hidden follow-up round, or None."""
+        try:
+            if self.raw == "stream":
+                http = getattr(result, "http_response", None)
+                if http is not None:
+                    tee_body(http, self, self.endpoint, sse=self.stream)
+                return None
+            if self.stream:
+                if self.raw is not None and self.recording is not None:
+                    http = getattr(result, "http_response", None)
+                    if http is not None:
+                        register_response(http, self.recording)
+                return None
+            if self.raw is not None:
+                output = self.endpoint.read_response(wrap_json(json.loads(result.http_response.content)))
+            else:
+                output = self.endpoint.read_response(result)
+            follow_up = self._follow_up(output)
+            if follow_up is not None:
+                return follow_up
+            self._record(output=output)
+        except Exception as exc:
+            _guard.report("a response", exc)
+        return None
+
+    def _follow_up(self, output: CallOutput) -> Any:
+        hooks = self.config.hooks
+        if hooks is None or self.raw is not None or self.rounds >= self.config.max_rounds:
+            return None
+        body = hooks.after_response(self, output)
+        if body is None:
+            return None
+        self.rounds += 1
+        assert self.state is not None
+        record_hidden(self.state, self._facts(), output, self._prices())
+        return self.options.model_copy(update={"json_data": body})
+
+    def failed(self, error: BaseException) -> None:
+        try:
+            self._record(error=error)
+        except Exception as exc:
+            _guard.report("a failed call", exc)
+
+    def finish_stream(
+        self,
+        output: CallOutput | None,
+        *,
+        error: BaseException | None,
+        end: str | None,
+        first_token_at: float | None,
+    ) -> None:
+        try:
+            self._record(output=output, error=error, end=end, first_token_at=first_token_at)
+        except Exception as exc:
+            _guard.report("a stream", exc)
+
+    # -- recording ----------------------------------------------------------------------
+
+    def _prices(self) -> PriceBook:
+        return self.config.prices or default_price_book()
+
+    def _facts(self, *, end: str | None = None, first_token_at: float | None = None) -> CallFacts:
+        now = time.perf_counter()
+        return CallFacts(
+            provider=self.config.spec.name,
+            kind=self.endpoint.kind,
+            request=self.request,
+            stream=self.stream,
+            latency_ms=(now - self.started) * 1000.0,
+            ttft_ms=(first_token_at - self.started) * 1000.0 if first_token_at is not None else None,
+            end=end,
+            extra_fields=self.extra_fields,
+        )
+
+    def _record(
+        self,
+        *,
+        output: CallOutput | None = None,
+        error: BaseException | None = None,
+        end: str | None = None,
+        first_token_at: float | None = None,
+    ) -> None:
+        state = self.state
+        if state is None:
+            return
+        facts = self._facts(end=end, first_token_at=first_token_at)
+        record_call(state, facts, self._prices(), output=output, error=error)
+        if output is not None and output.response_id and self.endpoint.kind is EndpointKind.RESPONSES:
+            self.config.threads.remember(output.response_id, state.id)
+
+
+def _begin(config: WrapConfig, options: Any, stream: bool, *, is_async: bool) -> InterceptedCall | None:
+    if not config.enabled or _active.get() is not None:
+        return None
+    try:
+        endpoint = config.spec.endpoint(options.method, options.url)
+        if endpoint is None or not isinstance(options.json_data, Mapping):
+            return None
+        request = endpoint.read_request(options.json_data)
+        return InterceptedCall(config, endpoint, options, request, stream=stream, is_async=is_async)
+    except Exception as exc:
+        _guard.report("a request", exc)
+        return None
+
+
+def _sync_funnel(config: WrapConfig, original: Callable[..., Any]) -> Callable[..., Any]:
+    def request(
+        cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None, **kwargs: Any
+    ) -> Any:
+        call = _begin(config, options, stream, is_async=False)
+        if call is None:
+            return original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
+        token = _active.set(call)
+        try:
+            if not call.open_sync():
+                return original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
+            send, send_cls = call.prepare(stream_cls)
+            while True:
+                pending = pending_stream.set(call.recording)
+                try:
+                    result = original(cast_to, send, stream=stream, stream_cls=send_cls, **kwargs)
+                except BaseException as exc:
+                    call.failed(exc)
+                    raise
+                finally:
+                    pending_stream.reset(pending)
+                send = call.completed(result)
+                if send is None:
+                    return result
+        finally:
+            _active.reset(token)
+
+    return request
+
+
+def _async_funnel(
+    config: WrapConfig, original: Callable[..., Awaitable[Any]]
+) -> Callable[..., Awaitable[Any]]:
+    async def request(
+        cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None, **kwargs: Any
+    ) -> Any:
+        call = _begin(config, options, stream, is_async=True)
+        if call is None:
+            return await original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
+        token = _active.set(call)
+        try:
+            if not await call.open_async():
+                return await original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
+            send, send_cls = call.prepare(stream_cls)
+            while True:
+                pending = pending_stream.set(call.recording)
+                try:
+                    result = await original(cast_to, send, stream=stream, stream_cls=send_cls, **kwargs)
+                except BaseException as exc:
+                    call.failed(exc)
+                    raise
+                finally:
+                    pending_stream.reset(pending)
+                send = call.completed(result)
+                if send is None:
+                    return result
+        finally:
+            _active.reset(token)
+
+    return request
+
+
+# -- installing on a client ---------------------------------------------------------------
+
+
+@dataclass
+class _Installed:
+    config: WrapConfig
+    hook: Callable[..., Any]
+    previous: dict[str, Any]
+    """Instance attributes replaced by ours (usually none: the class methods showed through)."""
+    patched: dict[str, Any]
+
+
+def installed_config(client: Any) -> WrapConfig | None:
+    """The configuration of a wrapped client, or None."""
+    installed: _Installed | None = vars(client).get(_STATE_ATTR)
+    return installed.config if installed is not None else None
+
+
+def install(client: Any, config: WrapConfig, *, is_async: bool) -> WrapConfig:
+    """Hook ``client`` (idempotent: an already wrapped client gets the new settings)."""
+    attrs = vars(client)
+    installed: _Installed | None = attrs.get(_STATE_ATTR)
+    if installed is not None:
+        current = installed.config
+        for f in ("session_id", "store", "hooks", "max_rounds", "prices"):
+            setattr(current, f, getattr(config, f))
+        current.enabled = True
+        return current
+    funnel = config.spec.funnel
+    original = getattr(client, funnel)
+    hook = _async_funnel(config, original) if is_async else _sync_funnel(config, original)
+    patched: dict[str, Any] = {funnel: hook}
+    for name in _DERIVING:
+        derive = getattr(client, name, None)
+        if callable(derive):
+            patched[name] = _deriving(derive, config, is_async=is_async)
+    previous = {name: attrs[name] for name in patched if name in attrs}
+    attrs.update(patched)
+    attrs[_STATE_ATTR] = _Installed(config=config, hook=hook, previous=previous, patched=patched)
+    return config
+
+
+def _deriving(derive: Callable[..., Any], config: WrapConfig, *, is_async: bool) -> Callable[..., Any]:
+    """``client.copy`` / ``with_options`` whose new client is wrapped the same way."""
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        derived = derive(*args, **kwargs)
+        try:
+            install(derived, dataclasses.replace(config, enabled=True), is_async=is_async)
+        except Exception as exc:
+            _guard.report("a derived client", exc)
+        return derived
+
+    return make
+
+
+def uninstall(client: Any) -> bool:
+    """Undo ``install``; False when ``client`` was not wrapped.
+
+    If another library replaced the funnel after us, its wrapper is left in place and
+    ours inside it is switched off instead, so neither breaks.
+    """
+    attrs = vars(client)
+    installed: _Installed | None = attrs.pop(_STATE_ATTR, None)
+    if installed is None:
+        return False
+    installed.config.enabled = False
+    for name, ours in installed.patched.items():
+        if attrs.get(name) is not ours:
+            logger.warning(
+                "client.%s was replaced after sessionware wrapped it; sessionware's hook is switched off "
+                "instead of removed",
+                name,
+            )
+            continue
+        if name in installed.previous:
+            attrs[name] = installed.previous[name]
+        else:
+            del attrs[name]
+    return True

@@ -1,0 +1,140 @@
+"""Small helpers shared by the provider readers and the recorder.
+
+* ``message_key`` / ``event_key``: an in-process identity for a conversation message,
+  equal for a message as the app re-sends it and as sessionware recorded it. Text parts
+  are compared by their text, tool calls by id, name and arguments; fields that do not
+  change what the model saw (``name``, annotations, thinking blocks) are ignored.
+* ``fingerprint``: a stable (cross-process) digest of a conversation's opening.
+* ``AttrDict``: attribute access over parsed JSON, so the readers written for SDK
+  objects also read payloads seen only as bytes (``with_streaming_response``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sessionware.adapters._types import WireCall, WireMessage
+from sessionware.core.session.enums import EventType, Role
+from sessionware.core.session.messages import tool_result_text
+from sessionware.core.session.models import SessionEvent
+
+__all__ = [
+    "AttrDict",
+    "canonical_json",
+    "content_text",
+    "event_key",
+    "field",
+    "fingerprint",
+    "message_key",
+    "to_int",
+    "wrap_json",
+]
+
+_TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
+# Parts that carry no conversation content of their own for identity purposes: the
+# provider returns them and the app may or may not send them back.
+_IGNORED_PARTS = frozenset({"thinking", "redacted_thinking", "reasoning", "tool_use", "function_call"})
+
+
+def canonical_json(value: Any) -> str:
+    """JSON text that is equal for equal values (sorted keys, no spaces)."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _text_key(content: Any) -> Any:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    texts: list[str] = []
+    others: list[Any] = []
+    for part in content if isinstance(content, Iterable) else (content,):
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind in _TEXT_PARTS:
+            texts.append(str(part.get("text") or ""))
+        elif kind not in _IGNORED_PARTS:
+            others.append(_freeze(part))
+    joined = "".join(texts)
+    return (joined, tuple(others)) if others else joined
+
+
+def content_text(content: Any) -> str:
+    """The text of a message content: a string, or its text parts joined."""
+    key = _text_key(content)
+    return key if isinstance(key, str) else key[0]
+
+
+def message_key(message: WireMessage) -> int:
+    """Identity of a message within this process (collisions are 1 in 2**64)."""
+    return hash((message.role, _text_key(message.content), message.calls, message.call_id or ""))
+
+
+def event_key(event: SessionEvent) -> int | None:
+    """``message_key`` of a recorded event, or None for events that are not messages."""
+    if event.type is EventType.TOOL_CALL:
+        return hash((Role.TOOL, tool_result_text(event), (), event.tool_call_id or ""))
+    if event.type is not EventType.MESSAGE or event.role is None:
+        return None
+    calls = tuple(WireCall(c.id, c.name, c.arguments) for c in event.tool_calls)
+    return hash((event.role, _text_key(event.content), calls, event.tool_call_id or ""))
+
+
+def fingerprint(system: str | None, messages: list[WireMessage]) -> str | None:
+    """A stable id for a conversation: its system text and first user message.
+
+    Returns None when the request has neither, so there is nothing to thread on.
+    """
+    first = next((m for m in messages if m.role is Role.USER), None)
+    if not system and first is None:
+        return None
+    digest = hashlib.sha256()
+    digest.update((system or "").encode())
+    digest.update(b"\x00")
+    if first is not None:
+        key = _text_key(first.content)
+        digest.update((key if isinstance(key, str) else canonical_json(key)).encode())
+    return "auto-" + digest.hexdigest()[:24]
+
+
+def field(obj: Any, name: str) -> Any:
+    """``obj[name]`` for a mapping, ``obj.name`` otherwise; None when absent."""
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def to_int(value: Any) -> int:
+    """A provider count as a non-negative int (missing or odd values count as 0)."""
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+class AttrDict(dict[str, Any]):
+    """A JSON object whose keys read as attributes; missing keys read as None."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        return wrap_json(self.get(name))
+
+
+def wrap_json(value: Any) -> Any:
+    """``value`` with objects (also inside lists) readable as attributes."""
+    if isinstance(value, dict) and not isinstance(value, AttrDict):
+        return AttrDict(value)
+    if isinstance(value, list):
+        return [wrap_json(v) for v in value]
+    return value

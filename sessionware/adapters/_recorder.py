@@ -1,0 +1,290 @@
+"""From one intercepted call to session events: resolve, diff, record.
+
+Apps re-send their whole history on every call. Per session, a ``ThreadIndex`` (kept in
+``SessionState.extensions``) holds the identity of each message of the current branch,
+derived from the event log itself, so it also follows events recorded by a
+``SessionManager`` or another process' earlier run. A request's messages are compared
+with it:
+
+* the known history followed by new messages: only the new ones are recorded;
+* the known history with its oldest messages dropped (a sliding window): the same;
+* anything else is an edit: a ``BRANCH`` event marks the last message both agree on,
+  then the request's messages after that point are recorded.
+
+The diff and the appends run under the session lock in one ``record_many``, so
+concurrent calls of one session cannot interleave their halves.
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sessionware.adapters._messages import content_text, event_key, message_key
+from sessionware.adapters._types import CallOutput, CallRequest, EndpointKind, WireMessage
+from sessionware.core.accounting.pricing import PriceBook
+from sessionware.core.accounting.tokens import counter_for_model
+from sessionware.core.accounting.usage import TokenSource, TokenUsage
+from sessionware.core.session.enums import EventSource, EventType, Role
+from sessionware.core.session.models import ErrorInfo, SessionEvent, ToolCall
+from sessionware.core.session.state import SessionState
+
+__all__ = ["CallFacts", "ThreadIndex", "estimate_usage", "record_call", "record_hidden"]
+
+logger = logging.getLogger(__name__)
+
+EXTENSION = "sessionware.adapters.thread"
+# Above this many characters of prompt, a missing usage is estimated from length
+# instead of with the tokenizer, so finalising a stream never stalls an event loop.
+_EXACT_COUNT_LIMIT = 32_000
+_ERROR_MESSAGE_LIMIT = 2_000
+
+Draft = tuple[EventType, EventSource, dict[str, Any]]
+
+
+class ThreadIndex:
+    """Identities and ``seq`` of the current branch's conversation messages."""
+
+    __slots__ = ("keys", "seqs", "synced")
+
+    def __init__(self) -> None:
+        self.keys: list[int] = []
+        self.seqs: list[int] = []
+        self.synced = 0
+
+    @classmethod
+    def of(cls, state: SessionState) -> ThreadIndex:
+        """The index of ``state``, caught up with its log (call under ``state.lock``)."""
+        index = state.extensions.get(EXTENSION)
+        if index is None:
+            index = state.extensions[EXTENSION] = cls()
+        index.sync(state.events)
+        return index
+
+    def sync(self, events: list[SessionEvent]) -> None:
+        for i in range(self.synced, len(events)):
+            event = events[i]
+            if event.type is EventType.BRANCH and event.branch_of is not None:
+                cut = bisect_right(self.seqs, event.branch_of)
+                del self.keys[cut:]
+                del self.seqs[cut:]
+                continue
+            key = event_key(event)
+            if key is not None:
+                self.keys.append(key)
+                self.seqs.append(event.seq)
+        self.synced = len(events)
+
+    def diff(self, keys: list[int]) -> tuple[int, int | None]:
+        """Where the new messages of a request start, and the branch point if edited."""
+        known = self.keys
+        n = len(known)
+        if keys[:n] == known:
+            return n, None
+        if not keys:
+            return 0, None
+        first = keys[0]
+        best_at, best_run = -1, 0
+        for at in (i for i, k in enumerate(known) if k == first):
+            overlap = n - at
+            if keys[:overlap] == known[at:]:
+                return overlap, None  # the app dropped its oldest messages
+            run = 1
+            limit = min(len(keys), overlap)
+            while run < limit and keys[run] == known[at + run]:
+                run += 1
+            if run > best_run:
+                best_at, best_run = at, run
+        if best_at < 0:
+            return 0, 0
+        return best_run, self.seqs[best_at + best_run - 1]
+
+
+@dataclass(slots=True)
+class CallFacts:
+    """Everything about one call that is not its output."""
+
+    provider: str
+    kind: EndpointKind
+    request: CallRequest
+    stream: bool
+    latency_ms: float
+    ttft_ms: float | None = None
+    end: str | None = None
+    """How an incomplete stream ended: ``closed``, ``abandoned`` or ``error``."""
+    extra_fields: Mapping[str, Any] | None = None
+
+
+def _tool_calls(message: WireMessage | CallOutput) -> tuple[ToolCall, ...]:
+    return tuple(ToolCall.model_construct(id=c.id, name=c.name, arguments=c.arguments) for c in message.calls)
+
+
+def _message_draft(message: WireMessage) -> Draft:
+    fields: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.name:
+        fields["name"] = message.name
+    if message.role is Role.ASSISTANT:
+        fields["tool_calls"] = _tool_calls(message)
+        return EventType.MESSAGE, EventSource.LLM, fields
+    if message.role is Role.TOOL:
+        fields["tool_call_id"] = message.call_id
+        return EventType.MESSAGE, EventSource.TOOL, fields
+    if message.role is Role.SYSTEM:
+        return EventType.MESSAGE, EventSource.SYSTEM, fields
+    return EventType.MESSAGE, EventSource.USER, fields
+
+
+def _request_drafts(state: SessionState, request: CallRequest) -> list[Draft]:
+    drafts: list[Draft] = []
+    if request.system is not None and request.system != state.info.system_prompt:
+        state.save_header(system_prompt=request.system)
+        drafts.append(
+            (EventType.SYSTEM_PROMPT, EventSource.SYSTEM, {"role": Role.SYSTEM, "content": request.system})
+        )
+    messages = request.messages
+    if not messages:
+        return drafts
+    index = ThreadIndex.of(state)
+    if request.continues is not None:
+        start, branch_of = 0, None
+    else:
+        start, branch_of = index.diff([message_key(m) for m in messages])
+    if branch_of is not None:
+        drafts.append((EventType.BRANCH, EventSource.USER, {"branch_of": branch_of}))
+    drafts.extend(_message_draft(m) for m in messages[start:])
+    return drafts
+
+
+def estimate_usage(request: CallRequest, output: CallOutput | None, model: str | None) -> TokenUsage:
+    """Tokens of a call the provider reported no usage for, counted locally."""
+    counter = counter_for_model(model)
+    wire: list[dict[str, Any]] = []
+    if request.system:
+        wire.append({"role": "system", "content": request.system})
+    wire.extend({"role": m.role.value, "content": content_text(m.content)} for m in request.messages)
+    size = sum(len(m["content"]) for m in wire)
+    if size > _EXACT_COUNT_LIMIT:
+        input_tokens = size // 4 + 4 * len(wire)
+    else:
+        input_tokens = counter.count_messages(wire, request.tools or None)
+    text = (output.text or output.refusal or "") if output else ""
+    output_tokens = counter.count_text(text)
+    for call in output.calls if output else ():
+        output_tokens += counter.count_text(call.name) + counter.count_text(call.arguments)
+    return TokenUsage.model_construct(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=0,
+        cache_write_tokens=0,
+        reasoning_tokens=0,
+        source=TokenSource.ESTIMATE,
+    )
+
+
+def _call_fields(
+    facts: CallFacts, output: CallOutput | None, prices: PriceBook, *, usage_needed: bool
+) -> dict[str, Any]:
+    model = (output.model if output else None) or facts.request.model
+    usage = output.usage if output else None
+    if usage is None and usage_needed:
+        usage = estimate_usage(facts.request, output, model)
+    metadata: dict[str, Any] = {"endpoint": facts.kind.value}
+    if facts.stream:
+        metadata["stream"] = True
+    fields: dict[str, Any] = {
+        "model": model,
+        "provider": facts.provider,
+        "latency_ms": facts.latency_ms,
+        "metadata": metadata,
+    }
+    if usage is not None:
+        fields["usage"] = usage
+        fields["cost"] = prices.cost(model, usage, facts.provider)
+    if facts.ttft_ms is not None:
+        fields["ttft_ms"] = facts.ttft_ms
+    if output is not None:
+        if output.finish_reason:
+            fields["finish_reason"] = output.finish_reason
+        if output.response_id:
+            metadata["response_id"] = output.response_id
+        if output.refusal is not None:
+            metadata["refusal"] = True
+        if not output.complete:
+            metadata["incomplete"] = True
+        if output.extra:
+            metadata.update(output.extra)
+    if facts.end is not None:
+        metadata["incomplete"] = True
+        metadata["end"] = facts.end
+    if facts.extra_fields:
+        fields.update(facts.extra_fields)
+    return fields
+
+
+def _output_draft(facts: CallFacts, output: CallOutput, prices: PriceBook) -> Draft:
+    fields = _call_fields(facts, output, prices, usage_needed=True)
+    content = output.text if output.text else output.refusal
+    if not content and not output.calls:
+        return EventType.LLM_CALL, EventSource.LLM, fields
+    fields["role"] = Role.ASSISTANT
+    fields["content"] = content or None
+    fields["tool_calls"] = _tool_calls(output)
+    return EventType.MESSAGE, EventSource.LLM, fields
+
+
+def _error_draft(
+    facts: CallFacts, error: BaseException, output: CallOutput | None, prices: PriceBook
+) -> Draft:
+    has_output = output is not None and bool(output.text or output.calls)
+    fields = _call_fields(facts, output, prices, usage_needed=has_output)
+    fields["error"] = ErrorInfo.model_construct(
+        type=type(error).__name__,
+        message=str(error)[:_ERROR_MESSAGE_LIMIT],
+        status_code=getattr(error, "status_code", None),
+    )
+    if output is not None and has_output:
+        fields["role"] = Role.ASSISTANT
+        fields["content"] = output.text or None
+        fields["tool_calls"] = _tool_calls(output)
+        return EventType.MESSAGE, EventSource.LLM, fields
+    return EventType.LLM_CALL, EventSource.LLM, fields
+
+
+def record_call(
+    state: SessionState,
+    facts: CallFacts,
+    prices: PriceBook,
+    *,
+    output: CallOutput | None = None,
+    error: BaseException | None = None,
+) -> list[SessionEvent]:
+    """Record a finished call: the request's new messages, then its output or error."""
+    with state.lock:
+        drafts = _request_drafts(state, facts.request) if facts.request.conversational else []
+        if error is not None:
+            drafts.append(_error_draft(facts, error, output, prices))
+        elif output is not None and facts.request.conversational:
+            drafts.append(_output_draft(facts, output, prices))
+        elif output is not None:
+            fields = _call_fields(facts, output, prices, usage_needed=False)
+            fields["metadata"]["inputs"] = facts.request.inputs
+            drafts.append((EventType.LLM_CALL, EventSource.LLM, fields))
+        if not drafts:
+            return []
+        events = state.record_many(drafts)
+        ThreadIndex.of(state)
+        return events
+
+
+def record_hidden(
+    state: SessionState, facts: CallFacts, output: CallOutput, prices: PriceBook
+) -> SessionEvent:
+    """Record a round the app never saw (a managed-mode follow-up), usage included."""
+    fields = _call_fields(facts, output, prices, usage_needed=True)
+    fields["hidden"] = True
+    if output.calls:
+        fields["tool_calls"] = _tool_calls(output)
+    return state.record(EventType.LLM_CALL, EventSource.LLM, **fields)

@@ -1,0 +1,379 @@
+"""Streams that stay the SDK's own streams, recorded as they are read.
+
+The request funnel receives the ``stream_cls`` the SDK will build the stream from
+(``Stream[ChatCompletionChunk]``, ``AsyncStream[RawMessageStreamEvent]``...). The adapter
+passes a subclass of it instead, made once per chunk type, whose ``__stream__`` feeds
+each chunk to the call's ``StreamAccumulator`` on its way to the app. The app therefore
+gets a genuine SDK stream (``isinstance``, ``.response``, ``close()``, context managers,
+and the SDK helpers built on top: ``MessageStream``, ``ChatCompletionStream``...).
+
+Recording finishes exactly once, whichever comes first:
+
+* the chunks run out (complete, or cut short when the provider's last event is missing);
+* iteration raises (the provider's error is recorded, then re-raised untouched);
+* the HTTP response is closed while chunks remain (``close()``, ``with`` exit, the SDK
+  helpers' own ``close``): noticed by wrapping that response's ``close``/``aclose``;
+* the stream is garbage collected unread (``__del__``): recorded as abandoned.
+
+``with_streaming_response`` hands the app an unread body instead of a stream; there the
+body is teed (``tee_body``): bytes are copied as the app reads them, however it reads
+them, and parsed when the response closes.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import sys
+import threading
+import time
+import types
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Protocol
+
+from sessionware.adapters import _guard
+from sessionware.adapters._messages import wrap_json
+from sessionware.adapters._types import CallOutput, Endpoint, StreamAccumulator
+
+__all__ = ["StreamRecording", "pending_stream", "recording_stream_class", "register_response", "tee_body"]
+
+_ATTR = "_sessionware_recording"
+
+
+class StreamOwner(Protocol):
+    """The intercepted call a stream belongs to."""
+
+    def finish_stream(
+        self,
+        output: CallOutput | None,
+        *,
+        error: BaseException | None,
+        end: str | None,
+        first_token_at: float | None,
+    ) -> None: ...
+
+
+class StreamRecording:
+    """Bookkeeping of one streamed call. ``finish`` acts once; later calls do nothing."""
+
+    __slots__ = ("acc", "claimed", "done", "gen", "is_async", "lock", "owner", "stream_id")
+
+    def __init__(self, owner: StreamOwner, acc: StreamAccumulator, *, is_async: bool) -> None:
+        self.owner = owner
+        self.acc = acc
+        self.is_async = is_async
+        self.gen: Any = None
+        self.claimed = False
+        self.stream_id = 0
+        """``id()`` of the stream object the app holds (the SDK may iterate a copy)."""
+        self.done = False
+        self.lock = threading.Lock()
+
+    def finish(self, *, error: BaseException | None = None, end: str | None = None) -> None:
+        with self.lock:
+            if self.done:
+                return
+            self.done = True
+        if sys.is_finalizing():
+            return
+        try:
+            output = self.acc.result()
+        except Exception as exc:
+            _guard.report("a stream's output", exc)
+            output = None
+        self.owner.finish_stream(output, error=error, end=end, first_token_at=self.acc.first_token_at)
+
+    def on_closed(self) -> None:
+        gen = self.gen
+        # Closing from inside our own generator (the SDK and the HTTP client close the
+        # response when the chunks run out) is the normal end, recorded by the generator.
+        if gen is not None and (gen.ag_running if self.is_async else gen.gi_running):
+            return
+        self.finish(end="closed")
+
+    def broken(self, exc: Exception) -> None:
+        """An accumulator failure: report it, stop accumulating, keep the app's stream."""
+        _guard.report("a stream chunk", exc)
+
+
+def _never_hide(chunk: Any) -> bool:
+    return False
+
+
+# The recording waiting for the stream object the SDK is about to build inside the
+# funnel call; raw responses build theirs later, found through their HTTP response.
+pending_stream: contextvars.ContextVar[StreamRecording | None] = contextvars.ContextVar(
+    "sessionware_pending_stream", default=None
+)
+_by_response: weakref.WeakKeyDictionary[Any, StreamRecording] = weakref.WeakKeyDictionary()
+
+
+def register_response(http_response: Any, recording: StreamRecording) -> None:
+    """Let a stream built later from ``http_response`` (``.parse()`` of a raw response) record."""
+    _by_response[http_response] = recording
+
+
+def _claim(response: Any) -> StreamRecording | None:
+    recording = pending_stream.get()
+    if recording is None or recording.claimed:
+        recording = _by_response.pop(response, None) if response is not None else None
+    if recording is not None:
+        recording.claimed = True
+    return recording
+
+
+def _attach(stream: Any, response: Any) -> None:
+    try:
+        recording = _claim(response)
+        if recording is None:
+            return
+        stream.__dict__[_ATTR] = recording
+        recording.stream_id = id(stream)
+        if response is not None:
+            _notify_close(response, recording)
+    except Exception as exc:
+        _guard.report("a stream", exc)
+
+
+def _notify_close(response: Any, recording: StreamRecording) -> None:
+    """Have ``response.close()`` / ``aclose()`` tell ``recording``: every way of closing an
+    SDK stream (its ``close``, context exit, the helpers' ``close``) ends there, even
+    when the body was already read to the end by the transport."""
+    close = response.close
+    aclose = getattr(response, "aclose", None)
+
+    def closing() -> None:
+        try:
+            close()
+        finally:
+            recording.on_closed()
+
+    async def aclosing() -> None:
+        try:
+            if aclose is not None:
+                await aclose()
+        finally:
+            recording.on_closed()
+
+    response.__dict__["close"] = closing
+    if aclose is not None:
+        response.__dict__["aclose"] = aclosing
+
+
+def _record_sync(inner: Iterator[Any], recording: StreamRecording) -> Iterator[Any]:
+    add: Callable[[Any], bool] = recording.acc.add
+    try:
+        for item in inner:
+            try:
+                hide = add(item)
+            except Exception as exc:
+                recording.broken(exc)
+                add, hide = _never_hide, False
+            if not hide:
+                yield item
+    except GeneratorExit:
+        recording.finish(end="abandoned")
+        raise
+    except BaseException as exc:
+        recording.finish(error=exc, end="error")
+        raise
+    recording.finish()
+
+
+async def _record_async(inner: AsyncIterator[Any], recording: StreamRecording) -> AsyncIterator[Any]:
+    add: Callable[[Any], bool] = recording.acc.add
+    try:
+        async for item in inner:
+            try:
+                hide = add(item)
+            except Exception as exc:
+                recording.broken(exc)
+                add, hide = _never_hide, False
+            if not hide:
+                yield item
+    except GeneratorExit:
+        recording.finish(end="abandoned")
+        raise
+    except BaseException as exc:
+        recording.finish(error=exc, end="error")
+        raise
+    recording.finish()
+
+
+def _abandon(stream: Any) -> None:
+    recording = stream.__dict__.get(_ATTR)
+    # Copies made for iteration die when their chunks run out; only the app's object counts.
+    if recording is not None and not recording.done and recording.stream_id == id(stream):
+        try:
+            recording.finish(end="abandoned")
+        except Exception as exc:
+            _guard.report("an abandoned stream", exc)
+
+
+_classes: dict[Any, type] = {}
+_classes_lock = threading.Lock()
+
+
+def recording_stream_class(stream_cls: Any, *, is_async: bool) -> Any:
+    """The recording subclass of the SDK's ``stream_cls`` (made once per chunk type)."""
+    found = _classes.get(stream_cls)
+    if found is not None:
+        return found
+    with _classes_lock:
+        found = _classes.get(stream_cls)
+        if found is None:
+            found = _classes[stream_cls] = _make_class(stream_cls, is_async=is_async)
+        return found
+
+
+def _make_class(stream_cls: Any, *, is_async: bool) -> Any:
+    klass: Any = None
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        # Before the SDK's __init__, which may already call __stream__.
+        _attach(self, kwargs.get("response"))
+        super(klass, self).__init__(*args, **kwargs)
+
+    def __stream__(self: Any) -> Any:
+        inner = super(klass, self).__stream__()
+        recording = self.__dict__.get(_ATTR)
+        if recording is None:
+            return inner
+        gen = _record_async(inner, recording) if is_async else _record_sync(inner, recording)
+        recording.gen = gen
+        return gen
+
+    def __del__(self: Any) -> None:
+        _abandon(self)
+
+    origin = getattr(stream_cls, "__origin__", stream_cls)
+    namespace = {"__init__": __init__, "__stream__": __stream__, "__del__": __del__, "__module__": __name__}
+    klass = types.new_class(
+        f"Recorded{origin.__name__}", (stream_cls,), exec_body=lambda ns: ns.update(namespace)
+    )
+    return klass
+
+
+# -- HTTP response bodies ---------------------------------------------------------------
+
+
+class _TeeBody:
+    """A response body whose bytes are copied to a sink as the app reads them, however it
+    reads them; everything else is the original body's."""
+
+    def __init__(self, inner: Any, sink: _TeeSink) -> None:
+        self._inner = inner
+        self._sink = sink
+
+    def __iter__(self) -> Iterator[bytes]:
+        feed = self._sink.feed
+        for chunk in self._inner:
+            feed(chunk)
+            yield chunk
+
+    async def _aiter(self) -> AsyncIterator[bytes]:
+        feed = self._sink.feed
+        async for chunk in self._inner:
+            feed(chunk)
+            yield chunk
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._aiter()
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            self._sink.close()
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            self._sink.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("_inner", "_sink"):
+            raise AttributeError(name)  # before __init__ ran (copies): no recursion
+        return getattr(self._inner, name)
+
+
+_tee_classes: dict[type, type] = {}
+_BODY_BASES = ("SyncByteStream", "AsyncByteStream")
+
+
+def _tee_class(original: type) -> type:
+    """``_TeeBody`` made to subclass the byte-stream base classes of ``original``, which
+    the HTTP client checks with ``isinstance`` before reading or closing a body."""
+    found = _tee_classes.get(original)
+    if found is None:
+        bases = tuple(c for c in original.__mro__ if c.__name__ in _BODY_BASES)
+        found = _tee_classes[original] = type(f"TeeBodyFor{original.__name__}", (_TeeBody, *bases), {})
+    return found
+
+
+class _TeeSink:
+    """Collects a teed body and finishes the call from it when the body closes."""
+
+    def __init__(self, owner: StreamOwner, endpoint: Endpoint, *, sse: bool) -> None:
+        self.owner = owner
+        self.endpoint = endpoint
+        self.sse = sse
+        self.parts: list[bytes] = []
+        self.first_at: float | None = None
+        self.done = False
+        self.lock = threading.Lock()
+
+    def feed(self, chunk: bytes) -> None:
+        if self.first_at is None and chunk:
+            self.first_at = time.perf_counter()
+        self.parts.append(chunk)
+
+    def close(self) -> None:
+        with self.lock:
+            if self.done:
+                return
+            self.done = True
+        output: CallOutput | None = None
+        end: str | None = None
+        try:
+            body = b"".join(self.parts)
+            if self.sse:
+                acc = self.endpoint.accumulator(hide_usage_chunk=False)
+                for data in _sse_data(body):
+                    acc.add(wrap_json(data))
+                output = acc.result()
+            elif body:
+                output = self.endpoint.read_response(wrap_json(json.loads(body)))
+            else:
+                end = "closed"
+        except Exception as exc:
+            _guard.report("a streamed response body", exc)
+        self.owner.finish_stream(
+            output, error=None, end=end, first_token_at=self.first_at if self.sse else None
+        )
+
+
+def _sse_data(body: bytes) -> Iterator[Any]:
+    """The JSON ``data`` of each server-sent event in ``body``."""
+    for block in body.replace(b"\r\n", b"\n").split(b"\n\n"):
+        lines = [line[5:].lstrip() for line in block.split(b"\n") if line.startswith(b"data:")]
+        if not lines:
+            continue
+        data = b"\n".join(lines)
+        if data.startswith(b"[DONE]"):
+            continue
+        try:
+            yield json.loads(data)
+        except ValueError:
+            continue
+
+
+def tee_body(http_response: Any, owner: StreamOwner, endpoint: Endpoint, *, sse: bool) -> None:
+    """Copy ``http_response``'s body as the app reads it; finish ``owner`` when it closes."""
+    body = getattr(http_response, "stream", None)
+    if body is None:
+        return
+    sink = _TeeSink(owner, endpoint, sse=sse)
+    http_response.stream = _tee_class(type(body))(body, sink)

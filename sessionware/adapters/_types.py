@@ -1,0 +1,142 @@
+"""Provider-neutral shapes of one intercepted call, and what each provider supplies.
+
+A provider adapter (``openai.py``, ``anthropic.py``) is a ``ProviderSpec``: it names the
+client method that every request goes through, and maps request URLs to ``Endpoint``
+readers. An endpoint turns the JSON body into a ``CallRequest`` (the conversation as
+provider-neutral ``WireMessage`` tuples) and a response, or a stream of chunks fed to a
+``StreamAccumulator``, into a ``CallOutput``. Nothing here imports a provider SDK: the
+readers use attribute access on whatever the SDK built (or on ``AttrDict`` payloads
+when only raw bytes were seen), so SDK objects are never converted or copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NamedTuple, Protocol
+
+from sessionware.core.accounting.usage import TokenUsage
+from sessionware.core.session.enums import Role
+
+__all__ = [
+    "CallOutput",
+    "CallRequest",
+    "Endpoint",
+    "EndpointKind",
+    "ProviderSpec",
+    "StreamAccumulator",
+    "WireCall",
+    "WireMessage",
+]
+
+
+class EndpointKind(StrEnum):
+    """The provider endpoints the adapters understand."""
+
+    CHAT = "chat.completions"
+    RESPONSES = "responses"
+    EMBEDDINGS = "embeddings"
+    MESSAGES = "messages"
+
+
+class WireCall(NamedTuple):
+    """A tool call as it appears in a conversation: id, function name, JSON arguments."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class WireMessage(NamedTuple):
+    """One conversation message of a request, in the shape events are recorded in.
+
+    ``content`` is text or a list of content parts, kept as the request had them.
+    """
+
+    role: Role
+    content: str | list[dict[str, Any]] | None
+    calls: tuple[WireCall, ...] = ()
+    call_id: str | None = None
+    name: str | None = None
+
+
+@dataclass(slots=True)
+class CallRequest:
+    """What the app asked for, read from the request body before it is sent."""
+
+    model: str | None
+    system: str | None
+    """Leading system/developer text (or Anthropic ``system``, Responses ``instructions``)."""
+    messages: list[WireMessage]
+    continues: str | None = None
+    """A server-side conversation this request continues (Responses ``previous_response_id``):
+    its messages are all new, there is no history to diff."""
+    tools: list[Mapping[str, Any]] = field(default_factory=list)
+    conversational: bool = True
+    """False for calls without a conversation (embeddings): only usage and cost are recorded."""
+    inputs: int = 0
+    """Number of inputs of a non-conversational call (embedded texts)."""
+
+
+@dataclass(slots=True)
+class CallOutput:
+    """What the model produced, read from a response or accumulated from a stream."""
+
+    text: str | None = None
+    calls: list[WireCall] = field(default_factory=list)
+    refusal: str | None = None
+    usage: TokenUsage | None = None
+    model: str | None = None
+    finish_reason: str | None = None
+    response_id: str | None = None
+    complete: bool = True
+    """False when a stream ended before the provider's final event."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Provider details worth keeping in the event's metadata (service tier...)."""
+
+
+class StreamAccumulator(Protocol):
+    """Collects a stream's chunks as they pass to the app. One per streamed call.
+
+    ``add`` runs once per chunk on the app's iteration path, so it must stay cheap
+    (attribute reads and list appends). It returns True for a chunk the app must not
+    see (the usage-only chunk sessionware asked for on the app's behalf).
+    """
+
+    first_token_at: float | None
+    """``time.perf_counter()`` when the first output token arrived."""
+
+    def add(self, chunk: Any) -> bool: ...
+
+    def result(self) -> CallOutput: ...
+
+
+class Endpoint(Protocol):
+    """How to read one provider endpoint."""
+
+    kind: EndpointKind
+
+    def read_request(self, body: Mapping[str, Any]) -> CallRequest: ...
+
+    def read_response(self, response: Any) -> CallOutput: ...
+
+    def accumulator(self, *, hide_usage_chunk: bool) -> StreamAccumulator: ...
+
+    def with_stream_usage(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """A copy of ``body`` that asks for usage in the stream, or None when the
+        endpoint already reports it (or cannot be asked)."""
+        ...
+
+
+class ProviderSpec(Protocol):
+    """A provider adapter: where to hook a client and how to read its endpoints."""
+
+    name: str
+    """Provider id for pricing (``openai``, ``azure``, ``anthropic``)."""
+    funnel: str
+    """The client method every request goes through, with the final JSON body."""
+
+    def endpoint(self, method: str, url: str) -> Endpoint | None:
+        """The reader for a request, or None for calls that are not recorded."""
+        ...

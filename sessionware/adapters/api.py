@@ -1,0 +1,135 @@
+"""``wrap`` and ``unwrap``: the drop-in front door.
+
+>>> import sessionware
+>>> from openai import OpenAI
+>>> client = sessionware.wrap(OpenAI(api_key="sk-..."))   # the same object, now recorded
+>>> sessionware.unwrap(client) is client
+True
+
+Nothing else in the app changes: every call the client makes (``chat.completions``,
+``responses``, ``embeddings``, their ``parse``/``stream()`` helpers, ``with_raw_response``
+and ``with_streaming_response``) is recorded into a session. See ``session()`` for
+choosing the session from the calling code.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sessionware.adapters import _core
+from sessionware.adapters._guard import AdapterHealth, health, set_strict
+from sessionware.adapters._types import ProviderSpec
+from sessionware.core.errors import InvalidSessionOperation
+from sessionware.core.store.url import StoreLike, open_store
+
+if TYPE_CHECKING:
+    from sessionware.core.memory.policy import ContextPolicy
+
+__all__ = ["AdapterHealth", "WrapMode", "health", "is_wrapped", "set_strict", "unwrap", "wrap"]
+
+ClientT = TypeVar("ClientT")
+
+SUPPORTED = (
+    "openai.OpenAI, openai.AsyncOpenAI, openai.AzureOpenAI, openai.AsyncAzureOpenAI, "
+    "anthropic.Anthropic and anthropic.AsyncAnthropic"
+)
+
+
+class WrapMode(StrEnum):
+    """What a wrapped client does with its calls."""
+
+    OBSERVE = "observe"
+    """Record every call; send exactly what the app built (the default)."""
+    MANAGED = "managed"
+    """Also build what is sent from the session's virtual memory (needs ``sessionware.core.memory``)."""
+
+
+def _classify(client: Any) -> tuple[ProviderSpec, bool]:
+    """The provider spec of a supported client and whether it is async."""
+    openai = sys.modules.get("openai")
+    if openai is not None and isinstance(client, openai.OpenAI | openai.AsyncOpenAI):
+        from sessionware.adapters.openai import spec_for as openai_spec
+
+        return openai_spec(client), isinstance(client, openai.AsyncOpenAI)
+    anthropic = sys.modules.get("anthropic")
+    if anthropic is not None and isinstance(client, anthropic.Anthropic | anthropic.AsyncAnthropic):
+        from sessionware.adapters.anthropic import spec_for as anthropic_spec
+
+        return anthropic_spec(client), isinstance(client, anthropic.AsyncAnthropic)
+    kind = type(client)
+    raise TypeError(
+        f"sessionware.wrap supports {SUPPORTED} clients, not {kind.__module__}.{kind.__qualname__}"
+    )
+
+
+def wrap(
+    client: ClientT,
+    *,
+    session_id: str | None = None,
+    store: StoreLike = None,
+    mode: WrapMode | str = WrapMode.OBSERVE,
+    context: ContextPolicy | None = None,
+) -> ClientT:
+    """Record every call ``client`` makes; return the same client object.
+
+    ``session_id`` records every call into that session. Without it, a surrounding
+    ``with sessionware.session("id"):`` decides, else each conversation gets its own
+    session, identified by its system prompt and first user message (so an app that
+    re-sends its history groups into one session per conversation).
+
+    ``store`` is a URL (``sqlite:///chat.db``), a ``Store`` or a backend; by default the
+    process's default store at the time of each call. Wrapping a wrapped client again
+    only updates these settings, so nothing is recorded twice. ``mode="managed"`` and
+    ``context`` (a ``ContextPolicy``) need the memory subsystem, which is not there yet.
+
+    >>> from anthropic import Anthropic
+    >>> client = wrap(Anthropic(api_key="sk-ant-..."), session_id="support-42")
+    >>> isinstance(client, Anthropic)
+    True
+    """
+    wrap_mode = _mode(mode)
+    if wrap_mode is WrapMode.MANAGED:
+        raise InvalidSessionOperation(
+            "wrap",
+            "managed mode needs the memory subsystem (sessionware.core.memory), which this version does "
+            "not have yet; use mode='observe'",
+        )
+    if context is not None:
+        raise InvalidSessionOperation(
+            "wrap", "context= configures managed mode; observe mode sends what the app built"
+        )
+    if session_id is not None and (not isinstance(session_id, str) or not session_id.strip()):
+        raise InvalidSessionOperation("wrap", f"session_id must be a non-empty string, got {session_id!r}")
+    spec, is_async = _classify(client)
+    config = _core.WrapConfig(
+        spec=spec, session_id=session_id, store=open_store(store) if store is not None else None
+    )
+    _core.install(client, config, is_async=is_async)
+    return client
+
+
+def _mode(mode: WrapMode | str) -> WrapMode:
+    try:
+        return WrapMode(mode)
+    except ValueError:
+        raise InvalidSessionOperation("wrap", f"mode must be 'observe' or 'managed', got {mode!r}") from None
+
+
+def unwrap(client: ClientT) -> ClientT:
+    """Undo ``wrap``: the client's methods are its own again. A no-op on unwrapped clients.
+
+    >>> from openai import OpenAI
+    >>> plain = OpenAI(api_key="sk-...")
+    >>> unwrap(wrap(plain)) is plain
+    True
+    """
+    _core.uninstall(client)
+    return client
+
+
+def is_wrapped(client: Any) -> bool:
+    """True while ``client`` is wrapped by sessionware."""
+    config = _core.installed_config(client)
+    return config is not None and config.enabled

@@ -1,0 +1,307 @@
+"""Reading OpenAI requests and responses: chat completions, embeddings (Responses: see
+``_openai_responses``), for ``OpenAI``, ``AsyncOpenAI`` and their Azure twins.
+
+Readers take whatever the SDK built (``ChatCompletion``, ``ChatCompletionChunk``...) or
+parsed JSON (``AttrDict``) and read it by attribute with defaults, so chunks from
+OpenAI-compatible servers with missing fields (``choices=None``, ``delta=None``, tool
+call deltas without a function) are read, never raised on. The SDK is not imported.
+
+Usage in chat streams: OpenAI sends it only when asked with
+``stream_options.include_usage``. When the app did not ask, the adapter asks for it on
+endpoints known to accept the option (api.openai.com; Azure from API version
+2024-09-01) and hides the extra usage-only chunk from the app; elsewhere the usage is
+estimated locally and labelled as such.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from time import perf_counter
+from typing import Any
+
+from sessionware.adapters._messages import content_text, field
+from sessionware.adapters._openai_responses import ResponsesEndpoint, openai_usage
+from sessionware.adapters._types import (
+    CallOutput,
+    CallRequest,
+    Endpoint,
+    EndpointKind,
+    StreamAccumulator,
+    WireCall,
+    WireMessage,
+)
+from sessionware.core.session.enums import Role
+
+__all__ = ["ChatEndpoint", "EmbeddingsEndpoint", "OpenAISpec", "openai_usage", "spec_for"]
+
+_SYSTEM_ROLES = frozenset({"system", "developer"})
+_AZURE_USAGE_SINCE = "2024-09-01"
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _wire_calls(tool_calls: Any, function_call: Any = None) -> tuple[WireCall, ...]:
+    calls: list[WireCall] = []
+    for call in tool_calls or ():
+        function = field(call, "function") or field(call, "custom")
+        arguments = field(function, "arguments")
+        if arguments is None:
+            arguments = field(function, "input")
+        calls.append(
+            WireCall(str(field(call, "id") or ""), str(field(function, "name") or ""), str(arguments or ""))
+        )
+    if function_call:  # the legacy single `function_call`
+        name, arguments = field(function_call, "name"), field(function_call, "arguments")
+        calls.append(WireCall("", str(name or ""), str(arguments or "")))
+    return tuple(calls)
+
+
+def _chat_message(message: Mapping[str, Any]) -> WireMessage | None:
+    role = message.get("role")
+    content = message.get("content")
+    if role == "user":
+        return WireMessage(Role.USER, content, name=message.get("name"))
+    if role == "assistant":
+        if not content and message.get("refusal"):
+            content = message["refusal"]
+        calls = _wire_calls(message.get("tool_calls"), message.get("function_call"))
+        return WireMessage(Role.ASSISTANT, content, calls, name=message.get("name"))
+    if role == "tool":
+        return WireMessage(Role.TOOL, content, call_id=message.get("tool_call_id"))
+    if role == "function":
+        return WireMessage(Role.TOOL, content, name=message.get("name"))
+    if role in _SYSTEM_ROLES:
+        return WireMessage(Role.SYSTEM, content)
+    return None
+
+
+class ChatEndpoint:
+    """``POST /chat/completions`` (``create``, ``parse``, ``stream()``)."""
+
+    kind = EndpointKind.CHAT
+
+    def read_request(self, body: Mapping[str, Any]) -> CallRequest:
+        system: list[str] = []
+        messages: list[WireMessage] = []
+        for raw in body.get("messages") or ():
+            if not isinstance(raw, Mapping):
+                continue
+            if not messages and raw.get("role") in _SYSTEM_ROLES:
+                system.append(content_text(raw.get("content")))
+                continue
+            message = _chat_message(raw)
+            if message is not None:
+                messages.append(message)
+        return CallRequest(
+            model=body.get("model"),
+            system="\n\n".join(system) if system else None,
+            messages=messages,
+            tools=list(body.get("tools") or ()),
+        )
+
+    def read_response(self, response: Any) -> CallOutput:
+        choices = getattr(response, "choices", None) or ()
+        choice = choices[0] if choices else None
+        message = getattr(choice, "message", None)
+        extra: dict[str, Any] = {}
+        if len(choices) > 1:
+            extra["choices"] = len(choices)
+        tier = getattr(response, "service_tier", None)
+        if tier:
+            extra["service_tier"] = str(tier)
+        return CallOutput(
+            text=getattr(message, "content", None),
+            calls=list(
+                _wire_calls(getattr(message, "tool_calls", None), getattr(message, "function_call", None))
+            ),
+            refusal=getattr(message, "refusal", None),
+            usage=openai_usage(getattr(response, "usage", None)),
+            model=getattr(response, "model", None),
+            finish_reason=getattr(choice, "finish_reason", None),
+            response_id=getattr(response, "id", None),
+            extra=extra,
+        )
+
+    def accumulator(self, *, hide_usage_chunk: bool) -> StreamAccumulator:
+        return ChatAccumulator(hide_usage_chunk=hide_usage_chunk)
+
+    def with_stream_usage(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        options = body.get("stream_options")
+        if isinstance(options, Mapping) and options.get("include_usage") is True:
+            return None
+        return {
+            **body,
+            "stream_options": {**(options if isinstance(options, Mapping) else {}), "include_usage": True},
+        }
+
+
+class ChatAccumulator:
+    """Chat completion chunks: choice 0's text, refusal and tool calls (by index)."""
+
+    __slots__ = (
+        "finish",
+        "first_token_at",
+        "hide_usage",
+        "model",
+        "refusal",
+        "response_id",
+        "text",
+        "tools",
+        "usage",
+    )
+
+    def __init__(self, *, hide_usage_chunk: bool) -> None:
+        self.hide_usage = hide_usage_chunk
+        self.text: list[str] = []
+        self.refusal: list[str] = []
+        self.tools: dict[int, list[Any]] = {}
+        self.usage: Any = None
+        self.model: str | None = None
+        self.response_id: str | None = None
+        self.finish: str | None = None
+        self.first_token_at: float | None = None
+
+    def add(self, chunk: Any) -> bool:
+        if self.model is None:
+            self.model = getattr(chunk, "model", None)
+            self.response_id = getattr(chunk, "id", None)
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self.usage = usage
+        choices = getattr(chunk, "choices", None)
+        if not choices:
+            # The usage-only chunk we asked for: the app did not, so it does not see it.
+            return usage is not None and self.hide_usage
+        for choice in choices:
+            if getattr(choice, "index", 0):
+                continue
+            delta = getattr(choice, "delta", None)
+            if delta is not None:
+                content = getattr(delta, "content", None)
+                if content:
+                    self.text.append(content)
+                    if self.first_token_at is None:
+                        self.first_token_at = perf_counter()
+                refusal = getattr(delta, "refusal", None)
+                if refusal:
+                    self.refusal.append(refusal)
+                tool_calls = getattr(delta, "tool_calls", None)
+                if tool_calls:
+                    self._add_tool_deltas(tool_calls)
+            finish = getattr(choice, "finish_reason", None)
+            if finish:
+                self.finish = finish
+        return False
+
+    def _add_tool_deltas(self, deltas: Any) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = perf_counter()
+        for delta in deltas:
+            index = getattr(delta, "index", None) or 0
+            slot = self.tools.get(index)
+            if slot is None:
+                slot = self.tools[index] = [None, None, []]
+            call_id = getattr(delta, "id", None)
+            if call_id:
+                slot[0] = call_id
+            function = getattr(delta, "function", None)
+            if function is None:
+                continue
+            name = getattr(function, "name", None)
+            if name:
+                slot[1] = name
+            arguments = getattr(function, "arguments", None)
+            if arguments:
+                slot[2].append(arguments)
+
+    def result(self) -> CallOutput:
+        calls = [
+            WireCall(str(slot[0] or ""), str(slot[1] or ""), "".join(slot[2]))
+            for _, slot in sorted(self.tools.items())
+        ]
+        return CallOutput(
+            text="".join(self.text) or None,
+            calls=calls,
+            refusal="".join(self.refusal) or None,
+            usage=openai_usage(self.usage),
+            model=self.model,
+            finish_reason=self.finish,
+            response_id=self.response_id,
+            complete=self.finish is not None,
+        )
+
+
+class _NoStream:
+    first_token_at: float | None = None
+
+    def add(self, chunk: Any) -> bool:
+        return False
+
+    def result(self) -> CallOutput:
+        return CallOutput(complete=False)
+
+
+class EmbeddingsEndpoint:
+    """``POST /embeddings``: usage and cost only."""
+
+    kind = EndpointKind.EMBEDDINGS
+
+    def read_request(self, body: Mapping[str, Any]) -> CallRequest:
+        data = body.get("input")
+        inputs = 1 if isinstance(data, str) or not isinstance(data, list) else len(data)
+        return CallRequest(
+            model=body.get("model"), system=None, messages=[], conversational=False, inputs=inputs
+        )
+
+    def read_response(self, response: Any) -> CallOutput:
+        return CallOutput(
+            usage=openai_usage(getattr(response, "usage", None)), model=getattr(response, "model", None)
+        )
+
+    def accumulator(self, *, hide_usage_chunk: bool) -> StreamAccumulator:
+        return _NoStream()
+
+    def with_stream_usage(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        return None
+
+
+_ENDPOINTS: dict[str, Endpoint] = {
+    "/chat/completions": ChatEndpoint(),
+    "/responses": ResponsesEndpoint(),
+    "/embeddings": EmbeddingsEndpoint(),
+}
+
+
+class OpenAISpec:
+    """Where to hook an OpenAI client and how to read its endpoints."""
+
+    funnel = "request"
+
+    def __init__(self, *, name: str = "openai", stream_usage: bool = True) -> None:
+        self.name = name
+        self.stream_usage = stream_usage
+
+    def endpoint(self, method: str, url: str) -> Endpoint | None:
+        if method.lower() != "post":
+            return None
+        found = _ENDPOINTS.get(url)
+        if found is None and url.startswith(("http://", "https://", "/")):
+            path = url.split("?", 1)[0]
+            found = next((e for suffix, e in _ENDPOINTS.items() if path.endswith(suffix)), None)
+        return found
+
+
+def _accepts_stream_usage(client: Any, *, azure: bool) -> bool:
+    if azure:
+        version = str(getattr(client, "_api_version", "") or "")
+        return not _DATE.match(version) or version >= _AZURE_USAGE_SINCE
+    host = getattr(getattr(client, "base_url", None), "host", "")
+    return host == "api.openai.com"
+
+
+def spec_for(client: Any) -> OpenAISpec:
+    """The spec for an ``OpenAI``/``AsyncOpenAI`` client (Azure ones priced as ``azure``)."""
+    azure = any(c.__name__ in ("AzureOpenAI", "AsyncAzureOpenAI") for c in type(client).__mro__)
+    return OpenAISpec(
+        name="azure" if azure else "openai", stream_usage=_accepts_stream_usage(client, azure=azure)
+    )
