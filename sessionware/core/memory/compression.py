@@ -25,7 +25,8 @@ from sessionware.core.memory.text import identifiers, sentences
 __all__ = ["Compressor", "CompressorRegistry", "ExtractiveCompressor", "ReferenceCompressor"]
 
 _FACTY = re.compile(r"\b(is|are|was|were|equals|set to|means|called|named|lives?|uses?|prefer\w*)\b", re.I)
-_CAPITAL = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
+_CAPITAL = re.compile(r"\b[A-Z][a-z]+")
+_CODE = re.compile(r"\b[\w-]*\d[\w-]*\b")
 _QUOTED = re.compile(r"\"[^\"]+\"|'[^']{2,}'|`[^`]+`")
 _FILLER = re.compile(r"^(ok|okay|sure|thanks|thank you|great|cool|got it|sounds good)\b", re.I)
 
@@ -42,16 +43,17 @@ class Compressor(Protocol):
 
 @lru_cache(maxsize=32768)
 def _score(sentence: str) -> float:
+    """How much ``sentence`` looks like a fact worth keeping (cheap, deterministic)."""
     score = 0.0
-    if any(ch.isdigit() for ch in sentence):
-        score += 2.0
-    score += 1.5 * min(len(identifiers(sentence)), 2)
-    score += 0.5 * min(len(_CAPITAL.findall(sentence)), 3)
+    codes = _CODE.findall(sentence)
+    if codes:
+        score += 2.0 + 1.5 * min(sum(1 for c in codes if not c.isdigit()), 2)
+    score += 0.5 * min(len(_CAPITAL.findall(sentence, 1)), 3)
     if _QUOTED.search(sentence):
         score += 1.0
     if _FACTY.search(sentence):
         score += 1.0
-    if _FILLER.match(sentence) or len(sentence) < 12:
+    if len(sentence) < 12 or _FILLER.match(sentence):
         score -= 2.0
     return score
 

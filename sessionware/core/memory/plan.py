@@ -163,7 +163,7 @@ class Plan:
             provenance=[f"chunk_{index + 1}"],
         )
         chunk = Chunk(index, first, self.start_turn - 1, page_ids, evicted_tokens, summary.page_id)
-        chunk.keywords = _keywords(source)
+        chunk.keywords = _keywords(summary.text)
         self.chunks.append(chunk)
         self.summaries.append(summary.page_id)
         self.compactions += 1

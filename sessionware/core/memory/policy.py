@@ -48,9 +48,9 @@ class ContextPolicy(BaseModel):
     recall_fraction: float = Field(default=0.08, ge=0.0, le=0.5)
     """Share of the budget for pages recalled on earlier turns and by demand paging."""
     incoming_reserve_fraction: float = Field(default=0.06, ge=0.0, le=0.5)
-    window_high: float = Field(default=0.75, gt=0.0, le=1.0)
+    window_high: float = Field(default=0.8, gt=0.0, le=1.0)
     """The window of verbatim turns is compacted when it passes this share of its room..."""
-    window_low: float = Field(default=0.4, gt=0.0, lt=1.0)
+    window_low: float = Field(default=0.3, gt=0.0, lt=1.0)
     """...down to this share: compaction happens in chunks, so the prefix stays stable."""
     summary_ratio: float = Field(default=0.15, gt=0.0, le=1.0)
     """Summary size relative to the turns it covers."""
