@@ -27,13 +27,18 @@ from typing import TYPE_CHECKING, Any
 from sessionware.core.accounting.usage import TokenUsage
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from genai_prices.types import ModelPrice, TieredPrices
+
+    _Rate: TypeAlias = Decimal | TieredPrices | None
 
 __all__ = ["ModelInfo", "PriceBook"]
 
 logger = logging.getLogger(__name__)
 
 _MILLION = Decimal(1_000_000)
+_RATE_KEYS = ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok")
 # Price keys that do not depend on counts we ever report as non-zero, or that are the
 # four token rates we apply ourselves. A model with any other key (audio, images,
 # per-request fees...) is priced by the library.
@@ -64,10 +69,11 @@ class ModelInfo:
 class _Resolved:
     info: ModelInfo
     price: ModelPrice
-    linear: bool
+    rates: tuple[_Rate, _Rate, _Rate, _Rate] | None
+    """Input, cache-read, cache-write and output rates when the price is per-token only."""
 
 
-def _rate(price: Decimal | TieredPrices | None, total_input: int) -> Decimal:
+def _rate(price: _Rate, total_input: int) -> Decimal:
     if price is None:
         return Decimal(0)
     if isinstance(price, Decimal):
@@ -113,7 +119,11 @@ class PriceBook:
             return None
         prov, info = found
         price = info.get_prices(datetime.now(tz=UTC))
-        keys = {k for k, v in vars(price).items() if v is not None and not k.startswith("_")}
+        # Read the rates once here: attribute misses on ModelPrice cost a registry lookup.
+        given = {k: v for k, v in vars(price).items() if v is not None and not k.startswith("_")}
+        rates = tuple(
+            given.get(k) for k in ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok")
+        )
         return _Resolved(
             info=ModelInfo(
                 requested=model,
@@ -122,7 +132,7 @@ class PriceBook:
                 context_window=info.context_window,
             ),
             price=price,
-            linear=keys <= _LINEAR_KEYS,
+            rates=rates if given.keys() <= _LINEAR_KEYS else None,  # type: ignore[arg-type]
         )
 
     def model_info(self, model: str, provider: str | None = None) -> ModelInfo | None:
@@ -141,23 +151,24 @@ class PriceBook:
         resolved = self._resolve(model, provider)
         if resolved is None:
             return None
-        if resolved.linear:
-            return self._linear_cost(resolved.price, usage)
+        if resolved.rates is not None:
+            return self._linear_cost(resolved.rates, usage)
         return self._library_cost(resolved.price, usage)
 
     @staticmethod
-    def _linear_cost(price: ModelPrice, usage: TokenUsage) -> Decimal:
+    def _linear_cost(rates: tuple[_Rate, _Rate, _Rate, _Rate], usage: TokenUsage) -> Decimal:
+        input_rate, read_rate, write_rate, output_rate = rates
         total_input = usage.input_tokens
-        p: Any = price
         # Cached tokens without a cache rate of their own are billed as plain input.
-        read = usage.cache_read_tokens if p.cache_read_mtok is not None else 0
-        write = usage.cache_write_tokens if p.cache_write_mtok is not None else 0
-        dollars = (
-            _rate(p.input_mtok, total_input) * max(total_input - read - write, 0)
-            + _rate(p.cache_read_mtok, total_input) * read
-            + _rate(p.cache_write_mtok, total_input) * write
-            + _rate(p.output_mtok, total_input) * usage.output_tokens
-        )
+        read = usage.cache_read_tokens if read_rate is not None else 0
+        write = usage.cache_write_tokens if write_rate is not None else 0
+        dollars = _rate(input_rate, total_input) * max(total_input - read - write, 0)
+        if read:
+            dollars += _rate(read_rate, total_input) * read
+        if write:
+            dollars += _rate(write_rate, total_input) * write
+        if usage.output_tokens:
+            dollars += _rate(output_rate, total_input) * usage.output_tokens
         return dollars / _MILLION
 
     @staticmethod
