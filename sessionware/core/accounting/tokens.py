@@ -57,6 +57,10 @@ class TokenCounter(Protocol):
 class _MessageCounting:
     """Shared message-list walk; subclasses supply ``count_text``."""
 
+    def __init__(self) -> None:
+        self._framing: dict[str, int] = {}
+        """Tokens of a message's framing and role, per role (a handful of roles, counted once)."""
+
     def count_text(self, text: str) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -91,7 +95,10 @@ class _MessageCounting:
         return self.count_text(json.dumps(part, separators=(",", ":"), default=str))
 
     def count_message(self, message: Mapping[str, Any]) -> int:
-        total = TOKENS_PER_MESSAGE + self.count_text(str(message.get("role", "")))
+        role = str(message.get("role", ""))
+        total = self._framing.get(role)
+        if total is None:
+            total = self._framing[role] = TOKENS_PER_MESSAGE + self.count_text(role)
         total += self.count_content(message.get("content"))
         if message.get("name"):
             total += TOKENS_PER_NAME + self.count_text(str(message["name"]))
@@ -122,6 +129,7 @@ class EncodingCounter(_MessageCounting):
     """Exact counts with an offline tiktoken encoding (``cl100k_base``, ``o200k_base``)."""
 
     def __init__(self, encoding_name: str) -> None:
+        super().__init__()
         self.encoding_name = encoding_name
         self._encode = get_encoding(encoding_name).encode_ordinary
 
@@ -142,6 +150,7 @@ class EstimatingCounter(_MessageCounting):
     """
 
     def __init__(self, factor: float = 1.2, base_encoding: str = "o200k_base") -> None:
+        super().__init__()
         self.factor = factor
         self._base = EncodingCounter(base_encoding)
 
