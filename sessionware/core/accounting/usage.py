@@ -50,11 +50,26 @@ class TokenUsage(BaseModel):
             if self.source is TokenSource.PROVIDER and other.source is TokenSource.PROVIDER
             else TokenSource.ESTIMATE
         )
-        return TokenUsage.model_construct(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
-            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
-            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
-            source=source,
+        # Sums of valid usages are valid: skip validation, it is most of the cost of a sum
+        # and totals add one per recorded call.
+        total = TokenUsage.__new__(TokenUsage)
+        _set(
+            total,
+            "__dict__",
+            {
+                "input_tokens": self.input_tokens + other.input_tokens,
+                "output_tokens": self.output_tokens + other.output_tokens,
+                "cache_read_tokens": self.cache_read_tokens + other.cache_read_tokens,
+                "cache_write_tokens": self.cache_write_tokens + other.cache_write_tokens,
+                "reasoning_tokens": self.reasoning_tokens + other.reasoning_tokens,
+                "source": source,
+            },
         )
+        _set(total, "__pydantic_fields_set__", _ALL_FIELDS.copy())
+        _set(total, "__pydantic_extra__", None)
+        _set(total, "__pydantic_private__", None)
+        return total
+
+
+_set = object.__setattr__
+_ALL_FIELDS = set(TokenUsage.model_fields)
