@@ -9,8 +9,8 @@ clients never block on I/O.
 
 from __future__ import annotations
 
+import os
 import threading
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +18,7 @@ from pydantic_core import to_json
 
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.session.enums import EventSource, EventType
-from sessionware.core.session.models import SessionEvent, SessionInfo, utcnow
+from sessionware.core.session.models import SessionEvent, SessionInfo, trusted_event, utcnow
 from sessionware.core.store.base import AppendEvents, SaveHeader
 from sessionware.core.store.store import Store
 
@@ -113,29 +113,36 @@ class SessionState:
         for _, _, fields in drafts:
             self._check(fields)
         with self.lock:
-            seq = self.info.last_seq
+            info = self.info
+            seq = info.last_seq
             now = utcnow()
             events = []
             for type_, source, fields in drafts:
                 seq += 1
-                event = SessionEvent.model_construct(
-                    id=uuid.uuid4().hex,
-                    session_id=self.info.id,
-                    seq=seq,
-                    timestamp=now,
-                    type=type_,
-                    source=source,
-                    **fields,
+                events.append(
+                    trusted_event(
+                        {
+                            **fields,
+                            "id": os.urandom(16).hex(),  # 128 random bits, as uuid4 but 4x cheaper
+                            "session_id": info.id,
+                            "seq": seq,
+                            "timestamp": now,
+                            "type": type_,
+                            "source": source,
+                        }
+                    )
                 )
-                events.append(event)
-            self.store.submit([AppendEvents(self.info.id, tuple(events))])
+            self.store.submit([AppendEvents(info.id, tuple(events))])
+            totals = info.totals
             for event in events:
                 self.events.append(event)
-                self.info.totals.fold(event)
+                totals.fold(event)
                 for listener in self._listeners:
                     listener(event)
-            self.info.last_seq = seq
-            self.info.updated_at = now
+            # Header fields set in place, as pydantic would (this runs once per event).
+            header = info.__dict__
+            header["last_seq"] = seq
+            header["updated_at"] = now
             return events
 
     def save_header(self, **changes: Any) -> None:
