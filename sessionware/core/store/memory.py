@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 
 from sessionware.core.errors import SessionAlreadyExists, SessionNotFound, StorageError
 from sessionware.core.session.models import Session, SessionEvent, SessionInfo, SessionTotals
@@ -20,12 +21,27 @@ __all__ = ["MemoryBackend"]
 
 
 class _Entry:
-    __slots__ = ("events", "info", "pages")
+    __slots__ = ("appended_at", "events", "folded", "info", "pages")
 
     def __init__(self, info: SessionInfo) -> None:
         self.info = info
         self.events: list[SessionEvent] = []
         self.pages: dict[str, str] = {}
+        self.folded = 0
+        """How many events ``info.totals`` includes; the rest are folded when read."""
+        self.appended_at: datetime | None = None
+        """Timestamp of the latest append not yet reflected in ``info.updated_at``."""
+
+    def current_info(self) -> SessionInfo:
+        # Appends are the hot path and reads are rare: bring the header up to date on read.
+        if self.folded < len(self.events):
+            for event in self.events[self.folded :]:
+                self.info.totals.fold(event)
+            self.folded = len(self.events)
+            self.info.last_seq = len(self.events)
+        if self.appended_at is not None:
+            self.info.updated_at, self.appended_at = self.appended_at, None
+        return self.info
 
 
 class MemoryBackend:
@@ -53,7 +69,9 @@ class MemoryBackend:
                 self._apply(op)
 
     def _apply(self, op: WriteOp) -> None:
-        if isinstance(op, CreateSession):
+        if isinstance(op, AppendEvents):
+            self._append(self._entry(op.session_id), op.events)
+        elif isinstance(op, CreateSession):
             if op.info.id in self._sessions:
                 raise SessionAlreadyExists(op.info.id, store=self.location)
             self._sessions[op.info.id] = _Entry(
@@ -61,32 +79,27 @@ class MemoryBackend:
             )
         elif isinstance(op, SaveHeader):
             entry = self._entry(op.info.id)
-            entry.info = op.info.model_copy(
-                update={"totals": entry.info.totals, "last_seq": entry.info.last_seq}
-            )
-        elif isinstance(op, AppendEvents):
-            self._append(self._entry(op.session_id), op.events)
+            current = entry.current_info()
+            entry.info = op.info.model_copy(update={"totals": current.totals, "last_seq": current.last_seq})
         elif isinstance(op, PutPages):
             self._entry(op.session_id).pages.update(op.pages)
         elif isinstance(op, DeleteSession) and self._sessions.pop(op.session_id, None) is None:
             raise SessionNotFound(op.session_id, store=self.location)
 
     def _append(self, entry: _Entry, events: Sequence[SessionEvent]) -> None:
-        info = entry.info
-        expected = info.last_seq + 1
-        if events and events[0].seq != expected:
+        if not events:
+            return
+        # Seqs start at 1 without gaps, so the next one is always the log's length + 1.
+        expected = len(entry.events) + 1
+        if events[0].seq != expected:
             raise StorageError(
                 "append",
                 self.kind,
                 self.location,
-                f"session {info.id!r} expects seq {expected}, got {events[0].seq}",
+                f"session {entry.info.id!r} expects seq {expected}, got {events[0].seq}",
             )
-        for event in events:
-            info.totals.fold(event)
         entry.events.extend(events)
-        if events:
-            info.last_seq = events[-1].seq
-            info.updated_at = events[-1].timestamp
+        entry.appended_at = events[-1].timestamp
 
     def _entry(self, session_id: str) -> _Entry:
         try:
@@ -99,14 +112,14 @@ class MemoryBackend:
             entry = self._entry(session_id)
             children = [s.info.id for s in self._sessions.values() if s.info.parent_id == session_id]
             return Session(
-                **entry.info.model_copy(deep=True).__dict__,
+                **entry.current_info().model_copy(deep=True).__dict__,
                 children=children,
                 events=list(entry.events),
             )
 
     def load_info(self, session_id: str) -> SessionInfo:
         with self._lock:
-            return self._entry(session_id).info.model_copy(deep=True)
+            return self._entry(session_id).current_info().model_copy(deep=True)
 
     def load_events(self, session_id: str, after_seq: int = 0) -> list[SessionEvent]:
         with self._lock:
@@ -118,7 +131,7 @@ class MemoryBackend:
     def list_sessions(self, *, parent_id: str | None = None, limit: int | None = None) -> list[SessionInfo]:
         with self._lock:
             infos = [
-                e.info.model_copy(deep=True)
+                e.current_info().model_copy(deep=True)
                 for e in self._sessions.values()
                 if parent_id is None or e.info.parent_id == parent_id
             ]

@@ -83,6 +83,7 @@ class Store:
 
     def __init__(self, backend: StoreBackend, *, max_pending_ops: int = 100_000) -> None:
         self.backend = backend
+        self._inline = not backend.blocking
         self.max_pending_ops = max_pending_ops
         self.stats = StoreStats()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -247,7 +248,7 @@ class Store:
     def submit(self, ops: Sequence[WriteOp]) -> None:
         """Queue writes. Inline for non-blocking backends (their errors raise here)."""
         self.stats.submitted_ops += len(ops)
-        if not self.backend.blocking:
+        if self._inline:
             self.backend.write(ops)
             self.stats.written_ops += len(ops)
             return
