@@ -24,7 +24,7 @@ from sessionware.core.accounting.usage import TokenSource, TokenUsage
 from sessionware.core.defaults import default_price_book, resolve_store
 from sessionware.core.errors import InvalidSessionOperation, ToolProcessingError
 from sessionware.core.session.enums import Durability, EventSource, EventType, Role, RunStatus
-from sessionware.core.session.messages import conversation_events, events_to_messages
+from sessionware.core.session.messages import conversation_events, events_to_messages, tool_result_text
 from sessionware.core.session.models import (
     ErrorInfo,
     MessageContent,
@@ -147,7 +147,11 @@ class SessionManager:
         self.default_model = default_model
         self.durability = Durability(durability)
         self._state: SessionState | None = None
-        self._context_tokens = 0
+        # Tokens of the conversation so far, for estimates when a call reports no usage.
+        # Messages are counted only when an estimate needs them: with provider usage
+        # (every wrapped call) nothing is tokenized on the recording path.
+        self._counted_tokens = 0
+        self._uncounted: list[dict[str, Any]] = []
         self._summarize_fn = summarize_fn
         self._vm_policy: ContextPolicy | None = None
         if enable_vm or vm_config is not None:
@@ -210,12 +214,20 @@ class SessionManager:
         self._state = state
         if self._system_prompt_arg is not None and state.info.system_prompt != self._system_prompt_arg:
             self._set_prompt(state, self._system_prompt_arg)
-        counter = counter_for_model(self.default_model)
-        self._context_tokens = sum(counter.count_message(m) for m in self._messages(state))
+        self._counted_tokens = 0
+        self._uncounted = self._messages(state)
         if self._vm_policy is not None:
             from sessionware.core.memory.vm import VirtualMemory
 
             VirtualMemory.attach(state, self._vm_policy)
+
+    @property
+    def _context_tokens(self) -> int:
+        if self._uncounted:
+            count = counter_for_model(self.default_model).count_message
+            self._counted_tokens += sum(count(m) for m in self._uncounted)
+            self._uncounted = []
+        return self._counted_tokens
 
     def _require_state(self) -> SessionState:
         assert self._state is not None
@@ -257,9 +269,7 @@ class SessionManager:
         event = state.record(
             EventType.MESSAGE, EventSource.USER, role=Role.USER, content=content, metadata=metadata
         )
-        self._context_tokens += counter_for_model(self.default_model).count_message(
-            {"role": "user", "content": content}
-        )
+        self._uncounted.append({"role": "user", "content": content})
         await self._after_record()
         return event
 
@@ -309,9 +319,10 @@ class SessionManager:
             "content": content,
             "tool_calls": [{"function": {"name": c.name, "arguments": c.arguments}} for c in calls],
         }
-        counter = counter_for_model(model)
-        message_tokens = counter.count_message(message)
+        message_tokens: int | None = None
         if reported is None:
+            counter = counter_for_model(model)
+            message_tokens = counter.count_message(message)
             reported = TokenUsage(
                 input_tokens=self._context_tokens + REPLY_PRIMING_TOKENS + self._prompt_tokens(state),
                 # Only the reply's own tokens: its message framing is billed in the prompt.
@@ -333,7 +344,10 @@ class SessionManager:
             latency_ms=latency_ms,
             metadata=metadata,
         )
-        self._context_tokens += message_tokens
+        if message_tokens is None:
+            self._uncounted.append(message)
+        else:
+            self._counted_tokens += message_tokens
         await self._after_record()
         return event
 
@@ -376,7 +390,7 @@ class SessionManager:
             latency_ms=latency_ms,
             metadata=metadata,
         )
-        self._context_tokens += counter_for_model(self.default_model).count_text(str(result))
+        self._uncounted.append({"role": "tool", "content": tool_result_text(event)})
         await self._after_record()
         return event
 
