@@ -1,0 +1,261 @@
+"""Context quality of the VM against recency baselines, on a seeded planted-facts chat.
+
+A generated conversation (``--turns``, default 3,000; 2,000-10,000 supported) plants
+static facts, paraphrased-probe facts, updated facts (the old value is a trap), a pinned
+instruction, 3-hop key chains, needles in large tool outputs and near-duplicate
+distractors. At each probe the context is built at budgets 1k/2k/4k/8k:
+
+* ``vm``: ``build`` with the probe as the incoming turn; the scripted reader may then
+  make at most 2 memory calls (``search_pages`` / ``page_fault``) built from the
+  question only, served by ``handle_vm_tool_call`` and appended as the model would see
+  them; every request (the build and each follow-up) must stay within the budget;
+* ``recency``: the newest messages that fit (LiteLLM ``trim_messages`` style);
+* ``recency+bm25``: BM25 top-10 of the question over older messages in half the budget,
+  recency in the rest (equal tokens);
+* ``seed``: the whole transcript, as the seed package sends it (tokens only).
+
+Metrics: evidence in context before recall, evidence after recall, stale-fact rate,
+pinned survival, tokens per probe, budget violations.
+
+    python benchmarks/context_quality.py [--turns 3000] [--seed 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from vm_baselines import History, recency_bm25_context, recency_context
+from vm_workload import PINNED, Probe, ScriptedReader, Turn, Workload, generate, visible
+
+from sessionware.core.accounting.tokens import counter_for_model
+from sessionware.core.memory import build, handle_vm_tool_call
+from sessionware.core.session.enums import EventSource, EventType, Role
+from sessionware.core.session.models import ToolCall
+from sessionware.core.session.registry import registry_for
+from sessionware.core.session.state import SessionState
+from sessionware.core.store import MemoryBackend, Store
+
+MODEL = "gpt-4o-mini"
+SYSTEM = "You are a helpful personal assistant."
+BUDGETS = (1000, 2000, 4000, 8000)
+KINDS = ("static", "paraphrased", "updated", "chain3", "tool_needle")
+
+
+def record(state: SessionState, i: int, turn: Turn) -> list[dict[str, Any]]:
+    """Record one turn; return it as OpenAI messages (for the baselines' history)."""
+    meta = {"pin": True} if turn.pin else {}
+    state.record(EventType.MESSAGE, EventSource.USER, role=Role.USER, content=turn.user, metadata=meta)
+    out: list[dict[str, Any]] = [{"role": "user", "content": turn.user}]
+    if turn.tool:
+        call = ToolCall(id=f"call_{i}", name="fetch_logs", arguments=turn.tool[0])
+        state.record(
+            EventType.MESSAGE, EventSource.LLM, role=Role.ASSISTANT, content=None, tool_calls=(call,)
+        )
+        state.record(
+            EventType.MESSAGE, EventSource.TOOL, role=Role.TOOL, tool_call_id=call.id, content=turn.tool[1]
+        )
+        out.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments},
+                    }
+                ],
+            }
+        )
+        out.append({"role": "tool", "tool_call_id": call.id, "content": turn.tool[1]})
+    state.record(EventType.MESSAGE, EventSource.LLM, role=Role.ASSISTANT, content=turn.assistant)
+    out.append({"role": "assistant", "content": turn.assistant})
+    return out
+
+
+def answer_with_vm(state: SessionState, probe: Probe, budget: int, reader: ScriptedReader) -> dict[str, Any]:
+    """One probe through the managed-call loop: build, then up to 2 served memory calls."""
+    counter = counter_for_model(MODEL)
+    incoming = [{"role": "user", "content": probe.question}]
+    ctx = build(state, model=MODEL, budget=budget, incoming_messages=incoming)
+    assert ctx.report is not None
+    messages = list(ctx.messages)
+    before = json.dumps(messages, ensure_ascii=False)
+    tokens = ctx.report.tokens
+    worst = tokens
+    calls = 0
+    while not visible(json.dumps(messages, ensure_ascii=False), probe.gold):
+        call = reader.next_call(messages, calls)
+        if call is None:
+            break
+        name, args = call
+        call_id = f"vm_{calls}"
+        result = handle_vm_tool_call(state, name, args)
+        turn_msgs = [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": call_id, "content": result},
+        ]
+        messages.extend(turn_msgs)
+        calls += 1
+        # The follow-up request resends everything: it is the one that must fit the budget.
+        worst = counter.count_messages(messages, ctx.tools)
+        tokens = worst
+    after = json.dumps(messages, ensure_ascii=False)
+    return {
+        "in_context": visible(before, probe.gold),
+        "after": visible(after, probe.gold),
+        "stale": probe.stale is not None and visible(after, probe.stale) and not visible(after, probe.gold),
+        "pinned": PINNED in before,
+        "tokens": tokens,
+        "violation": worst > budget,
+        "calls": calls,
+    }
+
+
+def run_vm(work: Workload, budget: int) -> list[dict[str, Any]]:
+    store = Store(MemoryBackend())
+    state = registry_for(store).open_sync(f"quality-{budget}")
+    state.save_header(system_prompt=SYSTEM)
+    reader = ScriptedReader(max_calls=2)
+    rows = []
+    for i, turn in enumerate(work.turns):
+        probe = work.probes.get(i)
+        if probe is not None:
+            rows.append({"kind": probe.kind, **answer_with_vm(state, probe, budget, reader)})
+        record(state, i, Turn(probe.question, "Here is what I found.") if probe else turn)
+    store.close()
+    return rows
+
+
+def run_baselines(work: Workload) -> tuple[dict[tuple[str, int], list[dict[str, Any]]], list[int]]:
+    counter = counter_for_model(MODEL)
+    history = History(counter)
+    rows: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    seed_tokens: list[int] = []
+    scratch = registry_for(Store(MemoryBackend())).open_sync("scratch")
+    for i, turn in enumerate(work.turns):
+        probe = work.probes.get(i)
+        if probe is not None:
+            seed_tokens.append(
+                history.total
+                + counter.count_messages(
+                    [{"role": "system", "content": SYSTEM}, {"role": "user", "content": probe.question}]
+                )
+            )
+            for budget in BUDGETS:
+                for name, fn in (("recency", recency_context), ("recency+bm25", recency_bm25_context)):
+                    msgs, tokens = fn(history, SYSTEM, probe.question, budget)
+                    text = json.dumps(msgs, ensure_ascii=False)
+                    rows[(name, budget)].append(
+                        {
+                            "kind": probe.kind,
+                            "in_context": visible(text, probe.gold),
+                            "after": visible(text, probe.gold),
+                            "stale": probe.stale is not None
+                            and visible(text, probe.stale)
+                            and not visible(text, probe.gold),
+                            "pinned": PINNED in text,
+                            "tokens": tokens,
+                            "violation": tokens > budget,
+                            "calls": 0,
+                        }
+                    )
+        for msg in record(scratch, i, Turn(probe.question, "Here is what I found.") if probe else turn):
+            history.add(msg, i)
+    return rows, seed_tokens
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
+    def share(key: str, kinds: tuple[str, ...] = KINDS) -> float:
+        sel = [r for r in rows if r["kind"] in kinds]
+        return sum(r[key] for r in sel) / len(sel) if sel else 0.0
+
+    out = {
+        "in_context": share("in_context"),
+        "after": share("after"),
+        "stale": share("stale", ("updated",)),
+        "pinned": share("pinned"),
+        "tokens": statistics.mean(r["tokens"] for r in rows),
+        "violations": sum(r["violation"] for r in rows),
+        "calls": statistics.mean(r["calls"] for r in rows),
+    }
+    for kind in KINDS:
+        out[kind] = share("after", (kind,))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--turns", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    work = generate(args.seed, args.turns)
+    results: dict[tuple[str, int], dict[str, float]] = {}
+    for budget in BUDGETS:
+        results[("vm", budget)] = summarise(run_vm(work, budget))
+    base_rows, seed_tokens = run_baselines(work)
+    for key, rows in base_rows.items():
+        results[key] = summarise(rows)
+    print(
+        f"context quality: {args.turns} turns, seed {args.seed}, {len(work.probes)} probes "
+        f"({', '.join(f'{k} {sum(p.kind == k for p in work.probes.values())}' for k in KINDS)})"
+    )
+    print(
+        f"seed-style whole transcript per probe: mean {statistics.mean(seed_tokens):,.0f} tokens, "
+        f"max {max(seed_tokens):,} tokens"
+    )
+    header = (
+        f"{'system':<13}{'budget':>7}{'in ctx':>8}{'after':>7}{'static':>7}{'para':>6}{'upd':>6}"
+        f"{'chain3':>7}{'needle':>7}{'stale':>7}{'pinned':>7}{'tokens':>8}{'over':>5}{'calls':>6}"
+    )
+    print(header)
+    for budget in BUDGETS:
+        for name in ("vm", "recency", "recency+bm25"):
+            r = results[(name, budget)]
+            print(
+                f"{name:<13}{budget:>7}{r['in_context']:>8.2f}{r['after']:>7.2f}{r['static']:>7.2f}"
+                f"{r['paraphrased']:>6.2f}{r['updated']:>6.2f}{r['chain3']:>7.2f}{r['tool_needle']:>7.2f}"
+                f"{r['stale']:>7.2f}{r['pinned']:>7.2f}{r['tokens']:>8.0f}{r['violations']:>5}{r['calls']:>6.2f}"
+            )
+    print("ratios (vm evidence-after-recall / baseline, same budget):")
+    for budget in BUDGETS:
+        vm = results[("vm", budget)]["after"]
+        rec = results[("recency", budget)]["after"]
+        bm = results[("recency+bm25", budget)]["after"]
+        print(
+            f"  {budget:>5}: vs recency {vm / rec if rec else float('inf'):.2f}x, "
+            f"vs recency+bm25 {vm / bm if bm else float('inf'):.2f}x; tokens vs seed transcript "
+            f"{results[('vm', budget)]['tokens'] / statistics.mean(seed_tokens):.3f}"
+        )
+    v = results[("vm", 4000)]
+    checks = {
+        "pinned survival 100%": v["pinned"] == 1.0,
+        "static evidence after recall >= 0.95": v["static"] >= 0.95,
+        "3-hop chains >= 0.9": v["chain3"] >= 0.9,
+        "stale-fact rate <= 2%": v["stale"] <= 0.02,
+        "zero budget violations (all budgets)": all(results[("vm", b)]["violations"] == 0 for b in BUDGETS),
+        "above recency": v["after"] > results[("recency", 4000)]["after"],
+        "above recency+bm25": v["after"] > results[("recency+bm25", 4000)]["after"],
+    }
+    print("bars at 4k: " + "; ".join(f"{k}: {'ok' if ok else 'NOT MET'}" for k, ok in checks.items()))
+    print(f"run time {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""A seeded long conversation with planted facts and probes, and a scripted reader.
+
+Used by ``context_quality.py``. Everything is reproducible from ``(seed, turns)``.
+The reader never sees the gold answer: its memory calls are built only from the
+probe's question (and, for its second call, a page id from its first call's result),
+and it reads only the messages the model would receive, so the same harness can later
+run through an SDK wrapper with a mocked model.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+STATIC = [
+    (
+        "The code for my gym locker is {v}.",
+        "Which combination opens my gym locker?",
+        "The code for my old school locker was {d}.",
+    ),
+    (
+        "The wifi password at the cabin is {v}.",
+        "What do I type to get the cabin online, the wifi one?",
+        "The wifi password at the office is {d}.",
+    ),
+    (
+        "My flight confirmation number is {v}.",
+        "What's the booking reference for my flight?",
+        "My hotel confirmation number is {d}.",
+    ),
+    (
+        "My office badge number is {v}.",
+        "Which number is printed on my office badge?",
+        "My gym badge number is {d}.",
+    ),
+    (
+        "The software license key for Photon is {v}.",
+        "What key activates Photon?",
+        "The software license key for Lumen is {d}.",
+    ),
+    (
+        "The support ticket about the printer is {v}.",
+        "Which ticket did we open for the printer problem?",
+        "The support ticket about the scanner is {d}.",
+    ),
+    (
+        "My savings account number is {v}.",
+        "What's the number of the savings account?",
+        "My checking account number is {d}.",
+    ),
+    (
+        "The conference room for Friday's review is {v}.",
+        "Where is Friday's review meeting held?",
+        "The conference room for Monday's standup is {d}.",
+    ),
+]
+UPDATED = [
+    (
+        "My parking spot is {v}.",
+        "Update: my parking spot changed, it is now {v}.",
+        "Which parking spot do I use now?",
+    ),
+    ("My desk is {v}.", "I moved desks; my desk is now {v}.", "Where is my desk these days?"),
+    (
+        "The team's on-call phone is {v}.",
+        "The on-call phone changed, it is now {v}.",
+        "What is the on-call phone now?",
+    ),
+]
+TOPICS = [
+    "garden",
+    "budget",
+    "trip",
+    "recipe",
+    "workout",
+    "reading list",
+    "car repair",
+    "birthday party",
+    "bookshelf",
+    "tax forms",
+    "office plants",
+    "gym schedule",
+    "cabin weekend",
+    "printer settings",
+]
+PINNED = "Always answer in British English and keep answers under five sentences."
+
+
+@dataclass
+class Probe:
+    turn: int
+    kind: str
+    question: str
+    gold: str
+    stale: str | None = None
+
+
+@dataclass
+class Turn:
+    user: str
+    assistant: str
+    pin: bool = False
+    tool: tuple[str, str] | None = None
+    """(tool call arguments, tool output) for turns that call a tool."""
+
+
+@dataclass
+class Workload:
+    turns: list[Turn]
+    probes: dict[int, Probe] = field(default_factory=dict)
+
+
+def _code(rng: random.Random) -> str:
+    letters = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+    return f"{rng.choice(letters)}{rng.choice(letters)}-{rng.randint(1000, 9999)}-{rng.choice(letters)}"
+
+
+def _near(rng: random.Random, code: str) -> str:
+    digits = str((int(code[3:7]) + rng.randint(1, 9)) % 9000 + 1000)
+    return code[:3] + digits + code[7:]
+
+
+def _filler(rng: random.Random, i: int) -> Turn:
+    topic = rng.choice(TOPICS)
+    user = rng.choice(
+        [
+            f"Can you help me plan the {topic}? I have about {rng.randint(2, 9)} hours this week.",
+            f"What do you think about my {topic} so far, honestly?",
+            f"Quick one about the {topic}: is it better to start early or late?",
+            f"I keep postponing the {topic}. Any tips to get going?",
+        ]
+    )
+    assistant = rng.choice(
+        [
+            f"For the {topic}, start with the smallest step and block time for it. Keep notes as you go.",
+            f"The {topic} sounds manageable. Split it into two sessions and review after the first one.",
+            f"Early is usually better for the {topic}; energy is higher and interruptions are fewer.",
+        ]
+    )
+    return Turn(user, assistant)
+
+
+def generate(seed: int, n_turns: int) -> Workload:
+    """A conversation of ``n_turns`` with planted facts and a probe for each."""
+    rng = random.Random(seed)
+    turns = [_filler(rng, i) for i in range(n_turns)]
+    turns[3] = Turn(PINNED, "Understood, I will.", pin=True)
+    work = Workload(turns)
+    used: set[int] = {3}
+
+    def free_turn(lo: int, hi: int) -> int:
+        while True:
+            t = rng.randint(lo, max(lo, hi))
+            if t not in used and t < n_turns:
+                used.add(t)
+                return t
+
+    def probe_at(planted: int, probe: Probe) -> None:
+        probe.turn = free_turn(min(planted + 150, n_turns - 2), min(planted + 1500, n_turns - 1))
+        work.probes[probe.turn] = probe
+
+    span = int(n_turns * 0.75)
+    n_each = max(n_turns // 250, 4)
+    for k in range(n_each * 2):
+        fact, question, distractor = STATIC[k % len(STATIC)]
+        value = _code(rng)
+        t = free_turn(10, span)
+        turns[t] = Turn(f"For the record: {fact.format(v=value)}", "Noted, I'll remember that.")
+        d = free_turn(10, n_turns - 2)
+        turns[d] = Turn(f"By the way, {distractor.format(d=_near(rng, value))}", "Got it.")
+        probe_at(t, Probe(0, "paraphrased" if k % 2 else "static", question, value))
+    for k in range(n_each):
+        first, second, question = UPDATED[k % len(UPDATED)]
+        old, new = _code(rng), _code(rng)
+        t1 = free_turn(10, span // 2)
+        t2 = free_turn(t1 + 50, span)
+        turns[t1] = Turn(first.format(v=old), "Okay, noted.")
+        turns[t2] = Turn(second.format(v=new), "Thanks for the update.")
+        probe_at(t2, Probe(0, "updated", question, new, stale=old))
+    for _ in range(n_each):
+        k1, k2, k3, value = (_code(rng) for _ in range(4))
+        t1 = free_turn(10, span // 2)
+        t2 = free_turn(t1 + 20, t1 + 400)
+        t3 = free_turn(t2 + 20, t2 + 400)
+        turns[t1] = Turn(f"Note this: vault key {k1} points to tag {k2}.", "Noted.")
+        turns[t2] = Turn(f"Another note: tag {k2} points to bucket {k3}.", "Noted.")
+        turns[t3] = Turn(f"Last one: bucket {k3} holds the value {value}.", "Noted.")
+        probe_at(
+            t3,
+            Probe(0, "chain3", f"Starting from vault key {k1}, which value do you reach at the end?", value),
+        )
+    for k in range(n_each):
+        service, key, value = (
+            f"svc-{rng.randint(10, 99)}",
+            f"retry_budget_{k}",
+            str(rng.randint(10000, 99999)),
+        )
+        lines = [
+            f"2024-05-{d % 28 + 1:02d} INFO {service} heartbeat ok latency={rng.randint(5, 90)}ms"
+            for d in range(60)
+        ]
+        lines.insert(rng.randint(5, 55), f"2024-05-11 WARN {service} config {key} = {value}")
+        t = free_turn(10, span)
+        turns[t] = Turn(
+            f"Can you pull the logs for {service}?",
+            f"The {service} logs look healthy overall.",
+            tool=(json.dumps({"service": service}), "\n".join(lines)),
+        )
+        probe_at(t, Probe(0, "tool_needle", f"What value was {key} set to in the {service} logs?", value))
+    return work
+
+
+def visible(text: str, needle: str) -> bool:
+    return needle in text
+
+
+_PAGE_ID = re.compile(r"\((\w+), t")
+
+ToolHandler = Callable[[str, str], str]
+
+
+class ScriptedReader:
+    """Plays the model at a probe: at most ``max_calls`` memory calls, built from the question."""
+
+    def __init__(self, max_calls: int = 2) -> None:
+        self.max_calls = max_calls
+
+    def next_call(self, messages: Sequence[dict[str, Any]], calls_made: int) -> tuple[str, str] | None:
+        """The next (tool name, arguments JSON), or None to answer now."""
+        if calls_made >= self.max_calls:
+            return None
+        question = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+        if calls_made == 0:
+            return "search_pages", json.dumps({"query": question})
+        last = messages[-1]["content"] if messages and messages[-1]["role"] == "tool" else ""
+        ids = _PAGE_ID.findall(last)
+        if not ids:
+            return None
+        return "page_fault", json.dumps({"page_id": ids[0], "target_level": 0})
