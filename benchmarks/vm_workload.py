@@ -18,58 +18,96 @@ from typing import Any
 
 STATIC = [
     (
-        "The code for my gym locker is {v}.",
-        "Which combination opens my gym locker?",
-        "The code for my old school locker was {d}.",
+        "The code for {n}'s gym locker is {v}.",
+        "Which combination opens {n}'s gym locker?",
+        "The code for {n}'s old school locker was {d}.",
     ),
     (
-        "The wifi password at the cabin is {v}.",
-        "What do I type to get the cabin online, the wifi one?",
-        "The wifi password at the office is {d}.",
+        "The wifi password at {n}'s cabin is {v}.",
+        "What do I type to get {n}'s cabin online, the wifi one?",
+        "The wifi password at {n}'s office is {d}.",
     ),
     (
-        "My flight confirmation number is {v}.",
-        "What's the booking reference for my flight?",
-        "My hotel confirmation number is {d}.",
+        "{n}'s flight confirmation number is {v}.",
+        "What's the booking reference for {n}'s flight?",
+        "{n}'s hotel confirmation number is {d}.",
     ),
     (
-        "My office badge number is {v}.",
-        "Which number is printed on my office badge?",
-        "My gym badge number is {d}.",
+        "{n}'s office badge number is {v}.",
+        "Which number is printed on {n}'s office badge?",
+        "{n}'s gym badge number is {d}.",
     ),
     (
-        "The software license key for Photon is {v}.",
-        "What key activates Photon?",
-        "The software license key for Lumen is {d}.",
+        "The software license key for {n}'s Photon install is {v}.",
+        "What key activates {n}'s Photon?",
+        "The software license key for {n}'s Lumen install is {d}.",
     ),
     (
-        "The support ticket about the printer is {v}.",
-        "Which ticket did we open for the printer problem?",
-        "The support ticket about the scanner is {d}.",
+        "The support ticket about {n}'s printer is {v}.",
+        "Which ticket did we open for {n}'s printer problem?",
+        "The support ticket about {n}'s scanner is {d}.",
     ),
     (
-        "My savings account number is {v}.",
-        "What's the number of the savings account?",
-        "My checking account number is {d}.",
+        "{n}'s savings account number is {v}.",
+        "What's the number of {n}'s savings account?",
+        "{n}'s checking account number is {d}.",
     ),
     (
-        "The conference room for Friday's review is {v}.",
-        "Where is Friday's review meeting held?",
-        "The conference room for Monday's standup is {d}.",
+        "The conference room for {n}'s Friday review is {v}.",
+        "Where is {n}'s Friday review meeting held?",
+        "The conference room for {n}'s Monday standup is {d}.",
     ),
 ]
 UPDATED = [
     (
-        "My parking spot is {v}.",
-        "Update: my parking spot changed, it is now {v}.",
-        "Which parking spot do I use now?",
+        "{n}'s parking spot is {v}.",
+        "Update: {n}'s parking spot changed, it is now {v}.",
+        "Which parking spot does {n} use now?",
     ),
-    ("My desk is {v}.", "I moved desks; my desk is now {v}.", "Where is my desk these days?"),
+    ("{n}'s desk is {v}.", "{n} moved desks; the desk is now {v}.", "Where is {n}'s desk these days?"),
     (
-        "The team's on-call phone is {v}.",
-        "The on-call phone changed, it is now {v}.",
-        "What is the on-call phone now?",
+        "{n}'s on-call phone is {v}.",
+        "{n}'s on-call phone changed, it is now {v}.",
+        "What is {n}'s on-call phone now?",
     ),
+]
+NAMES = [
+    "Maya",
+    "Omar",
+    "Lena",
+    "Ravi",
+    "Sofia",
+    "Jonas",
+    "Aiko",
+    "Pablo",
+    "Greta",
+    "Tariq",
+    "Ines",
+    "Bruno",
+    "Chloe",
+    "Dmitri",
+    "Elif",
+    "Felix",
+    "Hana",
+    "Ivan",
+    "Jade",
+    "Kofi",
+    "Lucia",
+    "Marek",
+    "Nadia",
+    "Oscar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Stefan",
+    "Tess",
+    "Umar",
+    "Vera",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
+    "Anton",
 ]
 TOPICS = [
     "garden",
@@ -167,20 +205,22 @@ def generate(seed: int, n_turns: int) -> Workload:
     n_each = max(n_turns // 250, 4)
     for k in range(n_each * 2):
         fact, question, distractor = STATIC[k % len(STATIC)]
+        name = NAMES[k % len(NAMES)]
         value = _code(rng)
         t = free_turn(10, span)
-        turns[t] = Turn(f"For the record: {fact.format(v=value)}", "Noted, I'll remember that.")
+        turns[t] = Turn(f"For the record: {fact.format(n=name, v=value)}", "Noted, I'll remember that.")
         d = free_turn(10, n_turns - 2)
-        turns[d] = Turn(f"By the way, {distractor.format(d=_near(rng, value))}", "Got it.")
-        probe_at(t, Probe(0, "paraphrased" if k % 2 else "static", question, value))
+        turns[d] = Turn(f"By the way, {distractor.format(n=name, d=_near(rng, value))}", "Got it.")
+        probe_at(t, Probe(0, "paraphrased" if k % 2 else "static", question.format(n=name), value))
     for k in range(n_each):
         first, second, question = UPDATED[k % len(UPDATED)]
+        name = NAMES[-1 - k % len(NAMES)]
         old, new = _code(rng), _code(rng)
         t1 = free_turn(10, span // 2)
         t2 = free_turn(t1 + 50, span)
-        turns[t1] = Turn(first.format(v=old), "Okay, noted.")
-        turns[t2] = Turn(second.format(v=new), "Thanks for the update.")
-        probe_at(t2, Probe(0, "updated", question, new, stale=old))
+        turns[t1] = Turn(first.format(n=name, v=old), "Okay, noted.")
+        turns[t2] = Turn(second.format(n=name, v=new), "Thanks for the update.")
+        probe_at(t2, Probe(0, "updated", question.format(n=name), new, stale=old))
     for _ in range(n_each):
         k1, k2, k3, value = (_code(rng) for _ in range(4))
         t1 = free_turn(10, span // 2)

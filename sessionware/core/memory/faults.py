@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 VM_TOOL_NAMES = frozenset(t.value for t in VMTool)
 _DEFAULT_FAULT_TOKENS = 800
 _ENVELOPE_TOKENS = 40
+# The assistant message that carries the call is resent with the result: leave room for it.
+_CALL_TOKENS = 24
 
 
 def is_vm_tool(name: str) -> bool:
@@ -89,10 +91,20 @@ def handle_vm_tool_call(state: SessionState, name: str, arguments_json: str | di
         return result
 
 
-def _fault_tokens(vm: VirtualMemory) -> int:
+def _fault_tokens(vm: VirtualMemory, args: dict[str, Any] | None = None) -> int:
     plan = vm.current_plan
     per_fault = plan.layout.per_fault if plan is not None else _DEFAULT_FAULT_TOKENS
-    return max(per_fault - _ENVELOPE_TOKENS, 32)
+    call = _CALL_TOKENS + (vm.counter.count_text(_dump(args)) if args else 0)
+    return max(per_fault - _ENVELOPE_TOKENS - call, 32)
+
+
+def _fit(vm: VirtualMemory, render: Any, items: list[str], limit: int) -> str:
+    """Drop trailing items until the rendered result (JSON escaping included) fits ``limit``."""
+    text: str = render(items)
+    while items and vm.counter.count_text(text) > limit + _ENVELOPE_TOKENS:
+        items = items[:-1]
+        text = render(items)
+    return text
 
 
 def _find(vm: VirtualMemory, page_id: str) -> MemoryPage | None:
@@ -113,12 +125,16 @@ def _page_fault(vm: VirtualMemory, args: dict[str, Any]) -> tuple[str, list[str]
     page = _find(vm, page_id)
     if page is None:
         return _error(f"unknown page id {page_id!r}; use search_pages to find pages"), None
-    budget = _fault_tokens(vm)
+    budget = _fault_tokens(vm, args)
     plan = vm.current_plan
     compressor = plan.compressor if plan is not None else None
     text = page.text
     if compressor is not None:
         text = compressor.compress(text, level, budget)
+        # JSON escaping can add tokens: shrink until the escaped text fits too.
+        while text and vm.counter.count_text(json.dumps(text)) > budget:
+            budget = max(budget - 16, 8)
+            text = compressor.compress(page.text, level, budget)
     truncated = text != page.text
     page.mark_accessed(vm.turn_hint)
     vm.log(MutationType.FAULT_IN, [page.page_id], cause="page_fault")
@@ -156,7 +172,7 @@ def _search(vm: VirtualMemory, args: dict[str, Any]) -> tuple[str, list[str] | N
         return plan is None or not plan.in_window(page)
 
     hits = vm.index.search(query, limit=limit, allow=allow, follow=vm.policy.follow_references)
-    budget = _fault_tokens(vm)
+    budget = _fault_tokens(vm, args)
     count = vm.counter.count_text
     compressor = plan.compressor if plan is not None else None
     results: list[str] = []
@@ -178,4 +194,4 @@ def _search(vm: VirtualMemory, args: dict[str, Any]) -> tuple[str, list[str] | N
         used += cost
     if not results:
         return _dump({"query": query, "results": [], "note": "no matching pages"}), []
-    return _dump({"query": query, "results": results}), []
+    return _fit(vm, lambda items: _dump({"query": query, "results": items}), results, budget), []

@@ -25,7 +25,9 @@ from sessionware.core.memory.text import identifiers, terms
 __all__ = ["SearchHit", "SearchIndex"]
 
 _K1 = 1.2
-_B = 0.75
+_B = 0.5
+# Exact identifiers in a query (``retry_budget_7``, ``KX-4711-Q``) name one thing: weigh them up.
+_IDENTIFIER_BOOST = 3.0
 _MAX_REFERENCE_DF = 3
 
 
@@ -92,6 +94,8 @@ class SearchIndex:
             if not posting:
                 continue
             idf = self._idf(len(posting))
+            if any(ch.isdigit() for ch in term) and any(ch in "-_" for ch in term):
+                idf *= _IDENTIFIER_BOOST
             for doc, tf in posting.items():
                 norm = tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * self._lengths[doc] / avg))
                 scores[doc] = scores.get(doc, 0.0) + idf * norm
