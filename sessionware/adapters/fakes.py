@@ -53,7 +53,7 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+        return " ".join(str(p["text"]) for p in content if isinstance(p, Mapping) and "text" in p)
     return ""
 
 
@@ -259,17 +259,7 @@ class FakeOpenAI(_FakeAPI):
             empty = {**item, "content": []} if item["type"] == "message" else {**item, "arguments": ""}
             events.append({"type": "response.output_item.added", "output_index": index, "item": empty})
             if item["type"] == "message" and reply.text is not None:
-                for piece in _pieces(reply.text):
-                    events.append(
-                        {
-                            "type": "response.output_text.delta",
-                            "item_id": item["id"],
-                            "output_index": index,
-                            "content_index": 0,
-                            "delta": piece,
-                            "logprobs": [],
-                        }
-                    )
+                events += self._text_events(item, index)
             elif item["type"] == "function_call":
                 events.append(
                     {
@@ -282,6 +272,20 @@ class FakeOpenAI(_FakeAPI):
             events.append({"type": "response.output_item.done", "output_index": index, "item": item})
         events.append({"type": "response.completed", "response": final})
         return [{**e, "sequence_number": n} for n, e in enumerate(events)]
+
+    @staticmethod
+    def _text_events(item: dict[str, Any], index: int) -> list[dict[str, Any]]:
+        part = item["content"][0]
+        where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        return [
+            {"type": "response.content_part.added", **where, "part": {**part, "text": ""}},
+            *(
+                {"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []}
+                for piece in _pieces(part["text"])
+            ),
+            {"type": "response.output_text.done", **where, "text": part["text"], "logprobs": []},
+            {"type": "response.content_part.done", **where, "part": part},
+        ]
 
     def _embeddings(self, body: Mapping[str, Any]) -> dict[str, Any]:
         data = body.get("input")
@@ -308,7 +312,7 @@ def _sse_response(httpx: Any, content: bytes) -> Any:
 class FakeAnthropic(_FakeAPI):
     """``/v1/messages`` of the Anthropic API (also ``?beta=true``)."""
 
-    default_model = "claude-3-5-haiku-20241022"
+    default_model = "claude-haiku-4-5-20251001"
 
     def transport(self) -> Any:
         import httpx2

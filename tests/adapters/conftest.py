@@ -1,0 +1,60 @@
+"""Real openai/anthropic clients whose only fake part is the HTTP transport."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from adapter_support import make_anthropic, make_openai
+
+import sessionware
+from sessionware.adapters import _guard
+from sessionware.adapters.fakes import FakeAnthropic, FakeOpenAI
+from sessionware.core.store import MemoryBackend, Store
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    s = Store(MemoryBackend())
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def openai_api() -> FakeOpenAI:
+    return FakeOpenAI()
+
+
+@pytest.fixture
+def anthropic_api() -> FakeAnthropic:
+    return FakeAnthropic()
+
+
+@pytest.fixture
+def lenient() -> Iterator[None]:
+    """Bookkeeping failures are swallowed, as in production (tests are strict by default)."""
+    _guard.set_strict(False)
+    yield
+    _guard.set_strict(None)
+
+
+@pytest.fixture
+def openai_client(openai_api: FakeOpenAI, store: Store) -> Any:
+    """A wrapped sync OpenAI client recording into ``store``."""
+    return sessionware.wrap(make_openai("OpenAI", openai_api), store=store)
+
+
+@pytest.fixture
+def async_openai_client(openai_api: FakeOpenAI, store: Store) -> Any:
+    return sessionware.wrap(make_openai("AsyncOpenAI", openai_api), store=store)
+
+
+@pytest.fixture
+def anthropic_client(anthropic_api: FakeAnthropic, store: Store) -> Any:
+    return sessionware.wrap(make_anthropic("Anthropic", anthropic_api), store=store)
+
+
+@pytest.fixture
+def async_anthropic_client(anthropic_api: FakeAnthropic, store: Store) -> Any:
+    return sessionware.wrap(make_anthropic("AsyncAnthropic", anthropic_api), store=store)
