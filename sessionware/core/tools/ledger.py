@@ -1,0 +1,159 @@
+"""``ToolLedger``: the tool-related state of one session, folded from its events.
+
+One ledger lives in each ``SessionState`` (under ``extensions["sessionware.tools"]``),
+fed by a listener on every recorded event, whoever records it: a ``ToolRunner``,
+``SessionManager.tool_used``, a wrapped client. It keeps what guards and procedural
+memory need:
+
+* the current turn (the number of user messages so far) and per-tool call counts for
+  the turn and the session;
+* recent tool records (``ToolRecord``) for runaway detection;
+* the numbers seen in user messages, the system prompt and tool results (what an
+  argument may be grounded in);
+* the ``$vN`` bindings and the procedural memory;
+* the session's result cache (in memory only: results are not reused across processes).
+
+Because it is a fold over the log, reloading a session rebuilds the same ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, deque
+from typing import Any
+
+from sessionware.core.session.enums import EventType, Role
+from sessionware.core.session.models import SessionEvent
+from sessionware.core.session.state import SessionState
+from sessionware.core.tools.bindings import Binding, BindingTable, bindable
+from sessionware.core.tools.cache import ResultCache
+from sessionware.core.tools.models import ToolStatus
+from sessionware.core.tools.procedural.memory import ProceduralMemory
+from sessionware.core.tools.records import ToolRecord, record_from_event
+from sessionware.core.tools.text import args_key, iter_numbers, number_key, numbers_in_text
+
+__all__ = ["EXTENSION_KEY", "ToolLedger", "ledger_for"]
+
+logger = logging.getLogger(__name__)
+
+EXTENSION_KEY = "sessionware.tools"
+
+
+class ToolLedger:
+    """Tool state of one session (see the module docstring). Callers hold the session lock
+    (``SessionState.lock``) when they read it during a guard check or write it."""
+
+    def __init__(self, *, max_records: int = 2000, max_grounded: int = 50_000) -> None:
+        self.turn = 0
+        self.records: deque[ToolRecord] = deque(maxlen=max_records)
+        self.bindings = BindingTable()
+        self.memory = ProceduralMemory()
+        self.cache = ResultCache()
+        self.turn_counts: Counter[str] = Counter()
+        self.session_counts: Counter[str] = Counter()
+        self.internal_errors = 0
+        """Events the ledger failed to fold (logged); recording itself never fails because of it."""
+        self._max_grounded = max_grounded
+        self._grounded: dict[float, None] = {}  # insertion-ordered set; oldest dropped first
+        self._turn_results: set[str] = set()
+        self._seq = 0
+
+    # -- folding -------------------------------------------------------------------------
+
+    def observe(self, event: SessionEvent) -> None:
+        """Fold one session event. A session listener: it logs its own failures and never raises."""
+        try:
+            self._observe(event)
+        except Exception:
+            self.internal_errors += 1
+            logger.exception("tool ledger failed to fold event %s of session %s", event.seq, event.session_id)
+
+    def _observe(self, event: SessionEvent) -> None:
+        self._seq = max(self._seq, event.seq)
+        if event.type is EventType.TOOL_CALL:
+            key = args_key(event.tool_result)
+            novel = event.error is None and key not in self._turn_results
+            self.apply(record_from_event(event, turn=self.turn, novel=novel))
+        elif event.type is EventType.MESSAGE and event.role is Role.USER:
+            self.turn += 1
+            self.turn_counts.clear()
+            self._turn_results.clear()
+            self.ground(numbers_in_text(event.text))
+        elif event.type is EventType.SYSTEM_PROMPT or (
+            event.type is EventType.MESSAGE and event.role is Role.TOOL
+        ):
+            # A tool result the app produced itself grounds numbers just as ours do.
+            self.ground(numbers_in_text(event.text))
+
+    def apply(self, record: ToolRecord) -> None:
+        """Fold one tool record (from an event, or directly when no session logs it)."""
+        self._seq = max(self._seq, record.seq)
+        self.records.append(record)
+        if record.status is ToolStatus.BLOCKED:
+            return
+        self.turn_counts[record.tool] += 1
+        self.session_counts[record.tool] += 1
+        if record.status is ToolStatus.SUCCESS:
+            self._turn_results.add(args_key(record.result))
+            self.ground(iter_numbers(record.result))
+            if record.binding and bindable(record.result):
+                binding = Binding(
+                    id=record.binding,
+                    value=record.result,
+                    tool=record.tool,
+                    arguments=record.arguments,
+                    call_id=record.call_id,
+                )
+                self.bindings.add(binding, record.args_key)
+        self.memory.observe(record)
+
+    def ground(self, numbers: Any) -> None:
+        """Remember numbers an argument may legitimately repeat."""
+        for value in numbers:
+            key = number_key(value)
+            if key in self._grounded:
+                continue
+            self._grounded[key] = None
+            if len(self._grounded) > self._max_grounded:
+                del self._grounded[next(iter(self._grounded))]
+
+    def next_seq(self) -> int:
+        """A sequence number for a record no session numbers (a runner used without a session)."""
+        self._seq += 1
+        return self._seq
+
+    # -- reading -------------------------------------------------------------------------
+
+    def is_grounded(self, value: float) -> bool:
+        return number_key(value) in self._grounded
+
+    def turn_records(self) -> list[ToolRecord]:
+        """Records of the current turn, oldest first."""
+        out: list[ToolRecord] = []
+        for record in reversed(self.records):
+            if record.turn != self.turn:
+                break
+            out.append(record)
+        out.reverse()
+        return out
+
+    def is_novel(self, result: Any) -> bool:
+        return args_key(result) not in self._turn_results
+
+
+def ledger_for(state: SessionState) -> ToolLedger:
+    """The ledger of a session, created on first use by replaying its events."""
+    ledger = state.extensions.get(EXTENSION_KEY)
+    if isinstance(ledger, ToolLedger):
+        return ledger
+    with state.lock:
+        ledger = state.extensions.get(EXTENSION_KEY)
+        if not isinstance(ledger, ToolLedger):
+            ledger = ToolLedger()
+            if state.info.system_prompt:
+                ledger.ground(numbers_in_text(state.info.system_prompt))
+            for event in state.events:
+                ledger.observe(event)
+            state.add_listener(ledger.observe)
+            state.extensions[EXTENSION_KEY] = ledger
+    return ledger
