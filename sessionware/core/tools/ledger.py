@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
+from dataclasses import replace
 from typing import Any
 
 from sessionware.core.session.enums import EventType, Role
@@ -56,6 +57,7 @@ class ToolLedger:
         self._max_grounded = max_grounded
         self._grounded: dict[float, None] = {}  # insertion-ordered set; oldest dropped first
         self._turn_results: set[str] = set()
+        self._turn_calls: set[tuple[str, str]] = set()
         self._seq = 0
 
     # -- folding -------------------------------------------------------------------------
@@ -71,13 +73,14 @@ class ToolLedger:
     def _observe(self, event: SessionEvent) -> None:
         self._seq = max(self._seq, event.seq)
         if event.type is EventType.TOOL_CALL:
-            key = args_key(event.tool_result)
-            novel = event.error is None and key not in self._turn_results
-            self.apply(record_from_event(event, turn=self.turn, novel=novel))
+            record = record_from_event(event, turn=self.turn, novel=False)
+            novel = self.is_novel(record.tool, record.args_key, record.result) and event.error is None
+            self.apply(replace(record, novel=novel) if novel else record)
         elif event.type is EventType.MESSAGE and event.role is Role.USER:
             self.turn += 1
             self.turn_counts.clear()
             self._turn_results.clear()
+            self._turn_calls.clear()
             self.ground(numbers_in_text(event.text))
         elif event.type is EventType.SYSTEM_PROMPT or (
             event.type is EventType.MESSAGE and event.role is Role.TOOL
@@ -93,6 +96,7 @@ class ToolLedger:
             return
         self.turn_counts[record.tool] += 1
         self.session_counts[record.tool] += 1
+        self._turn_calls.add((record.tool, record.args_key))
         if record.status is ToolStatus.SUCCESS:
             self._turn_results.add(args_key(record.result))
             self.ground(iter_numbers(record.result))
@@ -137,8 +141,10 @@ class ToolLedger:
         out.reverse()
         return out
 
-    def is_novel(self, result: Any) -> bool:
-        return args_key(result) not in self._turn_results
+    def is_novel(self, tool: str, arguments_key: str, result: Any) -> bool:
+        """Whether a successful call brings something new this turn: a call not made
+        before (a write with new content is progress) or a result not seen before."""
+        return (tool, arguments_key) not in self._turn_calls or args_key(result) not in self._turn_results
 
 
 def ledger_for(state: SessionState) -> ToolLedger:

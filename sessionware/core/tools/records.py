@@ -33,8 +33,9 @@ class ToolRecord:
     """An executed (or refused) tool call of a session.
 
     ``turn`` counts the user messages before the call (0 before the first one).
-    ``novel`` is True when the call succeeded with a result not seen before in its turn:
-    the runaway guard reads a row of non-novel calls as no progress.
+    ``novel`` is True when the call succeeded and either was not made before in its turn
+    or returned a result not seen before in it: the runaway guard reads a row of calls
+    that are not novel (failures, repeats) as no progress.
     """
 
     seq: int

@@ -294,7 +294,7 @@ class ToolRunner:
         if state is not None and self._record(state, final):
             return final
         for result in final:
-            novel = result.ok and ledger.is_novel(result.result)
+            novel = result.ok and ledger.is_novel(result.tool, args_key(result.arguments), result.result)
             ledger.apply(record_from_result(result, seq=ledger.next_seq(), turn=ledger.turn, novel=novel))
         return final
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import types
 import typing
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -118,6 +119,23 @@ def _field(param: inspect.Parameter, annotation: Any, doc: str | None) -> tuple[
     return annotation, Field(default, **kwargs)
 
 
+def _parameter_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """Resolved type hints of the parameters only: the return annotation may name a type
+    that cannot be resolved here (a local class under ``from __future__ import annotations``)
+    and the schema does not need it."""
+    target: Any = fn.func if isinstance(fn, functools.partial) else fn
+    if inspect.isclass(target):
+        target = target.__init__
+    elif not inspect.isroutine(target):
+        target = type(target).__call__  # a callable object: its hints are on ``__call__``
+    target = inspect.unwrap(target)
+    annotations = {k: v for k, v in getattr(target, "__annotations__", {}).items() if k != "return"}
+    carrier = types.FunctionType((lambda: None).__code__, getattr(target, "__globals__", {}))
+    carrier.__annotations__ = annotations
+    closure = inspect.getclosurevars(target).nonlocals if inspect.isfunction(target) else {}
+    return typing.get_type_hints(carrier, localns=dict(closure), include_extras=True)
+
+
 def describe(fn: Callable[..., Any], name: str) -> tuple[str, ArgumentsSpec]:
     """The docstring summary of ``fn`` and the spec of its arguments.
 
@@ -128,11 +146,8 @@ def describe(fn: Callable[..., Any], name: str) -> tuple[str, ArgumentsSpec]:
         signature = inspect.signature(fn)
     except (TypeError, ValueError) as exc:
         raise InvalidSessionOperation("register_tool", f"{name}: no inspectable signature ({exc})") from None
-    target: Any = fn.func if isinstance(fn, functools.partial) else fn
-    if not inspect.isroutine(target) and not inspect.isclass(target):
-        target = type(target).__call__  # a callable object: its hints are on ``__call__``
     try:
-        hints = typing.get_type_hints(target, include_extras=True)
+        hints = _parameter_hints(fn)
     except Exception as exc:  # NameError, TypeError... from evaluating the annotations
         raise InvalidSessionOperation(
             "register_tool", f"{name}: cannot resolve the type hints ({type(exc).__name__}: {exc})"

@@ -8,8 +8,8 @@ Within one user turn it detects:
 * **failure loops**: a tool that failed ``max_consecutive_failures`` times in a row
   (blocked);
 * **no progress**: the last ``no_progress_window`` calls brought nothing new (each
-  failed or returned a result already seen this turn); a warning by default, since
-  tools that legitimately return the same acknowledgement exist.
+  failed, or repeated an earlier call of the turn and got a result already seen); a
+  warning by default.
 
 Every threshold treats ``0`` or ``None`` as "never".
 """
