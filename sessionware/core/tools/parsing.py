@@ -148,10 +148,10 @@ def parse_assistant_message(message: Any) -> AssistantTurn:
     """
     data = _plain(message)
     if isinstance(data, Sequence) and not isinstance(data, str | bytes):
-        items = [_plain(i) for i in data]
-        if items and all(_is_block(i) for i in items):
-            return _blocks(items)
-        return _calls(items, ToolFormat.OPENAI, None)
+        plain = [_plain(i) for i in data]
+        if plain and all(_is_block(i) for i in plain):
+            return _blocks(plain)
+        return _calls(list(data), ToolFormat.OPENAI, None)
     if not isinstance(data, Mapping):
         raise ToolProcessingError("?", f"cannot read tool calls from {type(message).__name__}")
     if "choices" in data:

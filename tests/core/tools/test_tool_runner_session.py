@@ -247,3 +247,18 @@ async def test_the_log_survives_a_reload_from_sqlite(registry: ToolRegistry, tmp
         assert (await again.get_stats()).tool_calls == 1
     finally:
         fresh.close()
+
+
+async def test_a_result_the_session_refuses_still_reaches_the_model(
+    registry: ToolRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    sm = SessionManager(store="memory://")
+    await sm.user_says("weather in Paris")
+    sm.state.max_event_bytes = 40  # smaller than the weather result
+    runner = ToolRunner(registry)
+    done = await runner.run(sm, openai_reply(("c1", "weather", {"city": "Paris"})))
+    assert done.results[0].ok and done.openai_messages()[0]["content"].startswith('{"city": "Paris"')
+    assert "tool results of session" in caplog.text and "were not recorded" in caplog.text
+    assert [e.type for e in await sm.get_events()] == [EventType.MESSAGE, EventType.MESSAGE]
+    memory = await runner.memory(sm)  # guards and memory still saw the call
+    assert memory.pattern("weather") is not None
