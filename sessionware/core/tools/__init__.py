@@ -32,7 +32,7 @@ from sessionware.core.tools.guards import (
     default_guards,
 )
 from sessionware.core.tools.ledger import ToolLedger, ledger_for
-from sessionware.core.tools.models import Scope, ToolFormat, ToolInvocation, ToolResult, ToolStatus
+from sessionware.core.tools.models import ToolFormat, ToolInvocation, ToolResult, ToolScope, ToolStatus
 from sessionware.core.tools.parsing import AssistantTurn, parse_assistant_message
 from sessionware.core.tools.procedural import (
     ArgumentDelta,
@@ -46,7 +46,6 @@ from sessionware.core.tools.registry import Tool, ToolRegistry
 from sessionware.core.tools.runner import ToolRound, ToolRunner
 
 __all__ = [
-    "NO_RETRY",
     "ArgumentDelta",
     "AssistantTurn",
     "Binding",
@@ -61,10 +60,10 @@ __all__ = [
     "GuardDecision",
     "GuardOutcome",
     "GuardVerdict",
+    "NO_RETRY",
     "ProceduralMemory",
     "RetryPolicy",
     "RunawayGuard",
-    "Scope",
     "Tool",
     "ToolExecutor",
     "ToolFormat",
@@ -78,6 +77,7 @@ __all__ = [
     "ToolResult",
     "ToolRound",
     "ToolRunner",
+    "ToolScope",
     "ToolStatus",
     "UngroundedGuard",
     "default_guards",

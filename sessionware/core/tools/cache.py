@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sessionware.core.tools.models import Scope, ToolResult, ToolStatus
+from sessionware.core.tools.models import ToolResult, ToolScope, ToolStatus
 
 __all__ = ["CachePolicy", "ResultCache"]
 
@@ -27,7 +27,7 @@ class CachePolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    scope: Scope = Scope.TURN
+    scope: ToolScope = ToolScope.TURN
     ttl_s: float | None = Field(default=300.0, gt=0)
     max_entries: int = Field(default=256, ge=1)
 
@@ -50,7 +50,7 @@ class ResultCache:
         if entry is None:
             return None
         expired = policy.ttl_s is not None and now - entry.stored_at >= policy.ttl_s
-        if expired or (policy.scope is Scope.TURN and entry.turn != turn):
+        if expired or (policy.scope is ToolScope.TURN and entry.turn != turn):
             del self._entries[key]
             return None
         self._entries.move_to_end(key)

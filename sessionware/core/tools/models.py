@@ -20,10 +20,10 @@ from sessionware.core.session.models import ErrorInfo
 
 __all__ = [
     "ErrorInfo",
-    "Scope",
     "ToolFormat",
     "ToolInvocation",
     "ToolResult",
+    "ToolScope",
     "ToolStatus",
     "result_text",
 ]
@@ -57,7 +57,7 @@ class ToolFormat(StrEnum):
     ANTHROPIC = "anthropic"
 
 
-class Scope(StrEnum):
+class ToolScope(StrEnum):
     """How long something tied to a session lasts: until the next user message, or for the session."""
 
     TURN = "turn"

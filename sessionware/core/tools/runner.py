@@ -43,6 +43,7 @@ from sessionware.core.errors import InvalidSessionOperation, SessionwareError
 from sessionware.core.session.enums import Durability
 from sessionware.core.session.manager import SessionManager
 from sessionware.core.session.state import SessionState
+from sessionware.core.tools._loop import BackgroundLoop
 from sessionware.core.tools.bindings import bindable
 from sessionware.core.tools.cache import CachePolicy
 from sessionware.core.tools.executor import RetryPolicy, ToolExecutor, refusal
@@ -148,6 +149,7 @@ class ToolRunner:
         # Calls run without a session still get guards, bindings and memory, in this ledger.
         self._detached = ToolLedger()
         self._detached_lock = threading.RLock()
+        self._background = BackgroundLoop("sessionware-tools")
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -228,6 +230,19 @@ class ToolRunner:
         if isinstance(session, SessionManager) and session.durability is Durability.SYNC:
             await session.flush()
         return ToolRound(format=turn.format, session_id=state.id if state else None, results=tuple(results))
+
+    def run_sync(self, session: SessionLike, message: Any) -> ToolRound:
+        """The blocking twin of ``run``, for sync apps (a sync SDK client, a script).
+
+        Tools run on the runner's own event-loop thread, started on first use (``close``
+        stops it); calling this inside a running event loop raises
+        ``InvalidSessionOperation``: await ``run`` there instead.
+        """
+        return self._background.run("run_sync", self.run(session, message))
+
+    def close(self) -> None:
+        """Stop the event-loop thread ``run_sync`` started, if any (the runner stays usable)."""
+        self._background.close()
 
     def _plan(self, turn: AssistantTurn, ledger: ToolLedger) -> list[ToolResult | _Pending]:
         planned: list[ToolResult | _Pending] = []

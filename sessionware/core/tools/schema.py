@@ -17,7 +17,7 @@ import typing
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, PydanticUserError, create_model
 from pydantic.fields import FieldInfo
 
 from sessionware.core.errors import InvalidSessionOperation
@@ -165,9 +165,13 @@ def describe(fn: Callable[..., Any], name: str) -> tuple[str, ArgumentsSpec]:
         internal = f"p{index}"
         fields[internal] = _field(param, hints.get(param.name, Any), docs.get(param.name))
         names[internal] = param.name
-    model = create_model(
-        f"{name}_arguments",
-        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_by_name=False),
-        **fields,
-    )
-    return summary, ArgumentsSpec(model, names)
+    try:
+        model = create_model(
+            f"{name}_arguments", __config__=ConfigDict(extra="forbid", validate_by_name=False), **fields
+        )
+        return summary, ArgumentsSpec(model, names)
+    except PydanticUserError as exc:  # a parameter type JSON cannot describe or carry
+        reason = str(exc).splitlines()[0]
+        raise InvalidSessionOperation(
+            "register_tool", f"{name}: no JSON schema for its parameters ({reason})"
+        ) from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from tool_support import Calls, build_registry, openai_reply
 
 from sessionware import EventType, SessionManager
-from sessionware.core.tools import CachePolicy, Scope, ToolRegistry, ToolRunner, ToolStatus
+from sessionware.core.tools import CachePolicy, ToolRegistry, ToolRunner, ToolScope, ToolStatus
 
 
 class Clock:
@@ -46,7 +46,7 @@ async def test_an_identical_call_is_answered_from_the_cache_under_its_own_call_i
 
 
 async def test_errors_are_never_cached(registry: ToolRegistry, calls: Calls) -> None:
-    runner = ToolRunner(registry, cache=CachePolicy(scope=Scope.SESSION, ttl_s=None))
+    runner = ToolRunner(registry, cache=CachePolicy(scope=ToolScope.SESSION, ttl_s=None))
     sm = SessionManager(store="memory://")
     await sm.user_says("weather in Atlantis")
     for i in range(3):
@@ -72,7 +72,7 @@ async def test_entries_expire_after_their_ttl() -> None:
 async def test_a_turn_scoped_entry_ends_with_the_turn_and_a_session_scoped_one_does_not(
     registry: ToolRegistry, calls: Calls
 ) -> None:
-    for scope, executions in ((Scope.TURN, 2), (Scope.SESSION, 1)):
+    for scope, executions in ((ToolScope.TURN, 2), (ToolScope.SESSION, 1)):
         calls.counts.clear()
         runner = ToolRunner(registry, cache=CachePolicy(scope=scope))
         sm = SessionManager(store="memory://")
@@ -84,7 +84,7 @@ async def test_a_turn_scoped_entry_ends_with_the_turn_and_a_session_scoped_one_d
 
 
 async def test_each_session_has_its_own_cache(registry: ToolRegistry, calls: Calls) -> None:
-    runner = ToolRunner(registry, cache=CachePolicy(scope=Scope.SESSION))
+    runner = ToolRunner(registry, cache=CachePolicy(scope=ToolScope.SESSION))
     for name in ("a", "b"):
         sm = SessionManager(store="memory://")
         await sm.user_says(f"weather for {name}")
@@ -102,7 +102,7 @@ async def test_tools_marked_not_cacheable_always_run() -> None:
         ticks.append(1)
         return len(ticks)
 
-    runner = ToolRunner(registry, cache=CachePolicy(scope=Scope.SESSION))
+    runner = ToolRunner(registry, cache=CachePolicy(scope=ToolScope.SESSION))
     results = [(await runner.run(None, openai_reply((f"c{i}", "now", {})))).results[0] for i in range(3)]
     assert [r.result for r in results] == [1, 2, 3]
     assert not any(r.cached for r in results)

@@ -14,10 +14,10 @@ from sessionware.core.tools import (
     GuardContext,
     GuardDecision,
     RunawayGuard,
-    Scope,
     ToolInvocation,
     ToolRegistry,
     ToolRunner,
+    ToolScope,
     ToolStatus,
     UngroundedGuard,
     default_guards,
@@ -109,7 +109,7 @@ async def test_a_turn_budget_resets_at_the_next_user_message_and_a_session_budge
     registry: ToolRegistry,
 ) -> None:
     per_turn = ToolRunner(registry, guards=[BudgetGuard(max_calls=1)])
-    per_session = ToolRunner(registry, guards=[BudgetGuard(max_calls=1, scope=Scope.SESSION)])
+    per_session = ToolRunner(registry, guards=[BudgetGuard(max_calls=1, scope=ToolScope.SESSION)])
     for runner, second_turn in ((per_turn, ToolStatus.SUCCESS), (per_session, ToolStatus.BLOCKED)):
         sm = SessionManager(store="memory://")
         await turn(sm, "first")

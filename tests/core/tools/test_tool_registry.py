@@ -161,6 +161,18 @@ def test_positional_only_parameters_and_unresolvable_hints_are_refused() -> None
         registry.register(broken)
 
 
+class Handle:
+    """A Python object no JSON value can become."""
+
+
+def test_parameter_types_json_cannot_carry_are_refused() -> None:
+    def use(handle: Handle) -> None:
+        return None
+
+    with pytest.raises(InvalidSessionOperation, match="use: no JSON schema for its parameters"):
+        ToolRegistry().register(use)
+
+
 def test_a_taken_name_is_refused_unless_replaced() -> None:
     registry = ToolRegistry()
     registry.register(lambda: 1, name="t")

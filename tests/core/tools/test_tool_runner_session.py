@@ -14,11 +14,14 @@ from tool_support import Calls, anthropic_reply, check_chat, openai_call, openai
 from sessionware import (
     EventSource,
     EventType,
+    InvalidSessionOperation,
     Role,
     SessionManager,
     ToolCall,
     ToolProcessingError,
 )
+from sessionware.core.session.messages import events_to_messages
+from sessionware.core.session.registry import registry_for
 from sessionware.core.store import Store
 from sessionware.core.store.sqlite import SQLiteBackend
 from sessionware.core.tools import ToolFormat, ToolRegistry, ToolRunner, ToolStatus
@@ -199,7 +202,7 @@ async def test_the_runner_takes_a_session_state_too(registry: ToolRegistry) -> N
     await sm.user_says("add")
     await ToolRunner(registry).run(sm.state, openai_reply(("c1", "add", {"a": 1, "b": 1})))
     assert (await sm.get_stats()).tool_calls == 1
-    with pytest.raises(Exception, match="must be a SessionManager"):
+    with pytest.raises(InvalidSessionOperation, match="must be a SessionManager"):
         await ToolRunner(registry).run("session-id", openai_reply(("c2", "add", {"a": 1, "b": 1})))  # type: ignore[arg-type]
 
 
@@ -262,3 +265,30 @@ async def test_a_result_the_session_refuses_still_reaches_the_model(
     assert [e.type for e in await sm.get_events()] == [EventType.MESSAGE, EventType.MESSAGE]
     memory = await runner.memory(sm)  # guards and memory still saw the call
     assert memory.pattern("weather") is not None
+
+
+def test_a_sync_app_runs_tools_with_run_sync(registry: ToolRegistry, calls: Calls, tmp_path: Path) -> None:
+    store = Store(SQLiteBackend(tmp_path / "sync.db"))
+    runner = ToolRunner(registry)
+    try:
+        state = registry_for(store).open_sync("sync-app")  # what a wrapped sync client records into
+        state.record(EventType.MESSAGE, EventSource.USER, role=Role.USER, content="sqrt of 2 and 1/0")
+        done = runner.run_sync(
+            state, openai_reply(("c1", "sqrt", {"x": 2}), ("c2", "divide", {"a": 1, "b": 0}))
+        )
+        assert [r.status for r in done.results] == [ToolStatus.SUCCESS, ToolStatus.ERROR]
+        again = runner.run_sync(None, openai_reply(("c3", "add", {"a": 1, "b": 2})))  # the same loop, reused
+        assert again.results[0].result == 3.0
+        assert [e.tool_call_id for e in state.events if e.type is EventType.TOOL_CALL] == ["c1", "c2"]
+        check_chat(events_to_messages(state.events))
+    finally:
+        runner.close()
+        store.close()
+    assert calls["sqrt"] == 1
+
+
+async def test_run_sync_refuses_to_block_a_running_event_loop(registry: ToolRegistry) -> None:
+    runner = ToolRunner(registry)
+    with pytest.raises(InvalidSessionOperation, match="called inside a running event loop"):
+        runner.run_sync(None, openai_reply(("c1", "add", {"a": 1, "b": 2})))
+    runner.close()  # nothing was started: a no-op

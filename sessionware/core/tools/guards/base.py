@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sessionware.core.tools.bindings import BindingTable
 from sessionware.core.tools.ledger import ToolLedger
-from sessionware.core.tools.models import Scope, ToolInvocation, ToolStatus
+from sessionware.core.tools.models import ToolInvocation, ToolScope, ToolStatus
 from sessionware.core.tools.records import ToolRecord
 
 __all__ = [
@@ -108,9 +108,9 @@ class GuardContext:
         """Calls that ran (or were answered from the cache) this turn, oldest first."""
         return [r for r in self._ledger.turn_records() if r.status is not ToolStatus.BLOCKED]
 
-    def calls_used(self, *, scope: Scope = Scope.TURN, tool: str | None = None) -> int:
+    def calls_used(self, *, scope: ToolScope = ToolScope.TURN, tool: str | None = None) -> int:
         """Calls made in ``scope`` (of ``tool``, or of every tool), counting the pending ones."""
-        counts = self._ledger.turn_counts if scope is Scope.TURN else self._ledger.session_counts
+        counts = self._ledger.turn_counts if scope is ToolScope.TURN else self._ledger.session_counts
         used = counts[tool] if tool is not None else sum(counts.values())
         return used + sum(1 for call in self.pending if tool is None or call.name == tool)
 

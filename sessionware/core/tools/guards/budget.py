@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.tools.guards.base import GuardContext, GuardDecision
-from sessionware.core.tools.models import Scope, ToolInvocation
+from sessionware.core.tools.models import ToolInvocation, ToolScope
 
 __all__ = ["BudgetGuard"]
 
@@ -48,7 +48,7 @@ class BudgetGuard:
         *,
         max_calls: int | None = 50,
         per_tool: int | Mapping[str, int | None] | None = None,
-        scope: Scope = Scope.TURN,
+        scope: ToolScope = ToolScope.TURN,
     ) -> None:
         self.max_calls = _cap(max_calls, "max_calls")
         if isinstance(per_tool, Mapping):
@@ -57,7 +57,7 @@ class BudgetGuard:
             }
         else:
             self.per_tool = _cap(per_tool, "per_tool")
-        self.scope = Scope(scope)
+        self.scope = ToolScope(scope)
 
     def limit_for(self, tool: str) -> int | None:
         """The cap of ``tool`` (None: unlimited)."""
@@ -66,7 +66,7 @@ class BudgetGuard:
         return self.per_tool
 
     def check(self, call: ToolInvocation, context: GuardContext) -> GuardDecision:
-        where = "this turn" if self.scope is Scope.TURN else "in this session"
+        where = "this turn" if self.scope is ToolScope.TURN else "in this session"
         if self.max_calls is not None:
             used = context.calls_used(scope=self.scope)
             if used >= self.max_calls:
