@@ -217,7 +217,7 @@ class ToolRunner:
         ledger, lock = self._ledger(state)
         with lock:
             if state is not None:
-                ensure_assistant_message(state, turn)
+                self._announce(state, turn)
             planned = self._plan(turn, ledger)
         pending = [p for p in planned if isinstance(p, _Pending)]
         executed = iter(await self.executor.execute([p.call for p in pending]))
@@ -320,6 +320,14 @@ class ToolRunner:
             return result
         same = ledger.bindings.find(result.tool, args_key(result.arguments), result.result)
         return result.model_copy(update={"binding": same.id if same else ledger.bindings.allocate()})
+
+    @staticmethod
+    def _announce(state: SessionState, turn: AssistantTurn) -> None:
+        """Log the assistant message unless the session has it; a refusal does not stop the tools."""
+        try:
+            ensure_assistant_message(state, turn)
+        except SessionwareError as exc:
+            logger.warning("assistant message of session %s was not recorded: %s", state.id, exc)
 
     @staticmethod
     def _record(state: SessionState, results: list[ToolResult]) -> bool:

@@ -292,3 +292,15 @@ async def test_run_sync_refuses_to_block_a_running_event_loop(registry: ToolRegi
     with pytest.raises(InvalidSessionOperation, match="called inside a running event loop"):
         runner.run_sync(None, openai_reply(("c1", "add", {"a": 1, "b": 2})))
     runner.close()  # nothing was started: a no-op
+
+
+async def test_an_assistant_message_the_session_refuses_does_not_stop_the_tools(
+    registry: ToolRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    sm = SessionManager(store="memory://")
+    await sm.user_says("add")
+    sm.state.max_event_bytes = 10
+    done = await ToolRunner(registry).run(sm, openai_reply(("c1", "add", {"a": 1, "b": 2}), content="x" * 50))
+    assert done.results[0].result == 3.0
+    assert "assistant message of session" in caplog.text
+    check_chat(await sm.get_messages_for_llm())  # the lone result gets a synthesised call
