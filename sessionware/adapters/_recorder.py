@@ -45,6 +45,10 @@ _ERROR_MESSAGE_LIMIT = 2_000
 Draft = tuple[EventType, EventSource, dict[str, Any]]
 
 
+class _TooLong(Exception):
+    pass
+
+
 class ThreadIndex:
     """Identities and ``seq`` of the current branch's conversation messages."""
 
@@ -160,20 +164,26 @@ def _request_drafts(state: SessionState, request: CallRequest) -> list[Draft]:
 
 def estimate_usage(request: CallRequest, output: CallOutput | None, model: str | None) -> TokenUsage:
     """Tokens of a call the provider reported no usage for, counted locally."""
-    counter = counter_for_model(model)
     wire: list[dict[str, Any]] = []
     if request.system:
         wire.append({"role": "system", "content": request.system})
     wire.extend({"role": m.role.value, "content": content_text(m.content)} for m in request.messages)
+    produced = [(output.text or output.refusal or "")] if output else []
+    produced += [c.name + c.arguments for c in output.calls] if output else []
     size = sum(len(m["content"]) for m in wire)
-    if size > _EXACT_COUNT_LIMIT:
-        input_tokens = size // 4 + 4 * len(wire)
-    else:
+    try:
+        if size > _EXACT_COUNT_LIMIT:
+            raise _TooLong
+        counter = counter_for_model(model)
         input_tokens = counter.count_messages(wire, request.tools or None)
-    text = (output.text or output.refusal or "") if output else ""
-    output_tokens = counter.count_text(text)
-    for call in output.calls if output else ():
-        output_tokens += counter.count_text(call.name) + counter.count_text(call.arguments)
+        output_tokens = sum(counter.count_text(text) for text in produced)
+    except Exception as exc:
+        # Too long to count on the caller's thread, or the tokenizer is unavailable (a
+        # stream finalised by the garbage collector during an import): count by length.
+        if not isinstance(exc, _TooLong):
+            logger.debug("token estimate by length for %s: %r", model, exc)
+        input_tokens = size // 4 + 4 * len(wire)
+        output_tokens = sum((len(text) + 3) // 4 for text in produced)
     return TokenUsage.model_construct(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
@@ -266,9 +276,10 @@ def record_call(
         drafts = _request_drafts(state, facts.request) if facts.request.conversational else []
         if error is not None:
             drafts.append(_error_draft(facts, error, output, prices))
-        elif output is not None and facts.request.conversational:
-            drafts.append(_output_draft(facts, output, prices))
-        elif output is not None:
+        elif facts.request.conversational:
+            # No output at all (a body closed unread) is still a call the provider billed.
+            drafts.append(_output_draft(facts, output or CallOutput(complete=False), prices))
+        else:
             fields = _call_fields(facts, output, prices, usage_needed=False)
             fields["metadata"]["inputs"] = facts.request.inputs
             drafts.append((EventType.LLM_CALL, EventSource.LLM, fields))

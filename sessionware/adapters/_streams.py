@@ -13,7 +13,8 @@ Recording finishes exactly once, whichever comes first:
 * iteration raises (the provider's error is recorded, then re-raised untouched);
 * the HTTP response is closed while chunks remain (``close()``, ``with`` exit, the SDK
   helpers' own ``close``): noticed by wrapping that response's ``close``/``aclose``;
-* the stream is garbage collected unread (``__del__``): recorded as abandoned.
+* the stream is garbage collected unread (``__del__``): recorded as abandoned, on a
+  finalizer thread (see below).
 
 ``with_streaming_response`` hands the app an unread body instead of a stream; there the
 body is teed (``tee_body``): bytes are copied as the app reads them, however it reads
@@ -22,8 +23,12 @@ them, and parsed when the response closes.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
+import gc
 import json
+import logging
+import queue
 import sys
 import threading
 import time
@@ -36,7 +41,17 @@ from sessionware.adapters import _guard
 from sessionware.adapters._messages import wrap_json
 from sessionware.adapters._types import CallOutput, Endpoint, StreamAccumulator
 
-__all__ = ["StreamRecording", "pending_stream", "recording_stream_class", "register_response", "tee_body"]
+__all__ = [
+    "StreamRecording",
+    "defer",
+    "pending_stream",
+    "recording_stream_class",
+    "register_response",
+    "settle",
+    "tee_body",
+]
+
+logger = logging.getLogger(__name__)
 
 _ATTR = "_sessionware_recording"
 
@@ -84,13 +99,19 @@ class StreamRecording:
             output = None
         self.owner.finish_stream(output, error=error, end=end, first_token_at=self.acc.first_token_at)
 
+    def abandon(self) -> None:
+        self.finish(end="abandoned")
+
     def on_closed(self) -> None:
         gen = self.gen
         # Closing from inside our own generator (the SDK and the HTTP client close the
         # response when the chunks run out) is the normal end, recorded by the generator.
         if gen is not None and (gen.ag_running if self.is_async else gen.gi_running):
             return
-        self.finish(end="closed")
+        if _collecting():
+            defer(self.abandon)  # the collector closing an unreachable stream's response
+        else:
+            self.finish(end="closed")
 
     def broken(self, exc: Exception) -> None:
         """An accumulator failure: report it, stop accumulating, keep the app's stream."""
@@ -173,7 +194,7 @@ def _record_sync(inner: Iterator[Any], recording: StreamRecording) -> Iterator[A
             if not hide:
                 yield item
     except GeneratorExit:
-        recording.finish(end="abandoned")
+        defer(recording.abandon)
         raise
     except BaseException as exc:
         recording.finish(error=exc, end="error")
@@ -193,7 +214,7 @@ async def _record_async(inner: AsyncIterator[Any], recording: StreamRecording) -
             if not hide:
                 yield item
     except GeneratorExit:
-        recording.finish(end="abandoned")
+        defer(recording.abandon)
         raise
     except BaseException as exc:
         recording.finish(error=exc, end="error")
@@ -205,10 +226,90 @@ def _abandon(stream: Any) -> None:
     recording = stream.__dict__.get(_ATTR)
     # Copies made for iteration die when their chunks run out; only the app's object counts.
     if recording is not None and not recording.done and recording.stream_id == id(stream):
+        defer(recording.abandon)
+
+
+# -- finalising what the garbage collector found ---------------------------------------------
+#
+# An abandoned stream is noticed by ``__del__`` or by its generator being closed, both of
+# which the cyclic garbage collector may run at any allocation: inside a lock the
+# recording path itself needs (a deadlock), or halfway through an import. So those
+# finalisations only enqueue (``SimpleQueue.put`` is safe there) and one long-lived
+# daemon thread records them; at exit the queue is drained before stores flush.
+
+_gc_thread: int | None = None
+
+
+def _on_gc(phase: str, info: dict[str, Any]) -> None:
+    global _gc_thread
+    _gc_thread = threading.get_ident() if phase == "start" else None
+
+
+def _collecting() -> bool:
+    """True while the cyclic garbage collector runs on this thread."""
+    return _gc_thread == threading.get_ident()
+
+
+def watch_collector() -> None:
+    """Let ``_collecting`` see collections (installed once, with the first recording stream)."""
+    if _on_gc not in gc.callbacks:
+        gc.callbacks.append(_on_gc)
+
+
+_deferred: queue.SimpleQueue[Callable[[], None] | threading.Event] = queue.SimpleQueue()
+_finalizer: threading.Thread | None = None
+_finalizer_lock = threading.Lock()
+
+
+def defer(action: Callable[[], None]) -> None:
+    """Run ``action`` soon on the finalizer thread (safe to call from ``__del__``)."""
+    _deferred.put(action)
+    if _finalizer is None or not _finalizer.is_alive():
+        _start_finalizer()
+
+
+def _start_finalizer() -> None:
+    global _finalizer
+    if sys.is_finalizing():
+        return
+    with _finalizer_lock:
+        if _finalizer is not None and _finalizer.is_alive():
+            return
+        _finalizer = threading.Thread(target=_run_deferred, name="sessionware-finalizer", daemon=True)
+        _finalizer.start()
+        atexit.register(settle, 5.0)
+
+
+def _run_one(item: Callable[[], None] | threading.Event) -> None:
+    if isinstance(item, threading.Event):
+        item.set()
+        return
+    try:
+        item()
+    except Exception as exc:
+        # Strict mode re-raises here too; the thread must survive it.
         try:
-            recording.finish(end="abandoned")
-        except Exception as exc:
             _guard.report("an abandoned stream", exc)
+        except Exception:
+            logger.exception("sessionware could not record an abandoned stream")
+
+
+def _run_deferred() -> None:
+    while True:
+        _run_one(_deferred.get())
+
+
+def settle(timeout: float | None = 5.0) -> bool:
+    """Wait until every abandoned stream noticed so far is recorded; False on timeout."""
+    if _finalizer is None or not _finalizer.is_alive():
+        while True:  # no thread (yet, or any more): run what is queued here
+            try:
+                _run_one(_deferred.get_nowait())
+            except queue.Empty:
+                return True
+    marker = threading.Event()
+    _deferred.put(marker)
+    return marker.wait(timeout)
 
 
 _classes: dict[Any, type] = {}
@@ -220,6 +321,7 @@ def recording_stream_class(stream_cls: Any, *, is_async: bool) -> Any:
     found = _classes.get(stream_cls)
     if found is not None:
         return found
+    watch_collector()
     with _classes_lock:
         found = _classes.get(stream_cls)
         if found is None:
@@ -372,8 +474,12 @@ def _sse_data(body: bytes) -> Iterator[Any]:
 
 def tee_body(http_response: Any, owner: StreamOwner, endpoint: Endpoint, *, sse: bool) -> None:
     """Copy ``http_response``'s body as the app reads it; finish ``owner`` when it closes."""
-    body = getattr(http_response, "stream", None)
-    if body is None:
-        return
     sink = _TeeSink(owner, endpoint, sse=sse)
-    http_response.stream = _tee_class(type(body))(body, sink)
+    if getattr(http_response, "is_closed", False) or "_content" in vars(http_response):
+        # Already read (a body given in full, as mocks do): record it as it is.
+        sink.feed(http_response.content)
+        sink.close()
+        return
+    body = getattr(http_response, "stream", None)
+    if body is not None:
+        http_response.stream = _tee_class(type(body))(body, sink)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sessionware.adapters import _core
 from sessionware.adapters._guard import AdapterHealth, health, set_strict
+from sessionware.adapters._streams import settle
 from sessionware.adapters._types import ProviderSpec
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.store.url import StoreLike, open_store
@@ -27,7 +28,7 @@ from sessionware.core.store.url import StoreLike, open_store
 if TYPE_CHECKING:
     from sessionware.core.memory.policy import ContextPolicy
 
-__all__ = ["AdapterHealth", "WrapMode", "health", "is_wrapped", "set_strict", "unwrap", "wrap"]
+__all__ = ["AdapterHealth", "WrapMode", "health", "is_wrapped", "set_strict", "settle", "unwrap", "wrap"]
 
 ClientT = TypeVar("ClientT")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,14 +124,14 @@ class FakeOpenAI(_FakeAPI):
             return httpx.Response(reply.status, json=error)
         path = request.url.path
         if path.endswith("/embeddings"):
-            return httpx.Response(200, json=self._embeddings(body))
+            return _json_response(httpx, self._embeddings(body))
         if path.endswith("/responses"):
             if body.get("stream"):
-                return _sse_response(httpx, sse(self._responses_events(body, reply), named=True))
-            return httpx.Response(200, json=self._response(body, reply))
+                return _sse_response(httpx, self._responses_events(body, reply), named=True)
+            return _json_response(httpx, self._response(body, reply))
         if body.get("stream"):
-            return _sse_response(httpx, sse(self._chat_chunks(body, reply), done=True))
-        return httpx.Response(200, json=self._chat(body, reply))
+            return _sse_response(httpx, self._chat_chunks(body, reply), done=True)
+        return _json_response(httpx, self._chat(body, reply))
 
     def _usage(self, body: Mapping[str, Any], reply: Reply) -> dict[str, Any]:
         prompt = sum(_tokens(_text_of(m.get("content"))) + 4 for m in body.get("messages") or ())
@@ -305,8 +305,41 @@ def _finish(reply: Reply) -> str:
     return "tool_calls" if reply.tool_calls else "stop"
 
 
-def _sse_response(httpx: Any, content: bytes) -> Any:
-    return httpx.Response(200, content=content, headers={"content-type": "text/event-stream"})
+_chunk_classes: dict[str, type] = {}
+
+
+def _chunked(http: Any, chunks: list[bytes]) -> Any:
+    """A body delivered in ``chunks``, readable by sync and async clients, and not read
+    in advance (as a body given as ``content=`` would be): like one off the network."""
+    cls = _chunk_classes.get(http.__name__)
+    if cls is None:
+
+        class Chunks(http.SyncByteStream, http.AsyncByteStream):  # type: ignore[misc]
+            def __init__(self, parts: list[bytes]) -> None:
+                self.parts = parts
+
+            def __iter__(self) -> Iterator[bytes]:
+                yield from self.parts
+
+            async def __aiter__(self) -> AsyncIterator[bytes]:
+                for part in self.parts:
+                    yield part
+
+        cls = _chunk_classes[http.__name__] = Chunks
+    return cls(chunks)
+
+
+def _sse_response(http: Any, events: list[dict[str, Any]], *, named: bool = False, done: bool = False) -> Any:
+    chunks = [sse([event], named=named) for event in events]
+    if done:
+        chunks.append(b"data: [DONE]\n\n")
+    return http.Response(200, stream=_chunked(http, chunks), headers={"content-type": "text/event-stream"})
+
+
+def _json_response(http: Any, payload: dict[str, Any]) -> Any:
+    body = json.dumps(payload).encode()
+    headers = {"content-type": "application/json", "content-length": str(len(body))}
+    return http.Response(200, stream=_chunked(http, [body]), headers=headers)
 
 
 class FakeAnthropic(_FakeAPI):
@@ -331,8 +364,8 @@ class FakeAnthropic(_FakeAPI):
             error = {"type": "error", "error": {"type": "api_error", "message": reply.error}}
             return httpx2.Response(reply.status, json=error)
         if body.get("stream"):
-            return _sse_response(httpx2, sse(self._events(body, reply), named=True))
-        return httpx2.Response(200, json=self._message(body, reply))
+            return _sse_response(httpx2, self._events(body, reply), named=True)
+        return _json_response(httpx2, self._message(body, reply))
 
     def _usage(self, body: Mapping[str, Any], reply: Reply) -> dict[str, int]:
         prompt = sum(_tokens(_text_of(m.get("content"))) + 4 for m in body.get("messages") or ())

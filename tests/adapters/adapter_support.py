@@ -10,6 +10,7 @@ import httpx
 import httpx2
 import openai
 
+from sessionware.adapters.api import settle
 from sessionware.adapters.fakes import FakeAnthropic, FakeOpenAI
 from sessionware.core.session.enums import EventType
 from sessionware.core.session.models import SessionEvent
@@ -49,13 +50,15 @@ def make_anthropic(kind: str, api: FakeAnthropic, **kwargs: Any) -> Any:
 
 
 def session_events(store: Store, session_id: str) -> list[SessionEvent]:
-    """Events of a session as the store holds them (after a flush)."""
+    """Events of a session as the store holds them (after abandoned streams are recorded)."""
+    assert settle()
     store.flush_sync()
     return store.load_sync(session_id).events
 
 
 def only_session(store: Store) -> str:
     """The id of the one session in ``store`` (fails if there are more or none)."""
+    assert settle()
     store.flush_sync()
     infos = store.list_sessions_sync()
     assert len(infos) == 1, [i.id for i in infos]
