@@ -44,32 +44,30 @@ class TokenUsage(BaseModel):
         return self.input_tokens + self.output_tokens
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
+        a, b = self.__dict__, other.__dict__
         # A sum is only "provider" truth when every part of it is.
-        source = (
-            TokenSource.PROVIDER
-            if self.source is TokenSource.PROVIDER and other.source is TokenSource.PROVIDER
-            else TokenSource.ESTIMATE
-        )
+        provider = a["source"] is TokenSource.PROVIDER and b["source"] is TokenSource.PROVIDER
         # Sums of valid usages are valid: skip validation, it is most of the cost of a sum
         # and totals add one per recorded call.
-        total = TokenUsage.__new__(TokenUsage)
+        total = _new(TokenUsage)
         _set(
             total,
             "__dict__",
             {
-                "input_tokens": self.input_tokens + other.input_tokens,
-                "output_tokens": self.output_tokens + other.output_tokens,
-                "cache_read_tokens": self.cache_read_tokens + other.cache_read_tokens,
-                "cache_write_tokens": self.cache_write_tokens + other.cache_write_tokens,
-                "reasoning_tokens": self.reasoning_tokens + other.reasoning_tokens,
-                "source": source,
+                "input_tokens": a["input_tokens"] + b["input_tokens"],
+                "output_tokens": a["output_tokens"] + b["output_tokens"],
+                "cache_read_tokens": a["cache_read_tokens"] + b["cache_read_tokens"],
+                "cache_write_tokens": a["cache_write_tokens"] + b["cache_write_tokens"],
+                "reasoning_tokens": a["reasoning_tokens"] + b["reasoning_tokens"],
+                "source": TokenSource.PROVIDER if provider else TokenSource.ESTIMATE,
             },
         )
-        _set(total, "__pydantic_fields_set__", _ALL_FIELDS.copy())
+        _set(total, "__pydantic_fields_set__", _ALL_FIELDS)  # shared: a frozen model never changes it
         _set(total, "__pydantic_extra__", None)
         _set(total, "__pydantic_private__", None)
         return total
 
 
+_new = object.__new__
 _set = object.__setattr__
 _ALL_FIELDS = set(TokenUsage.model_fields)

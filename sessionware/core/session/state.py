@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from pydantic_core import to_json
@@ -100,8 +101,24 @@ class SessionState:
                 )
 
     def record(self, type: EventType, source: EventSource, **fields: Any) -> SessionEvent:
-        """Append one event; see ``record_many``."""
-        return self.record_many([(type, source, fields)])[0]
+        """Append one event; see ``record_many`` (this is its one-event fast path)."""
+        self._check(fields)
+        with self.lock:
+            info = self.info
+            seq = info.last_seq + 1
+            now = utcnow()
+            event = trusted_event(
+                fields,
+                id=os.urandom(16).hex(),  # 128 random bits, as uuid4 but 4x cheaper
+                session_id=info.id,
+                seq=seq,
+                timestamp=now,
+                type=type,
+                source=source,
+            )
+            self.store.submit([AppendEvents(info.id, (event,))])
+            self._recorded((event,), now)
+            return event
 
     def record_many(self, drafts: list[tuple[EventType, EventSource, dict[str, Any]]]) -> list[SessionEvent]:
         """Append events atomically: numbered together, stored in one write.
@@ -121,29 +138,32 @@ class SessionState:
                 seq += 1
                 events.append(
                     trusted_event(
-                        {
-                            **fields,
-                            "id": os.urandom(16).hex(),  # 128 random bits, as uuid4 but 4x cheaper
-                            "session_id": info.id,
-                            "seq": seq,
-                            "timestamp": now,
-                            "type": type_,
-                            "source": source,
-                        }
+                        fields,
+                        id=os.urandom(16).hex(),
+                        session_id=info.id,
+                        seq=seq,
+                        timestamp=now,
+                        type=type_,
+                        source=source,
                     )
                 )
             self.store.submit([AppendEvents(info.id, tuple(events))])
-            totals = info.totals
-            for event in events:
-                self.events.append(event)
-                totals.fold(event)
-                for listener in self._listeners:
-                    listener(event)
-            # Header fields set in place, as pydantic would (this runs once per event).
-            header = info.__dict__
-            header["last_seq"] = seq
-            header["updated_at"] = now
+            self._recorded(events, now)
             return events
+
+    def _recorded(self, events: Sequence[SessionEvent], now: datetime) -> None:
+        """Bring the live state up to date with events just handed to the store."""
+        info = self.info
+        totals = info.totals
+        for event in events:
+            self.events.append(event)
+            totals.fold(event)
+            for listener in self._listeners:
+                listener(event)
+        # Header fields set in place, as pydantic would (this runs once per event).
+        header = info.__dict__
+        header["last_seq"] = events[-1].seq
+        header["updated_at"] = now
 
     def save_header(self, **changes: Any) -> None:
         """Change header fields (``metadata``, ``system_prompt``, ``runs``...) and store them."""
