@@ -84,6 +84,14 @@ def _as_tool_calls(calls: Sequence[ToolCall | Mapping[str, Any]] | None) -> tupl
     return tuple(out)
 
 
+def _context_message(event: SessionEvent) -> dict[str, Any]:
+    """An event as the message that will be sent, for counting its tokens."""
+    if event.type is EventType.TOOL_CALL:
+        return {"role": "tool", "content": tool_result_text(event)}
+    calls = [{"function": {"name": c.name, "arguments": c.arguments}} for c in event.tool_calls]
+    return {"role": event.role or Role.USER, "content": event.content, "tool_calls": calls}
+
+
 def _check_content(operation: str, content: object) -> MessageContent:
     if content is None or isinstance(content, str):
         return content
@@ -148,10 +156,10 @@ class SessionManager:
         self.durability = Durability(durability)
         self._state: SessionState | None = None
         # Tokens of the conversation so far, for estimates when a call reports no usage.
-        # Messages are counted only when an estimate needs them: with provider usage
-        # (every wrapped call) nothing is tokenized on the recording path.
+        # Events are counted only when an estimate needs them: with provider usage (every
+        # wrapped call) nothing is tokenized or kept on the recording path.
         self._counted_tokens = 0
-        self._uncounted: list[dict[str, Any]] = []
+        self._counted_events = 0
         self._summarize_fn = summarize_fn
         self._vm_policy: ContextPolicy | None = None
         if enable_vm or vm_config is not None:
@@ -214,8 +222,7 @@ class SessionManager:
         self._state = state
         if self._system_prompt_arg is not None and state.info.system_prompt != self._system_prompt_arg:
             self._set_prompt(state, self._system_prompt_arg)
-        self._counted_tokens = 0
-        self._uncounted = self._messages(state)
+        self._counted_tokens = self._counted_events = 0
         if self._vm_policy is not None:
             from sessionware.core.memory.vm import VirtualMemory
 
@@ -223,10 +230,15 @@ class SessionManager:
 
     @property
     def _context_tokens(self) -> int:
-        if self._uncounted:
+        events = self._require_state().events
+        if self._counted_events < len(events):
             count = counter_for_model(self.default_model).count_message
-            self._counted_tokens += sum(count(m) for m in self._uncounted)
-            self._uncounted = []
+            self._counted_tokens += sum(
+                count(_context_message(e))
+                for e in events[self._counted_events :]
+                if e.type in (EventType.MESSAGE, EventType.TOOL_CALL)
+            )
+            self._counted_events = len(events)
         return self._counted_tokens
 
     def _require_state(self) -> SessionState:
@@ -263,14 +275,14 @@ class SessionManager:
     async def user_says(self, message: str | list[dict[str, Any]], **metadata: Any) -> SessionEvent:
         """Record a user message. Keyword arguments are kept as event metadata."""
         content = _check_content("user_says", message)
-        state = await self._open()
+        state = self._state or await self._open()  # no coroutine per call once open
         if self._segmentation is not None:
             state = await self._maybe_roll_over(state)
         event = state.record(
             EventType.MESSAGE, EventSource.USER, role=Role.USER, content=content, metadata=metadata
         )
-        self._uncounted.append({"role": "user", "content": content})
-        await self._after_record()
+        if self.durability is Durability.SYNC:
+            await self._store.flush()
         return event
 
     async def _maybe_roll_over(self, state: SessionState) -> SessionState:
@@ -311,18 +323,19 @@ class SessionManager:
         calls = _as_tool_calls(tool_calls)
         if content is None and not calls:
             raise InvalidSessionOperation("ai_responds", "a response needs text or tool calls")
-        state = await self._open()
+        state = self._state or await self._open()  # no coroutine per call once open
         model = model or self.default_model
         reported = _as_usage(usage)
-        message = {
-            "role": "assistant",
-            "content": content,
-            "tool_calls": [{"function": {"name": c.name, "arguments": c.arguments}} for c in calls],
-        }
         message_tokens: int | None = None
         if reported is None:
             counter = counter_for_model(model)
-            message_tokens = counter.count_message(message)
+            message_tokens = counter.count_message(
+                {
+                    "role": "assistant",
+                    "content": content,
+                    "tool_calls": [{"function": {"name": c.name, "arguments": c.arguments}} for c in calls],
+                }
+            )
             reported = TokenUsage(
                 input_tokens=self._context_tokens + REPLY_PRIMING_TOKENS + self._prompt_tokens(state),
                 # Only the reply's own tokens: its message framing is billed in the prompt.
@@ -344,11 +357,11 @@ class SessionManager:
             latency_ms=latency_ms,
             metadata=metadata,
         )
-        if message_tokens is None:
-            self._uncounted.append(message)
-        else:
-            self._counted_tokens += message_tokens
-        await self._after_record()
+        if message_tokens is not None and self._counted_events == event.seq - 1:
+            self._counted_tokens += message_tokens  # counted already, for the estimate
+            self._counted_events = event.seq
+        if self.durability is Durability.SYNC:
+            await self._store.flush()
         return event
 
     def _prompt_tokens(self, state: SessionState) -> int:
@@ -390,7 +403,6 @@ class SessionManager:
             latency_ms=latency_ms,
             metadata=metadata,
         )
-        self._uncounted.append({"role": "tool", "content": tool_result_text(event)})
         await self._after_record()
         return event
 
