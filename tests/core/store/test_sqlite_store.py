@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionware import SessionManager, StorageError
+from sessionware import InvalidSessionOperation, SessionManager, StorageError
 from sessionware.core.session.enums import EventSource, EventType, Role
 from sessionware.core.session.registry import registry_for
 from sessionware.core.store import Store, open_store
@@ -231,3 +231,62 @@ async def test_a_fresh_store_on_the_same_file_reloads_what_another_wrote(sqlite_
     await again.flush()
     assert [e.seq for e in (await second.load("shared")).events][-1] == 3
     second.close()
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("x" * (16 * 1024 * 1024 + 1), "exceeds max_event_bytes"),
+        ("lone surrogate \ud800", "not JSON-serialisable"),
+        ([{"type": "text", "text": object()}], "not JSON-serialisable"),
+    ],
+    ids=["oversized", "surrogate", "unserialisable-part"],
+)
+async def test_bad_content_is_refused_and_nothing_stored_is_touched(
+    sqlite_path: Path, bad: object, message: str
+) -> None:
+    store = Store(SQLiteBackend(sqlite_path))
+    sm = SessionManager(store=store)
+    await sm.user_says("before")
+    await sm.flush()
+    snapshot = rows(sqlite_path, "SELECT seq, body FROM events")
+    with pytest.raises(InvalidSessionOperation, match=message) as caught:
+        await sm.user_says(bad)  # type: ignore[arg-type]
+    assert caught.value.operation == "record" and caught.value.session_id == sm.session_id
+    with pytest.raises(InvalidSessionOperation, match="metadata is not JSON-serialisable"):
+        await sm.user_says("fine text", when=object())
+    await sm.user_says("after")
+    await sm.flush()
+    assert rows(sqlite_path, "SELECT seq, body FROM events")[:1] == snapshot
+    assert [r[0] for r in rows(sqlite_path, "SELECT seq FROM events ORDER BY seq")] == [1, 2]
+    assert store.stats.dropped_ops == 0
+    store.close()
+
+
+def test_several_events_are_recorded_atomically_in_one_write(sqlite_path: Path) -> None:
+    store = Store(SQLiteBackend(sqlite_path))
+    state = registry_for(store).open_sync("batch")
+    store.flush_sync()
+    before = store.stats.submitted_ops
+    events = state.record_many(
+        [
+            (EventType.MESSAGE, EventSource.LLM, {"role": Role.ASSISTANT, "content": None, "metadata": {}}),
+            (EventType.TOOL_CALL, EventSource.TOOL, {"role": Role.TOOL, "tool_name": "t", "tool_result": 1}),
+        ]
+    )
+    assert [e.seq for e in events] == [1, 2] and events[0].timestamp == events[1].timestamp
+    assert store.stats.submitted_ops == before + 1
+    with pytest.raises(InvalidSessionOperation):
+        state.record_many(
+            [
+                (EventType.MESSAGE, EventSource.USER, {"role": Role.USER, "content": "ok"}),
+                (
+                    EventType.MESSAGE,
+                    EventSource.USER,
+                    {"role": Role.USER, "content": "x" * (17 * 1024 * 1024)},
+                ),
+            ]
+        )
+    store.flush_sync()
+    assert [e.seq for e in store.load_sync("batch").events] == [1, 2]  # all or nothing
+    store.close()

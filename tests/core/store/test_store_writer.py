@@ -1,0 +1,166 @@
+"""The Store's writer: failures never reach the recorder, retryable ones are retried until they
+land, permanent ones are isolated and reported at the next flush, and a closed store says so.
+
+The backend here is a real MemoryBackend behind a thin wrapper that fails on request and
+declares itself blocking, so writes go through the writer thread as they do for SQLite/Redis.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from sessionware import SessionManager, StorageError
+from sessionware.core.errors import SessionNotFound
+from sessionware.core.session.enums import EventSource, EventType, Role
+from sessionware.core.session.models import SessionInfo
+from sessionware.core.session.registry import registry_for
+from sessionware.core.store import MemoryBackend, Store, WriteOp
+from sessionware.core.store.base import CreateSession, DeleteSession
+
+
+class FailingBackend(MemoryBackend):
+    """A memory backend on the writer thread whose next writes fail as told."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures: list[Exception] = []
+        self.poison: set[str] = set()
+        """Session ids whose appends fail permanently (a write that can never succeed)."""
+        self.attempts = 0
+
+    @property
+    def blocking(self) -> bool:
+        return True
+
+    @property
+    def location(self) -> str:
+        return "failing://test"
+
+    def write(self, ops: Sequence[WriteOp]) -> None:
+        self.attempts += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        for op in ops:
+            if getattr(op, "session_id", None) in self.poison:
+                raise RuntimeError(f"bug while writing {op.session_id}")  # type: ignore[union-attr]
+        super().write(ops)
+
+
+def down() -> StorageError:
+    return StorageError("write", "memory", "failing://test", "server unreachable", retryable=True)
+
+
+@pytest.fixture
+def backend() -> FailingBackend:
+    return FailingBackend()
+
+
+@pytest.fixture
+def store(backend: FailingBackend) -> Iterator[Store]:
+    made = Store(backend)
+    yield made
+    made.close()
+
+
+async def test_a_retryable_failure_stays_buffered_and_lands_later(
+    store: Store, backend: FailingBackend
+) -> None:
+    sm = SessionManager(store=store)
+    await sm.user_says("first")
+    await sm.flush()
+    backend.failures = [down(), down(), down()]
+    await sm.user_says("during the outage")  # never raises into the recorder
+    with pytest.raises(StorageError, match="server unreachable") as caught:
+        await sm.flush()
+    assert caught.value.retryable and store.stats.pending_ops == 1 and store.stats.dropped_ops == 0
+    deadline = time.monotonic() + 10
+    while store.stats.pending_ops and time.monotonic() < deadline:
+        time.sleep(0.02)  # the writer retries on its own, with backoff
+    await sm.flush()
+    assert [e.content for e in await store.load_events(sm.session_id)] == ["first", "during the outage"]
+    assert store.stats.write_errors >= 3
+
+
+async def test_a_write_that_can_never_succeed_is_dropped_alone_and_reported_once(
+    store: Store, backend: FailingBackend
+) -> None:
+    good = SessionManager("good", store=store)
+    bad = SessionManager("bad", store=store)
+    await good.user_says("hello")
+    await bad.user_says("hello")
+    await store.flush()
+    backend.poison.add("bad")
+    await good.user_says("kept")
+    await bad.user_says("lost")
+    await good.user_says("kept too")
+    with pytest.raises(StorageError, match=r"1 write\(s\) could not be stored") as caught:
+        await store.flush()
+    assert "bug while writing bad" in caught.value.reason
+    await store.flush()  # reported once, not forever
+    assert [e.content for e in await store.load_events("good")] == ["hello", "kept", "kept too"]
+    assert store.stats.dropped_ops == 1
+
+
+async def test_a_session_deleted_elsewhere_drops_its_appends_without_blocking_others(
+    store: Store, backend: FailingBackend
+) -> None:
+    sm = SessionManager("gone", store=store)
+    other = SessionManager("other", store=store)
+    await sm.user_says("x")
+    await other.user_says("y")
+    await store.flush()
+    MemoryBackend.write(backend, [DeleteSession("gone")])  # another process deleted it
+    await sm.user_says("after the delete")
+    await other.user_says("still stored")
+    with pytest.raises(StorageError, match="could not be stored"):
+        await store.flush()
+    assert [e.content for e in await store.load_events("other")] == ["y", "still stored"]
+    with pytest.raises(SessionNotFound):
+        await store.load_events("gone")
+
+
+async def test_a_retryable_failure_while_isolating_keeps_the_rest_buffered(
+    store: Store, backend: FailingBackend
+) -> None:
+    await SessionManager("a", store=store).user_says("one")
+    await store.flush()
+    backend.failures = [RuntimeError("bug"), down()]  # the batch fails, then the first single op
+    sm = SessionManager("a", store=store)
+    await sm.user_says("two")
+    with pytest.raises(StorageError, match="unreachable"):
+        await store.flush()
+    assert store.stats.dropped_ops == 0
+    await store.flush()
+    assert [e.content for e in await store.load_events("a")] == ["one", "two"]
+
+
+async def test_an_outage_longer_than_the_buffer_drops_the_oldest_writes(backend: FailingBackend) -> None:
+    store = Store(backend, max_pending_ops=3)
+    state = registry_for(store).open_sync("s")
+    store.flush_sync()
+    backend.failures = [down()] * 1000
+    for i in range(6):
+        state.record(EventType.MESSAGE, EventSource.USER, role=Role.USER, content=str(i))  # never raises
+        with pytest.raises(StorageError, match="unreachable"):
+            store.flush_sync()
+    assert store.stats.dropped_ops == 3 and store.stats.pending_ops == 3
+    # Known limit of a bounded buffer over an append-only log: once the oldest appends are
+    # gone, the later ones no longer continue the stored log, so they are refused and reported.
+    backend.failures = []
+    with pytest.raises(StorageError, match="3 write\\(s\\) could not be stored"):
+        store.flush_sync()
+    assert store.stats.dropped_ops == 6 and store.load_sync("s").last_seq == 0
+    store.close()
+
+
+def test_a_closed_store_refuses_new_writes(backend: FailingBackend) -> None:
+    store = Store(backend)
+    store.submit([CreateSession(SessionInfo(id="s"))])
+    store.close()
+    store.close()  # twice is fine
+    assert store.closed and repr(store) == "Store(memory: failing://test)"
+    with pytest.raises(StorageError, match="store is closed"):
+        store.submit([CreateSession(SessionInfo(id="t"))])
