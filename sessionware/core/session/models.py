@@ -127,12 +127,8 @@ def trusted_event(fields: dict[str, Any], **core: Any) -> SessionEvent:
     default on every call (a third of the cost of recording a message). ``fields`` and
     ``core`` together hold every required field; ``SessionState`` is the one caller.
     """
-    values = _EVENT_DEFAULTS.copy()
-    values["metadata"] = {}
-    values.update(fields)
-    values.update(core)
     event = SessionEvent.__new__(SessionEvent)
-    _set(event, "__dict__", values)
+    _set(event, "__dict__", {**_EVENT_DEFAULTS, "metadata": {}, **fields, **core})
     _set(event, "__pydantic_fields_set__", _ALL_EVENT_FIELDS)
     _set(event, "__pydantic_extra__", None)
     _set(event, "__pydantic_private__", None)
