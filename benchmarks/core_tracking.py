@@ -216,7 +216,8 @@ imported = time.perf_counter()
 sessionware.SessionManager
 touched = time.perf_counter()
 sdks = sorted(m for m in sys.modules if m.split(".")[0] in {sdks!r})
-print(json.dumps({{"import_ms": (imported - start) * 1e3, "touch_ms": (touched - start) * 1e3, "sdks": sdks}}))
+ms = {{"import_ms": (imported - start) * 1e3, "touch_ms": (touched - start) * 1e3}}
+print(json.dumps({{**ms, "sdks": sdks}}))
 """
 
 
@@ -291,10 +292,9 @@ def report(
             ("sqlite/estimate", "stored_us"),
         ):
             flat = ours[f"{key}/10000"][figure] / ours[f"{key}/100"][figure]
-            ok &= flat <= BAR_FLAT
-            print(
-                f"  flatness {key} (10,000 / 100): {flat:.2f} (bar <= {BAR_FLAT}): {verdict(flat <= BAR_FLAT)}"
-            )
+            good = flat <= BAR_FLAT
+            ok &= good
+            print(f"  flatness {key} (10,000 / 100): {flat:.2f} (bar <= {BAR_FLAT}): {verdict(good)}")
         seed_flat = seed["seed/10000"]["recorded_us"] / seed["seed/100"]["recorded_us"]
         print(f"  flatness of the seed, for comparison: {seed_flat:.1f}")
     good = imports["touch_ms"] <= BAR_IMPORT_MS and not imports["sdks"]
