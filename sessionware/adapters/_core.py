@@ -146,7 +146,7 @@ def suppress_recording() -> Iterator[None]:
 
 
 def _raw_mode(headers: Any) -> str | None:
-    if not isinstance(headers, Mapping):
+    if not isinstance(headers, dict):
         return None
     value = headers.get(RAW_RESPONSE_HEADER)
     return value if isinstance(value, str) else None
@@ -197,21 +197,32 @@ class InterceptedCall:
 
     # -- session ----------------------------------------------------------------------
 
-    def _target(self) -> tuple[str, dict[str, Any], SessionScope | None]:
-        if self.config.session_id is not None:
-            return self.config.session_id, {}, None
+    def _target(self) -> tuple[str, SessionScope | None]:
+        """The session id, and the scope that chose it."""
+        config = self.config
+        if config.session_id is not None:
+            return config.session_id, None
         scope = active_scope()
         if scope is not None:
-            return scope.id, {"metadata": dict(scope.handle.metadata)}, scope
+            return scope.id, scope
         request = self.request
         if request.continues is not None:
-            known = self.config.threads.get(request.continues)
+            known = config.threads.get(request.continues)
             if known is not None:
-                return known, {}, None
-        auto = fingerprint(request.system, request.messages) if request.conversational else None
-        if auto is None:
-            return self.config.fallback_session_id, {"metadata": {"auto": True}}, None
-        return auto, {"metadata": {"auto": True}}, None
+                return known, None
+        auto = fingerprint(request.system, request.first_user) if request.conversational else None
+        return auto or config.fallback_session_id, None
+
+    def _header(self, scope: SessionScope | None) -> dict[str, Any]:
+        """What a session created by this call starts with."""
+        header: dict[str, Any] = {}
+        if self.request.system is not None:
+            header["system_prompt"] = self.request.system
+        if scope is not None:
+            header["metadata"] = dict(scope.handle.metadata)
+        elif self.config.session_id is None:
+            header["metadata"] = {"auto": True}
+        return header
 
     def _store(self) -> Store:
         return self.config.store if self.config.store is not None else default_store()
@@ -228,10 +239,12 @@ class InterceptedCall:
     def open_sync(self) -> bool:
         """Open the session; False (reported) when that failed and the call must pass through."""
         try:
-            session_id, header, scope = self._target()
+            session_id, scope = self._target()
             store = self._store()
             registry = registry_for(store)
-            state = registry.cached(session_id) or registry.open_sync(session_id, **header)
+            state = registry.cached(session_id)
+            if state is None:
+                state = registry.open_sync(session_id, **self._header(scope))
             self._adopt(state, store, scope)
             return True
         except Exception as exc:
@@ -240,10 +253,12 @@ class InterceptedCall:
 
     async def open_async(self) -> bool:
         try:
-            session_id, header, scope = self._target()
+            session_id, scope = self._target()
             store = self._store()
             registry = registry_for(store)
-            state = registry.cached(session_id) or await registry.open(session_id, **header)
+            state = registry.cached(session_id)
+            if state is None:
+                state = await registry.open(session_id, **self._header(scope))
             self._adopt(state, store, scope)
             return True
         except Exception as exc:
@@ -379,7 +394,7 @@ def _begin(config: WrapConfig, options: Any, stream: bool, *, is_async: bool) ->
         return None
     try:
         endpoint = config.spec.endpoint(options.method, options.url)
-        if endpoint is None or not isinstance(options.json_data, Mapping):
+        if endpoint is None or not isinstance(options.json_data, dict):
             return None
         request = endpoint.read_request(options.json_data)
         return InterceptedCall(config, endpoint, options, request, stream=stream, is_async=is_async)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from time import perf_counter
 from typing import Any
 
-from sessionware.adapters._messages import content_text, field, to_int
+from sessionware.adapters._messages import content_text, field, to_int, usage_of
 from sessionware.adapters._types import (
     CallOutput,
     CallRequest,
@@ -38,20 +38,24 @@ def openai_usage(usage: Any) -> TokenUsage | None:
     """``TokenUsage`` from an OpenAI ``usage`` of any endpoint (cached/reasoning kept)."""
     if usage is None:
         return None
-    prompt = field(usage, "prompt_tokens")
+    # SDK objects and ``AttrDict`` payloads both read by attribute (None when absent).
+    prompt = getattr(usage, "prompt_tokens", None)
     if prompt is None:
-        prompt = field(usage, "input_tokens")
-    completion = field(usage, "completion_tokens")
+        prompt = getattr(usage, "input_tokens", None)
+    completion = getattr(usage, "completion_tokens", None)
     if completion is None:
-        completion = field(usage, "output_tokens")
-    prompt_details = field(usage, "prompt_tokens_details") or field(usage, "input_tokens_details")
-    completion_details = field(usage, "completion_tokens_details") or field(usage, "output_tokens_details")
-    return TokenUsage.model_construct(
-        input_tokens=to_int(prompt),
-        output_tokens=to_int(completion),
-        cache_read_tokens=to_int(field(prompt_details, "cached_tokens")),
-        cache_write_tokens=0,
-        reasoning_tokens=to_int(field(completion_details, "reasoning_tokens")),
+        completion = getattr(usage, "output_tokens", None)
+    prompt_details = getattr(usage, "prompt_tokens_details", None) or getattr(
+        usage, "input_tokens_details", None
+    )
+    completion_details = getattr(usage, "completion_tokens_details", None) or getattr(
+        usage, "output_tokens_details", None
+    )
+    return usage_of(
+        to_int(prompt),
+        to_int(completion),
+        cache_read_tokens=to_int(getattr(prompt_details, "cached_tokens", None)),
+        reasoning_tokens=to_int(getattr(completion_details, "reasoning_tokens", None)),
     )
 
 
@@ -137,7 +141,7 @@ def _continues(body: Mapping[str, Any]) -> str | None:
     if isinstance(previous, str) and previous:
         return previous
     conversation = body.get("conversation")
-    if isinstance(conversation, Mapping):
+    if isinstance(conversation, dict):
         conversation = conversation.get("id")
     return conversation if isinstance(conversation, str) and conversation else None
 
@@ -157,7 +161,7 @@ class ResponsesEndpoint:
             turns.add(WireMessage(Role.USER, data))
         else:
             for item in data or ():
-                if isinstance(item, Mapping):
+                if isinstance(item, dict):
                     turns.item(item)
         turns.flush()
         return CallRequest(

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sessionware.adapters._messages import content_text, event_key, message_key
+from sessionware.adapters._messages import content_text, event_key, message_keys, usage_of
 from sessionware.adapters._types import CallOutput, CallRequest, EndpointKind, WireMessage
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.accounting.tokens import counter_for_model
@@ -52,11 +52,13 @@ class _TooLong(Exception):
 class ThreadIndex:
     """Identities and ``seq`` of the current branch's conversation messages."""
 
-    __slots__ = ("keys", "seqs", "synced")
+    __slots__ = ("keys", "prompt", "seqs", "synced")
 
     def __init__(self) -> None:
         self.keys: list[int] = []
         self.seqs: list[int] = []
+        self.prompt: Any = None
+        """The content of the session's last ``SYSTEM_PROMPT`` event."""
         self.synced = 0
 
     @classmethod
@@ -75,6 +77,9 @@ class ThreadIndex:
                 cut = bisect_right(self.seqs, event.branch_of)
                 del self.keys[cut:]
                 del self.seqs[cut:]
+                continue
+            if event.type is EventType.SYSTEM_PROMPT:
+                self.prompt = event.content
                 continue
             key = event_key(event)
             if key is not None:
@@ -143,22 +148,24 @@ def _message_draft(message: WireMessage) -> Draft:
 
 def _request_drafts(state: SessionState, request: CallRequest) -> list[Draft]:
     drafts: list[Draft] = []
-    if request.system is not None and request.system != state.info.system_prompt:
-        state.save_header(system_prompt=request.system)
-        drafts.append(
-            (EventType.SYSTEM_PROMPT, EventSource.SYSTEM, {"role": Role.SYSTEM, "content": request.system})
-        )
-    messages = request.messages
-    if not messages:
-        return drafts
     index = ThreadIndex.of(state)
+    system = request.system
+    if system is not None and system != index.prompt:
+        # A new session got its prompt in its header at creation: only the event is missing.
+        if system != state.info.system_prompt:
+            state.save_header(system_prompt=system)
+        drafts.append((EventType.SYSTEM_PROMPT, EventSource.SYSTEM, {"role": Role.SYSTEM, "content": system}))
     if request.continues is not None:
-        start, branch_of = 0, None
-    else:
-        start, branch_of = index.diff([message_key(m) for m in messages])
+        drafts.extend(_message_draft(m) for m in request.messages)
+        return drafts
+    keys = request.keys if request.keys is not None else message_keys(request.messages)
+    if not keys:
+        return drafts
+    start, branch_of = index.diff(keys)
     if branch_of is not None:
         drafts.append((EventType.BRANCH, EventSource.USER, {"branch_of": branch_of}))
-    drafts.extend(_message_draft(m) for m in messages[start:])
+    if start < len(keys):
+        drafts.extend(_message_draft(m) for m in request.messages_from(start))
     return drafts
 
 
@@ -184,14 +191,7 @@ def estimate_usage(request: CallRequest, output: CallOutput | None, model: str |
             logger.debug("token estimate by length for %s: %r", model, exc)
         input_tokens = size // 4 + 4 * len(wire)
         output_tokens = sum((len(text) + 3) // 4 for text in produced)
-    return TokenUsage.model_construct(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cache_read_tokens=0,
-        cache_write_tokens=0,
-        reasoning_tokens=0,
-        source=TokenSource.ESTIMATE,
-    )
+    return usage_of(input_tokens, output_tokens, source=TokenSource.ESTIMATE)
 
 
 def _call_fields(

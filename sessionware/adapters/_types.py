@@ -11,7 +11,7 @@ when only raw bytes were seen), so SDK objects are never converted or copied.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
@@ -61,22 +61,74 @@ class WireMessage(NamedTuple):
     name: str | None = None
 
 
-@dataclass(slots=True)
 class CallRequest:
-    """What the app asked for, read from the request body before it is sent."""
+    """What the app asked for, read from the request body before it is sent.
 
-    model: str | None
-    system: str | None
-    """Leading system/developer text (or Anthropic ``system``, Responses ``instructions``)."""
-    messages: list[WireMessage]
-    continues: str | None = None
-    """A server-side conversation this request continues (Responses ``previous_response_id``):
-    its messages are all new, there is no history to diff."""
-    tools: list[Mapping[str, Any]] = field(default_factory=list)
-    conversational: bool = True
-    """False for calls without a conversation (embeddings): only usage and cost are recorded."""
-    inputs: int = 0
-    """Number of inputs of a non-conversational call (embedded texts)."""
+    A reader may give ``keys`` (the identity of each message, see ``message_key``) and a
+    ``build(start)`` function instead of ``messages``: messages are then only built when
+    something needs them, which on most calls is just the few the session has not seen.
+    """
+
+    __slots__ = (
+        "_build",
+        "_messages",
+        "continues",
+        "conversational",
+        "first_user",
+        "inputs",
+        "keys",
+        "model",
+        "system",
+        "tools",
+    )
+
+    def __init__(
+        self,
+        *,
+        model: str | None,
+        system: str | None,
+        messages: list[WireMessage] | None = None,
+        build: Callable[[int], list[WireMessage]] | None = None,
+        keys: list[int] | None = None,
+        first_user: Any = None,
+        continues: str | None = None,
+        tools: list[Mapping[str, Any]] | None = None,
+        conversational: bool = True,
+        inputs: int = 0,
+    ) -> None:
+        self.model = model
+        self.system = system
+        """Leading system/developer text (or Anthropic ``system``, Responses ``instructions``)."""
+        self._messages = messages
+        self._build = build
+        self.keys = keys
+        self.first_user = (
+            first_user
+            if messages is None
+            else next((m.content for m in messages if m.role is Role.USER), None)
+        )
+        """The content of the first user message (what conversations are threaded on)."""
+        self.continues = continues
+        """A server-side conversation this request continues (Responses ``previous_response_id``):
+        its messages are all new, there is no history to diff."""
+        self.tools = tools or []
+        self.conversational = conversational
+        """False for calls without a conversation (embeddings): only usage and cost are recorded."""
+        self.inputs = inputs
+        """Number of inputs of a non-conversational call (embedded texts)."""
+
+    @property
+    def messages(self) -> list[WireMessage]:
+        """The conversation after the leading system text, as ``WireMessage`` tuples."""
+        if self._messages is None:
+            self._messages = self._build(0) if self._build is not None else []
+        return self._messages
+
+    def messages_from(self, start: int) -> list[WireMessage]:
+        """``messages[start:]``, building only those."""
+        if self._messages is None and self._build is not None:
+            return self._build(start)
+        return self.messages[start:]
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from time import perf_counter
 from typing import Any
 
-from sessionware.adapters._messages import canonical_json, content_text, field, to_int
+from sessionware.adapters._messages import canonical_json, content_text, field, to_int, usage_of
 from sessionware.adapters._types import (
     CallOutput,
     CallRequest,
@@ -44,12 +44,11 @@ def anthropic_usage(usage: Any) -> TokenUsage | None:
         return None
     read = to_int(field(usage, "cache_read_input_tokens"))
     write = to_int(field(usage, "cache_creation_input_tokens"))
-    return TokenUsage.model_construct(
-        input_tokens=to_int(field(usage, "input_tokens")) + read + write,
-        output_tokens=to_int(field(usage, "output_tokens")),
+    return usage_of(
+        to_int(field(usage, "input_tokens")) + read + write,
+        to_int(field(usage, "output_tokens")),
         cache_read_tokens=read,
         cache_write_tokens=write,
-        reasoning_tokens=0,
     )
 
 
@@ -65,13 +64,13 @@ def _assistant(content: Any) -> WireMessage:
     kept: list[dict[str, Any]] = []
     calls: list[WireCall] = []
     for block in content:
-        if isinstance(block, Mapping) and block.get("type") in _TOOL_USES:
+        if isinstance(block, dict) and block.get("type") in _TOOL_USES:
             calls.append(
                 WireCall(
                     str(block.get("id") or ""), str(block.get("name") or ""), _arguments(block.get("input"))
                 )
             )
-        elif isinstance(block, Mapping):
+        elif isinstance(block, dict):
             kept.append(dict(block))
     return WireMessage(Role.ASSISTANT, kept or None, tuple(calls))
 
@@ -82,7 +81,7 @@ def _user(content: Any, out: list[WireMessage]) -> None:
         return
     rest: list[dict[str, Any]] = []
     for block in content:
-        if not isinstance(block, Mapping):
+        if not isinstance(block, dict):
             continue
         if block.get("type") == "tool_result":
             out.append(WireMessage(Role.TOOL, block.get("content"), call_id=block.get("tool_use_id")))
@@ -101,7 +100,7 @@ class MessagesEndpoint:
         system = body.get("system")
         messages: list[WireMessage] = []
         for raw in body.get("messages") or ():
-            if not isinstance(raw, Mapping):
+            if not isinstance(raw, dict):
                 continue
             if raw.get("role") == "assistant":
                 messages.append(_assistant(raw.get("content")))

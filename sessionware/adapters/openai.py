@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import partial
 from time import perf_counter
 from typing import Any
 
-from sessionware.adapters._messages import content_text, field
+from sessionware.adapters._messages import content_text, field, message_key
 from sessionware.adapters._openai_responses import ResponsesEndpoint, openai_usage
 from sessionware.adapters._types import (
     CallOutput,
@@ -36,6 +37,8 @@ from sessionware.core.session.enums import Role
 __all__ = ["ChatEndpoint", "EmbeddingsEndpoint", "OpenAISpec", "openai_usage", "spec_for"]
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
+# Roles whose string equals (and hashes as) their ``Role`` member.
+_PLAIN_ROLES = frozenset({"user", "assistant"})
 _AZURE_USAGE_SINCE = "2024-09-01"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
@@ -56,22 +59,30 @@ def _wire_calls(tool_calls: Any, function_call: Any = None) -> tuple[WireCall, .
     return tuple(calls)
 
 
+_NO_CALLS: tuple[WireCall, ...] = ()
+# WireMessage(...) through tuple.__new__: the named constructor's keyword handling
+# costs more than the rest of reading a message, and every message is read every call.
+_message = partial(tuple.__new__, WireMessage)
+
+
 def _chat_message(message: Mapping[str, Any]) -> WireMessage | None:
-    role = message.get("role")
-    content = message.get("content")
+    get = message.get
+    role = get("role")
+    content = get("content")
     if role == "user":
-        return WireMessage(Role.USER, content, name=message.get("name"))
+        return _message((Role.USER, content, _NO_CALLS, None, get("name")))
     if role == "assistant":
-        if not content and message.get("refusal"):
+        if not content and get("refusal"):
             content = message["refusal"]
-        calls = _wire_calls(message.get("tool_calls"), message.get("function_call"))
-        return WireMessage(Role.ASSISTANT, content, calls, name=message.get("name"))
+        tool_calls, function_call = get("tool_calls"), get("function_call")
+        calls = _wire_calls(tool_calls, function_call) if tool_calls or function_call else _NO_CALLS
+        return _message((Role.ASSISTANT, content, calls, None, get("name")))
     if role == "tool":
-        return WireMessage(Role.TOOL, content, call_id=message.get("tool_call_id"))
+        return _message((Role.TOOL, content, _NO_CALLS, get("tool_call_id"), None))
     if role == "function":
-        return WireMessage(Role.TOOL, content, name=message.get("name"))
+        return _message((Role.TOOL, content, _NO_CALLS, None, get("name")))
     if role in _SYSTEM_ROLES:
-        return WireMessage(Role.SYSTEM, content)
+        return _message((Role.SYSTEM, content, _NO_CALLS, None, None))
     return None
 
 
@@ -81,22 +92,43 @@ class ChatEndpoint:
     kind = EndpointKind.CHAT
 
     def read_request(self, body: Mapping[str, Any]) -> CallRequest:
+        raw = [m for m in body.get("messages") or () if isinstance(m, dict)]
+        start = 0
         system: list[str] = []
-        messages: list[WireMessage] = []
-        for raw in body.get("messages") or ():
-            if not isinstance(raw, Mapping):
-                continue
-            if not messages and raw.get("role") in _SYSTEM_ROLES:
-                system.append(content_text(raw.get("content")))
-                continue
-            message = _chat_message(raw)
-            if message is not None:
-                messages.append(message)
+        while start < len(raw) and raw[start].get("role") in _SYSTEM_ROLES:
+            system.append(content_text(raw[start].get("content")))
+            start += 1
+        rest = raw[start:]
+        # Keys straight from the dicts for the common plain-text turns; ``WireMessage``s
+        # are built later, and usually only for the few messages the session lacks.
+        keys: list[int] = []
+        kept: list[dict[str, Any]] = []
+        first_user: Any = None
+        for message in rest:
+            content = message.get("content")
+            role = message.get("role")
+            if len(message) == 2 and content.__class__ is str and role in _PLAIN_ROLES:
+                keys.append(hash((role, content, _NO_CALLS, "")))
+            else:
+                wire = _chat_message(message)
+                if wire is None:
+                    continue
+                keys.append(message_key(wire))
+                role = wire.role
+            kept.append(message)
+            if first_user is None and role == "user":
+                first_user = content
+
+        def build(start: int) -> list[WireMessage]:
+            return [w for w in map(_chat_message, kept[start:]) if w is not None]
+
         return CallRequest(
             model=body.get("model"),
             system="\n\n".join(system) if system else None,
-            messages=messages,
-            tools=list(body.get("tools") or ()),
+            build=build,
+            keys=keys,
+            first_user=first_user,
+            tools=body.get("tools") or [],
         )
 
     def read_response(self, response: Any) -> CallOutput:
@@ -127,11 +159,11 @@ class ChatEndpoint:
 
     def with_stream_usage(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
         options = body.get("stream_options")
-        if isinstance(options, Mapping) and options.get("include_usage") is True:
+        if isinstance(options, dict) and options.get("include_usage") is True:
             return None
         return {
             **body,
-            "stream_options": {**(options if isinstance(options, Mapping) else {}), "include_usage": True},
+            "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True},
         }
 
 
