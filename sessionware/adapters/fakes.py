@@ -139,6 +139,7 @@ class FakeOpenAI(_FakeAPI):
         completion = _tokens(reply.text or reply.refusal or "") + sum(
             _tokens(json.dumps(args)) + 4 for _, args in reply.tool_calls
         )
+        prompt = max(prompt, reply.cached_tokens)  # cached tokens are a part of the prompt
         return {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
