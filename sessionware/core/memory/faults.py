@@ -6,6 +6,11 @@ the per-turn limit come back as a clear ``{"error": ...}`` result the model can 
 Each served call is recorded as a hidden ``PAGE_FAULT`` event, so the log shows what
 the model recalled and the fault limit survives a reload.
 
+A result is sized so the follow-up request stays inside the budget: the last build kept
+a fault reserve free, and each call may use ``max_faults_per_turn``-th of it for the
+assistant message that carries the call *and* its result, counted exactly with the
+build's counter (the provider's call id gets a fixed allowance).
+
 >>> from sessionware.core.store import MemoryBackend, Store
 >>> from sessionware.core.session.registry import registry_for
 >>> state = registry_for(Store(MemoryBackend())).open_sync("faults")
@@ -17,14 +22,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from sessionware.core.memory.enums import CompressionLevel, Modality, MutationType, PageType, VMTool
+from sessionware.core.memory.enums import CompressionLevel, Modality, MutationType, PageType, Provider, VMTool
 from sessionware.core.memory.pages import MemoryPage
 from sessionware.core.memory.plan import Plan
+from sessionware.core.memory.search import SearchHit
 from sessionware.core.memory.snippets import snippet
 from sessionware.core.memory.transcript import page_line
-from sessionware.core.memory.vm import VirtualMemory
+from sessionware.core.memory.vm import Counter, VirtualMemory
 from sessionware.core.session.enums import EventType
 from sessionware.core.session.state import SessionState
 
@@ -34,9 +41,9 @@ logger = logging.getLogger(__name__)
 
 VM_TOOL_NAMES = frozenset(t.value for t in VMTool)
 _DEFAULT_FAULT_TOKENS = 800
-_ENVELOPE_TOKENS = 40
-# The assistant message that carries the call is resent with the result: leave room for it.
-_CALL_TOKENS = 24
+# A provider's call id ("call_…", "toolu_…") is repeated on the result message.
+_ID_TOKENS = 16
+_MIN_SNIPPET = 8
 
 
 def is_vm_tool(name: str) -> bool:
@@ -70,11 +77,14 @@ def handle_vm_tool_call(state: SessionState, name: str, arguments_json: str | di
         if vm.faults_by_turn.get(turn, 0) >= limit:
             vm.counts["refused"] += 1
             return _error(f"memory call limit reached ({limit} per turn); answer with what you have")
+        # A dict came from an SDK that parsed the model's JSON: count its roomier spelling.
+        sent = arguments_json if isinstance(arguments_json, str) else json.dumps(args, ensure_ascii=False)
+        served = _Served(vm, _room(vm, name, args, sent))
         try:
             if name == VMTool.PAGE_FAULT:
-                result, recalled = _page_fault(vm, args)
+                result, recalled = served.page_fault(args)
             else:
-                result, recalled = _search(vm, args)
+                result, recalled = served.search(args)
         except (TypeError, ValueError) as exc:
             return _error(f"bad arguments for {name}: {exc}")
         if recalled is None:
@@ -85,26 +95,27 @@ def handle_vm_tool_call(state: SessionState, name: str, arguments_json: str | di
             tool_name=name,
             tool_arguments=args,
             hidden=True,
-            metadata={"turn": turn, "recalled": recalled, "tokens": vm.counter.count_text(result)},
+            metadata={"turn": turn, "recalled": recalled, "tokens": served.count(result)},
         )
         vm.sync()
         return result
 
 
-def _fault_tokens(vm: VirtualMemory, args: dict[str, Any] | None = None) -> int:
+def _room(vm: VirtualMemory, name: str, args: dict[str, Any], sent: str) -> int:
+    """Tokens the result text may use so the call message and its result fit one fault's share."""
     plan = vm.current_plan
     per_fault = plan.layout.per_fault if plan is not None else _DEFAULT_FAULT_TOKENS
-    call = _CALL_TOKENS + (vm.counter.count_text(_dump(args)) if args else 0)
-    return max(per_fault - _ENVELOPE_TOKENS - call, 32)
-
-
-def _fit(vm: VirtualMemory, render: Any, items: list[str], limit: int) -> str:
-    """Drop trailing items until the rendered result (JSON escaping included) fits ``limit``."""
-    text: str = render(items)
-    while items and vm.counter.count_text(text) > limit + _ENVELOPE_TOKENS:
-        items = items[:-1]
-        text = render(items)
-    return text
+    counter = plan.counter if plan is not None else vm.counter
+    call: dict[str, Any]
+    result: dict[str, Any]
+    if plan is not None and plan.provider is Provider.ANTHROPIC:
+        call = {"role": "assistant", "content": [{"type": "tool_use", "name": name, "input": args}]}
+        result = {"role": "user", "content": [{"type": "tool_result", "content": ""}]}
+    else:
+        function = {"name": name, "arguments": sent}
+        call = {"role": "assistant", "content": None, "tool_calls": [{"function": function}]}
+        result = {"role": "tool", "content": ""}
+    return per_fault - counter.count_message(call) - counter.count_message(result) - _ID_TOKENS
 
 
 def _find(vm: VirtualMemory, page_id: str) -> MemoryPage | None:
@@ -117,81 +128,122 @@ def _find(vm: VirtualMemory, page_id: str) -> MemoryPage | None:
     return plan.pages.get(page_id) or plan.chunk_page(page_id)
 
 
-def _page_fault(vm: VirtualMemory, args: dict[str, Any]) -> tuple[str, list[str] | None]:
-    page_id = str(args.get("page_id", "")).strip()
-    if not page_id:
-        return _error("page_fault needs a page_id"), None
-    level = CompressionLevel(int(args.get("target_level", 0) or 0))
-    page = _find(vm, page_id)
-    if page is None:
-        return _error(f"unknown page id {page_id!r}; use search_pages to find pages"), None
-    budget = _fault_tokens(vm, args)
-    plan = vm.current_plan
-    compressor = plan.compressor if plan is not None else None
-    text = page.text
-    if compressor is not None:
-        text = compressor.compress(text, level, budget)
-        # JSON escaping can add tokens: shrink until the escaped text fits too.
-        while text and vm.counter.count_text(json.dumps(text)) > budget:
-            budget = max(budget - 16, 8)
-            text = compressor.compress(page.text, level, budget)
-    truncated = text != page.text
-    page.mark_accessed(vm.turn_hint)
-    vm.log(MutationType.FAULT_IN, [page.page_id], cause="page_fault")
-    body: dict[str, Any] = {
-        "page_id": page.page_id,
-        "modality": Modality.TEXT.value,
-        "level": int(level),
-        "turns": f"t{page.turn}-{page.last_turn}" if page.last_turn > page.turn else f"t{page.turn}",
-        "content": {"text": text},
-    }
-    if page.role is not None and page.page_type not in (PageType.SUMMARY, PageType.INDEX):
-        body["role"] = page.role.value
-    if truncated and level is CompressionLevel.FULL:
-        body["truncated"] = True
-    recalled = [page.page_id] if page.page_id in vm.table else []
-    return _dump({"page": body, "effects": {"promoted_to_working_set": bool(recalled)}}), recalled
+class _Served:
+    """One tool call's result, made to fit ``room`` tokens."""
 
+    def __init__(self, vm: VirtualMemory, room: int) -> None:
+        self.vm = vm
+        self.room = room
+        self.plan = vm.current_plan
+        counter: Counter = self.plan.counter if self.plan is not None else vm.counter
+        self.count: Callable[[str], int] = counter.count_text
 
-def _search(vm: VirtualMemory, args: dict[str, Any]) -> tuple[str, list[str] | None]:
-    query = str(args.get("query", "")).strip()
-    if not query:
-        return _error("search_pages needs a query"), None
-    limit = min(
-        max(int(args.get("limit", vm.policy.max_search_results) or 1), 1), vm.policy.max_search_results
-    )
-    modality = args.get("modality")
-    if modality is not None and modality not in {m.value for m in Modality}:
-        return _error(f"unknown modality {modality!r}"), None
-    plan = vm.current_plan
+    def _shrink(self, render: Callable[[int], str], start: int) -> str | None:
+        """``render(limit)`` for the largest limit (from ``start`` down) whose text fits."""
+        limit = start
+        while True:
+            text = render(limit)
+            over = self.count(text) - self.room
+            if over <= 0:
+                return text
+            if limit <= _MIN_SNIPPET:
+                return None
+            limit = max(min(limit - over, limit - 1), _MIN_SNIPPET)
 
-    def allow(page_id: str) -> bool:
-        page = vm.table.get(page_id)
-        if page is None or (modality is not None and page.modality.value != modality):
-            return False
-        return plan is None or not plan.in_window(page)
-
-    hits = vm.index.search(query, limit=limit, allow=allow, follow=vm.policy.follow_references)
-    budget = _fault_tokens(vm, args)
-    count = vm.counter.count_text
-    compressor = plan.compressor if plan is not None else None
-    results: list[str] = []
-    used = 0
-    per_hit = max(budget // max(len(hits), 1), 48)
-    for hit in hits:
-        page = vm.table.get(hit.page_id)
+    def page_fault(self, args: dict[str, Any]) -> tuple[str, list[str] | None]:
+        vm = self.vm
+        page_id = str(args.get("page_id", "")).strip()
+        if not page_id:
+            return _error("page_fault needs a page_id"), None
+        level = CompressionLevel(int(args.get("target_level", 0) or 0))
+        page = _find(vm, page_id)
         if page is None:
-            continue
-        if compressor is not None:
-            text = snippet(page.text, query, per_hit - 16, compressor, count, anchor=hit.via)
-        else:
-            text = page.text[: per_hit * 3]
-        line = page_line(page, text)
-        cost = count(line) + 1
-        if used + cost > budget:
-            continue
-        results.append(line)
-        used += cost
-    if not results:
-        return _dump({"query": query, "results": [], "note": "no matching pages"}), []
-    return _fit(vm, lambda items: _dump({"query": query, "results": items}), results, budget), []
+            return _error(f"unknown page id {page_id!r}; use search_pages to find pages"), None
+        compressor = self.plan.compressor if self.plan is not None else None
+        recalled = [page.page_id] if page.page_id in vm.table else []
+
+        def render(limit: int) -> str:
+            text = compressor.compress(page.text, level, limit) if compressor is not None else page.text
+            body: dict[str, Any] = {
+                "page_id": page.page_id,
+                "modality": Modality.TEXT.value,
+                "level": int(level),
+                "turns": f"t{page.turn}-{page.last_turn}" if page.last_turn > page.turn else f"t{page.turn}",
+                "content": {"text": text},
+            }
+            if page.role is not None and page.page_type not in (PageType.SUMMARY, PageType.INDEX):
+                body["role"] = page.role.value
+            if text != page.text and level is CompressionLevel.FULL:
+                body["truncated"] = True
+            return _dump({"page": body, "effects": {"promoted_to_working_set": bool(recalled)}})
+
+        result = self._shrink(render, max(self.room, _MIN_SNIPPET))
+        if result is None:
+            return _error("no room for memory results in this budget"), None
+        page.mark_accessed(vm.turn_hint)
+        vm.log(MutationType.FAULT_IN, [page.page_id], cause="page_fault")
+        return result, recalled
+
+    def search(self, args: dict[str, Any]) -> tuple[str, list[str] | None]:
+        vm = self.vm
+        query = str(args.get("query", "")).strip()
+        if not query:
+            return _error("search_pages needs a query"), None
+        wanted = max(int(args.get("limit", vm.policy.max_search_results) or 1), 1)
+        limit = min(wanted, vm.policy.max_search_results)
+        modality = args.get("modality")
+        if modality is not None and modality not in {m.value for m in Modality}:
+            return _error(f"unknown modality {modality!r}"), None
+        plan = self.plan
+
+        def allow(page_id: str) -> bool:
+            page = vm.table.get(page_id)
+            if page is None or (modality is not None and page.modality.value != modality):
+                return False
+            return plan is None or not plan.in_window(page)
+
+        found = vm.index.search(query, limit=limit, allow=allow, follow=vm.policy.follow_references)
+        hits = _best_first(found)
+        if not hits:
+            return _dump({"results": [], "note": "no matching pages"}), []
+        result = self._lines(hits, query)
+        if result is None:
+            return _error("no room for memory results in this budget"), None
+        return result, []
+
+    def _lines(self, hits: list[SearchHit], query: str) -> str | None:
+        """As many hits as fit, best first; each an equal share, the first shrunk if need be."""
+        pages = [p for p in (self.vm.table.get(h.page_id) for h in hits) if p is not None]
+        vias = {h.page_id: h.via for h in hits}
+        compressor = self.plan.compressor if self.plan is not None else None
+
+        def line(page: MemoryPage, limit: int) -> str:
+            if compressor is None:
+                return page_line(page, page.text[: limit * 3])
+            text = snippet(page.text, query, limit, compressor, self.count, anchor=vias.get(page.page_id))
+            return page_line(page, text)
+
+        def render(items: list[str]) -> str:
+            return _dump({"results": items})
+
+        per_hit = max(self.room // max(len(pages), 1) - 12, 24)
+        items: list[str] = []
+        for page in pages:
+            candidate = [*items, line(page, per_hit)]
+            if self.count(render(candidate)) <= self.room:
+                items = candidate
+        if items:
+            return render(items)
+        if not pages:
+            return None
+        return self._shrink(lambda limit: render([line(pages[0], limit)]), per_hit)
+
+
+def _best_first(hits: list[SearchHit]) -> list[SearchHit]:
+    """The best hit, then the pages its identifiers lead to, then the other hits: a chain
+    of references is worth more than a weaker match when room is short."""
+    if not hits:
+        return hits
+    followed = [h for h in hits if h.via is not None]
+    direct = [h for h in hits if h.via is None]
+    return direct[:1] + followed + direct[1:]

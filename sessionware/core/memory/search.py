@@ -6,6 +6,12 @@ scores, so "postgres mysql" finds pages with either word, best with both. Result
 follow references: identifiers in the best hit that occur in only a few other pages
 (a key that names another key) pull those pages in, up to ``follow`` hops.
 
+Two things keep a long session's results useful. A page can be added with a ``weight``
+(the memory gives a user's *question* a lower one: it restates what is asked, not what
+is known). And near-duplicates of a better hit (the same question asked about another
+name, boilerplate repeated every turn) are folded into it, so ``limit`` results cover
+distinct content rather than ten copies of one sentence.
+
 >>> index = SearchIndex()
 >>> index.add("msg_1", "We chose PostgreSQL over MySQL for the ledger.")
 >>> index.add("msg_2", "Lunch was fine.")
@@ -29,6 +35,11 @@ _B = 0.5
 # Exact identifiers in a query (``retry_budget_7``, ``KX-4711-Q``) name one thing: weigh them up.
 _IDENTIFIER_BOOST = 3.0
 _MAX_REFERENCE_DF = 3
+# A hit whose terms overlap a better hit's this much (Jaccard), with no identifier of its
+# own, adds nothing: it is folded. Facts with different values differ in their identifiers.
+_DUPLICATE_OVERLAP = 0.5
+# Candidates looked at per result wanted, so folding stays bounded on huge posting lists.
+_SCAN_PER_RESULT = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +61,8 @@ class SearchIndex:
         self._identifiers: dict[str, list[int]] = {}
         self._doc_identifiers: list[list[str]] = []
         self._doc_by_id: dict[str, int] = {}
+        self._doc_terms: list[frozenset[str]] = []
+        self._weights: list[float] = []
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -57,11 +70,14 @@ class SearchIndex:
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]
 
-    def add(self, page_id: str, text: str) -> None:
+    def add(self, page_id: str, text: str, *, weight: float = 1.0) -> None:
+        """Index ``text`` as ``page_id``; ``weight`` scales every score of the page."""
         doc = len(self._ids)
         counts = Counter(terms(text))
         self._ids.append(page_id)
         self._doc_by_id[page_id] = doc
+        self._doc_terms.append(frozenset(counts))
+        self._weights.append(weight)
         length = sum(counts.values())
         self._lengths.append(length)
         self._total_length += length
@@ -87,9 +103,31 @@ class SearchIndex:
         """Best pages for ``query``; ``allow`` filters page ids; ``follow`` hops of references."""
         if not self._ids:
             return []
+        scores, matched = self._scores(query)
+        ranked = sorted(scores, key=lambda d: (-round(scores[d], 9), -d))[: limit * _SCAN_PER_RESULT]
+        # Pages that match the same query words are about the same thing: the newer one
+        # supersedes ("my desk is A" ... "my desk is now B"), whatever BM25's length norm says.
+        weights = self._weights
+        ranked = _newest_first_among_equals(ranked, lambda d: (matched[d], weights[d]))
+        hits: list[SearchHit] = []
+        kept: list[int] = []
+        for doc in ranked:
+            if (allow is not None and not allow(self._ids[doc])) or self._duplicate(doc, kept):
+                continue
+            kept.append(doc)
+            hits.append(SearchHit(self._ids[doc], scores[doc]))
+            if len(hits) >= limit:
+                break
+        if follow and hits:
+            hits.extend(self._follow(hits, query, follow, limit, allow))
+        return hits
+
+    def _scores(self, query: str) -> tuple[dict[int, float], dict[int, int]]:
+        """BM25 score of every matching page, and which query terms it matched (a bit mask)."""
         avg = self._total_length / len(self._ids) or 1.0
         scores: dict[int, float] = {}
-        for term in dict.fromkeys(terms(query)):
+        matched: dict[int, int] = {}
+        for bit, term in enumerate(dict.fromkeys(terms(query))):
             posting = self._postings.get(term)
             if not posting:
                 continue
@@ -99,17 +137,23 @@ class SearchIndex:
             for doc, tf in posting.items():
                 norm = tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * self._lengths[doc] / avg))
                 scores[doc] = scores.get(doc, 0.0) + idf * norm
-        # Ties go to the newer page: a later statement usually supersedes an earlier one.
-        ranked = sorted(scores, key=lambda d: (-round(scores[d], 9), -d))
-        hits: list[SearchHit] = []
-        for doc in ranked:
-            if allow is None or allow(self._ids[doc]):
-                hits.append(SearchHit(self._ids[doc], scores[doc]))
-                if len(hits) >= limit:
-                    break
-        if follow and hits:
-            hits.extend(self._follow(hits, query, follow, limit, allow))
-        return hits
+                matched[doc] = matched.get(doc, 0) | 1 << bit
+        weights = self._weights
+        return {doc: score * weights[doc] for doc, score in scores.items()}, matched
+
+    def _duplicate(self, doc: int, kept: list[int]) -> bool:
+        """True when ``doc`` says nearly what a better hit says, and names nothing new."""
+        mine = self._doc_terms[doc]
+        for other in kept:
+            theirs = self._doc_terms[other]
+            union = len(mine | theirs)
+            if (
+                union
+                and len(mine & theirs) / union >= _DUPLICATE_OVERLAP
+                and set(self._doc_identifiers[doc]) <= set(self._doc_identifiers[other])
+            ):
+                return True
+        return False
 
     def _follow(
         self, hits: list[SearchHit], query: str, hops: int, limit: int, allow: Callable[[str], bool] | None
@@ -141,3 +185,19 @@ class SearchIndex:
 
     def _doc_of(self, page_id: str) -> int:
         return self._doc_by_id[page_id]
+
+
+def _newest_first_among_equals(ranked: list[int], key: Callable[[int], object]) -> list[int]:
+    """``ranked`` with each group of equal ``key`` reordered newest first, in the slots the
+    group already holds (so groups keep their places relative to each other)."""
+    groups: dict[object, list[int]] = {}
+    for doc in ranked:
+        groups.setdefault(key(doc), []).append(doc)
+    newest = {k: sorted(docs, reverse=True) for k, docs in groups.items() if len(docs) > 1}
+    if not newest:
+        return ranked
+    out = []
+    for doc in ranked:
+        docs = newest.get(key(doc))
+        out.append(docs.pop(0) if docs is not None else doc)
+    return out

@@ -7,6 +7,8 @@ from functools import lru_cache
 
 __all__ = ["STOPWORDS", "identifiers", "sentences", "stem", "terms"]
 
+# The last line holds the fragments of possessives and contractions ("Omar's" -> "omar", "s"):
+# as terms they would match nearly every page.
 _STOPWORDS_TEXT = """
     a about above after again against all am an and any are as at be because been before being
     below between both but by can could did do does doing down during each few for from further had
@@ -17,7 +19,8 @@ _STOPWORDS_TEXT = """
     whom why will with would you your yours yourself yourselves tell remind recall remember said
     say says please thanks thank again earlier previously mentioned told know let us one get got
     also like okay ok yes yeah hi hello hey really want need think make made still back way go
-    going well much many"""
+    going well much many
+    s t d ll re ve m"""
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 _TERM = re.compile(r"[a-z0-9]+(?:[-_.][a-z0-9]+)*")

@@ -19,6 +19,7 @@ from sessionware.core.memory.models import ContextSnapshot, PageMutation, VMMetr
 from sessionware.core.memory.pages import MemoryPage, PageTable
 from sessionware.core.memory.policy import ContextPolicy
 from sessionware.core.memory.search import SearchIndex
+from sessionware.core.memory.text import sentences
 from sessionware.core.memory.transcript import Turn, event_page
 from sessionware.core.memory.working_set import WorkingSet
 from sessionware.core.session.enums import EventSource, EventType, Role
@@ -36,6 +37,17 @@ EXTENSION_KEY = "sessionware.memory"
 _PAGE_COUNTER_MODEL = "gpt-4o-mini"
 # Recalled pages kept hot; each build shows the most recent ones that fit its recall room.
 _WORKING_SET_TOKENS = 16_384
+# Search weight of a user message made only of questions: it restates what was asked, and
+# in a long session the same question asked about other things would outrank the answer.
+_QUESTION_WEIGHT = 0.5
+
+
+def _search_weight(page: MemoryPage) -> float:
+    if page.role is not Role.USER:
+        return 1.0
+    parts = sentences(page.text)
+    return _QUESTION_WEIGHT if parts and all(p.endswith("?") for p in parts) else 1.0
+
 
 Counter = EncodingCounter | EstimatingCounter
 
@@ -191,7 +203,7 @@ class VirtualMemory:
             self.layout_epoch += 1
             self.log(MutationType.PIN, [page.page_id], cause="pinned at record")
         self.table.register(page)
-        self.index.add(page.page_id, page.text)
+        self.index.add(page.page_id, page.text, weight=_search_weight(page))
         turn.add(event, page.page_id)
 
     def _add_segment_summary(self, event: SessionEvent) -> None:

@@ -1,0 +1,151 @@
+"""Search ranking in long sessions: repeated questions, superseded facts, near-duplicates,
+and fault results that keep the follow-up request inside the budget."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conftest import Converse, add_turn
+
+from sessionware.core.accounting.tokens import counter_for_model
+from sessionware.core.memory import build, handle_vm_tool_call
+from sessionware.core.memory.search import SearchIndex
+from sessionware.core.session.state import SessionState
+
+MODEL = "gpt-4o-mini"
+NAMES = ["Anton", "Bruno", "Chloe", "Dmitri", "Elif", "Felix", "Greta", "Hana", "Ivan", "Jade"]
+
+
+def _fill(state: SessionState, start: int, n: int) -> int:
+    for i in range(start, start + n):
+        add_turn(state, i)
+    return start + n
+
+
+def test_earlier_questions_about_other_names_do_not_outrank_the_answer(converse: Converse) -> None:
+    state = converse("questions", 0)
+    add_turn(state, 0, fact="Update: Lucia's parking spot changed, it is now VZ-2527-E.")
+    i = _fill(state, 1, 40)
+    for name in NAMES:
+        add_turn(state, i, fact=f"Which parking spot does {name} use now?")
+        i = _fill(state, i + 1, 10)
+    build(state, model=MODEL, budget=2000)
+    found = json.loads(
+        handle_vm_tool_call(state, "search_pages", {"query": "Which parking spot does Lucia use now?"})
+    )
+    assert "VZ-2527-E" in found["results"][0]
+
+
+def test_a_newer_statement_of_the_same_fact_comes_first(converse: Converse) -> None:
+    state = converse("superseded", 0)
+    add_turn(state, 0, fact="Omar's desk is BR-4676-D.")
+    i = _fill(state, 1, 60)
+    add_turn(
+        state, i, fact="Omar moved desks; the desk is now MG-3349-Z, by the east window near the printers."
+    )
+    _fill(state, i + 1, 60)
+    build(state, model=MODEL, budget=2000)
+    found = json.loads(
+        handle_vm_tool_call(state, "search_pages", {"query": "Where is Omar's desk these days?"})
+    )
+    assert "MG-3349-Z" in found["results"][0]
+    assert any("BR-4676-D" in line for line in found["results"][1:])
+
+
+def test_near_duplicates_are_folded_so_results_cover_distinct_pages() -> None:
+    index = SearchIndex()
+    index.add("fact", "The retry budget for the billing service is 7 attempts, agreed with finance.")
+    for n in range(12):
+        index.add(f"dup_{n}", f"Billing retry budget check {n}.")
+    index.add("other", "The billing retry budget review is scheduled with Greta for the end of the month.")
+    hits = [h.page_id for h in index.search("billing retry budget", limit=3)]
+    assert sum(h.startswith("dup_") for h in hits) == 1
+    assert "fact" in hits and "other" in hits
+
+
+def test_pages_that_differ_in_their_values_are_never_folded() -> None:
+    index = SearchIndex()
+    for n in range(6):
+        index.add(f"p{n}", f"The wifi password at the cabin is KX-{4711 + n}-Q.")
+    assert len(index.search("wifi password cabin", limit=6)) == 6
+
+
+def _call(name: str, arguments: str, provider: str) -> list[dict[str, Any]]:
+    if provider == "anthropic":
+        return [
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_01A09q90qw90lq917835lq9",
+                        "name": name,
+                        "input": json.loads(arguments),
+                    }
+                ],
+            }
+        ]
+    call_id = "call_abcdefghijklmnopqrstuvwx"
+    function = {"name": name, "arguments": arguments}
+    return [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": call_id, "type": "function", "function": function}],
+        }
+    ]
+
+
+def _result(text: str, provider: str) -> dict[str, Any]:
+    if provider == "anthropic":
+        return {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_01A09q90qw90lq917835lq9", "content": text}
+            ],
+        }
+    return {"role": "tool", "tool_call_id": "call_abcdefghijklmnopqrstuvwx", "content": text}
+
+
+@pytest.mark.parametrize(("budget", "provider"), [(1000, "openai"), (1500, "openai"), (1200, "anthropic")])
+def test_follow_up_requests_with_fault_results_stay_inside_the_budget(
+    converse: Converse, budget: int, provider: str
+) -> None:
+    state = converse(f"ceiling-{budget}-{provider}", 0)
+    add_turn(
+        state,
+        0,
+        fact="Starting note: vault key JH-3420-Q points to tag QQ-1111-A. " + "Padding words. " * 150,
+    )
+    _fill(state, 1, 150)
+    model = MODEL if provider == "openai" else "claude-3-5-sonnet"
+    counter = counter_for_model(model)
+    question = "Starting from vault key JH-3420-Q, which value do you reach at the end? " * 2
+    ctx = build(
+        state,
+        model=model,
+        budget=budget,
+        incoming_messages=[{"role": "user", "content": question}],
+        provider=provider,
+    )
+    messages = list(ctx.messages)
+    system_tokens = (
+        counter.count_text("system") + 3 + sum(counter.count_text(b["text"]) for b in ctx.system or [])
+    )
+    assert ctx.report is not None
+    assert (
+        counter.count_messages(messages, ctx.tools) + (system_tokens if ctx.system else 0)
+        == ctx.report.tokens
+    )
+    calls = [
+        ("search_pages", json.dumps({"query": question})),
+        ("page_fault", json.dumps({"page_id": "msg_1"})),
+    ]
+    for name, arguments in calls:
+        result = handle_vm_tool_call(state, name, arguments)
+        assert "error" not in json.loads(result)
+        messages += [*_call(name, arguments, provider), _result(result, provider)]
+        total = counter.count_messages(messages, ctx.tools) + (system_tokens if ctx.system else 0)
+        assert total <= budget
