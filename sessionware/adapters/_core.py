@@ -385,8 +385,12 @@ class InterceptedCall:
             return
         facts = self._facts(end=end, first_token_at=first_token_at)
         record_call(state, facts, self._prices(), output=output, error=error)
-        if output is not None and output.response_id and self.endpoint.kind is EndpointKind.RESPONSES:
-            self.config.threads.remember(output.response_id, state.id)
+        if self.endpoint.kind is EndpointKind.RESPONSES:
+            # Later calls name this one (previous_response_id) or its conversation.
+            if output is not None and output.response_id:
+                self.config.threads.remember(output.response_id, state.id)
+            if self.request.continues is not None:
+                self.config.threads.remember(self.request.continues, state.id)
 
 
 def _begin(config: WrapConfig, options: Any, stream: bool, *, is_async: bool) -> InterceptedCall | None:
