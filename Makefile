@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/core_demo.py
+	$(BIN)/python examples/wrap_openai.py
 
 test: $(STAMP)
 	$(BIN)/python -m ruff check sessionware tests examples benchmarks
