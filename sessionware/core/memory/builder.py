@@ -36,7 +36,7 @@ from sessionware.core.defaults import default_price_book
 from sessionware.core.errors import InvalidSessionOperation, TokenLimitExceeded
 from sessionware.core.memory.assemble import Assembly
 from sessionware.core.memory.enums import Provider
-from sessionware.core.memory.layout import plan_for
+from sessionware.core.memory.layout import is_compact, plan_for
 from sessionware.core.memory.models import BuiltContext
 from sessionware.core.memory.policy import ContextPolicy
 from sessionware.core.memory.prompts import vm_tools
@@ -188,7 +188,8 @@ class _Build:
         self.app_tools = list(app_tools or ())
         self.prompt = vm.state.info.system_prompt or ""
         anthropic = provider is Provider.ANTHROPIC
-        self.vm_tools = vm_tools(anthropic=anthropic) if vm.policy.tools_enabled else []
+        compact = is_compact(vm.policy, budget)
+        self.vm_tools = vm_tools(anthropic=anthropic, compact=compact) if vm.policy.tools_enabled else []
         self.tools_tokens = (
             self.counter.count_tools(self.vm_tools + self.app_tools) if self.vm_tools or self.app_tools else 0
         )

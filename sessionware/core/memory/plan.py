@@ -63,6 +63,8 @@ class Layout:
     window_low: int
     summary_cap: int
     manifest_cap: int
+    compact: bool = False
+    """Short rules and tool schemas, no manifest (small budgets)."""
 
 
 @dataclass(slots=True)
@@ -298,14 +300,15 @@ class Plan:
     def _render_block(self) -> tuple[str, int, list[str]]:
         policy = self.vm.policy
         tools = policy.tools_enabled
-        rules = rules_text(policy.mode, policy.max_faults_per_turn, tools=tools)
+        compact = self.layout.compact
+        rules = rules_text(policy.mode, policy.max_faults_per_turn, tools=tools, compact=compact)
         lines = [
             f"P (pin_{i + 1}, t0): {json.dumps(text, ensure_ascii=False)}"
             for i, text in enumerate(policy.pinned)
         ]
         pages = self.block_pages()
         lines.extend(page_line(p) for p in pages)
-        manifest = self._manifest(pages) if tools else None
+        manifest = self._manifest(pages) if tools and not compact else None
         text = memory_block(rules, manifest, lines)
         tokens = self.counter.count_text(text) + self.layout.block_overhead
         return text, tokens, [f"pin_{i + 1}" for i in range(len(policy.pinned))] + [p.page_id for p in pages]

@@ -43,6 +43,12 @@ class ContextPolicy(BaseModel):
     """The per-turn limit the rules text tells the model and the handler enforces."""
     fault_reserve_fraction: float = Field(default=0.2, ge=0.0, le=0.5)
     """Share of the budget kept free so fault results fit in the same ceiling."""
+    min_fault_tokens: int = Field(default=200, ge=0)
+    """Room of one memory call (the call and its result) at least, so a small budget still
+    gets useful results; the reserve never takes more than 40 % of the budget for it."""
+    compact_below_tokens: int = Field(default=3000, ge=0)
+    """Budgets below this get the compact memory: short rules and tool schemas and no
+    manifest, so the fixed overhead leaves room for recent turns and recall."""
     memory_fraction: float = Field(default=0.45, gt=0.0, lt=1.0)
     """Share of the free budget for the memory block (rules, manifest, summaries, pins)."""
     recall_fraction: float = Field(default=0.08, ge=0.0, le=0.5)

@@ -41,12 +41,26 @@ _RELAXED = (
     "prefer the later turn when two lines disagree. Answer naturally."
 )
 _PASSIVE = "Memory of earlier turns (summaries and pinned notes), for reference; later turns win."
+# Small budgets: the same rules in a third of the tokens (the speaker legend is left out).
+_STRICT_COMPACT = (
+    "Memory (strict): older turns are known only from the memory below and from "
+    "search_pages(query) or page_fault(page_id), at most {n} calls per turn. "
+    "Never invent remembered facts; later turns win."
+)
+_RELAXED_COMPACT = (
+    "Memory: older turns are summarised below. Recall details with search_pages(query) or "
+    "page_fault(page_id), at most {n} calls per turn; later turns win."
+)
 
 
-def rules_text(mode: VMMode, max_faults_per_turn: int, *, tools: bool) -> str:
+def rules_text(mode: VMMode, max_faults_per_turn: int, *, tools: bool, compact: bool = False) -> str:
+    """The ``VM:RULES`` text; ``compact`` is the short form used under small budgets."""
     if mode is VMMode.PASSIVE or not tools:
         return _PASSIVE
-    template = _STRICT if mode is VMMode.STRICT else _RELAXED
+    if compact:
+        template = _STRICT_COMPACT if mode is VMMode.STRICT else _RELAXED_COMPACT
+    else:
+        template = _STRICT if mode is VMMode.STRICT else _RELAXED
     return template.format(n=max_faults_per_turn)
 
 
@@ -141,9 +155,45 @@ _SEARCH_PAGES: dict[str, Any] = {
 }
 
 
-def vm_tools(*, anthropic: bool = False) -> list[dict[str, Any]]:
-    """The VM tool schemas, in OpenAI ``tools`` shape or Anthropic ``tools`` shape."""
-    tools = [_PAGE_FAULT, _SEARCH_PAGES]
+_PAGE_FAULT_COMPACT: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": VMTool.PAGE_FAULT.value,
+        "description": "Load a memory page by id.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "page_id": {"type": "string"},
+                "target_level": {
+                    "type": "integer",
+                    "description": "0 full, 1 reduced, 2 summary, 3 reference",
+                },
+            },
+            "required": ["page_id"],
+        },
+    },
+}
+_SEARCH_PAGES_COMPACT: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": VMTool.SEARCH_PAGES.value,
+        "description": "Keyword search over earlier turns moved out of the prompt.",
+        "parameters": {
+            "type": "object",
+            "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}},
+            "required": ["query"],
+        },
+    },
+}
+
+
+def vm_tools(*, anthropic: bool = False, compact: bool = False) -> list[dict[str, Any]]:
+    """The VM tool schemas, in OpenAI ``tools`` shape or Anthropic ``tools`` shape.
+
+    ``compact`` drops the optional parameters and most descriptions (small budgets); the
+    handler accepts the same arguments either way.
+    """
+    tools = [_PAGE_FAULT_COMPACT, _SEARCH_PAGES_COMPACT] if compact else [_PAGE_FAULT, _SEARCH_PAGES]
     if not anthropic:
         return [
             {

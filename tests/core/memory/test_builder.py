@@ -218,3 +218,22 @@ def test_report_lists_included_pages_and_prefix_lengths(converse: Converse) -> N
     assert f"msg_{last_message.seq}" in report.pages_included
     assert any(e.type is EventType.COMPACTION for e in state.events)
     assert 0 < report.stable_prefix_tokens < report.cacheable_prefix_tokens <= report.tokens
+
+
+def test_small_budgets_get_compact_rules_and_tools_and_room_for_fault_results(converse: Converse) -> None:
+    state = converse("compact", 150)
+    counter = counter_for_model(MODEL)
+    policy = ContextPolicy(max_faults_per_turn=3)
+    small = build(state, model=MODEL, budget=1500, policy=policy)
+    large = build(state, model=MODEL, budget=4000, policy=policy)
+    small_block, large_block = small.messages[1]["content"], large.messages[1]["content"]
+    assert "<VM:MANIFEST_JSON>" not in small_block and "<VM:MANIFEST_JSON>" in large_block
+    assert "at most 3 calls per turn" in small_block
+    assert counter.count_text(small_block.split("</VM:RULES>")[0]) < counter.count_text(
+        large_block.split("</VM:RULES>")[0]
+    )
+    assert [t["function"]["name"] for t in small.tools] == [t["function"]["name"] for t in large.tools]
+    assert counter.count_tools(small.tools) < counter.count_tools(large.tools)
+    assert small.report is not None and small.report.fault_reserve_tokens >= 1500 * 0.4 - 1
+    full = build(state, model=MODEL, budget=1500, policy=ContextPolicy(compact_below_tokens=0))
+    assert "<VM:MANIFEST_JSON>" in full.messages[1]["content"]

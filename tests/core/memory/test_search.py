@@ -109,7 +109,9 @@ def _result(text: str, provider: str) -> dict[str, Any]:
     return {"role": "tool", "tool_call_id": "call_abcdefghijklmnopqrstuvwx", "content": text}
 
 
-@pytest.mark.parametrize(("budget", "provider"), [(1000, "openai"), (1500, "openai"), (1200, "anthropic")])
+@pytest.mark.parametrize(
+    ("budget", "provider"), [(1000, "openai"), (1500, "openai"), (4000, "openai"), (1200, "anthropic")]
+)
 def test_follow_up_requests_with_fault_results_stay_inside_the_budget(
     converse: Converse, budget: int, provider: str
 ) -> None:
