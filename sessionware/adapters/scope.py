@@ -147,8 +147,9 @@ def current_session() -> SessionHandle | None:
     """The innermost ``session()`` scope, else the session of this context's last
     wrapped call, else None.
 
-    >>> current_session() is None
-    True
+    >>> with session("support-42"):
+    ...     current_session().id
+    'support-42'
     """
     scope = _scope.get()
     if scope is not None:
