@@ -33,11 +33,12 @@ from typing import Any, Protocol
 
 from sessionware.core.accounting.tokens import REPLY_PRIMING_TOKENS, counter_for_model
 from sessionware.core.defaults import default_price_book
-from sessionware.core.errors import InvalidSessionOperation, TokenLimitExceeded
+from sessionware.core.errors import InvalidSessionOperation, StorageError, TokenLimitExceeded
 from sessionware.core.memory.assemble import Assembly
 from sessionware.core.memory.enums import Provider
 from sessionware.core.memory.layout import is_compact, plan_for
 from sessionware.core.memory.models import BuiltContext
+from sessionware.core.memory.plan import Plan
 from sessionware.core.memory.policy import ContextPolicy
 from sessionware.core.memory.prompts import vm_tools
 from sessionware.core.memory.vm import VirtualMemory
@@ -104,19 +105,54 @@ def build(
     ``TokenLimitExceeded`` when the system prompt, the app's tools and the incoming turn
     alone exceed the budget, and ``InvalidSessionOperation`` for incoming tool results
     that answer no tool call of the session.
+
+    Summaries made here are always the offline extractive ones: an async
+    ``summarize_fn`` cannot be awaited from sync code without an event loop per call, so
+    it is used only by ``abuild`` (a warning says so once per session when one is set).
     """
-    state = _state_of(target)
+    return _build(
+        _state_of(target),
+        policy,
+        model=model,
+        budget=budget,
+        incoming=incoming_messages,
+        provider=Provider(provider),
+        app_tools=tools,
+        summaries_awaited=False,
+    )
+
+
+def _build(
+    state: SessionState,
+    policy: ContextPolicy | None,
+    *,
+    model: str,
+    budget: int | None,
+    incoming: Sequence[Message] | None,
+    provider: Provider,
+    app_tools: Sequence[Message] | None,
+    summaries_awaited: bool,
+) -> BuiltContext:
     vm = VirtualMemory.attach(state, policy)
     with vm.lock:
         vm.sync()
-        return _Build(
-            vm,
-            model=model,
-            budget=budget,
-            incoming=incoming_messages,
-            provider=Provider(provider),
-            app_tools=tools,
-        ).run()
+        run = _Build(
+            vm, model=model, budget=budget, incoming=incoming, provider=provider, app_tools=app_tools
+        )
+        run.check()
+        plan = run.plan()
+        compactions = plan.advance()
+        if plan.pending_llm and not summaries_awaited:
+            # Sync code cannot await the app's summariser: keep the extractive summaries.
+            plan.pending_llm.clear()
+            if not vm.warned_sync_summaries:
+                vm.warned_sync_summaries = True
+                logger.warning(
+                    "session %s: summarize_fn is async and only used by abuild; build() keeps the "
+                    "offline extractive summaries",
+                    state.id,
+                )
+        return run.run(plan, compactions)
 
 
 async def abuild(
@@ -130,20 +166,26 @@ async def abuild(
     policy: ContextPolicy | None = None,
 ) -> BuiltContext:
     """``build`` for async code: summaries are written by the policy's ``summarize_fn``
-    (awaited here) instead of the offline extractive compressor."""
+    (awaited here, outside the memory's lock) instead of the offline extractive compressor.
+
+    A summary the function fails to write keeps its extractive text; written summaries
+    are persisted with the session's pages, so a reloaded session sends the same prefix.
+    """
     state = _state_of(target)
     vm = VirtualMemory.attach(state, policy)
+    kind = Provider(provider)
     fn = vm.policy.summarize_fn
+    if fn is not None and not vm.pages_loaded:
+        try:
+            vm.restore(await state.store.load_pages(state.id))
+        except StorageError:  # without them, summaries are written again
+            logger.exception("could not load the persisted pages of session %s", state.id)
+            vm.pages_loaded = True
     if fn is not None:
         with vm.lock:
             vm.sync()
             plan = _Build(
-                vm,
-                model=model,
-                budget=budget,
-                incoming=incoming_messages,
-                provider=Provider(provider),
-                app_tools=tools,
+                vm, model=model, budget=budget, incoming=incoming_messages, provider=kind, app_tools=tools
             ).plan()
             plan.advance()
             pending, plan.pending_llm = plan.pending_llm, []
@@ -154,13 +196,16 @@ async def abuild(
                 logger.exception("summarize_fn failed for %s; keeping the extractive summary", page_id)
                 continue
             with vm.lock:
-                page = plan.pages.get(page_id)
-                if page is not None:
-                    page.text = plan.compressor.compress(text, page.compression_level.FULL, max_tokens)
-                    page.tokens = plan.counter.count_text(page.text)
-                    plan.invalidate_block()
-    return build(
-        state, model=model, budget=budget, incoming_messages=incoming_messages, provider=provider, tools=tools
+                plan.replace_summary(page_id, text, max_tokens)
+    return _build(
+        state,
+        None,
+        model=model,
+        budget=budget,
+        incoming=incoming_messages,
+        provider=kind,
+        app_tools=tools,
+        summaries_awaited=True,
     )
 
 
@@ -185,6 +230,7 @@ class _Build:
             budget = vm.policy.input_budget(context_window=window)
         self.budget = budget
         self.incoming = [dict(m) for m in incoming or ()]
+        self.incoming_counts: list[int] = []
         self.app_tools = list(app_tools or ())
         self.prompt = vm.state.info.system_prompt or ""
         anthropic = provider is Provider.ANTHROPIC
@@ -204,7 +250,7 @@ class _Build:
             self.system_tokens = REPLY_PRIMING_TOKENS + prompt_msg
             self.block_overhead = 3 + count("system")
 
-    def plan(self) -> Any:
+    def plan(self) -> Plan:
         return plan_for(
             self.vm,
             provider=self.provider,
@@ -216,16 +262,18 @@ class _Build:
             block_overhead=self.block_overhead,
         )
 
-    def run(self) -> BuiltContext:
+    def check(self) -> None:
+        """Refuse bad input before anything is planned."""
         if self.provider is Provider.ANTHROPIC and any(m.get("role") == "system" for m in self.incoming):
             raise InvalidSessionOperation("build", "Anthropic incoming messages cannot have the system role")
-        incoming_counts = [self.counter.count_message(m) for m in self.incoming]
+        self.incoming_counts = [self.counter.count_message(m) for m in self.incoming]
         app_tools_tokens = self.counter.count_tools(self.app_tools) if self.app_tools else 0
-        required = self.system_tokens + sum(incoming_counts) + app_tools_tokens
+        required = self.system_tokens + sum(self.incoming_counts) + app_tools_tokens
         if required > self.budget:
             raise TokenLimitExceeded(self.budget, required, what="system prompt + incoming messages")
-        plan = self.plan()
-        compactions = plan.advance()
+
+    def run(self, plan: Plan, compactions: int) -> BuiltContext:
+        incoming_counts = self.incoming_counts
         vm = self.vm
         opens = _opens_turn(self.incoming, self.provider)
         vm.turn_hint = len(vm.turns) if opens else vm.current_turn

@@ -11,6 +11,7 @@ plan is a pure function of the log, the policy and the budget.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,7 +43,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Chunk", "Layout", "Plan"]
 
+logger = logging.getLogger(__name__)
+
 _MIN_SUMMARY_TOKENS = 24
+# Folding is decided on the extractive summary's size, kept in the page's metadata: an
+# LLM summary written later (or restored after a reload) must not change where folds fall,
+# or a reloaded session would lay out differently and write its summaries again.
+_PLANNED = "planned_tokens"
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +198,10 @@ class Plan:
         self, page_id: str, source: str, budget: int, *, first: int, last: int, provenance: list[str]
     ) -> MemoryPage:
         restored = self.vm.restored_pages.get(f"{self.tag}/{page_id}")
+        planned = None
         if restored is not None and restored.turn == first and restored.last_turn == last:
             text = restored.text
+            planned = restored.metadata.get(_PLANNED)
         else:
             text = self.compressor.compress(source, CompressionLevel.ABSTRACT, budget)
             if self.vm.policy.summarize_fn is not None:
@@ -210,6 +219,7 @@ class Plan:
             importance=0.7,
             provenance=provenance,
         )
+        page.metadata[_PLANNED] = planned if isinstance(planned, int) else page.tokens
         self.pages[page_id] = page
         return page
 
@@ -236,7 +246,7 @@ class Plan:
     def _summary_tokens(self) -> int:
         ids = ([self.rolling_id] if self.rolling_id else []) + self.summaries
         per_page = 12 + (24 if self.vm.policy.tools_enabled else 0)
-        return sum(self.pages[i].tokens + per_page for i in ids)
+        return sum(int(self.pages[i].metadata.get(_PLANNED, self.pages[i].tokens)) + per_page for i in ids)
 
     def _record(self, chunk: Chunk, summary: MemoryPage) -> None:
         key = f"{self.tag}/{chunk.index + 1}"
@@ -257,16 +267,25 @@ class Plan:
                     "budget": self.layout.budget,
                 },
             )
-        pages = {f"{self.tag}/{summary.page_id}": summary.model_dump_json()}
-        if self.rolling_id:
-            rolling = self.pages[self.rolling_id]
-            pages[f"{self.tag}/{rolling.page_id}"] = rolling.model_dump_json()
+        self._persist([summary] + ([self.pages[self.rolling_id]] if self.rolling_id else []))
+
+    def _persist(self, pages: list[MemoryPage]) -> None:
+        """Queue summary pages for the store (write-behind; keyed by this plan's tag)."""
+        batch = {f"{self.tag}/{page.page_id}": page.model_dump_json() for page in pages}
         try:
-            self.vm.state.store.submit([PutPages(self.vm.state.id, pages)])
-        except Exception:  # persistence is write-behind bookkeeping; the build goes on
-            self.vm.record_event(
-                EventType.LLM_CALL, hidden=True, metadata={"vm_error": "page persistence failed"}
-            )
+            self.vm.state.store.submit([PutPages(self.vm.state.id, batch)])
+        except Exception:  # persistence is bookkeeping: the build goes on without it
+            logger.exception("could not persist summary pages of session %s", self.vm.state.id)
+
+    def replace_summary(self, page_id: str, text: str, max_tokens: int) -> None:
+        """Put an LLM-written summary in place of the extractive one (cut to ``max_tokens``)."""
+        page = self.pages.get(page_id)
+        if page is None:
+            return
+        page.text = self.compressor.compress(text, CompressionLevel.FULL, max_tokens)
+        page.tokens = self.counter.count_text(page.text)
+        self.invalidate_block()
+        self._persist([page])
 
     # -- the memory block ---------------------------------------------------------------
 

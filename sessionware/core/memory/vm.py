@@ -81,6 +81,8 @@ class VirtualMemory:
         self.segment_summary_ids: list[str] = []
         self.recorded_compactions: set[str] = set()
         self.restored_pages: dict[str, MemoryPage] = {}
+        """Summary pages read back from the store, by ``<plan tag>/<page id>``."""
+        self.pages_loaded = False
         self.faults_by_turn: dict[int, int] = {}
         self.mutations: list[PageMutation] = []
         self.snapshots: dict[int, ContextSnapshot] = {}
@@ -89,6 +91,8 @@ class VirtualMemory:
         self.counts = dict.fromkeys(("builds", "faults", "refused", "searches", "prefetched", "saved"), 0)
         self.layout_epoch = 0
         """Bumped when pins, claims or restored pages change what every plan must show."""
+        self.warned_sync_summaries = False
+        """Whether a sync build already said that ``summarize_fn`` is left to ``abuild``."""
         self._pending: deque[SessionEvent] = deque()
         self._needs_reset = False
 
@@ -234,6 +238,20 @@ class VirtualMemory:
             page = self.table.get(str(page_id))
             if page is not None:
                 self.working_set.add(page, turn)
+
+    def restore(self, persisted: dict[str, str]) -> None:
+        """Take summary pages persisted by an earlier process (LLM-written ones cannot be
+        made again from the log); plans are replayed so they use them."""
+        with self.lock:
+            self.pages_loaded = True
+            for key, raw in persisted.items():
+                try:
+                    self.restored_pages[key] = MemoryPage.model_validate_json(raw)
+                except ValueError:
+                    logger.warning("session %s: skipping unreadable persisted page %s", self.state.id, key)
+            if self.restored_pages and self.plans:
+                self.plans.clear()
+                self.current_plan = None
 
     # -- pins and claims ----------------------------------------------------------------
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
+import pytest
 from conftest import Converse, add_turn, context_text
 
 from sessionware.core.memory import (
@@ -215,3 +217,52 @@ def test_eviction_policies_and_anti_thrash() -> None:
     lru.add(pages[0], turn=1)
     lru.add(pages[1], turn=4)
     assert lru.add(pages[2], turn=8) == ["p0"]
+
+
+def test_sync_build_keeps_extractive_summaries_and_warns_once_about_summarize_fn(
+    converse: Converse, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+
+    async def summarize(text: str, max_tokens: int) -> str:
+        calls.append(max_tokens)
+        return "LLM summary."
+
+    state = converse("sync-llm", 100)
+    policy = ContextPolicy(summarize_fn=summarize)
+    with caplog.at_level(logging.WARNING, logger="sessionware.core.memory.builder"):
+        first = build(state, model=MODEL, budget=2000, policy=policy)
+        for i in range(100, 160):
+            add_turn(state, i)
+            build(state, model=MODEL, budget=2000)
+    warnings = [r for r in caplog.records if "only used by abuild" in r.getMessage()]
+    assert len(warnings) == 1
+    assert calls == [] and "LLM summary." not in context_text(first.messages)
+
+
+async def test_llm_summaries_survive_a_reload_without_being_written_again(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    async def summarize(text: str, max_tokens: int) -> str:
+        calls.append(text)
+        return f"LLM summary number {len(calls)}."
+
+    path = tmp_path / "llm.db"
+    store = Store(SQLiteBackend(path))
+    state = registry_for(store).open_sync("llm-persisted")
+    for i in range(150):
+        add_turn(state, i)
+    policy = ContextPolicy(summarize_fn=summarize)
+    first = await abuild(state, model=MODEL, budget=2000, policy=policy)
+    written = len(calls)
+    assert written and "LLM summary number" in context_text(first.messages)
+    await store.flush()
+    store.close()
+    reopened = Store(SQLiteBackend(path))
+    again = registry_for(reopened).open_sync("llm-persisted")
+    rebuilt = await abuild(again, model=MODEL, budget=2000, policy=policy)
+    assert len(calls) == written
+    assert context_text(rebuilt.messages).replace("persisted", "") == context_text(first.messages).replace(
+        "persisted", ""
+    )
+    reopened.close()
