@@ -72,7 +72,7 @@ class StreamOwner(Protocol):
 class StreamRecording:
     """Bookkeeping of one streamed call. ``finish`` acts once; later calls do nothing."""
 
-    __slots__ = ("acc", "claimed", "done", "gen", "is_async", "lock", "owner", "stream_id")
+    __slots__ = ("abandoned", "acc", "claimed", "done", "gen", "is_async", "lock", "owner", "stream_id")
 
     def __init__(self, owner: StreamOwner, acc: StreamAccumulator, *, is_async: bool) -> None:
         self.owner = owner
@@ -80,6 +80,7 @@ class StreamRecording:
         self.is_async = is_async
         self.gen: Any = None
         self.claimed = False
+        self.abandoned = False
         self.stream_id = 0
         """``id()`` of the stream object the app holds (the SDK may iterate a copy)."""
         self.done = False
@@ -102,14 +103,21 @@ class StreamRecording:
     def abandon(self) -> None:
         self.finish(end="abandoned")
 
+    def abandon_soon(self) -> None:
+        """Record the stream as abandoned, on the finalizer thread (safe in ``__del__``)."""
+        self.abandoned = True
+        defer(self.abandon)
+
     def on_closed(self) -> None:
         gen = self.gen
         # Closing from inside our own generator (the SDK and the HTTP client close the
         # response when the chunks run out) is the normal end, recorded by the generator.
         if gen is not None and (gen.ag_running if self.is_async else gen.gi_running):
             return
+        if self.abandoned:
+            return  # the SDK closing the response of a stream being torn down
         if _collecting():
-            defer(self.abandon)  # the collector closing an unreachable stream's response
+            self.abandon_soon()  # the collector closing an unreachable stream's response
         else:
             self.finish(end="closed")
 
@@ -194,7 +202,7 @@ def _record_sync(inner: Iterator[Any], recording: StreamRecording) -> Iterator[A
             if not hide:
                 yield item
     except GeneratorExit:
-        defer(recording.abandon)
+        recording.abandon_soon()
         raise
     except BaseException as exc:
         recording.finish(error=exc, end="error")
@@ -214,7 +222,7 @@ async def _record_async(inner: AsyncIterator[Any], recording: StreamRecording) -
             if not hide:
                 yield item
     except GeneratorExit:
-        defer(recording.abandon)
+        recording.abandon_soon()
         raise
     except BaseException as exc:
         recording.finish(error=exc, end="error")
@@ -226,7 +234,7 @@ def _abandon(stream: Any) -> None:
     recording = stream.__dict__.get(_ATTR)
     # Copies made for iteration die when their chunks run out; only the app's object counts.
     if recording is not None and not recording.done and recording.stream_id == id(stream):
-        defer(recording.abandon)
+        recording.abandon_soon()
 
 
 # -- finalising what the garbage collector found ---------------------------------------------
@@ -272,12 +280,18 @@ def _start_finalizer() -> None:
     global _finalizer
     if sys.is_finalizing():
         return
-    with _finalizer_lock:
+    # Never wait here: this may run inside a collection triggered while this very lock is
+    # held. Whoever holds it is starting the thread, which will find the queued action.
+    if not _finalizer_lock.acquire(blocking=False):
+        return
+    try:
         if _finalizer is not None and _finalizer.is_alive():
             return
         _finalizer = threading.Thread(target=_run_deferred, name="sessionware-finalizer", daemon=True)
         _finalizer.start()
         atexit.register(settle, 5.0)
+    finally:
+        _finalizer_lock.release()
 
 
 def _run_one(item: Callable[[], None] | threading.Event) -> None:

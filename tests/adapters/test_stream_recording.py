@@ -368,3 +368,18 @@ def test_every_stream_path_of_one_conversation_lands_in_one_session(openai_clien
         ("user", "second"),
         ("assistant", "You said: second"),
     ]
+
+
+def test_a_dropped_anthropic_stream_is_recorded_as_abandoned(
+    anthropic_client: Any, anthropic_api: FakeAnthropic, store: Store
+) -> None:
+    anthropic_api.push(LONG)
+
+    stream = anthropic_client.messages.create(model=CLAUDE, max_tokens=100, messages=QUESTION, stream=True)
+    for _ in stream:
+        break
+    del stream  # no reference cycle: gone right here, not at the next collection
+
+    event = the_call(store)
+    assert event.metadata["end"] == "abandoned"
+    assert event.usage is not None and event.usage.input_tokens > 0
