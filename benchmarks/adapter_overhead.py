@@ -19,7 +19,7 @@ between a 20-chunk and a 200-chunk stream). Bars: added time <= 5 % of the bare 
 
 Run it from the repository root::
 
-    python benchmarks/adapter_overhead.py             # about a minute
+    python benchmarks/adapter_overhead.py             # a few minutes
     python benchmarks/adapter_overhead.py --quick     # fewer rounds
 
 On first use it creates ``benchmarks/.venv-bench`` (git-ignored) and re-runs itself there;
