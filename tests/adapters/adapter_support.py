@@ -26,12 +26,13 @@ def make_openai(kind: str, api: FakeOpenAI, **kwargs: Any) -> Any:
     transport = api.transport()
     sync_http = httpx.Client(transport=transport)
     async_http = httpx.AsyncClient(transport=transport)
+    api_version = kwargs.pop("api_version", "2024-10-21")
     common: dict[str, Any] = {"api_key": "test-key", "max_retries": 0, **kwargs}
     if kind == "OpenAI":
         return openai.OpenAI(http_client=sync_http, **common)
     if kind == "AsyncOpenAI":
         return openai.AsyncOpenAI(http_client=async_http, **common)
-    azure = {"api_version": "2024-10-21", "azure_endpoint": "https://example-resource.openai.azure.com"}
+    azure = {"api_version": api_version, "azure_endpoint": "https://example-resource.openai.azure.com"}
     if kind == "AzureOpenAI":
         return openai.AzureOpenAI(http_client=sync_http, **azure, **common)
     if kind == "AsyncAzureOpenAI":

@@ -383,3 +383,19 @@ def test_a_dropped_anthropic_stream_is_recorded_as_abandoned(
     event = the_call(store)
     assert event.metadata["end"] == "abandoned"
     assert event.usage is not None and event.usage.input_tokens > 0
+
+
+@pytest.mark.parametrize(("api_version", "asked"), [("2024-10-21", True), ("2024-02-01", False)])
+def test_azure_streams_ask_for_usage_only_where_the_api_version_accepts_it(
+    api_version: str, asked: bool, openai_api: FakeOpenAI, store: Store
+) -> None:
+    client = sessionware.wrap(make_openai("AzureOpenAI", openai_api, api_version=api_version), store=store)
+
+    chunks = list(client.chat.completions.create(model="my-gpt4o-deployment", messages=QUESTION, stream=True))
+
+    assert all(chunk.choices for chunk in chunks)
+    assert ("stream_options" in openai_api.requests[0]) is asked
+    event = the_call(store)
+    assert event.provider == "azure"
+    assert event.usage is not None
+    assert event.usage.source is (TokenSource.PROVIDER if asked else TokenSource.ESTIMATE)
