@@ -2,7 +2,7 @@
 
 Both SDKs send every endpoint, helper (``stream()``, ``parse()``) and raw-response
 variant through one client method that receives the final URL and JSON body
-(``ProviderSpec.funnel``). ``install`` replaces that method **on the client instance**
+(``ProviderSpec.funnel``). ``_install.install`` replaces that method **on the client instance**
 with a hook that, per call:
 
 1. reads the body into a ``CallRequest`` (unknown endpoints pass straight through);
@@ -38,7 +38,6 @@ The seam for managed mode
 from __future__ import annotations
 
 import contextvars
-import dataclasses
 import json
 import logging
 import threading
@@ -58,8 +57,8 @@ from sessionware.adapters._streams import (
     pending_stream,
     recording_stream_class,
     register_response,
-    tee_body,
 )
+from sessionware.adapters._tee import tee_body
 from sessionware.adapters._types import CallOutput, CallRequest, Endpoint, EndpointKind, ProviderSpec
 from sessionware.adapters.scope import SessionScope, active_scope, note_session
 from sessionware.core.accounting.pricing import PriceBook
@@ -72,17 +71,14 @@ __all__ = [
     "CallHooks",
     "InterceptedCall",
     "WrapConfig",
-    "install",
-    "installed_config",
+    "async_funnel",
     "suppress_recording",
-    "uninstall",
+    "sync_funnel",
 ]
 
 logger = logging.getLogger(__name__)
 
 RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
-_STATE_ATTR = "_sessionware_wrap"
-_DERIVING = ("copy", "with_options")
 
 
 class CallHooks(Protocol):
@@ -407,7 +403,7 @@ def _begin(config: WrapConfig, options: Any, stream: bool, *, is_async: bool) ->
         return None
 
 
-def _sync_funnel(config: WrapConfig, original: Callable[..., Any]) -> Callable[..., Any]:
+def sync_funnel(config: WrapConfig, original: Callable[..., Any]) -> Callable[..., Any]:
     def request(
         cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None, **kwargs: Any
     ) -> Any:
@@ -437,7 +433,7 @@ def _sync_funnel(config: WrapConfig, original: Callable[..., Any]) -> Callable[.
     return request
 
 
-def _async_funnel(
+def async_funnel(
     config: WrapConfig, original: Callable[..., Awaitable[Any]]
 ) -> Callable[..., Awaitable[Any]]:
     async def request(
@@ -467,85 +463,3 @@ def _async_funnel(
             _active.reset(token)
 
     return request
-
-
-# -- installing on a client ---------------------------------------------------------------
-
-
-@dataclass
-class _Installed:
-    config: WrapConfig
-    hook: Callable[..., Any]
-    previous: dict[str, Any]
-    """Instance attributes replaced by ours (usually none: the class methods showed through)."""
-    patched: dict[str, Any]
-
-
-def installed_config(client: Any) -> WrapConfig | None:
-    """The configuration of a wrapped client, or None."""
-    installed: _Installed | None = vars(client).get(_STATE_ATTR)
-    return installed.config if installed is not None else None
-
-
-def install(client: Any, config: WrapConfig, *, is_async: bool) -> WrapConfig:
-    """Hook ``client`` (idempotent: an already wrapped client gets the new settings)."""
-    attrs = vars(client)
-    installed: _Installed | None = attrs.get(_STATE_ATTR)
-    if installed is not None:
-        current = installed.config
-        for f in ("session_id", "store", "hooks", "max_rounds", "prices"):
-            setattr(current, f, getattr(config, f))
-        current.enabled = True
-        return current
-    funnel = config.spec.funnel
-    original = getattr(client, funnel)
-    hook = _async_funnel(config, original) if is_async else _sync_funnel(config, original)
-    patched: dict[str, Any] = {funnel: hook}
-    for name in _DERIVING:
-        derive = getattr(client, name, None)
-        if callable(derive):
-            patched[name] = _deriving(derive, config, is_async=is_async)
-    previous = {name: attrs[name] for name in patched if name in attrs}
-    attrs.update(patched)
-    attrs[_STATE_ATTR] = _Installed(config=config, hook=hook, previous=previous, patched=patched)
-    return config
-
-
-def _deriving(derive: Callable[..., Any], config: WrapConfig, *, is_async: bool) -> Callable[..., Any]:
-    """``client.copy`` / ``with_options`` whose new client is wrapped the same way."""
-
-    def make(*args: Any, **kwargs: Any) -> Any:
-        derived = derive(*args, **kwargs)
-        try:
-            install(derived, dataclasses.replace(config, enabled=True), is_async=is_async)
-        except Exception as exc:
-            _guard.report("a derived client", exc)
-        return derived
-
-    return make
-
-
-def uninstall(client: Any) -> bool:
-    """Undo ``install``; False when ``client`` was not wrapped.
-
-    If another library replaced the funnel after us, its wrapper is left in place and
-    ours inside it is switched off instead, so neither breaks.
-    """
-    attrs = vars(client)
-    installed: _Installed | None = attrs.pop(_STATE_ATTR, None)
-    if installed is None:
-        return False
-    installed.config.enabled = False
-    for name, ours in installed.patched.items():
-        if attrs.get(name) is not ours:
-            logger.warning(
-                "client.%s was replaced after sessionware wrapped it; sessionware's hook is switched off "
-                "instead of removed",
-                name,
-            )
-            continue
-        if name in installed.previous:
-            attrs[name] = installed.previous[name]
-        else:
-            del attrs[name]
-    return True

@@ -13,45 +13,27 @@ Recording finishes exactly once, whichever comes first:
 * iteration raises (the provider's error is recorded, then re-raised untouched);
 * the HTTP response is closed while chunks remain (``close()``, ``with`` exit, the SDK
   helpers' own ``close``): noticed by wrapping that response's ``close``/``aclose``;
-* the stream is garbage collected unread (``__del__``): recorded as abandoned, on a
-  finalizer thread (see below).
+* the stream is garbage collected unread (``__del__``): recorded as abandoned, on the
+  finalizer thread (``_finalizer``).
 
-``with_streaming_response`` hands the app an unread body instead of a stream; there the
-body is teed (``tee_body``): bytes are copied as the app reads them, however it reads
-them, and parsed when the response closes.
+``with_streaming_response`` hands the app an unread body instead of a stream: see ``_tee``.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextvars
-import gc
-import json
-import logging
-import queue
 import sys
 import threading
-import time
 import types
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
 
 from sessionware.adapters import _guard
-from sessionware.adapters._messages import wrap_json
-from sessionware.adapters._types import CallOutput, Endpoint, StreamAccumulator
+from sessionware.adapters._finalizer import collecting, defer, watch_collector
+from sessionware.adapters._types import CallOutput, StreamAccumulator
 
-__all__ = [
-    "StreamRecording",
-    "defer",
-    "pending_stream",
-    "recording_stream_class",
-    "register_response",
-    "settle",
-    "tee_body",
-]
-
-logger = logging.getLogger(__name__)
+__all__ = ["StreamOwner", "StreamRecording", "pending_stream", "recording_stream_class", "register_response"]
 
 _ATTR = "_sessionware_recording"
 
@@ -116,7 +98,7 @@ class StreamRecording:
             return
         if self.abandoned:
             return  # the SDK closing the response of a stream being torn down
-        if _collecting():
+        if collecting():
             self.abandon_soon()  # the collector closing an unreachable stream's response
         else:
             self.finish(end="closed")
@@ -237,95 +219,6 @@ def _abandon(stream: Any) -> None:
         recording.abandon_soon()
 
 
-# -- finalising what the garbage collector found ---------------------------------------------
-#
-# An abandoned stream is noticed by ``__del__`` or by its generator being closed, both of
-# which the cyclic garbage collector may run at any allocation: inside a lock the
-# recording path itself needs (a deadlock), or halfway through an import. So those
-# finalisations only enqueue (``SimpleQueue.put`` is safe there) and one long-lived
-# daemon thread records them; at exit the queue is drained before stores flush.
-
-_gc_thread: int | None = None
-
-
-def _on_gc(phase: str, info: dict[str, Any]) -> None:
-    global _gc_thread
-    _gc_thread = threading.get_ident() if phase == "start" else None
-
-
-def _collecting() -> bool:
-    """True while the cyclic garbage collector runs on this thread."""
-    return _gc_thread == threading.get_ident()
-
-
-def watch_collector() -> None:
-    """Let ``_collecting`` see collections (installed once, with the first recording stream)."""
-    if _on_gc not in gc.callbacks:
-        gc.callbacks.append(_on_gc)
-
-
-_deferred: queue.SimpleQueue[Callable[[], None] | threading.Event] = queue.SimpleQueue()
-_finalizer: threading.Thread | None = None
-_finalizer_lock = threading.Lock()
-
-
-def defer(action: Callable[[], None]) -> None:
-    """Run ``action`` soon on the finalizer thread (safe to call from ``__del__``)."""
-    _deferred.put(action)
-    if _finalizer is None or not _finalizer.is_alive():
-        _start_finalizer()
-
-
-def _start_finalizer() -> None:
-    global _finalizer
-    if sys.is_finalizing():
-        return
-    # Never wait here: this may run inside a collection triggered while this very lock is
-    # held. Whoever holds it is starting the thread, which will find the queued action.
-    if not _finalizer_lock.acquire(blocking=False):
-        return
-    try:
-        if _finalizer is not None and _finalizer.is_alive():
-            return
-        _finalizer = threading.Thread(target=_run_deferred, name="sessionware-finalizer", daemon=True)
-        _finalizer.start()
-        atexit.register(settle, 5.0)
-    finally:
-        _finalizer_lock.release()
-
-
-def _run_one(item: Callable[[], None] | threading.Event) -> None:
-    if isinstance(item, threading.Event):
-        item.set()
-        return
-    try:
-        item()
-    except Exception as exc:
-        # Strict mode re-raises here too; the thread must survive it.
-        try:
-            _guard.report("an abandoned stream", exc)
-        except Exception:
-            logger.exception("sessionware could not record an abandoned stream")
-
-
-def _run_deferred() -> None:
-    while True:
-        _run_one(_deferred.get())
-
-
-def settle(timeout: float | None = 5.0) -> bool:
-    """Wait until every abandoned stream noticed so far is recorded; False on timeout."""
-    if _finalizer is None or not _finalizer.is_alive():
-        while True:  # no thread (yet, or any more): run what is queued here
-            try:
-                _run_one(_deferred.get_nowait())
-            except queue.Empty:
-                return True
-    marker = threading.Event()
-    _deferred.put(marker)
-    return marker.wait(timeout)
-
-
 _classes: dict[Any, type] = {}
 _classes_lock = threading.Lock()
 
@@ -369,131 +262,3 @@ def _make_class(stream_cls: Any, *, is_async: bool) -> Any:
         f"Recorded{origin.__name__}", (stream_cls,), exec_body=lambda ns: ns.update(namespace)
     )
     return klass
-
-
-# -- HTTP response bodies ---------------------------------------------------------------
-
-
-class _TeeBody:
-    """A response body whose bytes are copied to a sink as the app reads them, however it
-    reads them; everything else is the original body's."""
-
-    def __init__(self, inner: Any, sink: _TeeSink) -> None:
-        self._inner = inner
-        self._sink = sink
-
-    def __iter__(self) -> Iterator[bytes]:
-        feed = self._sink.feed
-        for chunk in self._inner:
-            feed(chunk)
-            yield chunk
-
-    async def _aiter(self) -> AsyncIterator[bytes]:
-        feed = self._sink.feed
-        async for chunk in self._inner:
-            feed(chunk)
-            yield chunk
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._aiter()
-
-    def close(self) -> None:
-        try:
-            self._inner.close()
-        finally:
-            self._sink.close()
-
-    async def aclose(self) -> None:
-        try:
-            await self._inner.aclose()
-        finally:
-            self._sink.close()
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("_inner", "_sink"):
-            raise AttributeError(name)  # before __init__ ran (copies): no recursion
-        return getattr(self._inner, name)
-
-
-_tee_classes: dict[type, type] = {}
-_BODY_BASES = ("SyncByteStream", "AsyncByteStream")
-
-
-def _tee_class(original: type) -> type:
-    """``_TeeBody`` made to subclass the byte-stream base classes of ``original``, which
-    the HTTP client checks with ``isinstance`` before reading or closing a body."""
-    found = _tee_classes.get(original)
-    if found is None:
-        bases = tuple(c for c in original.__mro__ if c.__name__ in _BODY_BASES)
-        found = _tee_classes[original] = type(f"TeeBodyFor{original.__name__}", (_TeeBody, *bases), {})
-    return found
-
-
-class _TeeSink:
-    """Collects a teed body and finishes the call from it when the body closes."""
-
-    def __init__(self, owner: StreamOwner, endpoint: Endpoint, *, sse: bool) -> None:
-        self.owner = owner
-        self.endpoint = endpoint
-        self.sse = sse
-        self.parts: list[bytes] = []
-        self.first_at: float | None = None
-        self.done = False
-        self.lock = threading.Lock()
-
-    def feed(self, chunk: bytes) -> None:
-        if self.first_at is None and chunk:
-            self.first_at = time.perf_counter()
-        self.parts.append(chunk)
-
-    def close(self) -> None:
-        with self.lock:
-            if self.done:
-                return
-            self.done = True
-        output: CallOutput | None = None
-        end: str | None = None
-        try:
-            body = b"".join(self.parts)
-            if self.sse:
-                acc = self.endpoint.accumulator(hide_usage_chunk=False)
-                for data in _sse_data(body):
-                    acc.add(wrap_json(data))
-                output = acc.result()
-            elif body:
-                output = self.endpoint.read_response(wrap_json(json.loads(body)))
-            else:
-                end = "closed"
-        except Exception as exc:
-            _guard.report("a streamed response body", exc)
-        self.owner.finish_stream(
-            output, error=None, end=end, first_token_at=self.first_at if self.sse else None
-        )
-
-
-def _sse_data(body: bytes) -> Iterator[Any]:
-    """The JSON ``data`` of each server-sent event in ``body``."""
-    for block in body.replace(b"\r\n", b"\n").split(b"\n\n"):
-        lines = [line[5:].lstrip() for line in block.split(b"\n") if line.startswith(b"data:")]
-        if not lines:
-            continue
-        data = b"\n".join(lines)
-        if data.startswith(b"[DONE]"):
-            continue
-        try:
-            yield json.loads(data)
-        except ValueError:
-            continue
-
-
-def tee_body(http_response: Any, owner: StreamOwner, endpoint: Endpoint, *, sse: bool) -> None:
-    """Copy ``http_response``'s body as the app reads it; finish ``owner`` when it closes."""
-    sink = _TeeSink(owner, endpoint, sse=sse)
-    if getattr(http_response, "is_closed", False) or "_content" in vars(http_response):
-        # Already read (a body given in full, as mocks do): record it as it is.
-        sink.feed(http_response.content)
-        sink.close()
-        return
-    body = getattr(http_response, "stream", None)
-    if body is not None:
-        http_response.stream = _tee_class(type(body))(body, sink)

@@ -18,9 +18,9 @@ import sys
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sessionware.adapters import _core
+from sessionware.adapters import _core, _install
+from sessionware.adapters._finalizer import settle
 from sessionware.adapters._guard import AdapterHealth, health, set_strict
-from sessionware.adapters._streams import settle
 from sessionware.adapters._types import ProviderSpec
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.store.url import StoreLike, open_store
@@ -107,7 +107,7 @@ def wrap(
     config = _core.WrapConfig(
         spec=spec, session_id=session_id, store=open_store(store) if store is not None else None
     )
-    _core.install(client, config, is_async=is_async)
+    _install.install(client, config, is_async=is_async)
     return client
 
 
@@ -126,11 +126,11 @@ def unwrap(client: ClientT) -> ClientT:
     >>> unwrap(wrap(plain)) is plain
     True
     """
-    _core.uninstall(client)
+    _install.uninstall(client)
     return client
 
 
 def is_wrapped(client: Any) -> bool:
     """True while ``client`` is wrapped by sessionware."""
-    config = _core.installed_config(client)
+    config = _install.installed_config(client)
     return config is not None and config.enabled

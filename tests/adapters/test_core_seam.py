@@ -7,7 +7,7 @@ from typing import Any
 
 from adapter_support import conversation, make_openai, session_events
 
-from sessionware.adapters import _core
+from sessionware.adapters import _core, _install
 from sessionware.adapters._types import CallOutput
 from sessionware.adapters.fakes import FakeOpenAI, Reply
 from sessionware.adapters.openai import OpenAISpec
@@ -56,7 +56,7 @@ class AnswerOneToolCall:
 
 def wrapped(api: FakeOpenAI, store: Store, hooks: Any) -> Any:
     client = make_openai("OpenAI", api)
-    _core.install(
+    _install.install(
         client, _core.WrapConfig(spec=OpenAISpec(), store=store, session_id="s", hooks=hooks), is_async=False
     )
     return client

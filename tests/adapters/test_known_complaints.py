@@ -357,11 +357,11 @@ def test_c06_nested_and_suppressed_calls_are_not_recorded_twice(openai_api: Fake
     inner = sessionware.wrap(make_openai("OpenAI", openai_api), store=store)
     outer_hook = inner.request
     # Another of our hooks around this one (an instrumented copy, a second wrapper layer).
-    from sessionware.adapters import _core
+    from sessionware.adapters import _core, _install
     from sessionware.adapters.openai import OpenAISpec
 
     holder = type("Holder", (), {"request": staticmethod(outer_hook)})()
-    _core.install(holder, _core.WrapConfig(spec=OpenAISpec(), store=store), is_async=False)
+    _install.install(holder, _core.WrapConfig(spec=OpenAISpec(), store=store), is_async=False)
     inner.request = holder.request
     inner.chat.completions.create(model=MODEL, messages=QUESTION)
     with suppress_recording():
