@@ -99,8 +99,17 @@ def event_key(event: SessionEvent) -> int | None:
         return hash((Role.TOOL, tool_result_text(event), (), event.tool_call_id or ""))
     if event.type is not EventType.MESSAGE or event.role is None:
         return None
-    calls = tuple(WireCall(c.id, c.name, c.arguments) for c in event.tool_calls)
-    return hash((event.role, _text_key(event.content), calls, event.tool_call_id or ""))
+    tool_calls = event.tool_calls
+    calls = tuple([WireCall(c.id, c.name, c.arguments) for c in tool_calls]) if tool_calls else ()
+    content = event.content
+    return hash(
+        (
+            event.role,
+            content if content.__class__ is str else _text_key(content),
+            calls,
+            event.tool_call_id or "",
+        )
+    )
 
 
 def fingerprint(system: str | None, first_user: Any) -> str | None:
