@@ -236,9 +236,14 @@ class _Build:
         anthropic = provider is Provider.ANTHROPIC
         compact = is_compact(vm.policy, budget)
         self.vm_tools = vm_tools(anthropic=anthropic, compact=compact) if vm.policy.tools_enabled else []
-        self.tools_tokens = (
-            self.counter.count_tools(self.vm_tools + self.app_tools) if self.vm_tools or self.app_tools else 0
-        )
+        self.tools_tokens = self.counter.count_tools(self.app_tools) if self.app_tools else 0
+        if self.vm_tools:
+            # The VM's schemas are constants: count them once per shape, not every build.
+            key = (self.counter_key, anthropic, compact)
+            known = vm.tool_tokens.get(key)
+            if known is None:
+                known = vm.tool_tokens[key] = self.counter.count_tools(self.vm_tools)
+            self.tools_tokens += known
         count = self.counter.count_text
         if anthropic:
             self.system_tokens = REPLY_PRIMING_TOKENS + 3 + count("system") + count(self.prompt)

@@ -41,6 +41,26 @@ class Compressor(Protocol):
     def compress(self, text: str, level: CompressionLevel, max_tokens: int) -> str: ...
 
 
+def _estimate(text: str) -> int:
+    """Tokens of ``text``, roughly (English prose runs about four characters a token)."""
+    return len(text) // 4 + 1
+
+
+def _pick(parts: list[str], ranked: list[int], max_tokens: int, scale: float) -> tuple[list[int], int]:
+    """Sentence indexes in rank order whose estimated size (times ``scale``) fits."""
+    kept: list[int] = []
+    used = estimated = 0
+    for i in ranked:
+        guess = _estimate(parts[i]) + 1
+        cost = int(guess * scale) + 1
+        if used + cost > max_tokens:
+            continue
+        kept.append(i)
+        used += cost
+        estimated += guess
+    return kept, estimated
+
+
 @lru_cache(maxsize=32768)
 def _score(sentence: str) -> float:
     """How much ``sentence`` looks like a fact worth keeping (cheap, deterministic)."""
@@ -78,23 +98,39 @@ class ExtractiveCompressor:
         return self.compress_text(text, max_tokens)
 
     def compress_text(self, text: str, max_tokens: int) -> str:
-        """The best sentences of ``text`` that fit ``max_tokens``, in original order."""
-        parts = sentences(text)
-        count = self._count
-        if count(text) <= max_tokens:
+        """The best sentences of ``text`` that fit ``max_tokens``, in original order.
+
+        Sentences are picked on an estimate of their size, the pick is counted exactly,
+        and when the estimate was low it is recalibrated on that count and the pick made
+        again (then the weakest are dropped until it fits): a compaction tokenizes its
+        summary a few times, not every sentence of the turns it evicts.
+        """
+        if len(text) <= max_tokens or (_estimate(text) <= max_tokens * 2 and self._count(text) <= max_tokens):
             return text.strip()
+        parts = sentences(text)
+        if not parts:
+            return self._cut(text, max_tokens)
         ranked = sorted(range(len(parts)), key=lambda i: (-_score(parts[i]), -i))
-        kept: list[int] = []
-        used = 0
-        for i in ranked:
-            cost = count(parts[i]) + 1
-            if used + cost > max_tokens:
-                continue
-            kept.append(i)
-            used += cost
-        if not kept:
-            return self._cut(parts[ranked[0]] if parts else text, max_tokens)
-        return " ".join(parts[i] for i in sorted(kept))
+        scale = 1.0
+        for _ in range(2):
+            kept, estimated = _pick(parts, ranked, max_tokens, scale)
+            if not kept:
+                break
+            out = " ".join(parts[i] for i in sorted(kept))
+            exact = self._count(out)
+            if exact <= max_tokens:
+                return out
+            scale *= exact / max(estimated, 1)
+        while kept:
+            kept.pop()
+            out = " ".join(parts[i] for i in sorted(kept))
+            if kept and self._count(out) <= max_tokens:
+                return out
+        return self._cut(parts[ranked[0]], max_tokens)
+
+    def count(self, text: str) -> int:
+        """Exact tokens of ``text`` (cached: a summary is counted where it was made)."""
+        return self._count(text)
 
     def _cut(self, text: str, max_tokens: int) -> str:
         """``text`` cut on a word boundary to fit ``max_tokens`` (with an ellipsis)."""

@@ -213,7 +213,7 @@ class Plan:
             text=text,
             turn=first,
             last_turn=last,
-            tokens=self.counter.count_text(text),
+            tokens=self.compressor.count(text),
             tier=StorageTier.L0,
             compression_level=CompressionLevel.ABSTRACT,
             importance=0.7,

@@ -91,6 +91,8 @@ class VirtualMemory:
         self.counts = dict.fromkeys(("builds", "faults", "refused", "searches", "prefetched", "saved"), 0)
         self.layout_epoch = 0
         """Bumped when pins, claims or restored pages change what every plan must show."""
+        self.tool_tokens: dict[tuple[str, bool, bool], int] = {}
+        """Tokens of the VM tool schemas per (counter, Anthropic shape, compact)."""
         self.warned_sync_summaries = False
         """Whether a sync build already said that ``summarize_fn`` is left to ``abuild``."""
         self._pending: deque[SessionEvent] = deque()
