@@ -7,6 +7,11 @@ sends: the whole transcript rendered as a message list and counted.
 
 Bars: p95 <= 2 ms at 1,000 turns, <= 20 ms at 10,000, 10k/1k p95 ratio <= 3.
 
+Then two claims are checked at 10,000 turns: the cost grows with the budget, not with
+history (p95 at budgets 2k/4k/8k/16k, at 1,000 and at 10,000 turns), and the output is
+deterministic (a session built at every turn and a copy of it built once, cold, from the
+same log give byte-identical requests).
+
     python benchmarks/context_build.py [--budget 8000] [--iterations 300]
 """
 
@@ -61,6 +66,29 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 
+def request_bytes(state: SessionState, budget: int) -> str:
+    ctx = build(state, model=MODEL, budget=budget)
+    return json.dumps(ctx.request_kwargs(), ensure_ascii=False, sort_keys=True)
+
+
+def deterministic(turns: int, budget: int, stepwise_from: int) -> bool:
+    """A session built at every turn from ``stepwise_from`` on, against a copy of its log
+    (same session id, another store) built once at the end."""
+    stores = [Store(MemoryBackend()), Store(MemoryBackend())]
+    states = [registry_for(store).open_sync("determinism") for store in stores]
+    for state in states:
+        state.save_header(system_prompt="You are a precise project assistant.")
+    for i in range(turns):
+        for state in states:
+            add_turn(state, i)
+        if i >= stepwise_from:
+            build(states[0], model=MODEL, budget=budget)
+    same = request_bytes(states[0], budget) == request_bytes(states[1], budget)
+    for store in stores:
+        store.close()
+    return same
+
+
 def measure(turns: int, budget: int, iterations: int) -> dict[str, float]:
     store = Store(MemoryBackend())
     state = registry_for(store).open_sync(f"bench-{turns}")
@@ -93,6 +121,7 @@ def measure(turns: int, budget: int, iterations: int) -> dict[str, float]:
         "cold_ms": cold * 1000,
         "p50_ms": pct(times, 0.5) * 1000,
         "p95_ms": pct(times, 0.95) * 1000,
+        "mean_ms": statistics.mean(times) * 1000,
         "mean_tokens": statistics.mean(tokens),
         "seed_ms": statistics.median(seed_times) * 1000,
         "seed_tokens": seed_tokens,
@@ -126,6 +155,23 @@ def main() -> None:
     )
     ok = by[1_000]["p95_ms"] <= 2 and by[10_000]["p95_ms"] <= 20 and ratio <= 3
     print("bars met" if ok else "BARS NOT MET")
+    budgets = (2_000, 4_000, 8_000, 16_000)
+    sweep = {(n, b): measure(n, b, args.iterations) for n in (1_000, 10_000) for b in budgets}
+    print("\nby budget (ms; the mean includes compactions, rarer but larger as the budget grows):")
+    print(
+        f"{'budget':>7}{'p50 1k':>9}{'p50 10k':>9}{'mean 1k':>9}{'mean 10k':>9}"
+        f"{'p95 1k':>9}{'p95 10k':>9}{'10k/1k':>8}"
+    )
+    for b in budgets:
+        small, large = sweep[(1_000, b)], sweep[(10_000, b)]
+        print(
+            f"{b:>7}{small['p50_ms']:>9.3f}{large['p50_ms']:>9.3f}{small['mean_ms']:>9.3f}{large['mean_ms']:>9.3f}"
+            f"{small['p95_ms']:>9.3f}{large['p95_ms']:>9.3f}{large['mean_ms'] / small['mean_ms']:>7.2f}x"
+        )
+    growth = sweep[(10_000, budgets[-1])]["p50_ms"] / sweep[(10_000, budgets[0])]["p50_ms"]
+    print(f"p50 at 10,000 turns, 16k/2k budget: {growth:.2f}x")
+    same = deterministic(10_000, 4_000, stepwise_from=9_000)
+    print(f"determinism at 10,000 turns, budget 4,000: {'byte-identical' if same else 'OUTPUT DIFFERS'}")
 
 
 if __name__ == "__main__":
