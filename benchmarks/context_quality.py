@@ -19,7 +19,10 @@ pinned survival, tokens per probe, budget violations; per probe kind, with ratio
 against both baselines. By default it runs at 3,000 and at 10,000 turns (the two ends
 the issue names; about half a minute on 2 cores).
 
-    python benchmarks/context_quality.py [--turns 3000 10000] [--seed 7]
+``--explain`` prints, for each failed VM probe, the reader's calls with their results and
+where search ranks the evidence page.
+
+    python benchmarks/context_quality.py [--turns 3000 10000] [--seed 7] [--explain]
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from vm_baselines import History, recency_bm25_context, recency_context
 from vm_workload import PINNED, Probe, ScriptedReader, Turn, Workload, generate, visible
 
 from sessionware.core.accounting.tokens import counter_for_model
-from sessionware.core.memory import build, handle_vm_tool_call
+from sessionware.core.memory import MemoryPage, VirtualMemory, build, handle_vm_tool_call
 from sessionware.core.session.enums import EventSource, EventType, Role
 from sessionware.core.session.models import ToolCall
 from sessionware.core.session.registry import registry_for
@@ -95,6 +98,7 @@ def answer_with_vm(state: SessionState, probe: Probe, budget: int, reader: Scrip
     tokens = ctx.report.tokens
     worst = tokens
     calls = 0
+    trace: list[str] = []
     while not visible(json.dumps(messages, ensure_ascii=False), probe.gold):
         call = reader.next_call(messages, calls)
         if call is None:
@@ -102,6 +106,7 @@ def answer_with_vm(state: SessionState, probe: Probe, budget: int, reader: Scrip
         name, args = call
         call_id = f"vm_{calls}"
         result = handle_vm_tool_call(state, name, args)
+        trace.append(f"{name} {args} -> {result[:400]}")
         turn_msgs = [
             {
                 "role": "assistant",
@@ -126,10 +131,28 @@ def answer_with_vm(state: SessionState, probe: Probe, budget: int, reader: Scrip
         "tokens": tokens,
         "violation": worst > budget,
         "calls": calls,
+        "trace": trace,
     }
 
 
-def run_vm(work: Workload, budget: int) -> list[dict[str, Any]]:
+def explain(state: SessionState, probe: Probe, budget: int, row: dict[str, Any]) -> None:
+    """Why a probe failed: the reader's calls, and where search ranks the evidence."""
+    vm = VirtualMemory.of(state)
+    assert vm is not None
+    hits = vm.index.search(probe.question, limit=50)
+    texts = [(vm.table.get(h.page_id) or MemoryPage(page_id="?", session_id="")).text for h in hits]
+    rank = next((i + 1 for i, text in enumerate(texts) if probe.gold in text), None)
+    print(
+        f"  FAIL {budget} t{probe.turn} {probe.kind}: {probe.question!r} gold {probe.gold} "
+        f"(evidence rank in search: {rank or '>50'}; stale shown: {row['stale']})"
+    )
+    for line in row["trace"]:
+        print(f"    {line}")
+    for text in texts[:3]:
+        print(f"    top: {text[:100]!r}")
+
+
+def run_vm(work: Workload, budget: int, explain_failures: bool = False) -> list[dict[str, Any]]:
     store = Store(MemoryBackend())
     state = registry_for(store).open_sync(f"quality-{budget}")
     state.save_header(system_prompt=SYSTEM)
@@ -138,7 +161,10 @@ def run_vm(work: Workload, budget: int) -> list[dict[str, Any]]:
     for i, turn in enumerate(work.turns):
         probe = work.probes.get(i)
         if probe is not None:
-            rows.append({"kind": probe.kind, **answer_with_vm(state, probe, budget, reader)})
+            row = answer_with_vm(state, probe, budget, reader)
+            if explain_failures and (not row["after"] or row["stale"] or row["violation"]):
+                explain(state, probe, budget, row)
+            rows.append({"kind": probe.kind, **row})
         record(state, i, Turn(probe.question, "Here is what I found.") if probe else turn)
     store.close()
     return rows
@@ -205,12 +231,14 @@ SYSTEMS = ("vm", "recency", "recency+bm25")
 RATIO_KEYS = ("after", *KINDS)
 
 
-def evaluate(turns: int, seed: int) -> tuple[Workload, dict[tuple[str, int], dict[str, float]], list[int]]:
+def evaluate(
+    turns: int, seed: int, explain_failures: bool = False
+) -> tuple[Workload, dict[tuple[str, int], dict[str, float]], list[int]]:
     """Every system at every budget on one generated conversation."""
     work = generate(seed, turns)
     results: dict[tuple[str, int], dict[str, float]] = {}
     for budget in BUDGETS:
-        results[("vm", budget)] = summarise(run_vm(work, budget))
+        results[("vm", budget)] = summarise(run_vm(work, budget, explain_failures))
     base_rows, seed_tokens = run_baselines(work)
     for key, rows in base_rows.items():
         results[key] = summarise(rows)
@@ -284,12 +312,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, nargs="+", default=[3000, 10000])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--explain", action="store_true", help="print the reader's calls for each failed probe"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     verdicts: dict[int, dict[str, bool]] = {}
     for turns in args.turns:
         t0 = time.perf_counter()
-        work, results, seed_tokens = evaluate(turns, args.seed)
+        work, results, seed_tokens = evaluate(turns, args.seed, args.explain)
         verdicts[turns] = print_report(turns, args.seed, work, results, seed_tokens)
         print(f"({turns:,} turns in {time.perf_counter() - t0:.1f} s)")
     failed = [f"{k} at {t:,} turns" for t, bars in verdicts.items() for k, ok in bars.items() if not ok]

@@ -119,7 +119,11 @@ class SearchIndex:
             if len(hits) >= limit:
                 break
         if follow and hits:
-            hits.extend(self._follow(hits, query, follow, limit, allow))
+            # A page the chain reaches is reported as reached (with its link), even when the
+            # query also matched it on its own: the chain is what explains it.
+            followed = self._follow(hits, query, follow, limit, allow)
+            chained = {h.page_id for h in followed}
+            hits = [h for h in hits if h.page_id not in chained] + followed
         return hits
 
     def _scores(self, query: str) -> tuple[dict[int, float], dict[int, int]]:
@@ -158,7 +162,7 @@ class SearchIndex:
     def _follow(
         self, hits: list[SearchHit], query: str, hops: int, limit: int, allow: Callable[[str], bool] | None
     ) -> list[SearchHit]:
-        seen_docs = {self._doc_of(h.page_id) for h in hits}
+        seen_docs = {self._doc_of(hits[0].page_id)}
         seen_idents = set(identifiers(query))
         out: list[SearchHit] = []
         frontier = [self._doc_of(hits[0].page_id)]

@@ -151,3 +151,15 @@ def test_follow_up_requests_with_fault_results_stay_inside_the_budget(
         messages += [*_call(name, arguments, provider), _result(result, provider)]
         total = counter.count_messages(messages, ctx.tools) + (system_tokens if ctx.system else 0)
         assert total <= budget
+
+
+def test_a_chain_page_that_also_matches_the_query_is_reported_as_reached_by_the_chain() -> None:
+    index = SearchIndex()
+    index.add("t1", "Note this: vault key VV-6334-N points to tag HL-1724-V.")
+    index.add("q1", "Starting from vault key MW-6021-L, which value do you reach at the end?", weight=0.5)
+    index.add("t2", "Another note: tag HL-1724-V points to bucket AH-4321-N.")
+    index.add("t3", "Last one: bucket AH-4321-N holds the value EE-6428-W.")
+    hits = index.search("Starting from vault key VV-6334-N, which value do you reach at the end?", follow=3)
+    assert hits[0].page_id == "t1"
+    assert [(h.page_id, h.via) for h in hits if h.via] == [("t2", "hl-1724-v"), ("t3", "ah-4321-n")]
+    assert [h.page_id for h in hits].count("t3") == 1
