@@ -194,35 +194,45 @@ class ChatAccumulator:
         self.first_token_at: float | None = None
 
     def add(self, chunk: Any) -> bool:
+        # Once per chunk, on the app's iteration: as few attribute reads as a text chunk
+        # allows (choices, delta, content, tool_calls, finish_reason).
         if self.model is None:
             self.model = getattr(chunk, "model", None)
             self.response_id = getattr(chunk, "id", None)
-        usage = getattr(chunk, "usage", None)
-        if usage is not None:
-            self.usage = usage
         choices = getattr(chunk, "choices", None)
         if not choices:
+            usage = getattr(chunk, "usage", None)
+            if usage is None:
+                return False
+            self.usage = usage
             # The usage-only chunk we asked for: the app did not, so it does not see it.
-            return usage is not None and self.hide_usage
-        for choice in choices:
-            if getattr(choice, "index", 0):
-                continue
-            delta = getattr(choice, "delta", None)
-            if delta is not None:
-                content = getattr(delta, "content", None)
-                if content:
-                    self.text.append(content)
-                    if self.first_token_at is None:
-                        self.first_token_at = perf_counter()
+            return self.hide_usage
+        choice = choices[0]
+        if len(choices) > 1 or getattr(choice, "index", None):
+            choice = next((c for c in choices if not getattr(c, "index", None)), None)
+            if choice is None:
+                return False
+        delta = getattr(choice, "delta", None)
+        if delta is not None:
+            content = getattr(delta, "content", None)
+            if content:
+                self.text.append(content)
+                if self.first_token_at is None:
+                    self.first_token_at = perf_counter()
+            else:
                 refusal = getattr(delta, "refusal", None)
                 if refusal:
                     self.refusal.append(refusal)
-                tool_calls = getattr(delta, "tool_calls", None)
-                if tool_calls:
-                    self._add_tool_deltas(tool_calls)
-            finish = getattr(choice, "finish_reason", None)
-            if finish:
-                self.finish = finish
+            tool_calls = getattr(delta, "tool_calls", None)
+            if tool_calls:
+                self._add_tool_deltas(tool_calls)
+        finish = getattr(choice, "finish_reason", None)
+        if finish:
+            self.finish = finish
+            # Some servers put the usage on the last chunk that still has choices.
+            usage = getattr(chunk, "usage", None)
+            if usage is not None:
+                self.usage = usage
         return False
 
     def _add_tool_deltas(self, deltas: Any) -> None:
