@@ -41,24 +41,9 @@ class Compressor(Protocol):
     def compress(self, text: str, level: CompressionLevel, max_tokens: int) -> str: ...
 
 
-def _estimate(text: str) -> int:
-    """Tokens of ``text``, roughly (English prose runs about four characters a token)."""
-    return len(text) // 4 + 1
-
-
-def _pick(parts: list[str], ranked: list[int], max_tokens: int, scale: float) -> tuple[list[int], int]:
-    """Sentence indexes in rank order whose estimated size (times ``scale``) fits."""
-    kept: list[int] = []
-    used = estimated = 0
-    for i in ranked:
-        guess = _estimate(parts[i]) + 1
-        cost = int(guess * scale) + 1
-        if used + cost > max_tokens:
-            continue
-        kept.append(i)
-        used += cost
-        estimated += guess
-    return kept, estimated
+# Real text never packs more characters than this into one token: a sentence longer than
+# this many characters per token of room left cannot fit, so it is not counted.
+_MAX_CHARS_PER_TOKEN = 8
 
 
 @lru_cache(maxsize=32768)
@@ -94,39 +79,41 @@ class ExtractiveCompressor:
         if level is CompressionLevel.FULL:
             return self._cut(text, max_tokens)
         if level is CompressionLevel.REFERENCE:
-            return self._cut(" ".join(identifiers(text)[:6]) or text.split("\n", 1)[0], max_tokens)
+            return self._cut(
+                " ".join(identifiers(text, keep_case=True)[:6]) or text.split("\n", 1)[0], max_tokens
+            )
         return self.compress_text(text, max_tokens)
 
     def compress_text(self, text: str, max_tokens: int) -> str:
         """The best sentences of ``text`` that fit ``max_tokens``, in original order.
 
-        Sentences are picked on an estimate of their size, the pick is counted exactly,
-        and when the estimate was low it is recalibrated on that count and the pick made
-        again (then the weakest are dropped until it fits): a compaction tokenizes its
-        summary a few times, not every sentence of the turns it evicts.
+        Sentences are taken best first while they fit (exact counts); once the room left
+        is small, a sentence too long to possibly fit is passed over without counting it,
+        so a compaction does not tokenize every sentence of the turns it evicts.
         """
-        if len(text) <= max_tokens or (_estimate(text) <= max_tokens * 2 and self._count(text) <= max_tokens):
+        count = self._count
+        if len(text) <= max_tokens or (
+            len(text) // _MAX_CHARS_PER_TOKEN <= max_tokens and count(text) <= max_tokens
+        ):
             return text.strip()
         parts = sentences(text)
         if not parts:
             return self._cut(text, max_tokens)
         ranked = sorted(range(len(parts)), key=lambda i: (-_score(parts[i]), -i))
-        scale = 1.0
-        for _ in range(2):
-            kept, estimated = _pick(parts, ranked, max_tokens, scale)
-            if not kept:
-                break
-            out = " ".join(parts[i] for i in sorted(kept))
-            exact = self._count(out)
-            if exact <= max_tokens:
-                return out
-            scale *= exact / max(estimated, 1)
-        while kept:
-            kept.pop()
-            out = " ".join(parts[i] for i in sorted(kept))
-            if kept and self._count(out) <= max_tokens:
-                return out
-        return self._cut(parts[ranked[0]], max_tokens)
+        kept: list[int] = []
+        used = 0
+        for i in ranked:
+            room = max_tokens - used
+            if len(parts[i]) // _MAX_CHARS_PER_TOKEN + 1 > room:
+                continue
+            cost = count(parts[i]) + 1
+            if cost > room:
+                continue
+            kept.append(i)
+            used += cost
+        if not kept:
+            return self._cut(parts[ranked[0]], max_tokens)
+        return " ".join(parts[i] for i in sorted(kept))
 
     def count(self, text: str) -> int:
         """Exact tokens of ``text`` (cached: a summary is counted where it was made)."""

@@ -226,17 +226,24 @@ class _Served:
         def render(items: list[str]) -> str:
             return _dump({"results": items})
 
-        per_hit = max(self.room // max(len(pages), 1) - 12, 24)
+        # The best hit may take half the room; the others share what is left, and a short
+        # page leaves its unused share to the pages after it.
         items: list[str] = []
-        for page in pages:
-            candidate = [*items, line(page, per_hit)]
-            if self.count(render(candidate)) <= self.room:
+        left = self.room
+        for n, page in enumerate(pages):
+            share = max(left // (len(pages) - n) - 12, 24)
+            if n == 0:
+                share = max(share, self.room // 2 - 12)
+            candidate = [*items, line(page, share)]
+            used = self.count(render(candidate))
+            if used <= self.room:
                 items = candidate
+                left = self.room - used
         if items:
             return render(items)
         if not pages:
             return None
-        return self._shrink(lambda limit: render([line(pages[0], limit)]), per_hit)
+        return self._shrink(lambda limit: render([line(pages[0], limit)]), max(self.room // 2, 24))
 
 
 def _best_first(hits: list[SearchHit]) -> list[SearchHit]:

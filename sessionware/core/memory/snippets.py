@@ -37,7 +37,7 @@ def snippet(
     >>> from sessionware.core.accounting.tokens import counter_for_model
     >>> c = counter_for_model("gpt-4o")
     >>> snippet("a. b. The code is 42. c.", "code", 6, ExtractiveCompressor(c), c.count_text)
-    'The code is 42.'
+    '… The code is 42. …'
     """
     if max_tokens <= 0:
         return ""
@@ -47,6 +47,16 @@ def snippet(
     wanted = set(terms(query))
     if not parts:
         return compressor.compress(text, CompressionLevel.FULL, max_tokens)
+
+    def weight(word: str) -> float:
+        """How much a single word points at what was asked: the anchor, then exact codes."""
+        if anchor and anchor in word.lower():
+            return 10.0
+        found = wanted.intersection(terms(word))
+        return max(
+            (3.0 if any(c.isdigit() for c in t) and any(c in "-_" for c in t) else 1.0 for t in found),
+            default=0.0,
+        )
 
     def score(i: int) -> float:
         part = parts[i]
@@ -61,7 +71,7 @@ def snippet(
     lo = hi = best
     used = count(parts[best])
     if used > max_tokens:
-        return compressor.compress(parts[best], CompressionLevel.FULL, max_tokens)
+        return _around(parts[best], weight, max_tokens, count)
     grew = True
     while grew:
         grew = False
@@ -74,3 +84,25 @@ def snippet(
                     grew = True
     body = " ".join(parts[lo : hi + 1])
     return ("… " if lo > 0 else "") + body + (" …" if hi < len(parts) - 1 else "")
+
+
+def _around(part: str, weight: Callable[[str], float], max_tokens: int, count: Callable[[str], int]) -> str:
+    """The widest run of words of ``part`` that fits, centred on its weightiest word (the
+    first of equals): a long log line or JSON result is cut around what was asked."""
+    words = part.split(" ")
+    at = max(range(len(words)), key=lambda i: (weight(words[i]), -i))
+
+    def window(radius: int) -> str:
+        lo, hi = max(at - radius, 0), min(at + radius + 1, len(words))
+        return ("… " if lo > 0 else "") + " ".join(words[lo:hi]) + (" …" if hi < len(words) else "")
+
+    low, high = 0, len(words)
+    if count(window(0)) > max_tokens:
+        return ""
+    while low < high:  # the largest radius that fits (counts are monotonic in the radius)
+        mid = (low + high + 1) // 2
+        if count(window(mid)) <= max_tokens:
+            low = mid
+        else:
+            high = mid - 1
+    return window(low)

@@ -61,14 +61,14 @@ def terms(text: str) -> list[str]:
     return out
 
 
-def identifiers(text: str) -> list[str]:
+def identifiers(text: str, *, keep_case: bool = False) -> list[str]:
     """Identifier-like tokens (codes, keys, ids: mixed letters and digits or joined by
-    ``-``/``_``), lowercased, in order of appearance, without repeats."""
+    ``-``/``_``), in order of appearance, without repeats; lowercased (for matching)
+    unless ``keep_case`` (for showing them)."""
     seen: dict[str, None] = {}
     for match in _IDENTIFIER.findall(text):
-        token = match.lower()
-        if any(ch.isdigit() for ch in token):
-            seen.setdefault(token, None)
+        if any(ch.isdigit() for ch in match):
+            seen.setdefault(match if keep_case else match.lower(), None)
     return list(seen)
 
 
