@@ -10,29 +10,20 @@ plan is a pure function of the log, the policy and the budget.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sessionware.core.memory.block import render_block
 from sessionware.core.memory.compression import ExtractiveCompressor
 from sessionware.core.memory.enums import CompressionLevel, MutationType, PageType, Provider, StorageTier
 from sessionware.core.memory.pages import MemoryPage
-from sessionware.core.memory.prompts import (
-    AvailablePage,
-    ManifestPolicies,
-    VMManifest,
-    WorkingSetEntry,
-    memory_block,
-    rules_text,
-)
 from sessionware.core.memory.text import terms
 from sessionware.core.memory.transcript import (
     Message,
     Turn,
     merge_same_role,
     openai_messages,
-    page_line,
     to_anthropic,
 )
 from sessionware.core.session.enums import EventType
@@ -293,78 +284,11 @@ class Plan:
         self._block = None
         self.block_version += 1
 
-    def block_pages(self) -> list[MemoryPage]:
-        vm = self.vm
-        out = [p for p in (vm.table.get(i) for i in vm.pinned_ids + vm.segment_summary_ids) if p is not None]
-        claims = sorted(
-            (p for p in (vm.table.get(i) for i in vm.claim_ids) if p is not None),
-            key=lambda p: (not p.pinned, -p.importance, p.page_id),
-        )
-        room = self.layout.summary_cap // 3
-        for claim in claims:
-            if claim.pinned or claim.tokens <= room:
-                out.append(claim)
-                room -= 0 if claim.pinned else claim.tokens
-        if self.rolling_id:
-            out.append(self.pages[self.rolling_id])
-        out.extend(self.pages[i] for i in self.summaries)
-        return out
-
     def block(self) -> tuple[str, int, list[str]]:
         """The memory block text, its exact tokens as sent, and the page ids it shows."""
         if self._block is None:
-            self._block = self._render_block()
+            self._block = render_block(self)
         return self._block
-
-    def _render_block(self) -> tuple[str, int, list[str]]:
-        policy = self.vm.policy
-        tools = policy.tools_enabled
-        compact = self.layout.compact
-        rules = rules_text(policy.mode, policy.max_faults_per_turn, tools=tools, compact=compact)
-        lines = [
-            f"P (pin_{i + 1}, t0): {json.dumps(text, ensure_ascii=False)}"
-            for i, text in enumerate(policy.pinned)
-        ]
-        pages = self.block_pages()
-        lines.extend(page_line(p) for p in pages)
-        manifest = self._manifest(pages) if tools and not compact else None
-        text = memory_block(rules, manifest, lines)
-        tokens = self.counter.count_text(text) + self.layout.block_overhead
-        return text, tokens, [f"pin_{i + 1}" for i in range(len(policy.pinned))] + [p.page_id for p in pages]
-
-    def _manifest(self, pages: list[MemoryPage]) -> VMManifest:
-        working = [
-            WorkingSetEntry(
-                page_id=p.page_id,
-                level=int(p.compression_level),
-                tokens_est=p.tokens,
-                importance=p.importance,
-            )
-            for p in pages
-        ]
-        available: list[AvailablePage] = []
-        used = 0
-        for chunk in reversed(self.chunks):
-            entry = AvailablePage(
-                page_id=f"chunk_{chunk.index + 1}",
-                tier=StorageTier.L1.value,
-                hint=f"t{chunk.first_turn}-{chunk.last_turn}: " + " ".join(chunk.keywords),
-            )
-            cost = self.counter.count_text(entry.model_dump_json())
-            if used + cost > self.layout.manifest_cap:
-                break
-            available.append(entry)
-            used += cost
-        return VMManifest(
-            session_id=self.vm.state.id,
-            working_set=working,
-            available_pages=available,
-            policies=ManifestPolicies(
-                faults_allowed=True,
-                max_faults_per_turn=policy_faults(self.vm),
-                upgrade_budget_tokens=self.layout.per_fault,
-            ),
-        )
 
     # -- lookups for the fault handler --------------------------------------------------
 
@@ -390,10 +314,6 @@ class Plan:
 
     def in_window(self, page: MemoryPage) -> bool:
         return page.page_type in (PageType.TRANSCRIPT, PageType.ARTIFACT) and page.turn >= self.visible_from
-
-
-def policy_faults(vm: VirtualMemory) -> int:
-    return vm.policy.max_faults_per_turn
 
 
 def _keywords(text: str, limit: int = 5) -> list[str]:
