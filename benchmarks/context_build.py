@@ -18,6 +18,7 @@ same log give byte-identical requests).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import time
@@ -101,6 +102,9 @@ def measure(turns: int, budget: int, iterations: int) -> dict[str, float]:
     cold = time.perf_counter() - t0
     times: list[float] = []
     tokens: list[int] = []
+    # Garbage of the previous (possibly 10,000-turn) run is collected first, so a full
+    # collection of it does not land inside this series.
+    gc.collect()
     for i in range(turns, turns + iterations):
         add_turn(state, i)
         t0 = time.perf_counter()
