@@ -26,7 +26,8 @@ async def record(db_url: str) -> str:
         usage=TokenUsage(input_tokens=412, output_tokens=18),
         finish_reason="tool_calls",
     )
-    await sm.tool_used("get_weather", {"city": "Lisbon"}, {"forecast": "sunny", "high_c": 24}, call_id="call_1")
+    forecast = {"forecast": "sunny", "high_c": 24}
+    await sm.tool_used("get_weather", {"city": "Lisbon"}, forecast, call_id="call_1")
     await sm.ai_responds(
         "Sunny in Lisbon tomorrow, with a high of 24 °C.",
         model="gpt-4o-mini-2024-07-18",

@@ -10,17 +10,6 @@ import pytest
 
 import sessionware
 
-# Names reserved for modules other issues are building; they tighten to passing as they land.
-RESERVED = {
-    "wrap": "sessionware.adapters.api (wrappers, issue 4)",
-    "unwrap": "sessionware.adapters.api (wrappers, issue 4)",
-    "session": "sessionware.adapters.scope (scoped sessions, issue 4)",
-    "current_session": "sessionware.adapters.scope (scoped sessions, issue 4)",
-    "ContextPolicy": "sessionware.core.memory.policy (virtual memory, issue 3)",
-    "VMMode": "sessionware.core.memory.enums (virtual memory, issue 3)",
-    "track_infinite_conversation": "infinite context (issue 3)",
-}
-
 PROVIDER_SDKS = ("openai", "anthropic", "litellm", "httpx2", "redis", "genai_prices", "tiktoken")
 
 
@@ -30,20 +19,7 @@ def test_all_is_sorted_and_unique() -> None:
     assert dir(sessionware) == sessionware.__all__
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                reason=f"reserved for {RESERVED[name]}", strict=False, raises=(ImportError, AttributeError)
-            ),
-        )
-        if name in RESERVED
-        else name
-        for name in sessionware.__all__
-    ],
-)
+@pytest.mark.parametrize("name", sessionware.__all__)
 def test_every_public_name_resolves(name: str) -> None:
     value = getattr(sessionware, name)
     assert value is not None
