@@ -102,6 +102,7 @@ class SQLiteBackend:
             conn = sqlite3.connect(
                 self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
             )
+            self._check_foreign(conn)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
@@ -109,10 +110,35 @@ class SQLiteBackend:
                 "INSERT OR IGNORE INTO sessionware_meta(key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+            self._check_version(conn)
         except (sqlite3.Error, OSError) as exc:
             raise self._error("open", exc) from exc
         self._conn = conn
         return conn
+
+    def _check_foreign(self, conn: sqlite3.Connection) -> None:
+        """Refuse to add our tables to a database that belongs to something else."""
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "sessionware_meta" not in tables:
+            conn.close()
+            raise StorageError(
+                "open",
+                self.kind,
+                self.location,
+                f"the file holds other tables ({', '.join(sorted(tables)[:5])}) and no sessionware data;"
+                " refusing to add sessionware's tables to it",
+            )
+
+    def _check_version(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT value FROM sessionware_meta WHERE key = 'schema_version'").fetchone()
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
+            conn.close()
+            raise StorageError(
+                "open",
+                self.kind,
+                self.location,
+                f"written by a newer sessionware (schema {row[0]}, this version reads {SCHEMA_VERSION})",
+            )
 
     @contextmanager
     def _tx(self, operation: str) -> Iterator[sqlite3.Connection]:

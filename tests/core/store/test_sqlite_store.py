@@ -290,3 +290,34 @@ def test_several_events_are_recorded_atomically_in_one_write(sqlite_path: Path) 
     store.flush_sync()
     assert [e.seq for e in store.load_sync("batch").events] == [1, 2]  # all or nothing
     store.close()
+
+
+def test_a_database_of_another_app_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    foreign = tmp_path / "app.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL)")
+    conn.commit()
+    conn.close()
+
+    store = Store(SQLiteBackend(foreign))
+    with pytest.raises(StorageError) as caught:
+        store.list_sessions_sync()
+    assert str(foreign) in str(caught.value)
+    assert "orders" in caught.value.reason
+    assert rows(foreign, "SELECT name FROM sqlite_master WHERE type = 'table'") == [("orders",)]
+    store.close()
+
+
+def test_a_file_written_by_a_newer_schema_is_refused(sqlite_path: Path) -> None:
+    store = Store(SQLiteBackend(sqlite_path))
+    store.list_sessions_sync()
+    store.close()
+    conn = sqlite3.connect(sqlite_path)
+    conn.execute("UPDATE sessionware_meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+
+    again = Store(SQLiteBackend(sqlite_path))
+    with pytest.raises(StorageError, match="newer sessionware"):
+        again.list_sessions_sync()
+    again.close()
