@@ -29,10 +29,17 @@ The seam for managed mode
   recorded output event).
 * ``after_response(call, output)`` may return the body of a hidden follow-up round (the
   model called a memory tool; the hook appended its answer). The round's output is
-  recorded as a ``hidden`` event and the next response is what the app receives;
-  ``max_rounds`` bounds the loop. For streamed calls the next issue's hook is expected
-  to buffer the first stream (``StreamRecording`` already sees every chunk) and decide
-  before the app reads; the funnel loop below is written so a round can be re-sent.
+  recorded as a ``hidden`` event (with ``call.hidden_fields``, never ``extra_fields``)
+  and the next response is what the app receives; ``max_rounds`` bounds the loop. The
+  hook sees every output, the last one too, so it can take out what the app must not
+  see (``call.substitute`` replaces the returned response object).
+* Optional twins, looked up with ``getattr``: ``after_stream(call, stream)`` decides on
+  a streamed round before the app reads it (it may read ahead, then hand the stream
+  over, or consume it and return a ``HiddenRound``); ``abefore_send`` and
+  ``aafter_stream`` are what async clients await instead.
+* A hook refuses a call before anything is sent by raising ``TokenLimitExceeded``: it
+  reaches the app (the hook records the refusal); every other hook failure is reported
+  and the app's own request is sent.
 """
 
 from __future__ import annotations
@@ -63,14 +70,17 @@ from sessionware.adapters._types import CallOutput, CallRequest, Endpoint, Endpo
 from sessionware.adapters.scope import SessionScope, active_scope, note_session
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.defaults import default_price_book, default_store
+from sessionware.core.errors import TokenLimitExceeded
 from sessionware.core.session.registry import registry_for
 from sessionware.core.session.state import SessionState
 from sessionware.core.store.store import Store
 
 __all__ = [
     "CallHooks",
+    "HiddenRound",
     "InterceptedCall",
     "WrapConfig",
+    "add_outer_recorder",
     "async_funnel",
     "suppress_recording",
     "sync_funnel",
@@ -87,6 +97,19 @@ class CallHooks(Protocol):
     def before_send(self, call: InterceptedCall) -> Mapping[str, Any] | None: ...
 
     def after_response(self, call: InterceptedCall, output: CallOutput) -> Mapping[str, Any] | None: ...
+
+
+@dataclass(slots=True)
+class HiddenRound:
+    """A streamed round the app does not see, and the body of the round after it."""
+
+    body: Mapping[str, Any]
+    output: CallOutput
+    first_token_at: float | None = None
+
+
+# ``prepare``'s default: ask the hook's sync ``before_send`` (async callers ask first).
+_ASK: Any = object()
 
 
 class _ResponseThreads:
@@ -128,6 +151,18 @@ _SUPPRESSED: Any = object()
 _active: contextvars.ContextVar[Any] = contextvars.ContextVar("sessionware_active_call", default=None)
 
 
+# Checks that say the call in progress is recorded by a higher-level adapter that cannot
+# wrap it in ``suppress_recording()`` (LiteLLM's callback runs after the call): such
+# calls pass through, so they are counted once.
+_recorded_above: list[Callable[[], bool]] = []
+
+
+def add_outer_recorder(check: Callable[[], bool]) -> None:
+    """Let funnel calls pass through unrecorded while ``check()`` is true (idempotent)."""
+    if check not in _recorded_above:
+        _recorded_above.append(check)
+
+
 @contextmanager
 def suppress_recording() -> Iterator[None]:
     """Let wrapped calls made inside the block pass through unrecorded.
@@ -156,15 +191,20 @@ class InterceptedCall:
         "config",
         "endpoint",
         "extra_fields",
+        "hidden_fields",
+        "hide_usage",
+        "hook_state",
         "is_async",
         "options",
         "raw",
         "recording",
         "request",
+        "round_started",
         "rounds",
         "started",
         "state",
         "stream",
+        "substitute",
     )
 
     def __init__(
@@ -190,6 +230,14 @@ class InterceptedCall:
         self.recording: StreamRecording | None = None
         self.extra_fields: dict[str, Any] = {}
         self.rounds = 0
+        self.hook_state: Any = None
+        """What the wrapping mode keeps about this call between its hooks."""
+        self.hidden_fields: dict[str, Any] = {}
+        """Fields of the next hidden event (``extra_fields`` belong to the app's call)."""
+        self.hide_usage = False
+        self.round_started = self.started
+        self.substitute: Any = None
+        """When set, returned to the app instead of the SDK's last response."""
 
     # -- session ----------------------------------------------------------------------
 
@@ -263,13 +311,30 @@ class InterceptedCall:
 
     # -- before the send ----------------------------------------------------------------
 
-    def prepare(self, stream_cls: Any) -> tuple[Any, Any]:
-        """The options and stream class to send with (the originals if anything fails)."""
+    async def areplacement(self) -> Any:
+        """The body an async hook sends instead (``_ASK``: the hooks have no async twin)."""
+        before = getattr(self.config.hooks, "abefore_send", None)
+        if before is None:
+            return _ASK
+        try:
+            return await before(self)
+        except TokenLimitExceeded:
+            raise
+        except Exception as exc:
+            _guard.report("a request", exc)
+            return None
+
+    def prepare(self, stream_cls: Any, replaced: Any = _ASK) -> tuple[Any, Any]:
+        """The options and stream class to send with (the originals if anything fails).
+
+        ``TokenLimitExceeded`` from the hook is the one error that reaches the app.
+        """
         try:
             body = self.body
             hooks = self.config.hooks
             if hooks is not None:
-                replaced = hooks.before_send(self)
+                if replaced is _ASK:
+                    replaced = hooks.before_send(self)
                 if replaced is not None:
                     body = replaced
             hide_usage = False
@@ -278,6 +343,7 @@ class InterceptedCall:
                 if with_usage is not None:
                     body, hide_usage = with_usage, True
             send_cls = stream_cls
+            self.hide_usage = hide_usage
             if self.stream and stream_cls is not None and self.raw != "stream":
                 acc = self.endpoint.accumulator(hide_usage_chunk=hide_usage)
                 self.recording = StreamRecording(self, acc, is_async=self.is_async)
@@ -286,6 +352,8 @@ class InterceptedCall:
                 self.options if body is self.body else self.options.model_copy(update={"json_data": body})
             )
             return options, send_cls
+        except TokenLimitExceeded:
+            raise
         except Exception as exc:
             self.recording = None
             _guard.report("a request", exc)
@@ -302,11 +370,15 @@ class InterceptedCall:
                     tee_body(http, self, self.endpoint, sse=self.stream)
                 return None
             if self.stream:
-                if self.raw is not None and self.recording is not None:
+                if self.raw is not None:
                     http = getattr(result, "http_response", None)
-                    if http is not None:
+                    if http is not None and self.recording is not None:
                         register_response(http, self.recording)
-                return None
+                    return None
+                after = getattr(self.config.hooks, "after_stream", None)
+                if after is None or self.recording is None:
+                    return None
+                return self._next_round(after(self, result))
             if self.raw is not None:
                 output = self.endpoint.read_response(wrap_json(json.loads(result.http_response.content)))
             else:
@@ -319,20 +391,48 @@ class InterceptedCall:
             _guard.report("a response", exc)
         return None
 
+    async def acompleted(self, result: Any) -> Any:
+        """``completed`` for async clients: a streamed round is read with ``aafter_stream``."""
+        after = getattr(self.config.hooks, "aafter_stream", None)
+        if not self.stream or self.raw is not None or after is None or self.recording is None:
+            return self.completed(result)
+        try:
+            return self._next_round(await after(self, result))
+        except Exception as exc:
+            _guard.report("a stream", exc)
+        return None
+
     def _follow_up(self, output: CallOutput) -> Any:
         hooks = self.config.hooks
-        if hooks is None or self.raw is not None or self.rounds >= self.config.max_rounds:
+        if hooks is None or self.raw == "stream":
             return None
         body = hooks.after_response(self, output)
         if body is None:
             return None
+        if self.rounds >= self.config.max_rounds:
+            logger.warning("hidden rounds stopped at max_rounds=%d", self.config.max_rounds)
+            return None
+        return self._next_round(HiddenRound(body, output))
+
+    def _next_round(self, hidden: HiddenRound | None) -> Any:
+        """Record ``hidden`` and return the options of the round after it (None: no round)."""
+        if hidden is None:
+            return None
         self.rounds += 1
         assert self.state is not None
-        record_hidden(self.state, self._facts(), output, self._prices())
-        return self.options.model_copy(update={"json_data": body})
+        facts = self._facts(first_token_at=hidden.first_token_at, hidden=True)
+        record_hidden(self.state, facts, hidden.output, self._prices())
+        self.hidden_fields = {}
+        self.round_started = time.perf_counter()
+        if self.recording is not None:
+            acc = self.endpoint.accumulator(hide_usage_chunk=self.hide_usage)
+            self.recording = StreamRecording(self, acc, is_async=self.is_async)
+        return self.options.model_copy(update={"json_data": hidden.body})
 
     def failed(self, error: BaseException) -> None:
         try:
+            # What the app asked to send was not billed: no tokens were saved either.
+            self.extra_fields.pop("app_input_tokens", None)
             self._record(error=error)
         except Exception as exc:
             _guard.report("a failed call", exc)
@@ -355,17 +455,21 @@ class InterceptedCall:
     def _prices(self) -> PriceBook:
         return self.config.prices or default_price_book()
 
-    def _facts(self, *, end: str | None = None, first_token_at: float | None = None) -> CallFacts:
+    def _facts(
+        self, *, end: str | None = None, first_token_at: float | None = None, hidden: bool = False
+    ) -> CallFacts:
+        """Facts of the app's call, or (``hidden``) of the current hidden round alone."""
         now = time.perf_counter()
+        since = self.round_started if hidden else self.started
         return CallFacts(
             provider=self.config.spec.name,
             kind=self.endpoint.kind,
             request=self.request,
             stream=self.stream,
-            latency_ms=(now - self.started) * 1000.0,
-            ttft_ms=(first_token_at - self.started) * 1000.0 if first_token_at is not None else None,
+            latency_ms=(now - since) * 1000.0,
+            ttft_ms=(first_token_at - since) * 1000.0 if first_token_at is not None else None,
             end=end,
-            extra_fields=self.extra_fields,
+            extra_fields=self.hidden_fields if hidden else self.extra_fields,
         )
 
     def _record(
@@ -391,6 +495,8 @@ class InterceptedCall:
 
 def _begin(config: WrapConfig, options: Any, stream: bool, *, is_async: bool) -> InterceptedCall | None:
     if not config.enabled or _active.get() is not None:
+        return None
+    if _recorded_above and any(check() for check in _recorded_above):
         return None
     try:
         endpoint = config.spec.endpoint(options.method, options.url)
@@ -426,7 +532,7 @@ def sync_funnel(config: WrapConfig, original: Callable[..., Any]) -> Callable[..
                     pending_stream.reset(pending)
                 send = call.completed(result)
                 if send is None:
-                    return result
+                    return result if call.substitute is None else call.substitute
         finally:
             _active.reset(token)
 
@@ -446,7 +552,7 @@ def async_funnel(
         try:
             if not await call.open_async():
                 return await original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
-            send, send_cls = call.prepare(stream_cls)
+            send, send_cls = call.prepare(stream_cls, await call.areplacement())
             while True:
                 pending = pending_stream.set(call.recording)
                 try:
@@ -456,9 +562,9 @@ def async_funnel(
                     raise
                 finally:
                     pending_stream.reset(pending)
-                send = call.completed(result)
+                send = await call.acompleted(result)
                 if send is None:
-                    return result
+                    return result if call.substitute is None else call.substitute
         finally:
             _active.reset(token)
 

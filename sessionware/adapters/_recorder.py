@@ -230,7 +230,11 @@ def _call_fields(
         metadata["incomplete"] = True
         metadata["end"] = facts.end
     if facts.extra_fields:
-        fields.update(facts.extra_fields)
+        extra = facts.extra_fields
+        if "metadata" in extra:  # added to the call's metadata, not in place of it
+            metadata.update(extra["metadata"])
+            extra = {k: v for k, v in extra.items() if k != "metadata"}
+        fields.update(extra)
     return fields
 
 
