@@ -5,12 +5,24 @@ a ``SessionState``: it numbers events, folds totals, notifies listeners (the vir
 memory, segmentation) and hands the append to the store. Recording is synchronous
 pure computation plus a queue hand-off, so sync clients need no event loop and async
 clients never block on I/O.
+
+Deferred records
+----------------
+A recorder may hand its work to a background thread instead of doing it on the caller's
+path (the SDK adapters do: the app's call only captures references). It queues that work
+on the session with ``defer``; ``settle`` runs whatever is queued, in order, on the
+calling thread. Every read (``events``, ``info``) and every write (``record``,
+``record_many``, ``save_header``) of the session settles first, so deferred records keep
+their place in the event order and anything that reads a session sees every record made
+before it; ``Store.flush`` and the store's reads settle the sessions that still hold
+deferred work (see ``Store.settle``).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -58,18 +70,84 @@ class SessionState:
         *,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
-        self.info = info
-        self.events = events
+        self._info = info
+        self._events = events
         self.store = store
         self.max_event_bytes = max_event_bytes
         self.lock = threading.RLock()
         self._listeners: list[EventListener] = []
         self.extensions: dict[str, Any] = {}
         """Per-session state owned by other parts (VM, adapters), keyed by their name."""
+        self._deferred: deque[Callable[[], None]] = deque()
+        self._settling: int | None = None
+        """``threading.get_ident()`` of the thread running deferred work, while it does."""
 
     @property
     def id(self) -> str:
-        return self.info.id
+        return self._info.id
+
+    @property
+    def info(self) -> SessionInfo:
+        """The header and totals, with every deferred record applied."""
+        if self._deferred or self._settling is not None:
+            self.settle()
+        return self._info
+
+    @property
+    def events(self) -> list[SessionEvent]:
+        """The event log (the live list), with every deferred record applied."""
+        if self._deferred or self._settling is not None:
+            self.settle()
+        return self._events
+
+    # -- deferred records ---------------------------------------------------------
+
+    def defer(self, work: Callable[[], None]) -> bool:
+        """Queue ``work`` (a callable that records into this session) to run before
+        anything else reads or writes the session.
+
+        Returns True when nothing was queued before: the caller must then see that
+        ``settle`` runs soon (the adapters hand it to their recorder thread). ``work``
+        handles its own failures; one that escapes propagates from ``settle``, and the
+        work queued after it stays queued.
+        """
+        deferred = self._deferred
+        deferred.append(work)
+        # Checked after the append: a settle running concurrently either takes this
+        # work in its loop or has already emptied the queue, making the length 1.
+        if len(deferred) == 1:
+            self.store.add_unsettled(self)
+            return True
+        return False
+
+    @property
+    def unsettled(self) -> bool:
+        """True while deferred work is queued or running."""
+        return bool(self._deferred) or self._settling is not None
+
+    def settle(self) -> None:
+        """Run the deferred work now, in order, on this thread (a no-op when there is none).
+
+        Waits while another thread runs it; called from inside that work (a listener
+        reading the session), returns at once.
+        """
+        if not self._deferred and self._settling is None:
+            return
+        me = threading.get_ident()
+        if self._settling == me:
+            return
+        with self.lock:
+            if not self._deferred:
+                return
+            self._settling = me
+            try:
+                while self._deferred:
+                    self._deferred.popleft()()
+            finally:
+                self._settling = None
+                self.store.discard_unsettled(self)
+                if self._deferred:  # what a failed work left behind
+                    self.store.add_unsettled(self)
 
     def add_listener(self, listener: EventListener) -> None:
         """Call ``listener(event)`` after each event is recorded (under the session lock)."""
@@ -103,8 +181,10 @@ class SessionState:
     def record(self, type: EventType, source: EventSource, **fields: Any) -> SessionEvent:
         """Append one event; see ``record_many`` (this is its one-event fast path)."""
         self._check(fields)
+        if self._deferred or self._settling is not None:
+            self.settle()
         with self.lock:
-            info = self.info
+            info = self._info
             seq = info.last_seq + 1
             now = utcnow()
             event = trusted_event(
@@ -129,8 +209,10 @@ class SessionState:
         """
         for _, _, fields in drafts:
             self._check(fields)
+        if self._deferred or self._settling is not None:
+            self.settle()
         with self.lock:
-            info = self.info
+            info = self._info
             seq = info.last_seq
             now = utcnow()
             events = []
@@ -153,10 +235,10 @@ class SessionState:
 
     def _recorded(self, events: Sequence[SessionEvent], now: datetime) -> None:
         """Bring the live state up to date with events just handed to the store."""
-        info = self.info
+        info = self._info
         totals = info.totals
         for event in events:
-            self.events.append(event)
+            self._events.append(event)
             totals.fold(event)
             for listener in self._listeners:
                 listener(event)
@@ -167,8 +249,10 @@ class SessionState:
 
     def save_header(self, **changes: Any) -> None:
         """Change header fields (``metadata``, ``system_prompt``, ``runs``...) and store them."""
+        self.settle()
         with self.lock:
+            info = self._info
             for key, value in changes.items():
-                setattr(self.info, key, value)
-            self.info.updated_at = utcnow()
-            self.store.submit([SaveHeader(self.info.model_copy(deep=True))])
+                setattr(info, key, value)
+            info.updated_at = utcnow()
+            self.store.submit([SaveHeader(info.model_copy(deep=True))])

@@ -10,6 +10,10 @@ Failures never reach the code that recorded: a write that fails with a retryable
 ``StorageError`` stays queued and is retried with backoff; one that can never succeed
 is logged and counted. ``flush()`` is where a caller who cares sees the error. At a
 normal interpreter exit every live store is flushed.
+
+Sessions may hold records whose work was deferred (``SessionState.defer``): they register
+here while they do, and ``flush()`` and every read settle them first, so what is flushed
+or read includes every record made before.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sessionware.core.errors import SessionwareError, StorageError
 from sessionware.core.session.models import Session, SessionEvent, SessionInfo
@@ -72,6 +76,12 @@ class _Call:
 _STOP = object()
 
 
+class Settles(Protocol):
+    """Something holding deferred writes to this store (a ``SessionState``)."""
+
+    def settle(self) -> None: ...
+
+
 class Store:
     """A session store. Build one from a URL with ``open_store`` or from a backend.
 
@@ -93,6 +103,7 @@ class Store:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
+        self._unsettled: set[Settles] = set()
 
     @property
     def kind(self) -> str:
@@ -243,6 +254,24 @@ class Store:
         self._failures = 0
         self.stats.pending_ops = len(self._pending)
 
+    # -- deferred records -------------------------------------------------------------
+
+    def add_unsettled(self, holder: Settles) -> None:
+        """``holder`` has deferred records for this store: settle it before flushes and reads."""
+        self._unsettled.add(holder)
+
+    def discard_unsettled(self, holder: Settles) -> None:
+        self._unsettled.discard(holder)
+
+    def settle(self) -> None:
+        """Apply every deferred record of this store's sessions (on this thread)."""
+        while self._unsettled:
+            try:
+                holder = self._unsettled.pop()
+            except KeyError:  # emptied by another thread
+                return
+            holder.settle()
+
     # -- public write path ----------------------------------------------------------
 
     def submit(self, ops: Sequence[WriteOp]) -> None:
@@ -257,6 +286,8 @@ class Store:
 
     def flush_sync(self, timeout: float | None = 30.0) -> None:
         """Block until every submitted write is stored; raise ``StorageError`` if not."""
+        if self._unsettled:
+            self.settle()
         if not self.backend.blocking or self._thread is None:
             return
         marker = _Flush()
@@ -265,6 +296,8 @@ class Store:
 
     async def flush(self, timeout: float | None = 30.0) -> None:
         """Wait, without blocking the event loop, until every submitted write is stored."""
+        if self._unsettled:
+            self.settle()
         if not self.backend.blocking or self._thread is None:
             return
         marker = _Flush()
@@ -274,6 +307,8 @@ class Store:
     # -- reads (ordered after every write submitted before them) --------------------
 
     def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._unsettled:
+            self.settle()
         if not self.backend.blocking:
             return fn(*args)
         self._ensure_writer()
@@ -283,6 +318,8 @@ class Store:
         return result
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._unsettled:
+            self.settle()
         if not self.backend.blocking:
             return fn(*args)
         self._ensure_writer()
