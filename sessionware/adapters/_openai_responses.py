@@ -136,6 +136,26 @@ class _Turns:
             self.flush()
 
 
+def _read(body: Mapping[str, Any], *, until_user: bool) -> _Turns:
+    """The input's turns: all of them, or up to the first user message (leading system
+    text included, which is all that threading a call needs)."""
+    turns = _Turns()
+    instructions = body.get("instructions")
+    if isinstance(instructions, str) and instructions:
+        turns.system.append(instructions)
+    data = body.get("input")
+    if isinstance(data, str):
+        turns.add(WireMessage(Role.USER, data))
+    else:
+        for item in data or ():
+            if isinstance(item, dict):
+                turns.item(item)
+                if until_user and turns.messages and turns.messages[-1].role is Role.USER:
+                    break
+    turns.flush()
+    return turns
+
+
 def _continues(body: Mapping[str, Any]) -> str | None:
     previous = body.get("previous_response_id")
     if isinstance(previous, str) and previous:
@@ -152,22 +172,22 @@ class ResponsesEndpoint:
     kind = EndpointKind.RESPONSES
 
     def read_request(self, body: Mapping[str, Any]) -> CallRequest:
-        turns = _Turns()
-        instructions = body.get("instructions")
-        if isinstance(instructions, str) and instructions:
-            turns.system.append(instructions)
-        data = body.get("input")
-        if isinstance(data, str):
-            turns.add(WireMessage(Role.USER, data))
-        else:
-            for item in data or ():
-                if isinstance(item, dict):
-                    turns.item(item)
-        turns.flush()
+        # Read now: what threads the call into a session, from the input up to its first
+        # user message. The whole input is read when the call is recorded, off the app's path.
+        opening = _read(body, until_user=True)
+        first_user = next((m.content for m in opening.messages if m.role is Role.USER), None)
+        read: list[WireMessage] = []
+
+        def build(start: int) -> list[WireMessage]:
+            if not read:
+                read.extend(_read(body, until_user=False).messages)
+            return read[start:]
+
         return CallRequest(
             model=body.get("model"),
-            system="\n\n".join(turns.system) if turns.system else None,
-            messages=turns.messages,
+            system="\n\n".join(opening.system) if opening.system else None,
+            build=build,
+            first_user=first_user,
             continues=_continues(body),
             tools=list(body.get("tools") or ()),
         )

@@ -67,16 +67,19 @@ class CallRequest:
     A reader may give ``keys`` (the identity of each message, see ``message_key``) and a
     ``build(start)`` function instead of ``messages``: messages are then only built when
     something needs them, which on most calls is just the few the session has not seen.
+    ``keys`` may itself be a function, called on first use: what threads a call into a
+    session (``model``, ``system``, ``first_user``, ``continues``) is read when the call is
+    made, the conversation itself only when it is recorded, off the app's path.
     """
 
     __slots__ = (
         "_build",
+        "_keys",
         "_messages",
         "continues",
         "conversational",
         "first_user",
         "inputs",
-        "keys",
         "model",
         "system",
         "tools",
@@ -89,7 +92,7 @@ class CallRequest:
         system: str | None,
         messages: list[WireMessage] | None = None,
         build: Callable[[int], list[WireMessage]] | None = None,
-        keys: list[int] | None = None,
+        keys: list[int] | Callable[[], list[int]] | None = None,
         first_user: Any = None,
         continues: str | None = None,
         tools: list[Mapping[str, Any]] | None = None,
@@ -101,7 +104,7 @@ class CallRequest:
         """Leading system/developer text (or Anthropic ``system``, Responses ``instructions``)."""
         self._messages = messages
         self._build = build
-        self.keys = keys
+        self._keys = keys
         self.first_user = (
             first_user
             if messages is None
@@ -116,6 +119,15 @@ class CallRequest:
         """False for calls without a conversation (embeddings): only usage and cost are recorded."""
         self.inputs = inputs
         """Number of inputs of a non-conversational call (embedded texts)."""
+
+    @property
+    def keys(self) -> list[int] | None:
+        """The identity of each message (``message_key``), when the reader gave them."""
+        keys = self._keys
+        if keys is None or isinstance(keys, list):
+            return keys
+        read = self._keys = keys()
+        return read
 
     @property
     def messages(self) -> list[WireMessage]:

@@ -16,7 +16,7 @@ The SDK is not imported.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from time import perf_counter
 from typing import Any
 
@@ -91,25 +91,48 @@ def _user(content: Any, out: list[WireMessage]) -> None:
         out.append(WireMessage(Role.USER, rest))
 
 
+def _read_messages(raw: list[Any]) -> Iterator[WireMessage]:
+    """The conversation of a Messages request, one message at a time."""
+    for message in raw:
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "assistant":
+            yield _assistant(message.get("content"))
+        else:
+            out: list[WireMessage] = []
+            _user(message.get("content"), out)
+            yield from out
+
+
 class MessagesEndpoint:
     """``POST /v1/messages`` (also ``?beta=true``)."""
 
     kind = EndpointKind.MESSAGES
 
     def read_request(self, body: Mapping[str, Any]) -> CallRequest:
+        # Read now: what threads the call into a session (``system`` and the first user
+        # turn). The conversation is read when the call is recorded, off the app's path.
         system = body.get("system")
-        messages: list[WireMessage] = []
-        for raw in body.get("messages") or ():
-            if not isinstance(raw, dict):
-                continue
-            if raw.get("role") == "assistant":
-                messages.append(_assistant(raw.get("content")))
-            else:
-                _user(raw.get("content"), messages)
+        raw = body.get("messages") or []
+        if not isinstance(raw, list):
+            raw = list(raw)
+        first_user: Any = None
+        for message in _read_messages(raw):
+            if message.role is Role.USER:
+                first_user = message.content
+                break
+        read: list[WireMessage] = []
+
+        def build(start: int) -> list[WireMessage]:
+            if not read:
+                read.extend(_read_messages(raw))
+            return read[start:]
+
         return CallRequest(
             model=body.get("model"),
             system=content_text(system) if system else None,
-            messages=messages,
+            build=build,
+            first_user=first_user,
             tools=list(body.get("tools") or ()),
         )
 

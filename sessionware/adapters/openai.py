@@ -86,25 +86,26 @@ def _chat_message(message: Mapping[str, Any]) -> WireMessage | None:
     return None
 
 
-class ChatEndpoint:
-    """``POST /chat/completions`` (``create``, ``parse``, ``stream()``)."""
+class _ChatReading:
+    """The conversation of a chat request after its leading system messages, read once.
 
-    kind = EndpointKind.CHAT
+    Keys come straight from the dicts for the common plain-text turns; ``WireMessage``s
+    are built later, and usually only for the few messages the session lacks.
+    """
 
-    def read_request(self, body: Mapping[str, Any]) -> CallRequest:
-        raw = [m for m in body.get("messages") or () if isinstance(m, dict)]
-        start = 0
-        system: list[str] = []
-        while start < len(raw) and raw[start].get("role") in _SYSTEM_ROLES:
-            system.append(content_text(raw[start].get("content")))
-            start += 1
-        rest = raw[start:]
-        # Keys straight from the dicts for the common plain-text turns; ``WireMessage``s
-        # are built later, and usually only for the few messages the session lacks.
+    __slots__ = ("kept", "raw", "start")
+
+    def __init__(self, raw: list[Any], start: int) -> None:
+        self.raw = raw
+        self.start = start
+        self.kept: list[dict[str, Any]] | None = None
+
+    def keys(self) -> list[int]:
         keys: list[int] = []
         kept: list[dict[str, Any]] = []
-        first_user: Any = None
-        for message in rest:
+        for message in self.raw[self.start :]:
+            if not isinstance(message, dict):
+                continue
             content = message.get("content")
             role = message.get("role")
             if len(message) == 2 and content.__class__ is str and role in _PLAIN_ROLES:
@@ -114,19 +115,52 @@ class ChatEndpoint:
                 if wire is None:
                     continue
                 keys.append(message_key(wire))
-                role = wire.role
             kept.append(message)
-            if first_user is None and role == "user":
-                first_user = content
+        self.kept = kept
+        return keys
 
-        def build(start: int) -> list[WireMessage]:
-            return [w for w in map(_chat_message, kept[start:]) if w is not None]
+    def build(self, start: int) -> list[WireMessage]:
+        if self.kept is None:
+            self.keys()
+        assert self.kept is not None
+        return [w for w in map(_chat_message, self.kept[start:]) if w is not None]
 
+
+class ChatEndpoint:
+    """``POST /chat/completions`` (``create``, ``parse``, ``stream()``)."""
+
+    kind = EndpointKind.CHAT
+
+    def read_request(self, body: Mapping[str, Any]) -> CallRequest:
+        # Read now: what threads the call into a session (the leading system messages and
+        # the first user message). The conversation is read by ``_ChatReading`` when the
+        # call is recorded, off the app's path.
+        raw = body.get("messages") or []
+        if not isinstance(raw, list):
+            raw = list(raw)
+        system: list[str] = []
+        first_user: Any = None
+        start = 0
+        leading = True
+        for i, message in enumerate(raw):
+            if not isinstance(message, dict):
+                continue
+            role = message.get("role")
+            if leading:
+                if role in _SYSTEM_ROLES:
+                    system.append(content_text(message.get("content")))
+                    start = i + 1
+                    continue
+                leading = False
+            if role == "user":
+                first_user = message.get("content")
+                break
+        reading = _ChatReading(raw, start)
         return CallRequest(
             model=body.get("model"),
             system="\n\n".join(system) if system else None,
-            build=build,
-            keys=keys,
+            build=reading.build,
+            keys=reading.keys,
             first_user=first_user,
             tools=body.get("tools") or [],
         )
