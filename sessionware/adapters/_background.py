@@ -1,11 +1,22 @@
-"""Finalising what the garbage collector found, outside the collector.
+"""The recorder thread: the adapters' bookkeeping, done off the app's path.
 
-An abandoned stream is noticed by ``__del__`` or by its generator being closed, both of
-which the cyclic garbage collector may run at any allocation: inside a lock the
-recording path itself needs (a deadlock), or halfway through an import. So those
-finalisations only enqueue (``SimpleQueue.put`` is safe there) and one long-lived daemon
-thread, started on first use, records them; at exit the queue is drained before stores
-flush. ``settle()`` waits for what is queued (tests, and apps about to read stats).
+One long-lived daemon thread per process, started on first use, runs what the adapters
+hand it, in the order they hand it over:
+
+* **deferred records**: a wrapped call in observe mode only captures references (the
+  request body, the response or error, timings, the session) and queues the work of
+  recording them on the session (``SessionState.defer``); ``schedule(state)`` asks this
+  thread to settle it. Any code that reads or writes the session before then settles it
+  itself (``SessionState.settle``), so nothing is ever read stale or out of order.
+* **finalisations the garbage collector found** (abandoned streams): noticed by
+  ``__del__`` or a generator being closed, both of which the cyclic collector may run at
+  any allocation, inside a lock the recording path needs or halfway through an import.
+  Those only enqueue (``SimpleQueue.put`` is safe there) through ``defer``.
+
+``settle()`` waits until everything queued so far has run (tests, and apps about to read
+stats, though reads settle by themselves); at a normal interpreter exit it runs before
+the stores flush, so nothing is lost. Failures of the work are the work's to report
+(``_guard``); one that escapes is logged and the thread carries on.
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ from typing import Any
 
 from sessionware.adapters import _guard
 
-__all__ = ["collecting", "defer", "settle", "watch_collector"]
+__all__ = ["collecting", "defer", "schedule", "settle", "watch_collector"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,34 +55,43 @@ def watch_collector() -> None:
         gc.callbacks.append(_on_gc)
 
 
-_deferred: queue.SimpleQueue[Callable[[], None] | threading.Event] = queue.SimpleQueue()
-_finalizer: threading.Thread | None = None
-_finalizer_lock = threading.Lock()
+_queue: queue.SimpleQueue[Callable[[], None] | threading.Event] = queue.SimpleQueue()
+_thread: threading.Thread | None = None
+_start_lock = threading.Lock()
 
 
 def defer(action: Callable[[], None]) -> None:
-    """Run ``action`` soon on the finalizer thread (safe to call from ``__del__``)."""
-    _deferred.put(action)
-    if _finalizer is None or not _finalizer.is_alive():
-        _start_finalizer()
+    """Run ``action`` soon on the recorder thread (safe to call from ``__del__``)."""
+    _queue.put(action)
+    thread = _thread
+    if thread is None or not thread.is_alive():
+        _start()
 
 
-def _start_finalizer() -> None:
-    global _finalizer
+def schedule(state: Any) -> None:
+    """Have the recorder thread settle ``state`` (a ``SessionState`` with deferred records)."""
+    _queue.put(state.settle)
+    thread = _thread
+    if thread is None or not thread.is_alive():
+        _start()
+
+
+def _start() -> None:
+    global _thread
     if sys.is_finalizing():
         return
     # Never wait here: this may run inside a collection triggered while this very lock is
     # held. Whoever holds it is starting the thread, which will find the queued action.
-    if not _finalizer_lock.acquire(blocking=False):
+    if not _start_lock.acquire(blocking=False):
         return
     try:
-        if _finalizer is not None and _finalizer.is_alive():
+        if _thread is not None and _thread.is_alive():
             return
-        _finalizer = threading.Thread(target=_run_deferred, name="sessionware-finalizer", daemon=True)
-        _finalizer.start()
-        atexit.register(settle, 5.0)
+        _thread = threading.Thread(target=_run, name="sessionware-recorder", daemon=True)
+        _thread.start()
+        atexit.register(settle, 10.0)
     finally:
-        _finalizer_lock.release()
+        _start_lock.release()
 
 
 def _run_one(item: Callable[[], None] | threading.Event) -> None:
@@ -81,26 +101,40 @@ def _run_one(item: Callable[[], None] | threading.Event) -> None:
     try:
         item()
     except Exception as exc:
-        # Strict mode re-raises here too; the thread must survive it.
-        try:
-            _guard.report("an abandoned stream", exc)
-        except Exception:
-            logger.exception("sessionware could not record an abandoned stream")
+        # The work reports its own failures (``_guard.report`` keeps them on this thread);
+        # what escapes it is a bug in that reporting, counted the same way.
+        _guard.report("deferred work", exc)
 
 
-def _run_deferred() -> None:
+def _run() -> None:
+    _guard.mark_recorder_thread()
     while True:
-        _run_one(_deferred.get())
+        _run_one(_queue.get())
 
 
-def settle(timeout: float | None = 5.0) -> bool:
-    """Wait until every abandoned stream noticed so far is recorded; False on timeout."""
-    if _finalizer is None or not _finalizer.is_alive():
+def on_recorder_thread() -> bool:
+    """True on the recorder thread itself."""
+    return _thread is not None and threading.current_thread() is _thread
+
+
+def settle(timeout: float | None = 10.0) -> bool:
+    """Wait until everything queued so far has run; False on timeout.
+
+    In strict mode (tests), a bookkeeping failure the recorder thread met since the last
+    call is re-raised here.
+    """
+    if on_recorder_thread():
+        return True  # waiting for ourselves would never end; our queue runs in order anyway
+    if _thread is None or not _thread.is_alive():
         while True:  # no thread (yet, or any more): run what is queued here
             try:
-                _run_one(_deferred.get_nowait())
+                _run_one(_queue.get_nowait())
             except queue.Empty:
-                return True
-    marker = threading.Event()
-    _deferred.put(marker)
-    return marker.wait(timeout)
+                break
+        done = True
+    else:
+        marker = threading.Event()
+        _queue.put(marker)
+        done = marker.wait(timeout)
+    _guard.raise_deferred()
+    return done

@@ -10,6 +10,14 @@ by default when ``pytest`` has been imported (``"pytest" in sys.modules``), and 
 forced either way with ``set_strict(True)`` / ``set_strict(False)``; ``set_strict(None)``
 goes back to the automatic choice.
 
+Work deferred to the recorder thread (``_background``) fails away from the app: there,
+``report`` logs and counts in every mode and never raises (the thread must live on). In
+strict mode the failure is also kept and re-raised on the app's side at the next place
+the app touches the adapters: its next wrapped call (before anything is sent) or
+``sessionware.settle()``. Deferred work that runs on an app thread instead (a read of the
+session settles it first) is handled like any other: in strict mode it raises there,
+from that read.
+
 >>> health().internal_errors >= 0
 True
 """
@@ -21,7 +29,15 @@ import sys
 import threading
 from dataclasses import dataclass
 
-__all__ = ["AdapterHealth", "health", "is_strict", "report", "set_strict"]
+__all__ = [
+    "AdapterHealth",
+    "health",
+    "is_strict",
+    "mark_recorder_thread",
+    "raise_deferred",
+    "report",
+    "set_strict",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +54,9 @@ class AdapterHealth:
 _health = AdapterHealth()
 _lock = threading.Lock()
 _strict: bool | None = None
+_recorder_thread: int | None = None
+_kept: BaseException | None = None
+"""A strict-mode failure of the recorder thread, waiting to be re-raised."""
 
 
 def health() -> AdapterHealth:
@@ -59,14 +78,44 @@ def is_strict() -> bool:
 
 
 def report(where: str, exc: BaseException) -> None:
-    """Record a bookkeeping failure; re-raise it in strict mode.
+    """Record a bookkeeping failure; re-raise it in strict mode (on the recorder thread,
+    keep it for ``raise_deferred`` instead).
 
     Call it from an ``except Exception`` block: the app's call continues afterwards.
     """
+    global _kept
+    _count(where, exc)
+    if threading.get_ident() == _recorder_thread:
+        logger.warning("sessionware could not record %s; it is left out of the session: %r", where, exc)
+        if is_strict():
+            with _lock:
+                if _kept is None:  # the first failure is the informative one
+                    _kept = exc
+        return
+    if is_strict():
+        raise exc
+    logger.warning("sessionware could not record %s; the call proceeds unrecorded: %r", where, exc)
+
+
+def _count(where: str, exc: BaseException) -> None:
     with _lock:
         _health.internal_errors += 1
         _health.last_error = f"{type(exc).__name__}: {exc}"
         _health.last_where = where
-    if is_strict():
+
+
+def mark_recorder_thread() -> None:
+    """Called by the recorder thread as it starts: failures there are kept, not raised."""
+    global _recorder_thread
+    _recorder_thread = threading.get_ident()
+
+
+def raise_deferred() -> None:
+    """Re-raise the recorder thread's kept failure (strict mode), once."""
+    global _kept
+    if _kept is None:
+        return
+    with _lock:
+        exc, _kept = _kept, None
+    if exc is not None:
         raise exc
-    logger.warning("sessionware could not record %s; the call proceeds unrecorded: %r", where, exc)

@@ -14,7 +14,7 @@ Recording finishes exactly once, whichever comes first:
 * the HTTP response is closed while chunks remain (``close()``, ``with`` exit, the SDK
   helpers' own ``close``): noticed by wrapping that response's ``close``/``aclose``;
 * the stream is garbage collected unread (``__del__``): recorded as abandoned, on the
-  finalizer thread (``_finalizer``).
+  recorder thread (``_background``).
 
 ``with_streaming_response`` hands the app an unread body instead of a stream: see ``_tee``.
 """
@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
 
 from sessionware.adapters import _guard
-from sessionware.adapters._finalizer import collecting, defer, watch_collector
+from sessionware.adapters._background import collecting, defer, watch_collector
 from sessionware.adapters._types import CallOutput, StreamAccumulator
 
 __all__ = ["StreamOwner", "StreamRecording", "pending_stream", "recording_stream_class", "register_response"]

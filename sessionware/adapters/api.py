@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sessionware.adapters import _core, _install
-from sessionware.adapters._finalizer import settle
+from sessionware.adapters._background import settle
 from sessionware.adapters._guard import AdapterHealth, health, set_strict
 from sessionware.adapters._types import ProviderSpec
 from sessionware.core.errors import InvalidSessionOperation
