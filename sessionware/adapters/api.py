@@ -82,8 +82,13 @@ def wrap(
 
     ``store`` is a URL (``sqlite:///chat.db``), a ``Store`` or a backend; by default the
     process's default store at the time of each call. Wrapping a wrapped client again
-    only updates these settings, so nothing is recorded twice. ``mode="managed"`` and
-    ``context`` (a ``ContextPolicy``) need the memory subsystem, which is not there yet.
+    only updates these settings, so nothing is recorded twice.
+
+    ``mode="managed"`` also replaces what is sent: a context built by the session's
+    virtual memory inside the budget of ``context`` (a ``ContextPolicy``; by default the
+    model's context window), with memory calls served out of the app's sight (see
+    ``sessionware.adapters.managed``). Switching a wrapped client between modes keeps
+    its sessions: managed mode picks up the history recorded so far.
 
     >>> from anthropic import Anthropic
     >>> client = wrap(Anthropic(api_key="sk-ant-..."), session_id="support-42")
@@ -91,13 +96,7 @@ def wrap(
     True
     """
     wrap_mode = _mode(mode)
-    if wrap_mode is WrapMode.MANAGED:
-        raise InvalidSessionOperation(
-            "wrap",
-            "managed mode needs the memory subsystem (sessionware.core.memory), which this version does "
-            "not have yet; use mode='observe'",
-        )
-    if context is not None:
+    if context is not None and wrap_mode is WrapMode.OBSERVE:
         raise InvalidSessionOperation(
             "wrap", "context= configures managed mode; observe mode sends what the app built"
         )
@@ -107,6 +106,12 @@ def wrap(
     config = _core.WrapConfig(
         spec=spec, session_id=session_id, store=open_store(store) if store is not None else None
     )
+    if wrap_mode is WrapMode.MANAGED:
+        from sessionware.adapters.managed import ManagedHooks
+        from sessionware.core.memory.policy import ContextPolicy
+
+        hooks = ManagedHooks(context if context is not None else ContextPolicy())
+        config.hooks, config.max_rounds = hooks, hooks.max_hidden_rounds
     _install.install(client, config, is_async=is_async)
     return client
 

@@ -132,11 +132,11 @@ def test_unsupported_objects_get_a_type_error_naming_the_supported_clients(thing
         sessionware.wrap(thing)
 
 
-def test_managed_mode_says_it_needs_the_memory_subsystem(openai_api: FakeOpenAI) -> None:
+def test_bad_wrap_arguments_are_refused_before_anything_is_hooked(openai_api: FakeOpenAI) -> None:
     client = make_openai("OpenAI", openai_api)
 
-    with pytest.raises(InvalidSessionOperation, match="managed mode needs the memory subsystem"):
-        sessionware.wrap(client, mode="managed")
+    with pytest.raises(InvalidSessionOperation, match="context= configures managed mode"):
+        sessionware.wrap(client, context=sessionware.ContextPolicy(budget=1000))
     with pytest.raises(InvalidSessionOperation, match="mode must be 'observe' or 'managed'"):
         sessionware.wrap(client, mode="turbo")
     with pytest.raises(InvalidSessionOperation, match="session_id must be a non-empty string"):

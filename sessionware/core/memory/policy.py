@@ -73,6 +73,10 @@ class ContextPolicy(BaseModel):
     """Record each compaction as a ``COMPACTION`` event in the session log."""
     anthropic_cache_control: bool = True
     """Mark the memory block as an Anthropic prompt-cache breakpoint."""
+    stream_holdback_chars: int = Field(default=200, ge=0)
+    """Managed streams: text read ahead before the app gets the stream, so a memory call
+    that follows a short preamble ("Let me check.") is still hidden; past it, the app
+    reads the answer live from its first chunk."""
 
     @model_validator(mode="after")
     def _check_window(self) -> ContextPolicy:
