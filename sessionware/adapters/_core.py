@@ -12,6 +12,13 @@ with a hook that, per call:
 5. records the output, the error (then re-raised unchanged), or, for streams, lets the
    stream record itself when it ends (see ``_streams``).
 
+Recording is deferred: in observe mode (no ``CallHooks``) step 5 only captures
+references (the response object or the error, the end time, the stream's output) and
+queues the work on the session (``SessionState.defer``) for the recorder thread
+(``_background``), which reads the conversation, diffs it and records the events. Every
+read or write of the session settles that work first, in order, so the app, a
+``SessionManager`` or a flush never see a session without the calls made before.
+
 Every step but the SDK call runs under the guard: a bookkeeping failure is reported
 (``_guard.report``) and the app's call proceeds as if unwrapped. A call made while
 another intercepted call is in flight in the same context (a second instrumentation
@@ -40,6 +47,11 @@ The seam for managed mode
 * A hook refuses a call before anything is sent by raising ``TokenLimitExceeded``: it
   reaches the app (the hook records the refusal); every other hook failure is reported
   and the app's own request is sent.
+* Calls of a client with hooks record **inline**, on the caller's thread (outputs,
+  errors, streams' ends and hidden rounds alike), so what a hook reads next includes
+  them. ``call.settled_state()`` is the session with every record captured before this
+  call applied (other observe-mode calls of the session included): build context from
+  it. Reading ``state.events`` / ``state.info`` settles as well.
 """
 
 from __future__ import annotations
@@ -56,7 +68,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sessionware.adapters import _guard
+from sessionware.adapters import _background, _guard
 from sessionware.adapters._messages import fingerprint, wrap_json
 from sessionware.adapters._recorder import CallFacts, record_call, record_hidden
 from sessionware.adapters._streams import (
@@ -70,7 +82,7 @@ from sessionware.adapters._types import CallOutput, CallRequest, Endpoint, Endpo
 from sessionware.adapters.scope import SessionScope, active_scope, note_session
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.defaults import default_price_book, default_store
-from sessionware.core.errors import TokenLimitExceeded
+from sessionware.core.errors import InvalidSessionOperation, TokenLimitExceeded
 from sessionware.core.session.registry import registry_for
 from sessionware.core.session.state import SessionState
 from sessionware.core.store.store import Store
@@ -188,7 +200,9 @@ class InterceptedCall:
 
     __slots__ = (
         "body",
+        "captured",
         "config",
+        "ended",
         "endpoint",
         "extra_fields",
         "hidden_fields",
@@ -201,6 +215,7 @@ class InterceptedCall:
         "request",
         "round_started",
         "rounds",
+        "scope",
         "started",
         "state",
         "stream",
@@ -227,6 +242,13 @@ class InterceptedCall:
         self.raw = _raw_mode(options.headers)
         self.started = time.perf_counter()
         self.state: SessionState | None = None
+        self.scope: SessionScope | None = None
+        self.ended: float | None = None
+        """``time.perf_counter()`` when the app's call ended (set when its record is deferred)."""
+        self.captured: (
+            tuple[Any, CallOutput | None, BaseException | None, str | None, float | None] | None
+        ) = None
+        """What a deferred record reads: response, output, error, end, first token time."""
         self.recording: StreamRecording | None = None
         self.extra_fields: dict[str, Any] = {}
         self.rounds = 0
@@ -252,6 +274,10 @@ class InterceptedCall:
         request = self.request
         if request.continues is not None:
             known = config.threads.get(request.continues)
+            if known is None:
+                # The call it continues may still be waiting to be recorded.
+                self._store().settle()
+                known = config.threads.get(request.continues)
             if known is not None:
                 return known, None
         auto = fingerprint(request.system, request.first_user) if request.conversational else None
@@ -273,12 +299,28 @@ class InterceptedCall:
 
     def _adopt(self, state: SessionState, store: Store, scope: SessionScope | None) -> None:
         self.state = state
+        self.scope = scope
         if scope is not None:
             scope.handle.bind(store)
-            wanted = scope.handle.metadata
-            if wanted and any(state.info.metadata.get(k) != v for k, v in wanted.items()):
-                state.save_header(metadata={**state.info.metadata, **wanted})
         note_session(state)
+
+    def _merge_metadata(self, state: SessionState) -> None:
+        """Add the scope's metadata to the session's (when the call is recorded)."""
+        scope = self.scope
+        wanted = scope.handle.metadata if scope is not None else None
+        if wanted and any(state.info.metadata.get(k) != v for k, v in wanted.items()):
+            state.save_header(metadata={**state.info.metadata, **wanted})
+
+    def settled_state(self) -> SessionState:
+        """The call's session with every record captured before this call applied.
+
+        For hooks (managed mode) building what to send from the session.
+        """
+        state = self.state
+        if state is None:
+            raise InvalidSessionOperation("settled_state", "the call's session is not open yet")
+        state.settle()
+        return state
 
     def open_sync(self) -> bool:
         """Open the session; False (reported) when that failed and the call must pass through."""
@@ -379,10 +421,10 @@ class InterceptedCall:
                 if after is None or self.recording is None:
                     return None
                 return self._next_round(after(self, result))
-            if self.raw is not None:
-                output = self.endpoint.read_response(wrap_json(json.loads(result.http_response.content)))
-            else:
-                output = self.endpoint.read_response(result)
+            if self.config.hooks is None:
+                self._defer(result=result)
+                return None
+            output = self._output_of(result)
             follow_up = self._follow_up(output)
             if follow_up is not None:
                 return follow_up
@@ -431,6 +473,9 @@ class InterceptedCall:
 
     def failed(self, error: BaseException) -> None:
         try:
+            if self.config.hooks is None:
+                self._defer(error=error)
+                return
             # What the app asked to send was not billed: no tokens were saved either.
             self.extra_fields.pop("app_input_tokens", None)
             self._record(error=error)
@@ -446,9 +491,50 @@ class InterceptedCall:
         first_token_at: float | None,
     ) -> None:
         try:
+            if self.config.hooks is None:
+                self._defer(output=output, error=error, end=end, first_token_at=first_token_at)
+                return
             self._record(output=output, error=error, end=end, first_token_at=first_token_at)
         except Exception as exc:
             _guard.report("a stream", exc)
+
+    # -- deferred recording ---------------------------------------------------------------
+
+    def _defer(
+        self,
+        *,
+        result: Any = None,
+        output: CallOutput | None = None,
+        error: BaseException | None = None,
+        end: str | None = None,
+        first_token_at: float | None = None,
+    ) -> None:
+        """Capture what the record needs and queue the recording on the session."""
+        self.ended = time.perf_counter()
+        state = self.state
+        if state is None:
+            return
+        self.captured = (result, output, error, end, first_token_at)
+        if state.defer(self._record_captured):
+            _background.schedule(state)
+
+    def _record_captured(self) -> None:
+        """The deferred record (on the recorder thread, or wherever the session is settled)."""
+        captured, self.captured = self.captured, None
+        if captured is None:
+            return
+        result, output, error, end, first_token_at = captured
+        try:
+            if result is not None:
+                output = self._output_of(result)
+            self._record(output=output, error=error, end=end, first_token_at=first_token_at)
+        except Exception as exc:
+            _guard.report("a call", exc)
+
+    def _output_of(self, result: Any) -> CallOutput:
+        if self.raw is not None:
+            return self.endpoint.read_response(wrap_json(json.loads(result.http_response.content)))
+        return self.endpoint.read_response(result)
 
     # -- recording ----------------------------------------------------------------------
 
@@ -459,7 +545,7 @@ class InterceptedCall:
         self, *, end: str | None = None, first_token_at: float | None = None, hidden: bool = False
     ) -> CallFacts:
         """Facts of the app's call, or (``hidden``) of the current hidden round alone."""
-        now = time.perf_counter()
+        now = self.ended if self.ended is not None and not hidden else time.perf_counter()
         since = self.round_started if hidden else self.started
         return CallFacts(
             provider=self.config.spec.name,
@@ -483,6 +569,7 @@ class InterceptedCall:
         state = self.state
         if state is None:
             return
+        self._merge_metadata(state)
         facts = self._facts(end=end, first_token_at=first_token_at)
         record_call(state, facts, self._prices(), output=output, error=error)
         if self.endpoint.kind is EndpointKind.RESPONSES:
@@ -498,6 +585,7 @@ def _begin(config: WrapConfig, options: Any, stream: bool, *, is_async: bool) ->
         return None
     if _recorded_above and any(check() for check in _recorded_above):
         return None
+    _guard.raise_deferred()  # strict mode: a failure of the recorder thread surfaces here
     try:
         endpoint = config.spec.endpoint(options.method, options.url)
         if endpoint is None or not isinstance(options.json_data, dict):

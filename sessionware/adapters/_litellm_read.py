@@ -1,0 +1,168 @@
+"""Reading one LiteLLM call from what its callbacks receive.
+
+LiteLLM hands every ``CustomLogger`` event the same ``kwargs`` dict: the app's
+OpenAI-format ``messages``, ``litellm_call_id``, ``litellm_params`` (with the per-call
+``metadata``), ``optional_params`` (``tools``...), ``response_cost`` and, for streams,
+the assembled ``complete_streaming_response``. Its responses are OpenAI-shaped
+``ModelResponse`` objects, so the OpenAI chat reader reads both sides; only the usage
+gets its own reader, because LiteLLM reports Anthropic's cache writes in fields
+OpenAI does not have. Nothing here imports LiteLLM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sessionware.adapters._messages import to_int, usage_of
+from sessionware.adapters._types import CallOutput, CallRequest
+from sessionware.adapters.openai import ChatEndpoint
+from sessionware.core.accounting.usage import TokenUsage
+
+__all__ = ["LiteLLMCall", "RECORDED_CALL_TYPES", "litellm_usage", "price_provider", "read_call"]
+
+#: The LiteLLM call types the callback records (chat completions, sync and async).
+RECORDED_CALL_TYPES = frozenset({"completion", "acompletion"})
+
+_CHAT = ChatEndpoint()
+
+# LiteLLM provider names whose price-library provider id is spelt differently.
+_PRICE_PROVIDERS = {
+    "gemini": "google",
+    "vertex_ai": "google",
+    "vertex_ai_beta": "google",
+    "azure_ai": "azure",
+    "text-completion-openai": "openai",
+}
+
+
+def price_provider(litellm_provider: str | None) -> str | None:
+    """The ``PriceBook`` provider id for a LiteLLM ``custom_llm_provider``."""
+    if not litellm_provider:
+        return None
+    return _PRICE_PROVIDERS.get(litellm_provider, litellm_provider)
+
+
+@dataclass(slots=True)
+class LiteLLMCall:
+    """One finished LiteLLM call, read from a callback's arguments."""
+
+    call_id: str | None
+    request: CallRequest
+    provider: str
+    stream: bool
+    latency_ms: float
+    ttft_ms: float | None
+    metadata: Mapping[str, Any]
+    """The per-call ``metadata=`` the app passed."""
+    litellm_session_id: str | None
+    response_cost: Decimal | None
+    """The cost LiteLLM computed, when it reported one."""
+    output: CallOutput | None = None
+    error: BaseException | None = None
+
+
+def _plain_message(message: Any) -> Any:
+    """An app message as a dict (apps append LiteLLM's own ``Message`` objects back)."""
+    if isinstance(message, dict):
+        return message
+    dump = getattr(message, "model_dump", None)
+    if callable(dump):
+        return dump(exclude_none=True)
+    return message
+
+
+def _request(kwargs: Mapping[str, Any]) -> CallRequest:
+    messages = kwargs.get("messages") or kwargs.get("input") or []
+    if not isinstance(messages, list):
+        messages = []
+    elif not all(isinstance(m, dict) for m in messages):
+        messages = [_plain_message(m) for m in messages]
+    optional = kwargs.get("optional_params") or {}
+    tools = optional.get("tools") if isinstance(optional, dict) else None
+    return _CHAT.read_request({"model": kwargs.get("model"), "messages": messages, "tools": tools or []})
+
+
+def litellm_usage(usage: Any) -> TokenUsage | None:
+    """``TokenUsage`` from a LiteLLM ``Usage``: OpenAI's fields plus Anthropic's cache ones.
+
+    LiteLLM's ``prompt_tokens`` already include cached reads and writes, which is what
+    ``TokenUsage.input_tokens`` means too.
+    """
+    if usage is None:
+        return None
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    completion_details = getattr(usage, "completion_tokens_details", None)
+    cache_read = to_int(getattr(prompt_details, "cached_tokens", None)) or to_int(
+        getattr(usage, "cache_read_input_tokens", None)
+    )
+    cache_write = to_int(getattr(usage, "cache_creation_input_tokens", None)) or to_int(
+        getattr(prompt_details, "cache_creation_tokens", None)
+    )
+    return usage_of(
+        to_int(getattr(usage, "prompt_tokens", None)),
+        to_int(getattr(usage, "completion_tokens", None)),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=to_int(getattr(completion_details, "reasoning_tokens", None)),
+    )
+
+
+def _cost(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        return None
+    try:
+        cost = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return cost if cost.is_finite() and cost >= 0 else None
+
+
+def _ms(start: Any, end: Any) -> float | None:
+    if isinstance(start, datetime) and isinstance(end, datetime):
+        return max((end - start).total_seconds() * 1000.0, 0.0)
+    if isinstance(start, int | float) and isinstance(end, int | float):
+        return max((end - start) * 1000.0, 0.0)
+    return None
+
+
+def is_chunk(response: Any) -> bool:
+    """True for a single stream chunk (a success event fired before the stream ended)."""
+    return getattr(response, "object", None) == "chat.completion.chunk"
+
+
+def _output(response: Any) -> CallOutput:
+    output = _CHAT.read_response(response)
+    output.usage = litellm_usage(getattr(response, "usage", None))
+    return output
+
+
+def read_call(
+    kwargs: Mapping[str, Any], response: Any, start_time: Any, end_time: Any, *, failed: bool
+) -> LiteLLMCall:
+    """What one success or failure event says about its call."""
+    params = kwargs.get("litellm_params") or {}
+    metadata = params.get("metadata") if isinstance(params, dict) else None
+    stream = kwargs.get("stream") is True
+    first_token = kwargs.get("completion_start_time")
+    call = LiteLLMCall(
+        call_id=kwargs.get("litellm_call_id") or None,
+        request=_request(kwargs),
+        provider=str(kwargs.get("custom_llm_provider") or params.get("custom_llm_provider") or "litellm"),
+        stream=stream,
+        latency_ms=_ms(start_time, end_time) or 0.0,
+        ttft_ms=_ms(start_time, first_token) if stream and first_token is not None else None,
+        metadata=metadata if isinstance(metadata, dict) else {},
+        litellm_session_id=params.get("litellm_session_id") or None,
+        response_cost=None if failed else _cost(kwargs.get("response_cost")),
+    )
+    if failed:
+        error = kwargs.get("exception")
+        call.error = error if isinstance(error, BaseException) else RuntimeError(str(error or response))
+        return call
+    final = kwargs.get("complete_streaming_response") or kwargs.get("async_complete_streaming_response")
+    call.output = _output(final if final is not None else response)
+    return call

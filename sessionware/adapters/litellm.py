@@ -1,0 +1,340 @@
+"""LiteLLM: every ``completion`` / ``acompletion`` recorded by a callback.
+
+>>> import litellm
+>>> from sessionware.adapters.litellm import SessionCallback
+>>> litellm.callbacks = [SessionCallback(store="sqlite:///sessions.db")]  # doctest: +SKIP
+
+From then on each chat call (sync or async, streamed or not, answered, tool-calling or
+failed) is recorded like a wrapped client's: the request's new messages, the answer
+and its tool calls, usage, latency, errors. The session is, in this order, the call's
+``metadata={"session_id": ...}`` (or LiteLLM's own ``litellm_session_id``), the
+callback's ``session_id``, the surrounding ``sessionware.session(...)`` scope, or the
+conversation's fingerprint (its system prompt and first user message).
+
+Cost: the event's ``cost`` comes from sessionware's ``PriceBook``; LiteLLM's own
+``response_cost`` is kept beside it in ``metadata["litellm_cost"]``. When both exist and
+disagree by more than 1 %, one warning per model says so. A model only LiteLLM can
+price gets LiteLLM's figure, marked ``metadata["cost_source"] = "litellm"``.
+
+Exactly once: the callback implements one event family, the final success and failure
+events, in both twins because LiteLLM 1.x fires the sync twin for sync calls and the
+async twin for async ones. Any event seen again for the same ``litellm_call_id``
+(LiteLLM fires some twice) is dropped; a failure followed by a success of the same id
+(a retry) records both. When LiteLLM sends a call through an OpenAI client that is
+wrapped or instrumented by sessionware, that client lets the call pass through while a
+``SessionCallback`` is registered, so the call is counted once, here.
+
+Managed mode for LiteLLM (rewriting what is sent) needs a wrapper around
+``litellm.completion`` / ``acompletion``, since LiteLLM's SDK has no pre-call hook that
+can change messages; it belongs beside this callback, in this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import uuid
+from collections import OrderedDict
+from decimal import Decimal
+from types import CodeType
+from typing import Any
+
+from litellm.integrations.custom_logger import CustomLogger
+
+from sessionware.adapters import _core, _guard
+from sessionware.adapters._litellm_read import (
+    RECORDED_CALL_TYPES,
+    LiteLLMCall,
+    is_chunk,
+    price_provider,
+    read_call,
+)
+from sessionware.adapters._messages import fingerprint
+from sessionware.adapters._recorder import CallFacts, record_call
+from sessionware.adapters._types import EndpointKind
+from sessionware.adapters.scope import SessionScope, active_scope, note_session
+from sessionware.core.accounting.pricing import PriceBook
+from sessionware.core.defaults import default_price_book, default_store
+from sessionware.core.errors import InvalidSessionOperation
+from sessionware.core.session.registry import registry_for
+from sessionware.core.session.state import SessionState
+from sessionware.core.store.store import Store
+from sessionware.core.store.url import StoreLike, open_store
+
+__all__ = ["CALLBACK_LISTS", "SessionCallback", "is_registered"]
+
+logger = logging.getLogger(__name__)
+
+# Relative difference between LiteLLM's cost and ours above which a model is reported.
+_COST_TOLERANCE = Decimal("0.01")
+# How far up the stack a funnel call looks for LiteLLM's completion entry points.
+_MAX_FRAMES = 96
+#: LiteLLM's module-level lists a ``CustomLogger`` can be registered in.
+CALLBACK_LISTS = (
+    "callbacks",
+    "success_callback",
+    "failure_callback",
+    "_async_success_callback",
+    "_async_failure_callback",
+)
+
+
+class _Seen:
+    """Which ``litellm_call_id``s were recorded, and how (bounded, most recent kept)."""
+
+    def __init__(self, limit: int = 16_384) -> None:
+        self.limit = limit
+        self._ids: OrderedDict[str, bool] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def claim(self, call_id: str | None, *, failed: bool) -> bool:
+        """True when this event of ``call_id`` is the one to record."""
+        if call_id is None:
+            return True
+        with self._lock:
+            recorded_failure = self._ids.get(call_id)
+            if recorded_failure is None or (recorded_failure and not failed):
+                self._ids[call_id] = failed
+                self._ids.move_to_end(call_id)
+                if len(self._ids) > self.limit:
+                    self._ids.popitem(last=False)
+                return True
+            return False
+
+
+# Shared by every callback, so two registered by mistake still record a call once.
+_seen = _Seen()
+
+
+class SessionCallback(CustomLogger):
+    """A LiteLLM ``CustomLogger`` that records every chat call into a session.
+
+    ``store`` is a URL, ``Store`` or backend (default: the process's default store at
+    the time of each call); ``session_id`` records every call without a per-call
+    ``metadata["session_id"]`` into that session; ``prices`` replaces the default
+    ``PriceBook``.
+
+    >>> callback = SessionCallback(session_id="support-42")
+    >>> callback.session_id
+    'support-42'
+    """
+
+    def __init__(
+        self, *, store: StoreLike = None, session_id: str | None = None, prices: PriceBook | None = None
+    ) -> None:
+        super().__init__()
+        if session_id is not None and (not isinstance(session_id, str) or not session_id.strip()):
+            raise InvalidSessionOperation(
+                "SessionCallback", f"session_id must be a non-empty string, got {session_id!r}"
+            )
+        self.store: Store | None = open_store(store) if store is not None else None
+        self.session_id = session_id
+        self.prices = prices
+        self.fallback_session_id = f"calls-{uuid.uuid4().hex[:16]}"
+        """Where calls with no conversation to thread on go when nothing names a session."""
+        self._disagreed: set[str] = set()
+        _core.add_outer_recorder(_inside_recorded_completion)
+
+    # -- LiteLLM's events ------------------------------------------------------------
+
+    def log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        call = self._claim(kwargs, response_obj, start_time, end_time, failed=False)
+        if call is not None:
+            self._record_sync(call)
+
+    def log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        call = self._claim(kwargs, response_obj, start_time, end_time, failed=True)
+        if call is not None:
+            self._record_sync(call)
+
+    async def async_log_success_event(
+        self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        call = self._claim(kwargs, response_obj, start_time, end_time, failed=False)
+        if call is not None:
+            await self._record_async(call)
+
+    async def async_log_failure_event(
+        self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        call = self._claim(kwargs, response_obj, start_time, end_time, failed=True)
+        if call is not None:
+            await self._record_async(call)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _claim(
+        self, kwargs: Any, response: Any, start_time: Any, end_time: Any, *, failed: bool
+    ) -> LiteLLMCall | None:
+        """The call to record, or None (another call type, a repeat, a bare chunk)."""
+        try:
+            if not isinstance(kwargs, dict) or kwargs.get("call_type") not in RECORDED_CALL_TYPES:
+                return None
+            if not failed and is_chunk(response) and not kwargs.get("complete_streaming_response"):
+                return None
+            if not _seen.claim(kwargs.get("litellm_call_id") or None, failed=failed):
+                return None
+            return read_call(kwargs, response, start_time, end_time, failed=failed)
+        except Exception as exc:
+            _guard.report("a LiteLLM call", exc)
+            return None
+
+    # -- the session -------------------------------------------------------------------
+
+    def _target(self, call: LiteLLMCall) -> tuple[str, SessionScope | None, dict[str, Any]]:
+        """The session id, the scope that chose it, and the header of a new session."""
+        named = call.metadata.get("session_id") or call.litellm_session_id or self.session_id
+        if named is not None:
+            return str(named), None, {}
+        scope = active_scope()
+        if scope is not None:
+            return scope.id, scope, {"metadata": dict(scope.handle.metadata)}
+        request = call.request
+        auto = fingerprint(request.system, request.first_user)
+        return auto or self.fallback_session_id, None, {"metadata": {"auto": True}}
+
+    def _store(self) -> Store:
+        return self.store if self.store is not None else default_store()
+
+    def _adopt(self, state: SessionState, store: Store, scope: SessionScope | None) -> SessionState:
+        if scope is not None:
+            scope.handle.bind(store)
+            wanted = scope.handle.metadata
+            if wanted and any(state.info.metadata.get(k) != v for k, v in wanted.items()):
+                state.save_header(metadata={**state.info.metadata, **wanted})
+        note_session(state)
+        return state
+
+    def _header(self, call: LiteLLMCall, header: dict[str, Any]) -> dict[str, Any]:
+        if call.request.system is not None:
+            header["system_prompt"] = call.request.system
+        return header
+
+    def _record_sync(self, call: LiteLLMCall) -> None:
+        try:
+            session_id, scope, header = self._target(call)
+            store = self._store()
+            registry = registry_for(store)
+            state = registry.cached(session_id) or registry.open_sync(
+                session_id, **self._header(call, header)
+            )
+            self._record(self._adopt(state, store, scope), call)
+        except Exception as exc:
+            _guard.report("a LiteLLM call", exc)
+
+    async def _record_async(self, call: LiteLLMCall) -> None:
+        try:
+            session_id, scope, header = self._target(call)
+            store = self._store()
+            registry = registry_for(store)
+            state = registry.cached(session_id) or await registry.open(
+                session_id, **self._header(call, header)
+            )
+            self._record(self._adopt(state, store, scope), call)
+        except Exception as exc:
+            _guard.report("a LiteLLM call", exc)
+
+    # -- recording ---------------------------------------------------------------------
+
+    def _record(self, state: SessionState, call: LiteLLMCall) -> None:
+        prices = self.prices or default_price_book()
+        provider = price_provider(call.provider) or call.provider
+        extra_fields: dict[str, Any] = {}
+        output = call.output
+        if output is not None:
+            if call.call_id:
+                output.extra["litellm_call_id"] = call.call_id
+            theirs = call.response_cost
+            if theirs is not None:
+                output.extra["litellm_cost"] = float(theirs)
+            model = output.model or call.request.model
+            ours = prices.cost(model, output.usage, provider) if output.usage is not None else None
+            if ours is None and theirs is not None and output.usage is not None:
+                extra_fields["cost"] = theirs
+                output.extra["cost_source"] = "litellm"
+            elif ours is not None and theirs is not None:
+                self._cross_check(model, ours, theirs)
+        facts = CallFacts(
+            provider=provider,
+            kind=EndpointKind.CHAT,
+            request=call.request,
+            stream=call.stream,
+            latency_ms=call.latency_ms,
+            ttft_ms=call.ttft_ms,
+            extra_fields=extra_fields,
+        )
+        record_call(state, facts, prices, output=output, error=call.error)
+
+    def _cross_check(self, model: str | None, ours: Decimal, theirs: Decimal) -> None:
+        key = model or "?"
+        if key in self._disagreed:
+            return
+        scale = max(ours, theirs)
+        if scale == 0 or abs(ours - theirs) / scale <= _COST_TOLERANCE:
+            return
+        self._disagreed.add(key)
+        logger.warning(
+            "LiteLLM prices a %s call at $%s, sessionware's price data at $%s; both are recorded "
+            "(metadata litellm_cost and cost); this is reported once per model",
+            key,
+            theirs,
+            ours,
+        )
+
+
+def is_registered(litellm_module: Any = None) -> bool:
+    """True while a ``SessionCallback`` is in LiteLLM's callback lists."""
+    module = litellm_module if litellm_module is not None else sys.modules.get("litellm")
+    if module is None:
+        return False
+    for name in CALLBACK_LISTS:
+        for callback in getattr(module, name, None) or ():
+            if isinstance(callback, SessionCallback):
+                return True
+    return False
+
+
+_entry_codes: frozenset[CodeType] | None = None
+
+
+def _completion_entry_codes() -> frozenset[CodeType]:
+    """The code of ``litellm.completion`` and ``acompletion`` under their decorator."""
+    global _entry_codes
+    if _entry_codes is None:
+        main = sys.modules.get("litellm.main")
+        codes: set[CodeType] = set()
+        for name in RECORDED_CALL_TYPES:
+            function = getattr(main, name, None)
+            inner = getattr(function, "__wrapped__", function)
+            code = getattr(inner, "__code__", None)
+            if isinstance(code, CodeType):
+                codes.add(code)
+        _entry_codes = frozenset(codes)
+    return _entry_codes
+
+
+def _inside_recorded_completion() -> bool:
+    """True when the SDK call in progress was made by a LiteLLM chat call that a
+    registered ``SessionCallback`` will record (checked from the SDK's request funnel).
+
+    The frames of the caller's thread (or, for ``acompletion``, the chain of coroutines
+    awaiting the request) lead back to LiteLLM's entry point, whichever way the app
+    reached it (``litellm.completion``, an imported name, a ``Router``).
+    """
+    try:
+        if not is_registered():
+            return False
+        codes = _completion_entry_codes()
+        frame = sys._getframe(1)
+        for _ in range(_MAX_FRAMES):
+            if frame.f_code in codes:
+                return True
+            back = frame.f_back
+            if back is None:
+                return False
+            frame = back
+        return False
+    except Exception as exc:
+        _guard.report("a LiteLLM call check", exc)
+        return False
