@@ -17,6 +17,7 @@ from sessionware._version import __version__
 
 if TYPE_CHECKING:
     from sessionware.adapters.api import unwrap, wrap
+    from sessionware.adapters.instrument import instrument, uninstrument
     from sessionware.adapters.scope import current_session, session
     from sessionware.core.accounting.pricing import PriceBook
     from sessionware.core.accounting.usage import TokenSource, TokenUsage
@@ -127,6 +128,8 @@ _LAZY: dict[str, str] = {
     "current_session": "sessionware.adapters.scope",
     "session": "sessionware.adapters.scope",
     "unwrap": "sessionware.adapters.api",
+    "instrument": "sessionware.adapters.instrument",
+    "uninstrument": "sessionware.adapters.instrument",
     "wrap": "sessionware.adapters.api",
 }
 
@@ -180,6 +183,7 @@ __all__ = [
     "current_session",
     "get_conversation_history",
     "get_session_stats",
+    "instrument",
     "open_store",
     "quick_conversation",
     "session",
@@ -187,6 +191,7 @@ __all__ = [
     "track_infinite_conversation",
     "track_llm_call",
     "track_tool_use",
+    "uninstrument",
     "unwrap",
     "wrap",
 ]

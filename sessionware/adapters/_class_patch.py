@@ -1,0 +1,115 @@
+"""Request-funnel hooks put on client **classes** by ``instrument()``.
+
+A class hook replaces e.g. ``openai.OpenAI.request``. On each call it looks up the
+client's binding: the same per-client funnel ``wrap()`` installs (``_core``), built on
+first use from the current settings and kept on the client, so the SDK's own spec
+reading (Azure pricing, whether a stream may be asked for its usage) stays per client.
+With instrumentation off (``settings is None``) the hook calls the original at once,
+which is what a hook still held by someone (a wrapped client that captured it) does
+after ``uninstrument()``.
+
+Double recording cannot happen: a client wrapped with ``wrap()`` calls the class hook
+from inside its own funnel, and the funnel lets nested calls pass through.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sessionware.adapters import _guard
+from sessionware.adapters._core import CallHooks, WrapConfig, _ResponseThreads, async_funnel, sync_funnel
+from sessionware.adapters._types import ProviderSpec
+from sessionware.core.store.store import Store
+
+__all__ = ["ClassHooks", "HookSettings", "make_class_hook"]
+
+_BINDING_ATTR = "_sessionware_instrumented"
+HOOK_MARK = "__sessionware_hook__"
+
+SpecFor = Callable[[Any], ProviderSpec]
+
+
+@dataclass(frozen=True, slots=True)
+class HookSettings:
+    """How instrumented clients record; replaced as a whole when settings change."""
+
+    store: Store | None
+    session_id: str | None
+    hooks: CallHooks | None = None
+    threads: _ResponseThreads = field(default_factory=_ResponseThreads)
+    fallback_session_id: str = field(default_factory=lambda: f"calls-{uuid.uuid4().hex[:16]}")
+
+
+class ClassHooks:
+    """The settings every class hook of one ``Instrumentor`` reads."""
+
+    def __init__(self) -> None:
+        self.settings: HookSettings | None = None
+
+    def binding(
+        self, client: Any, original: Callable[..., Any], spec_for: SpecFor, *, is_async: bool
+    ) -> Callable[..., Any] | None:
+        """The funnel of ``client`` under the current settings (None: instrumentation off)."""
+        settings = self.settings
+        if settings is None:
+            return None
+        attrs = getattr(client, "__dict__", None)
+        if attrs is not None:
+            cached = attrs.get(_BINDING_ATTR)
+            if cached is not None and cached[0] is settings:
+                hook: Callable[..., Any] = cached[1]
+                return hook
+        config = WrapConfig(
+            spec=spec_for(client),
+            session_id=settings.session_id,
+            store=settings.store,
+            hooks=settings.hooks,
+            threads=settings.threads,
+            fallback_session_id=settings.fallback_session_id,
+        )
+        bound = functools.partial(original, client)
+        hook = async_funnel(config, bound) if is_async else sync_funnel(config, bound)
+        if attrs is not None:
+            # Kept on the client, not in a global map, so nothing outlives it.
+            attrs[_BINDING_ATTR] = (settings, hook)
+        return hook
+
+
+def make_class_hook(
+    owner: ClassHooks, original: Callable[..., Any], spec_for: SpecFor, *, is_async: bool
+) -> Callable[..., Any]:
+    """The function to put on the class in place of ``original`` (its request method)."""
+
+    def bind(client: Any) -> Callable[..., Any] | None:
+        try:
+            return owner.binding(client, original, spec_for, is_async=is_async)
+        except Exception as exc:
+            _guard.report("an instrumented client", exc)
+            return None
+
+    if is_async:
+
+        @functools.wraps(original)
+        async def arequest(self: Any, cast_to: Any, options: Any, **kwargs: Any) -> Any:
+            hook = bind(self)
+            if hook is None:
+                return await original(self, cast_to, options, **kwargs)
+            result: Awaitable[Any] = hook(cast_to, options, **kwargs)
+            return await result
+
+        setattr(arequest, HOOK_MARK, True)
+        return arequest
+
+    @functools.wraps(original)
+    def request(self: Any, cast_to: Any, options: Any, **kwargs: Any) -> Any:
+        hook = bind(self)
+        if hook is None:
+            return original(self, cast_to, options, **kwargs)
+        return hook(cast_to, options, **kwargs)
+
+    setattr(request, HOOK_MARK, True)
+    return request

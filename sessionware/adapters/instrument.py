@@ -1,0 +1,396 @@
+"""``instrument()`` / ``uninstrument()``: record every OpenAI, Anthropic and LiteLLM call
+of the process, without touching the code that makes them.
+
+>>> import sessionware
+>>> sessionware.instrument(store="sqlite:///sessions.db")  # doctest: +SKIP
+>>> from openai import OpenAI          # imported before or after: both are covered
+>>> OpenAI().chat.completions.create(...)  # doctest: +SKIP
+>>> sessionware.uninstrument()  # doctest: +SKIP
+
+What is patched is declared once, in ``_patch_table.PATCH_TABLE``: the request funnel
+of ``OpenAI``, ``AsyncOpenAI`` (and so their Azure subclasses), ``Anthropic`` and
+``AsyncAnthropic``, on the class, so clients created earlier are covered too; and a
+``SessionCallback`` added to LiteLLM's callbacks. A module not imported yet is patched
+by a post-import hook the moment it is. ``uninstrument()`` walks what was patched in
+reverse and puts back exactly what was there (an attribute that was inherited is
+deleted again, not set to the inherited value). A module outside its supported version
+range is left alone, with a warning. A client also wrapped with ``wrap()`` records
+each call once, with the wrapper's settings.
+
+Importing this module loads only the standard library; the adapters are imported when
+the first SDK is.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from sessionware.adapters._import_hooks import PostImportFinder
+from sessionware.adapters._patch_table import (
+    PATCH_TABLE,
+    SUPPORTED_VERSIONS,
+    PatchKind,
+    PatchTarget,
+    Provider,
+    parse_version,
+)
+from sessionware.core.errors import InvalidSessionOperation
+
+if TYPE_CHECKING:
+    from sessionware.adapters._class_patch import ClassHooks, HookSettings
+    from sessionware.adapters.api import WrapMode
+    from sessionware.core.store.url import StoreLike
+
+__all__ = ["Instrumentor", "default_instrumentor", "instrument", "is_instrumented", "uninstrument"]
+
+logger = logging.getLogger(__name__)
+
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class _Config:
+    store: StoreLike
+    session_id: str | None
+    providers: frozenset[Provider]
+
+
+@dataclass
+class _Patch:
+    """One applied patch target: where, what was there before, what we put."""
+
+    target: PatchTarget
+    owner: Any
+    previous: Any
+    """``owner.__dict__[attribute]`` before (``_MISSING`` when it was inherited)."""
+    installed: Any
+
+
+def _module_version(module: ModuleType, provider: Provider) -> str | None:
+    version = getattr(module, "__version__", None)
+    if isinstance(version, str):
+        return version
+    try:
+        from importlib.metadata import version as dist_version
+
+        return dist_version(provider.value)
+    except Exception:
+        return None
+
+
+def _resolve(module: ModuleType, path: str) -> Any:
+    owner: Any = module
+    for part in path.split(".") if path else ():
+        owner = getattr(owner, part)
+    return owner
+
+
+class Instrumentor:
+    """Patches the targets of one table in and out; ``instrument()`` uses the default one."""
+
+    def __init__(self, table: Iterable[PatchTarget] = PATCH_TABLE) -> None:
+        self.table = tuple(table)
+        self._lock = threading.RLock()
+        self._config: _Config | None = None
+        self._settings: HookSettings | None = None
+        self._patches: list[_Patch] = []
+        self._finder: PostImportFinder | None = None
+        self._class_hooks: ClassHooks | None = None
+        self._callback: Any = None
+
+    @property
+    def active(self) -> bool:
+        return self._config is not None
+
+    def patched(self) -> list[str]:
+        """The targets currently patched, as ``module.Class.attribute``."""
+        with self._lock:
+            return [p.target.describe() for p in self._patches]
+
+    # -- in ------------------------------------------------------------------------------
+
+    def instrument(self, config: _Config) -> None:
+        with self._lock:
+            if self._config is not None:
+                if config == self._config:
+                    logger.warning("sessionware is already instrumented with these settings")
+                    return
+                logger.warning("sessionware is already instrumented; re-instrumenting with the new settings")
+                self._undo()
+            self._config = config
+            try:
+                pending: dict[str, Callable[[ModuleType], None]] = {}
+                for provider in sorted(config.providers):
+                    module = sys.modules.get(provider.value)
+                    if module is not None:
+                        self._patch_module(provider, module)
+                    else:
+                        pending[provider.value] = self._on_import
+                if pending:
+                    self._finder = PostImportFinder(pending, self._import_failed)
+                    self._finder.install()
+            except BaseException:
+                self._undo()
+                raise
+
+    def _hook_settings(self) -> HookSettings:
+        """The settings patched code records with (the store is opened on first need)."""
+        if self._settings is None:
+            from sessionware.adapters._class_patch import HookSettings
+            from sessionware.core.store.url import open_store
+
+            assert self._config is not None
+            store = self._config.store
+            self._settings = HookSettings(
+                store=open_store(store) if store is not None else None, session_id=self._config.session_id
+            )
+        return self._settings
+
+    def _on_import(self, module: ModuleType) -> None:
+        with self._lock:
+            if self._config is None:
+                return
+            self._patch_module(Provider(module.__name__), module)
+
+    def _import_failed(self, name: str, exc: BaseException) -> None:
+        # A post-import hook must never break the app's import: say so once, stop.
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        logger.warning(
+            "sessionware could not instrument %s (%s: %s); calls are not recorded",
+            name,
+            type(exc).__name__,
+            first,
+        )
+        with self._lock:
+            self._undo()
+
+    def _supported(self, provider: Provider, module: ModuleType) -> bool:
+        supported = SUPPORTED_VERSIONS.get(provider)
+        if supported is None:
+            return True
+        text = _module_version(module, provider)
+        version = parse_version(text) if text else None
+        if version is not None and supported.contains(version):
+            return True
+        logger.warning(
+            "sessionware does not instrument %s %s (supported: %s); its calls are not recorded",
+            provider.value,
+            text or "of unknown version",
+            supported.describe(),
+        )
+        return False
+
+    def _patch_module(self, provider: Provider, module: ModuleType) -> None:
+        if any(p.target.provider is provider for p in self._patches):
+            return
+        if not self._supported(provider, module):
+            return
+        for target in self.table:
+            if target.provider is not provider:
+                continue
+            try:
+                self._apply(target, module)
+            except AttributeError as exc:
+                # A release that moved or dropped this class: patch the rest.
+                logger.warning("sessionware cannot patch %s (%s); skipped", target.describe(), exc)
+
+    def _apply(self, target: PatchTarget, module: ModuleType) -> None:
+        owner = _resolve(module, target.owner)
+        if target.kind is PatchKind.CALLBACK:
+            self._add_callback(target, owner)
+            return
+        from sessionware.adapters._class_patch import HOOK_MARK, ClassHooks, make_class_hook
+
+        current = getattr(owner, target.attribute)
+        if getattr(current, HOOK_MARK, False):
+            logger.warning("%s is already patched by sessionware; left as it is", target.describe())
+            return
+        if self._class_hooks is None:
+            self._class_hooks = ClassHooks()
+        self._class_hooks.settings = self._hook_settings()
+        hook = make_class_hook(
+            self._class_hooks,
+            current,
+            _spec_for(target.provider),
+            is_async=target.kind is PatchKind.ASYNC_FUNNEL,
+        )
+        previous = vars(owner).get(target.attribute, _MISSING)
+        setattr(owner, target.attribute, hook)
+        self._patches.append(_Patch(target, owner, previous, hook))
+
+    def _add_callback(self, target: PatchTarget, litellm: Any) -> None:
+        from sessionware.adapters import litellm as adapter
+
+        if adapter.is_registered(litellm):
+            return  # the app registered its own SessionCallback: it records
+        settings = self._hook_settings()
+        callback = adapter.SessionCallback(store=settings.store, session_id=settings.session_id)
+        # Also in LiteLLM's per-event lists: an app that later assigns one of the lists
+        # (``litellm.callbacks = [...]``) keeps calls recorded through the others.
+        added = []
+        for name in adapter.CALLBACK_LISTS:
+            entries = getattr(litellm, name, None)
+            if isinstance(entries, list):
+                entries.append(callback)
+                added.append(name)
+        self._callback = callback
+        self._patches.append(_Patch(target, litellm, tuple(added), callback))
+
+    # -- out -----------------------------------------------------------------------------
+
+    def uninstrument(self) -> bool:
+        with self._lock:
+            if self._config is None:
+                logger.warning("sessionware is not instrumented; nothing to undo")
+                return False
+            self._undo()
+            return True
+
+    def _undo(self) -> None:
+        """Walk the applied patches backwards, putting back what was there."""
+        self._config = None
+        if self._finder is not None:
+            self._finder.remove()
+            self._finder = None
+        if self._class_hooks is not None:
+            self._class_hooks.settings = None
+        while self._patches:
+            patch = self._patches.pop()
+            if patch.target.kind is PatchKind.CALLBACK:
+                self._remove_callback(patch)
+            else:
+                self._restore(patch)
+        self._callback = None
+        self._settings = None
+
+    @staticmethod
+    def _restore(patch: _Patch) -> None:
+        name = patch.target.attribute
+        if vars(patch.owner).get(name) is not patch.installed:
+            logger.warning(
+                "%s was replaced after sessionware patched it; sessionware's hook is switched off "
+                "instead of removed",
+                patch.target.describe(),
+            )
+            return
+        if patch.previous is _MISSING:
+            delattr(patch.owner, name)
+        else:
+            setattr(patch.owner, name, patch.previous)
+
+    @staticmethod
+    def _remove_callback(patch: _Patch) -> None:
+        from sessionware.adapters import litellm as adapter
+
+        # LiteLLM copies ``callbacks`` into its per-event lists on each call: take ours
+        # out of every list it can be in.
+        for name in adapter.CALLBACK_LISTS:
+            entries = getattr(patch.owner, name, None)
+            if isinstance(entries, list):
+                entries[:] = [e for e in entries if e is not patch.installed]
+
+
+def _spec_for(provider: Provider) -> Callable[[Any], Any]:
+    if provider is Provider.OPENAI:
+        from sessionware.adapters.openai import spec_for as openai_spec
+
+        return openai_spec
+    from sessionware.adapters.anthropic import spec_for as anthropic_spec
+
+    return anthropic_spec
+
+
+_default = Instrumentor()
+
+
+def default_instrumentor() -> Instrumentor:
+    """The instrumentor ``instrument()`` and ``uninstrument()`` use."""
+    return _default
+
+
+def _providers(providers: Iterable[Provider | str] | None) -> frozenset[Provider]:
+    if providers is None:
+        return frozenset(Provider)
+    if isinstance(providers, str):
+        providers = [providers]
+    chosen: set[Provider] = set()
+    for name in providers:
+        try:
+            chosen.add(Provider(name))
+        except ValueError:
+            known = ", ".join(p.value for p in Provider)
+            raise InvalidSessionOperation(
+                "instrument", f"unknown provider {name!r}; known: {known}"
+            ) from None
+    return frozenset(chosen)
+
+
+def check_mode(mode: WrapMode | str, budget: int | None, *, operation: str = "instrument") -> None:
+    """Refuse what observe mode cannot do (managed mode is a later addition)."""
+    value = getattr(mode, "value", mode)
+    if value not in ("observe", "managed"):
+        raise InvalidSessionOperation(operation, f"mode must be 'observe' or 'managed', got {mode!r}")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0):
+        raise InvalidSessionOperation(
+            operation, f"budget must be a positive number of tokens, got {budget!r}"
+        )
+    if value == "managed":
+        raise InvalidSessionOperation(
+            operation,
+            "managed mode needs the managed adapters, which this version does not have yet; "
+            "use mode='observe'",
+        )
+    if budget is not None:
+        raise InvalidSessionOperation(
+            operation, "a token budget configures managed mode; observe mode sends what the app built"
+        )
+
+
+def instrument(
+    *,
+    store: StoreLike = None,
+    session_id: str | None = None,
+    mode: WrapMode | str = "observe",
+    budget: int | None = None,
+    providers: Iterable[Provider | str] | None = None,
+) -> None:
+    """Record every call of the OpenAI, Anthropic and LiteLLM SDKs in this process.
+
+    ``store`` and ``session_id`` mean what they mean for ``wrap()``; ``providers``
+    limits which SDKs are patched (``"openai"``, ``"anthropic"``, ``"litellm"``; all by
+    default). Calling it again keeps the patches and applies the new settings (with a
+    warning). ``mode="managed"`` and ``budget`` are for managed mode, which is not there
+    yet: they raise ``InvalidSessionOperation``.
+
+    >>> import sessionware
+    >>> sessionware.instrument(store="memory://", providers=["openai"])
+    >>> sessionware.uninstrument()
+    """
+    check_mode(mode, budget)
+    if session_id is not None and (not isinstance(session_id, str) or not session_id.strip()):
+        raise InvalidSessionOperation(
+            "instrument", f"session_id must be a non-empty string, got {session_id!r}"
+        )
+    _default.instrument(_Config(store=store, session_id=session_id, providers=_providers(providers)))
+
+
+def uninstrument() -> None:
+    """Undo ``instrument()``: every patched class and list is exactly as it was before.
+
+    A no-op (with a warning) when nothing is instrumented.
+
+    >>> import sessionware
+    >>> sessionware.uninstrument()
+    """
+    _default.uninstrument()
+
+
+def is_instrumented() -> bool:
+    """True between ``instrument()`` and ``uninstrument()``."""
+    return _default.active
