@@ -358,7 +358,8 @@ class ManagedHooks:
             if older:
                 state.record_many(older)
         model = str(request.model or "")
-        hide = call.raw is None or (call.raw == "raw" and not call.stream)
+        # Raw streams hand the app bytes sessionware cannot take memory calls out of.
+        hide = call.raw is None or (call.raw != "stream" and not call.stream)
         clash = shape.vm_tool_names(body)
         if clash:
             self._warn_once("clash", "the app has tools named %s: managed mode offers no memory tools", clash)

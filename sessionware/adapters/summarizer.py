@@ -1,0 +1,120 @@
+"""``ClientSummarizer``: summaries of evicted turns written by a model, through a client.
+
+The virtual memory summarises the turns it compacts, offline and extractively by
+default. ``ContextPolicy(summarize_fn=ClientSummarizer(client, model="gpt-4o-mini"))``
+has a model write them instead, through an ``OpenAI``/``AsyncOpenAI`` (chat completions)
+or ``Anthropic``/``AsyncAnthropic`` (Messages) client. Each summary call is recorded in
+the session being summarised as a ``hidden`` call with its usage and cost (so it shows
+in ``hidden_cost``), and never as a conversation of its own, even through a wrapped
+client.
+
+Use a client of the same kind as the wrapped one: an async client for async apps, a
+sync one for sync apps (managed sync clients run the summariser inline; an awaiting
+summariser cannot run there, and the offline summaries are kept).
+
+>>> from openai import AsyncOpenAI
+>>> from sessionware.core.memory import ContextPolicy
+>>> summarize = ClientSummarizer(AsyncOpenAI(api_key="sk-..."), model="gpt-4o-mini")
+>>> policy = ContextPolicy(budget=8000, summarize_fn=summarize)
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+import time
+from typing import Any
+
+from sessionware.adapters._core import suppress_recording
+from sessionware.adapters.managed import summarizing_for
+from sessionware.core.accounting.pricing import PriceBook
+from sessionware.core.accounting.usage import TokenUsage
+from sessionware.core.defaults import default_price_book
+from sessionware.core.session.enums import EventSource, EventType
+
+__all__ = ["ClientSummarizer"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INSTRUCTIONS = (
+    "Summarise these earlier turns of a conversation for the assistant's memory. Keep every "
+    "name, number, code, date, decision and open question exactly as written; drop chit-chat. "
+    "Write plain sentences, at most {max_tokens} tokens."
+)
+
+
+class ClientSummarizer:
+    """A ``SummarizeFn`` (``await fn(text, max_tokens) -> str``) backed by a model."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        model: str,
+        instructions: str = DEFAULT_INSTRUCTIONS,
+        prices: PriceBook | None = None,
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.instructions = instructions
+        self.prices = prices
+        anthropic = sys.modules.get("anthropic")
+        self.anthropic = anthropic is not None and isinstance(
+            client, anthropic.Anthropic | anthropic.AsyncAnthropic
+        )
+
+    async def __call__(self, text: str, max_tokens: int) -> str:
+        prompt = self.instructions.format(max_tokens=max_tokens)
+        started = time.perf_counter()
+        with suppress_recording():
+            if self.anthropic:
+                made = self.client.messages.create(
+                    model=self.model,
+                    max_tokens=max_tokens,
+                    system=prompt,
+                    messages=[{"role": "user", "content": text}],
+                )
+            else:
+                made = self.client.chat.completions.create(
+                    model=self.model,
+                    max_tokens=max_tokens,
+                    messages=[{"role": "system", "content": prompt}, {"role": "user", "content": text}],
+                )
+            response = await made if inspect.isawaitable(made) else made
+        summary, usage = self._read(response)
+        self._record(usage, (time.perf_counter() - started) * 1000.0, getattr(response, "model", None))
+        return summary
+
+    def _read(self, response: Any) -> tuple[str, TokenUsage | None]:
+        if self.anthropic:
+            from sessionware.adapters.anthropic import anthropic_usage
+
+            texts = [getattr(b, "text", "") for b in response.content if getattr(b, "type", None) == "text"]
+            return "".join(texts).strip(), anthropic_usage(getattr(response, "usage", None))
+        from sessionware.adapters.openai import openai_usage
+
+        message = response.choices[0].message
+        return (message.content or "").strip(), openai_usage(getattr(response, "usage", None))
+
+    def _record(self, usage: TokenUsage | None, latency_ms: float, model: str | None) -> None:
+        state = summarizing_for()
+        if state is None or usage is None:
+            return
+        model = model or self.model
+        provider = "anthropic" if self.anthropic else "openai"
+        prices = self.prices or default_price_book()
+        try:
+            state.record(
+                EventType.LLM_CALL,
+                EventSource.LLM,
+                model=model,
+                provider=provider,
+                usage=usage,
+                cost=prices.cost(model, usage, provider),
+                latency_ms=latency_ms,
+                hidden=True,
+                metadata={"purpose": "summary"},
+            )
+        except Exception:  # the summary is still good; only its bookkeeping failed
+            logger.exception("could not record a summary call in session %s", state.id)

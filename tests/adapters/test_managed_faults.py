@@ -1,0 +1,258 @@
+"""Managed mode serves the model's memory calls itself: the app only ever sees the answer.
+
+Real SDKs over fake HTTP transports; the model is scripted (``RecallModel``) and answers
+only from what it is sent, so an answer with the planted code proves the recall reached
+the model, and the app's view (responses, stream chunks) proves it never saw the calls.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from adapter_support import (
+    ANTHROPIC_KINDS,
+    ASYNC_KINDS,
+    OPENAI_KINDS,
+    make_anthropic,
+    make_openai,
+    session_events,
+)
+from managed_support import (
+    CODE,
+    QUESTION,
+    RecallModel,
+    Seen,
+    aask,
+    ask,
+    last_turn,
+    offered_tools,
+    tools_allowed,
+    user_text,
+)
+
+import sessionware
+from sessionware.adapters.fakes import FakeAnthropic, FakeOpenAI, sse
+from sessionware.core.memory import ContextPolicy
+from sessionware.core.session.enums import EventType, Role
+from sessionware.core.store import Store
+
+CASES = [
+    *((kind, "chat") for kind in OPENAI_KINDS),
+    *((kind, "responses") for kind in ("OpenAI", "AsyncOpenAI")),
+    *((kind, "messages") for kind in ANTHROPIC_KINDS),
+]
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+WEATHER_ANTHROPIC = {"name": "get_weather", "input_schema": {"type": "object"}}
+
+
+class App:
+    """An app talking to a managed client, re-sending its whole history every call."""
+
+    def __init__(self, kind: str, endpoint: str, model: RecallModel, store: Store, **policy: Any) -> None:
+        self.kind, self.endpoint, self.is_async = kind, endpoint, kind in ASYNC_KINDS
+        anthropic = endpoint == "messages"
+        self.api = FakeAnthropic(model) if anthropic else FakeOpenAI(model)
+        client = make_anthropic(kind, self.api) if anthropic else make_openai(kind, self.api)
+        context = ContextPolicy(**{"budget": 1200, **policy})
+        self.client = sessionware.wrap(client, store=store, session_id="s", mode="managed", context=context)
+        self.history: list[dict[str, Any]] = []
+
+    async def ask(self, *, stream: bool = False, **extra: Any) -> Seen:
+        if self.is_async:
+            return await aask(self.client, self.endpoint, self.history, stream=stream, **extra)
+        return ask(self.client, self.endpoint, self.history, stream=stream, **extra)
+
+    async def converse(self, turns: int) -> None:
+        for i in range(turns):
+            self.history.append({"role": "user", "content": user_text(i)})
+            seen = await self.ask()
+            self.history.append({"role": "assistant", "content": seen.text})
+
+    async def probe(self, *, stream: bool = False, **extra: Any) -> Seen:
+        self.history.append({"role": "user", "content": QUESTION})
+        before = copy.deepcopy(self.history)
+        seen = await self.ask(stream=stream, **extra)
+        assert self.history == before  # the app's list and its messages are untouched
+        return seen
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize(("kind", "endpoint"), CASES)
+async def test_a_memory_call_is_served_and_the_app_sees_only_the_answer(
+    kind: str, endpoint: str, stream: bool, store: Store
+) -> None:
+    app = App(kind, endpoint, RecallModel(), store)
+    await app.converse(40)
+    sent_before = len(app.api.requests)
+
+    seen = await app.probe(stream=stream)
+
+    assert seen.text == f"The code is {CODE}."
+    assert seen.calls == []
+    asked, answered = app.api.requests[sent_before:]
+    assert "search_pages" in offered_tools(asked)
+    kind_of_last, result = last_turn(answered)
+    assert kind_of_last == "tool" and CODE in result
+    events = session_events(store, "s")
+    [hidden] = [e for e in events if e.hidden and e.type is EventType.LLM_CALL]
+    assert [c.name for c in hidden.tool_calls] == ["search_pages"] and hidden.usage is not None
+    assert [e.tool_name for e in events if e.type is EventType.PAGE_FAULT] == ["search_pages"]
+    final = events[-1]
+    assert (final.role, final.content, final.tool_calls) == (Role.ASSISTANT, seen.text, ())
+    assert final.metadata["managed"]["hidden_rounds"] == 1
+    assert final.app_input_tokens is not None and final.app_input_tokens > 0
+    if stream:
+        assert hidden.ttft_ms is not None and final.ttft_ms is not None
+        assert final.ttft_ms >= hidden.ttft_ms  # the app's first token came after the hidden round
+    assert sessionware.current_session().stats().page_faults == 1
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize(("kind", "endpoint"), [("OpenAI", "chat"), ("AsyncAnthropic", "messages")])
+async def test_search_then_page_fault_are_both_served_in_one_turn(
+    kind: str, endpoint: str, stream: bool, store: Store
+) -> None:
+    app = App(kind, endpoint, RecallModel(steps=("search", "fault")), store)
+    await app.converse(40)
+
+    seen = await app.probe(stream=stream)
+
+    assert (seen.text, seen.calls) == (f"The code is {CODE}.", [])
+    events = session_events(store, "s")
+    assert [e.tool_name for e in events if e.type is EventType.PAGE_FAULT] == ["search_pages", "page_fault"]
+    assert events[-1].metadata["managed"]["hidden_rounds"] == 2
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize(("kind", "endpoint"), [("OpenAI", "chat"), ("Anthropic", "messages")])
+async def test_mixed_memory_and_app_calls_are_resent_without_the_app_call(
+    kind: str, endpoint: str, stream: bool, store: Store
+) -> None:
+    app = App(kind, endpoint, RecallModel(app_tool="get_weather"), store)
+    await app.converse(30)
+    tools = [WEATHER_ANTHROPIC if endpoint == "messages" else WEATHER]
+    sent_before = len(app.api.requests)
+
+    seen = await app.probe(stream=stream, tools=tools)
+
+    assert seen.calls == ["get_weather"]  # the app's own call, asked again; never the memory call
+    mixed, follow_up = app.api.requests[sent_before : sent_before + 2]
+    assert offered_tools(mixed)[0] == "get_weather" and "search_pages" in offered_tools(mixed)
+    resent = follow_up["messages"][-2]
+    if endpoint == "chat":
+        assert [c["function"]["name"] for c in resent["tool_calls"]] == ["search_pages"]
+    else:
+        assert [b["name"] for b in resent["content"] if b["type"] == "tool_use"] == ["search_pages"]
+    [hidden] = [e for e in session_events(store, "s") if e.hidden and e.type is EventType.LLM_CALL]
+    assert hidden.metadata["managed"]["app_calls_left_out"] == 1
+
+
+@pytest.mark.parametrize(("kind", "endpoint"), CASES)
+async def test_past_the_fault_limit_the_model_is_told_and_must_answer(
+    kind: str, endpoint: str, store: Store
+) -> None:
+    model = RecallModel(stubborn=True)
+    app = App(kind, endpoint, model, store)
+    await app.converse(2)
+    sent_before = len(app.api.requests)
+
+    seen = await app.probe()
+
+    rounds = app.api.requests[sent_before:]
+    assert len(rounds) == 4  # two faults served, one refused, then the answer
+    assert [tools_allowed(r) for r in rounds] == [True, True, True, False]
+    assert "memory call limit reached (2 per turn)" in last_turn(rounds[-1])[1]
+    assert (seen.text, seen.calls) == ("I do not have it.", [])  # the answer, after all
+    final = session_events(store, "s")[-1]
+    assert final.metadata["managed"]["hidden_rounds"] == 3 and final.tool_calls == ()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize(("kind", "endpoint"), CASES)
+async def test_a_memory_call_that_ignores_tool_choice_never_reaches_the_app(
+    kind: str, endpoint: str, stream: bool, store: Store
+) -> None:
+    app = App(kind, endpoint, RecallModel(stubborn=True, ignore_tool_choice=True), store)
+    app.history.append({"role": "user", "content": "hello"})
+
+    seen = await app.ask(stream=stream)
+
+    assert seen.calls == []
+    final = session_events(store, "s")[-1]
+    assert final.tool_calls == () and final.metadata["managed"]["memory_calls_left_out"] == 1
+    assert final.finish_reason in ("stop", "end_turn", "completed")
+
+
+@pytest.mark.parametrize(("kind", "endpoint"), CASES)
+async def test_a_short_preamble_before_a_memory_call_stays_hidden_in_streams(
+    kind: str, endpoint: str, store: Store
+) -> None:
+    app = App(kind, endpoint, RecallModel(preamble="Let me check my notes."), store)
+    await app.converse(30)
+
+    seen = await app.probe(stream=True)
+
+    assert (seen.text, seen.calls) == (f"The code is {CODE}.", [])
+
+
+@pytest.mark.parametrize(("kind", "endpoint"), CASES)
+async def test_a_long_answer_streams_live_and_a_late_memory_call_is_left_out(
+    kind: str, endpoint: str, store: Store
+) -> None:
+    long_text = "A long answer that keeps going. " * 12
+    app = App(kind, endpoint, RecallModel(preamble=long_text), store)
+    await app.converse(30)
+
+    seen = await app.probe(stream=True)
+
+    assert (seen.text, seen.calls) == (long_text, [])
+    final = session_events(store, "s")[-1]
+    assert (final.content, final.tool_calls) == (long_text, ())
+    assert final.metadata["managed"]["memory_calls_left_out"] == 1
+
+
+def test_a_provider_error_while_reading_ahead_reaches_the_app_where_it_would_have(store: Store) -> None:
+    app = App("OpenAI", "chat", RecallModel(), store)
+    chunk = {
+        "id": "chatcmpl-x",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}, "finish_reason": None}],
+    }
+    body = sse([chunk, {"error": {"message": "overloaded", "type": "server_error"}}])
+    app.api.push(
+        lambda request: httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+    )
+    app.history.append({"role": "user", "content": "hello"})
+
+    stream = app.client.chat.completions.create(model="gpt-4o-mini", messages=app.history, stream=True)
+    iterator = iter(stream)
+    assert next(iterator).choices[0].delta.content == "Hel"
+    with pytest.raises(openai.APIError, match="overloaded"):
+        next(iterator)
+    final = session_events(store, "s")[-1]
+    assert final.error is not None and final.error.type == "APIError"
+
+
+def test_raw_responses_get_hidden_rounds_and_raw_streams_get_no_memory_tools(store: Store) -> None:
+    app = App("OpenAI", "chat", RecallModel(), store)
+    app.history.append({"role": "user", "content": QUESTION})
+
+    raw = app.client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=app.history)
+    assert raw.parse().choices[0].message.tool_calls is None
+    assert len(app.api.requests) == 2
+
+    with app.client.chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini", messages=app.history, stream=True
+    ) as response:
+        text = "".join(response.iter_lines())
+    assert "search_pages" not in offered_tools(app.api.requests[-1])
+    assert "page_fault" not in text
+    sent = json.dumps(app.api.requests[-1])
+    assert "VM:RULES" in sent  # still the managed context, only without memory tools
