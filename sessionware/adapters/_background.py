@@ -27,12 +27,13 @@ import logging
 import queue
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sessionware.adapters import _guard
 
-__all__ = ["collecting", "defer", "schedule", "settle", "watch_collector"]
+__all__ = ["collecting", "defer", "hold", "on_recorder_thread", "schedule", "settle", "watch_collector"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def watch_collector() -> None:
 _queue: queue.SimpleQueue[Callable[[], None] | threading.Event] = queue.SimpleQueue()
 _thread: threading.Thread | None = None
 _start_lock = threading.Lock()
+_primed = False
 
 
 def defer(action: Callable[[], None]) -> None:
@@ -69,7 +71,18 @@ def defer(action: Callable[[], None]) -> None:
 
 
 def schedule(state: Any) -> None:
-    """Have the recorder thread settle ``state`` (a ``SessionState`` with deferred records)."""
+    """Have the recorder thread settle ``state`` (a ``SessionState`` with deferred records).
+
+    The first one of the process is settled right here instead: recording imports what it
+    needs on first use (the price data imports ``httpx2``), and a module being imported on
+    another thread is visible half-initialised to code that probes ``sys.modules`` for it
+    (openai does, for ``httpx2``), so those imports happen on the app's thread.
+    """
+    global _primed
+    if not _primed:
+        _primed = True
+        state.settle()
+        return
     _queue.put(state.settle)
     thread = _thread
     if thread is None or not thread.is_alive():
@@ -138,3 +151,25 @@ def settle(timeout: float | None = 10.0) -> bool:
         done = marker.wait(timeout)
     _guard.raise_deferred()
     return done
+
+
+@contextmanager
+def hold(timeout: float = 10.0) -> Iterator[None]:
+    """Keep the recorder thread busy for the block: nothing queued runs there meanwhile.
+
+    A seam for tests and diagnostics: deferred records made inside the block stay
+    pending until something reads or writes their session (or the block ends), which
+    is how tests check that reads and writes settle by themselves.
+    """
+    entered, release = threading.Event(), threading.Event()
+
+    def wait() -> None:
+        entered.set()
+        release.wait(timeout)
+
+    defer(wait)
+    entered.wait(timeout)
+    try:
+        yield
+    finally:
+        release.set()

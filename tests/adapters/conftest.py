@@ -10,6 +10,7 @@ from adapter_support import make_anthropic, make_openai
 
 import sessionware
 from sessionware.adapters import _guard
+from sessionware.adapters.api import settle
 from sessionware.adapters.fakes import FakeAnthropic, FakeOpenAI
 from sessionware.core.store import MemoryBackend, Store
 
@@ -58,3 +59,10 @@ def anthropic_client(anthropic_api: FakeAnthropic, store: Store) -> Any:
 @pytest.fixture
 def async_anthropic_client(anthropic_api: FakeAnthropic, store: Store) -> Any:
     return sessionware.wrap(make_anthropic("AsyncAnthropic", anthropic_api), store=store)
+
+
+@pytest.fixture(autouse=True)
+def recorder_failures_surface() -> Iterator[None]:
+    """A bookkeeping failure of the recorder thread fails the test that caused it."""
+    yield
+    assert settle()
