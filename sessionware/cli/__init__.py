@@ -1,7 +1,10 @@
-"""The ``sessionware`` command: look at, export and re-import recorded sessions.
+"""The ``sessionware`` command: record a program's LLM calls; look at, export and
+re-import recorded sessions.
 
 ::
 
+    sessionware run [--session ID] [--propagate] -- PROGRAM [ARGS]
+                                                       run PROGRAM with its calls recorded
     sessionware sessions [--limit N] [--parent ID]     sessions, newest first
     sessionware show ID [--max-chars N]                one session as a timeline
     sessionware stats [--since DAY] [--until DAY]      tokens and cost by model and by day

@@ -4,9 +4,8 @@ Each subcommand is a ``Command``: its name, help texts, a function adding its ow
 arguments, and the dotted path of its handler. Handlers are imported only when their
 command runs, so ``sessionware --help`` loads argparse and nothing heavier.
 
-Adding a subcommand (the zero-code ``run`` is the one planned: it will take the program
-to run after ``--`` with ``argparse.REMAINDER`` and return that program's exit code)
-means writing its module and adding one ``Command`` to ``COMMANDS``.
+Adding a subcommand means writing its module and adding one ``Command`` to ``COMMANDS``
+(``run`` takes the program after ``--`` with ``argparse.REMAINDER``).
 """
 
 from __future__ import annotations
@@ -140,6 +139,47 @@ def _configure_import(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _configure_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--session", metavar="ID", help="record every call into session ID")
+    parser.add_argument(
+        "--mode",
+        choices=["observe", "managed"],
+        default=None,
+        help="observe: record what the program sends (default); managed: not available yet",
+    )
+    parser.add_argument(
+        "--budget", type=_positive_int, metavar="TOKENS", help="managed mode's input token budget"
+    )
+    parser.add_argument(
+        "--propagate",
+        action="store_true",
+        help="also instrument the Python programs it starts (default: only the program itself)",
+    )
+    parser.add_argument(
+        "program",
+        nargs=argparse.REMAINDER,
+        metavar="-- PROGRAM [ARGS]",
+        help="the command to run, e.g. -- python app.py",
+    )
+
+
+_RUN_EPILOG = f"""\
+The program runs with sessionware's sitecustomize first on PYTHONPATH, which records every
+OpenAI, Anthropic and LiteLLM call into the store before the program's first line runs.
+
+environment (options win):
+  {STORE_ENV}      the store (default: {DEFAULT_STORE_URL})
+  SESSIONWARE_SESSION    like --session
+  SESSIONWARE_MODE       like --mode
+  SESSIONWARE_BUDGET     like --budget
+  SESSIONWARE_PROVIDERS  comma-separated SDKs to instrument (default: openai,anthropic,litellm)
+  SESSIONWARE_PROPAGATE  1: like --propagate
+  SESSIONWARE_DISABLED   1: the kill switch; the program runs with nothing patched
+
+The exit code is the program's (126/127: it could not be run or found). If sessionware
+cannot start inside the program, it prints one warning line and the program runs unrecorded."""
+
+
 def _positive_int(text: str) -> int:
     value = _non_negative_int(text)
     if value == 0:
@@ -169,6 +209,17 @@ def _day(text: str) -> str:
 _PLAIN_NOTE = "Plain output is tab-separated, one record per line, tabs and newlines escaped as \\t and \\n."
 
 COMMANDS: tuple[Command, ...] = (
+    Command(
+        name="run",
+        help="run a program with every LLM call recorded (zero-code)",
+        description=(
+            "Run an unmodified program with its OpenAI, Anthropic and LiteLLM calls recorded into "
+            "the store: sessionware run -- python app.py"
+        ),
+        configure=_configure_run,
+        handler="sessionware.cli.run:run",
+        epilog=_RUN_EPILOG,
+    ),
     Command(
         name="sessions",
         help="list recorded sessions, newest first",
@@ -244,7 +295,10 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
     """The parser of ``sessionware``; ``args.command`` names the chosen ``Command``."""
     parser = argparse.ArgumentParser(
         prog="sessionware",
-        description="Inspect, export and import the sessions sessionware recorded.",
+        description=(
+            "Run a program with its LLM calls recorded; inspect, export and import the sessions "
+            "sessionware recorded."
+        ),
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
