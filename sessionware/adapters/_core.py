@@ -209,6 +209,7 @@ class InterceptedCall:
         "hide_usage",
         "hook_state",
         "is_async",
+        "last_response",
         "options",
         "raw",
         "recording",
@@ -260,6 +261,8 @@ class InterceptedCall:
         self.round_started = self.started
         self.substitute: Any = None
         """When set, returned to the app instead of the SDK's last response."""
+        self.last_response: Any = None
+        """The SDK's response of the round being read (non-streamed calls)."""
 
     # -- session ----------------------------------------------------------------------
 
@@ -425,6 +428,7 @@ class InterceptedCall:
                 self._defer(result=result)
                 return None
             output = self._output_of(result)
+            self.last_response = result
             follow_up = self._follow_up(output)
             if follow_up is not None:
                 return follow_up

@@ -25,10 +25,21 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from enum import Enum
 from typing import Any
 
-from sessionware.adapters._types import EndpointKind
+from sessionware.adapters._types import CallOutput, EndpointKind
 from sessionware.core.memory.faults import is_vm_tool
 
-__all__ = ["Peek", "Verdict", "VisibleStream", "aplay", "play", "without_memory_calls"]
+__all__ = [
+    "Capture",
+    "Peek",
+    "Verdict",
+    "VisibleStream",
+    "aplay",
+    "araising",
+    "nothing",
+    "play",
+    "raising",
+    "without_memory_calls",
+]
 
 
 class Verdict(Enum):
@@ -308,3 +319,47 @@ def without_memory_calls(kind: EndpointKind, response: Any) -> Any:
     if kind is EndpointKind.RESPONSES:
         return _responses_without(response)
     return response
+
+
+# -- reading ahead --------------------------------------------------------------------------
+
+
+class Capture:
+    """Owner of a streamed round being read ahead: keeps how it ended."""
+
+    __slots__ = ("end", "error", "first_token_at", "output")
+
+    def __init__(self) -> None:
+        self.output: CallOutput | None = None
+        self.error: BaseException | None = None
+        self.end: str | None = None
+        self.first_token_at: float | None = None
+
+    def finish_stream(
+        self,
+        output: CallOutput | None,
+        *,
+        error: BaseException | None,
+        end: str | None,
+        first_token_at: float | None,
+    ) -> None:
+        self.output, self.error, self.end, self.first_token_at = output, error, end, first_token_at
+
+
+def raising(error: BaseException) -> Iterator[Any]:
+    """A rest of a stream that raises ``error`` where the provider's stream broke off."""
+    yield from ()
+    raise error
+
+
+async def nothing() -> AsyncIterator[Any]:
+    """The rest of a stream already read to its end."""
+    empty: tuple[Any, ...] = ()
+    for item in empty:
+        yield item
+
+
+async def araising(error: BaseException) -> AsyncIterator[Any]:
+    async for item in nothing():
+        yield item
+    raise error

@@ -54,25 +54,28 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sessionware.adapters._core import HiddenRound, InterceptedCall
 from sessionware.adapters._managed_shapes import Served, Shape, shape_for
 from sessionware.adapters._managed_streams import (
+    Capture,
     Peek,
     Verdict,
     VisibleStream,
     aplay,
+    araising,
+    nothing,
     play,
+    raising,
     without_memory_calls,
 )
-from sessionware.adapters._messages import message_keys
+from sessionware.adapters._managed_tokens import AppTokens
 from sessionware.adapters._recorder import _request_drafts
-from sessionware.adapters._types import CallOutput, CallRequest, WireMessage
-from sessionware.core.accounting.tokens import REPLY_PRIMING_TOKENS, counter_for_model
+from sessionware.adapters._types import CallOutput
+from sessionware.core.accounting.tokens import counter_for_model
 from sessionware.core.defaults import default_price_book
 from sessionware.core.errors import InvalidSessionOperation, StorageError, TokenLimitExceeded
 from sessionware.core.memory import BuiltContext, ContextPolicy, VirtualMemory, abuild, build
@@ -80,11 +83,10 @@ from sessionware.core.memory.faults import handle_vm_tool_call, is_vm_tool
 from sessionware.core.session.enums import EventType
 from sessionware.core.session.state import SessionState
 
-__all__ = ["AppTokens", "ManagedHooks", "summarizing_for"]
+__all__ = ["ManagedHooks", "summarizing_for"]
 
 logger = logging.getLogger(__name__)
 
-EXTENSION = "sessionware.adapters.managed"
 _STOP_REASONS = {"tool_calls": "stop", "tool_use": "end_turn"}
 
 _summary_target: contextvars.ContextVar[SessionState | None] = contextvars.ContextVar(
@@ -95,87 +97,6 @@ _summary_target: contextvars.ContextVar[SessionState | None] = contextvars.Conte
 def summarizing_for() -> SessionState | None:
     """The session whose context is being built (for summarisers that record their cost)."""
     return _summary_target.get()
-
-
-# -- what the app asked to send -------------------------------------------------------------
-
-
-class AppTokens:
-    """Tokens of the app's requests in one session, each distinct message counted once.
-
-    Apps re-send their history: when a request starts with the previous one, only the
-    new messages are counted; otherwise known messages are looked up by identity.
-    """
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.by_key: dict[int, int] = {}
-        self.prev_keys: list[int] = []
-        self.prev_total = 0
-        self.fixed: dict[str, int] = {}
-        """Tokens of system prompts and tool lists, by their text."""
-
-    @classmethod
-    def of(cls, state: SessionState) -> AppTokens:
-        found = state.extensions.get(EXTENSION)
-        if not isinstance(found, AppTokens):
-            found = state.extensions[EXTENSION] = cls()
-        return found
-
-    def count(self, request: CallRequest, model: str) -> int:
-        counter = counter_for_model(model)
-        keys = request.keys
-        if keys is None:
-            keys = message_keys(request.messages)
-        with self.lock:
-            prev, known = self.prev_keys, self.by_key
-            start, total = 0, 0
-            if len(prev) <= len(keys) and keys[: len(prev)] == prev:
-                start, total = len(prev), self.prev_total
-            missing: list[int] = []
-            for i in range(start, len(keys)):
-                tokens = known.get(keys[i])
-                if tokens is None:
-                    missing.append(i)
-                else:
-                    total += tokens
-            if missing:
-                first = missing[0]
-                messages = request.messages_from(first)
-                for i in missing:
-                    tokens = known[keys[i]] = counter.count_message(_countable(messages[i - first]))
-                    total += tokens
-            self.prev_keys, self.prev_total = keys, total
-            total += REPLY_PRIMING_TOKENS
-            if request.system:
-                total += self._fixed("s" + request.system, lambda: counter.count_message(_system(request)))
-            if request.tools:
-                tools = request.tools
-                total += self._fixed("t" + repr(tools), lambda: counter.count_tools(tools))
-            return total
-
-    def _fixed(self, key: str, count: Any) -> int:
-        found = self.fixed.get(key)
-        if found is None:
-            if len(self.fixed) > 64:
-                self.fixed.clear()
-            found = self.fixed[key] = int(count())
-        return found
-
-
-def _system(request: CallRequest) -> dict[str, Any]:
-    return {"role": "system", "content": request.system}
-
-
-def _countable(message: WireMessage) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.role.value, "content": message.content}
-    if message.calls:
-        out["tool_calls"] = [{"function": {"name": c.name, "arguments": c.arguments}} for c in message.calls]
-    if message.call_id:
-        out["tool_call_id"] = message.call_id
-    if message.name:
-        out["name"] = message.name
-    return out
 
 
 # -- one managed call -------------------------------------------------------------------------
@@ -216,28 +137,6 @@ class _Run:
     forced: bool = False
 
 
-class _Capture:
-    """Owner of a streamed round being read ahead: keeps how it ended."""
-
-    __slots__ = ("end", "error", "first_token_at", "output")
-
-    def __init__(self) -> None:
-        self.output: CallOutput | None = None
-        self.error: BaseException | None = None
-        self.end: str | None = None
-        self.first_token_at: float | None = None
-
-    def finish_stream(
-        self,
-        output: CallOutput | None,
-        *,
-        error: BaseException | None,
-        end: str | None,
-        first_token_at: float | None,
-    ) -> None:
-        self.output, self.error, self.end, self.first_token_at = output, error, end, first_token_at
-
-
 class _FinalOwner:
     """Owner of the streamed round the app reads: records it without memory calls."""
 
@@ -257,17 +156,6 @@ class _FinalOwner:
         if output is not None:
             self.hooks.final(self.run, output)
         self.call.finish_stream(output, error=error, end=end, first_token_at=first_token_at)
-
-
-def _raising(error: BaseException) -> Iterator[Any]:
-    yield from ()
-    raise error
-
-
-async def _araising(error: BaseException) -> AsyncIterator[Any]:
-    async for item in _nothing():
-        yield item
-    raise error
 
 
 def _drive(coro: Coroutine[Any, Any, BuiltContext]) -> BuiltContext | None:
@@ -535,7 +423,7 @@ class ManagedHooks:
         recording = call.recording
         if not isinstance(run, _Run) or recording is None or not run.hide_calls:
             return None
-        capture = _Capture()
+        capture = Capture()
         recording.owner = capture
         peek = Peek(call.endpoint.kind, self.policy.stream_holdback_chars)
         rest = stream._iterator
@@ -550,7 +438,7 @@ class ManagedHooks:
                         break
         except Exception as exc:  # the provider's error: the app meets it where it would have
             self._deliver(call, run, capture)
-            stream.__dict__["_iterator"] = play(buffered, _raising(exc), VisibleStream(call.endpoint.kind))
+            stream.__dict__["_iterator"] = play(buffered, raising(exc), VisibleStream(call.endpoint.kind))
             return None
         if verdict is Verdict.LIVE:
             recording.owner = _FinalOwner(self, call, run)
@@ -563,7 +451,7 @@ class ManagedHooks:
         recording = call.recording
         if not isinstance(run, _Run) or recording is None or not run.hide_calls:
             return None
-        capture = _Capture()
+        capture = Capture()
         recording.owner = capture
         peek = Peek(call.endpoint.kind, self.policy.stream_holdback_chars)
         rest = stream._iterator
@@ -579,7 +467,7 @@ class ManagedHooks:
         except Exception as exc:
             self._deliver(call, run, capture)
             visible = VisibleStream(call.endpoint.kind)
-            stream.__dict__["_iterator"] = aplay(buffered, _araising(exc), visible)
+            stream.__dict__["_iterator"] = aplay(buffered, araising(exc), visible)
             return None
         if verdict is Verdict.LIVE:
             recording.owner = _FinalOwner(self, call, run)
@@ -593,7 +481,7 @@ class ManagedHooks:
         run: _Run,
         stream: Any,
         buffered: list[Any],
-        capture: _Capture,
+        capture: Capture,
         *,
         is_async: bool,
     ) -> HiddenRound | None:
@@ -606,13 +494,13 @@ class ManagedHooks:
         self._deliver(call, run, capture, finalised=True)
         visible = VisibleStream(call.endpoint.kind)
         if is_async:
-            stream.__dict__["_iterator"] = aplay(buffered, _nothing(), visible)
+            stream.__dict__["_iterator"] = aplay(buffered, nothing(), visible)
         else:
             stream.__dict__["_iterator"] = play(buffered, (), visible)
         return None
 
     def _deliver(
-        self, call: InterceptedCall, run: _Run, capture: _Capture, *, finalised: bool = False
+        self, call: InterceptedCall, run: _Run, capture: Capture, *, finalised: bool = False
     ) -> None:
         """Record the round the app gets, as the stream's recording would have."""
         if capture.output is not None and not finalised:
@@ -625,8 +513,3 @@ class ManagedHooks:
         if key not in self._warned:
             self._warned.add(key)
             logger.warning(message, *args)
-
-
-async def _nothing() -> AsyncIterator[Any]:
-    return
-    yield  # pragma: no cover

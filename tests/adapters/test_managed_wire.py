@@ -168,7 +168,7 @@ def test_the_built_count_is_the_exact_count_of_the_chat_wire(store: Store) -> No
     client, api = managed("chat", store, ContextPolicy(budget=900))
     converse(client, "chat", 40)
     finals = [e for e in session_events(store, "s") if e.role is Role.ASSISTANT]
-    sent = [b for b in api.requests]
+    sent = list(api.requests)
     assert len(finals) == len(sent)
     for event, body in zip(finals, sent, strict=True):
         assert event.metadata["managed"]["built_tokens"] == wire_tokens("chat", body)

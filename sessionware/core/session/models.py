@@ -170,7 +170,9 @@ class SessionTotals(BaseModel):
     hidden_usage: TokenUsage = Field(default_factory=TokenUsage)
     hidden_cost: Decimal = Decimal(0)
     app_input_tokens: int = 0
-    """Sum over managed calls of what the app asked to send (compare ``usage.input_tokens``)."""
+    """Sum over managed calls of what the app asked to send (compare ``managed_input_tokens``)."""
+    managed_input_tokens: int = 0
+    """Input tokens the provider reported for those same managed calls (what was sent)."""
     models: dict[str, int] = Field(default_factory=dict)
 
     def fold(self, event: SessionEvent) -> None:
@@ -198,9 +200,11 @@ class SessionTotals(BaseModel):
         d["llm_calls"] += 1
         if event.model:
             self.models[event.model] = self.models.get(event.model, 0) + 1
+        usage = event.usage
         if event.app_input_tokens is not None:
             d["app_input_tokens"] += event.app_input_tokens
-        usage = event.usage
+            if usage is not None:
+                d["managed_input_tokens"] += usage.input_tokens
         if usage is None:
             return
         if event.hidden:

@@ -23,7 +23,8 @@ class SessionStats(BaseModel):
     price; ``unpriced_calls`` counts the others. ``hidden_*`` are calls the app never
     saw (page-fault rounds, model-written summaries), already included in the totals;
     ``app_input_tokens`` is what the app asked to send on managed calls, so
-    ``tokens_saved`` is how much less went on the wire.
+    ``tokens_saved`` is how much less went on the wire for those calls (hidden rounds and
+    calls sent as the app built them, in observe mode, do not count towards it).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -55,6 +56,8 @@ class SessionStats(BaseModel):
     hidden_cost: Decimal
     app_input_tokens: int
     tokens_saved: int
+    managed_input_tokens: int = 0
+    """Input tokens the provider reported for the managed calls (``app_input_tokens``'s twin)."""
     models: dict[str, int]
     created_at: datetime
     updated_at: datetime
@@ -67,7 +70,7 @@ class SessionStats(BaseModel):
         usage = hidden = TokenUsage()
         cost = hidden_cost = Decimal(0)
         counts = dict.fromkeys(
-            ("events", "tool_calls", "llm_calls", "errors", "page_faults", "unpriced", "app"), 0
+            ("events", "tool_calls", "llm_calls", "errors", "page_faults", "unpriced", "app", "sent"), 0
         )
         for info in infos:
             t = info.totals
@@ -86,9 +89,12 @@ class SessionStats(BaseModel):
             counts["page_faults"] += t.page_faults
             counts["unpriced"] += t.unpriced_calls
             counts["app"] += t.app_input_tokens
+            counts["sent"] += t.managed_input_tokens
         last = infos[-1]
+        # What went on the wire for the managed calls: their own input, when the wrapper
+        # recorded both on one event; else (recorded apart) every call the app saw.
+        sent = counts["sent"] or usage.input_tokens - hidden.input_tokens
         source = usage.source if counts["llm_calls"] else TokenSource.PROVIDER
-        managed_sent = usage.input_tokens - hidden.input_tokens
         return cls(
             session_id=last.id,
             session_chain=[i.id for i in infos],
@@ -116,7 +122,8 @@ class SessionStats(BaseModel):
             hidden_output_tokens=hidden.output_tokens,
             hidden_cost=hidden_cost,
             app_input_tokens=counts["app"],
-            tokens_saved=max(counts["app"] - managed_sent, 0) if counts["app"] else 0,
+            tokens_saved=max(counts["app"] - sent, 0) if counts["app"] else 0,
+            managed_input_tokens=counts["sent"],
             models=models,
             created_at=infos[0].created_at,
             updated_at=last.updated_at,
