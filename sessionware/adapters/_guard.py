@@ -14,9 +14,9 @@ Work deferred to the recorder thread (``_background``) fails away from the app: 
 ``report`` logs and counts in every mode and never raises (the thread must live on). In
 strict mode the failure is also kept and re-raised on the app's side at the next place
 the app touches the adapters: its next wrapped call (before anything is sent) or
-``sessionware.settle()``. Deferred work that runs on an app thread instead (a read of the
-session settles it first) is handled like any other: in strict mode it raises there,
-from that read.
+``sessionware.adapters.api.settle()``. Deferred work that runs on an app thread instead
+(a read of the session settles it first) is handled like any other: in strict mode it
+raises there, from that read.
 
 >>> health().internal_errors >= 0
 True

@@ -12,8 +12,8 @@ is logged and counted. ``flush()`` is where a caller who cares sees the error. A
 normal interpreter exit every live store is flushed.
 
 Sessions may hold records whose work was deferred (``SessionState.defer``): they register
-here while they do, and ``flush()`` and every read settle them first, so what is flushed
-or read includes every record made before.
+here while they do, and ``flush()`` and the reads settle them first (a read of one session
+settles that session), so what is flushed or read includes every record made before.
 """
 
 from __future__ import annotations
@@ -77,7 +77,10 @@ _STOP = object()
 
 
 class Settles(Protocol):
-    """Something holding deferred writes to this store (a ``SessionState``)."""
+    """A session holding deferred writes to this store (a ``SessionState``)."""
+
+    @property
+    def id(self) -> str: ...
 
     def settle(self) -> None: ...
 
@@ -263,8 +266,14 @@ class Store:
     def discard_unsettled(self, holder: Settles) -> None:
         self._unsettled.discard(holder)
 
-    def settle(self) -> None:
-        """Apply every deferred record of this store's sessions (on this thread)."""
+    def settle(self, session_id: str | None = None) -> None:
+        """Apply the deferred records of this store's sessions, or of ``session_id`` alone
+        (on this thread)."""
+        if session_id is not None:
+            for holder in list(self._unsettled):
+                if holder.id == session_id:
+                    holder.settle()
+            return
         while self._unsettled:
             try:
                 holder = self._unsettled.pop()
@@ -307,8 +316,12 @@ class Store:
     # -- reads (ordered after every write submitted before them) --------------------
 
     def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the writer thread, after every write submitted before it."""
         if self._unsettled:
             self.settle()
+        return self._call_sync(fn, args)
+
+    def _call_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         if not self.backend.blocking:
             return fn(*args)
         self._ensure_writer()
@@ -320,6 +333,9 @@ class Store:
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         if self._unsettled:
             self.settle()
+        return await self._call(fn, args)
+
+    async def _call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         if not self.backend.blocking:
             return fn(*args)
         self._ensure_writer()
@@ -328,23 +344,34 @@ class Store:
         result: T = await asyncio.wrap_future(call.future)
         return result
 
+    # Reads of one session settle that session only: opening a new one must not run
+    # every other session's deferred records on the caller's thread.
+
     async def load(self, session_id: str) -> Session:
-        return await self.call(self.backend.load, session_id)
+        if self._unsettled:
+            self.settle(session_id)
+        return await self._call(self.backend.load, (session_id,))
 
     def load_sync(self, session_id: str) -> Session:
-        return self.call_sync(self.backend.load, session_id)
+        if self._unsettled:
+            self.settle(session_id)
+        return self._call_sync(self.backend.load, (session_id,))
 
     async def load_info(self, session_id: str) -> SessionInfo:
-        return await self.call(self.backend.load_info, session_id)
+        if self._unsettled:
+            self.settle(session_id)
+        return await self._call(self.backend.load_info, (session_id,))
 
     async def load_events(self, session_id: str, after_seq: int = 0) -> list[SessionEvent]:
-        return await self.call(self.backend.load_events, session_id, after_seq)
+        if self._unsettled:
+            self.settle(session_id)
+        return await self._call(self.backend.load_events, (session_id, after_seq))
 
     async def exists(self, session_id: str) -> bool:
-        return await self.call(self.backend.exists, session_id)
+        return await self._call(self.backend.exists, (session_id,))
 
     def exists_sync(self, session_id: str) -> bool:
-        return self.call_sync(self.backend.exists, session_id)
+        return self._call_sync(self.backend.exists, (session_id,))
 
     async def list_sessions(
         self, *, parent_id: str | None = None, limit: int | None = None
@@ -357,7 +384,9 @@ class Store:
         return self.call_sync(lambda: self.backend.list_sessions(parent_id=parent_id, limit=limit))
 
     async def load_pages(self, session_id: str) -> dict[str, str]:
-        return await self.call(self.backend.load_pages, session_id)
+        if self._unsettled:
+            self.settle(session_id)
+        return await self._call(self.backend.load_pages, (session_id,))
 
     # -- lifecycle ------------------------------------------------------------------
 
