@@ -17,12 +17,22 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from pydantic import BaseModel
+
 from sessionware.adapters._messages import to_int, usage_of
-from sessionware.adapters._types import CallOutput, CallRequest
+from sessionware.adapters._types import CallOutput, CallRequest, WireCall
 from sessionware.adapters.openai import ChatEndpoint
 from sessionware.core.accounting.usage import TokenUsage
 
-__all__ = ["LiteLLMCall", "RECORDED_CALL_TYPES", "litellm_usage", "price_provider", "read_call"]
+__all__ = [
+    "RECORDED_CALL_TYPES",
+    "LiteLLMCall",
+    "is_chunk",
+    "litellm_usage",
+    "price_provider",
+    "read_call",
+    "read_output",
+]
 
 #: The LiteLLM call types the callback records (chat completions, sync and async).
 RECORDED_CALL_TYPES = frozenset({"completion", "acompletion"})
@@ -61,8 +71,13 @@ class LiteLLMCall:
     litellm_session_id: str | None
     response_cost: Decimal | None
     """The cost LiteLLM computed, when it reported one."""
-    output: CallOutput | None = None
+    response: Any = None
+    """The ``ModelResponse`` of a successful call (read by ``output()``, off the app's path)."""
     error: BaseException | None = None
+
+    def output(self) -> CallOutput | None:
+        """What the model produced (None for a failed call)."""
+        return read_output(self.response) if self.response is not None else None
 
 
 def _plain_message(message: Any) -> Any:
@@ -86,28 +101,54 @@ def _request(kwargs: Mapping[str, Any]) -> CallRequest:
     return _CHAT.read_request({"model": kwargs.get("model"), "messages": messages, "tools": tools or []})
 
 
+_ABSENT: Any = object()
+
+
+def _get(obj: Any, name: str) -> Any:
+    """``obj.name`` (None when absent), reading a pydantic model's fields directly.
+
+    LiteLLM's response types answer a missing attribute through ``__getattr__`` in ~2 us;
+    the few fields read per call add up to a measurable share of a mocked call.
+    """
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    fields = getattr(obj, "__dict__", None)
+    if fields is None:
+        return getattr(obj, name, None)
+    value = fields.get(name, _ABSENT)
+    if value is not _ABSENT:
+        return value
+    if isinstance(obj, BaseModel):
+        extra = obj.__pydantic_extra__
+        return extra.get(name) if extra else None
+    return getattr(obj, name, None)
+
+
 def litellm_usage(usage: Any) -> TokenUsage | None:
-    """``TokenUsage`` from a LiteLLM ``Usage``: OpenAI's fields plus Anthropic's cache ones.
+    """``TokenUsage`` from a LiteLLM ``Usage`` (OpenAI's fields; Anthropic's cache writes
+    are in ``prompt_tokens_details.cache_write_tokens``).
 
     LiteLLM's ``prompt_tokens`` already include cached reads and writes, which is what
     ``TokenUsage.input_tokens`` means too.
     """
     if usage is None:
         return None
-    prompt_details = getattr(usage, "prompt_tokens_details", None)
-    completion_details = getattr(usage, "completion_tokens_details", None)
-    cache_read = to_int(getattr(prompt_details, "cached_tokens", None)) or to_int(
-        getattr(usage, "cache_read_input_tokens", None)
+    prompt_details = _get(usage, "prompt_tokens_details")
+    completion_details = _get(usage, "completion_tokens_details")
+    cache_read = to_int(_get(prompt_details, "cached_tokens")) or to_int(
+        _get(usage, "cache_read_input_tokens")
     )
-    cache_write = to_int(getattr(usage, "cache_creation_input_tokens", None)) or to_int(
-        getattr(prompt_details, "cache_creation_tokens", None)
+    cache_write = to_int(_get(prompt_details, "cache_write_tokens")) or to_int(
+        _get(usage, "cache_creation_input_tokens")
     )
     return usage_of(
-        to_int(getattr(usage, "prompt_tokens", None)),
-        to_int(getattr(usage, "completion_tokens", None)),
+        to_int(_get(usage, "prompt_tokens")),
+        to_int(_get(usage, "completion_tokens")),
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
-        reasoning_tokens=to_int(getattr(completion_details, "reasoning_tokens", None)),
+        reasoning_tokens=to_int(_get(completion_details, "reasoning_tokens")),
     )
 
 
@@ -131,13 +172,42 @@ def _ms(start: Any, end: Any) -> float | None:
 
 def is_chunk(response: Any) -> bool:
     """True for a single stream chunk (a success event fired before the stream ended)."""
-    return getattr(response, "object", None) == "chat.completion.chunk"
+    return bool(_get(response, "object") == "chat.completion.chunk")
 
 
-def _output(response: Any) -> CallOutput:
-    output = _CHAT.read_response(response)
-    output.usage = litellm_usage(getattr(response, "usage", None))
-    return output
+def _calls(message: Any) -> list[WireCall]:
+    calls: list[WireCall] = []
+    for call in _get(message, "tool_calls") or ():
+        function = _get(call, "function")
+        calls.append(
+            WireCall(
+                str(_get(call, "id") or ""),
+                str(_get(function, "name") or ""),
+                str(_get(function, "arguments") or ""),
+            )
+        )
+    legacy = _get(message, "function_call")
+    if legacy:
+        calls.append(WireCall("", str(_get(legacy, "name") or ""), str(_get(legacy, "arguments") or "")))
+    return calls
+
+
+def read_output(response: Any) -> CallOutput:
+    """The answer of a ``ModelResponse`` (choice 0), read field by field."""
+    choices = _get(response, "choices") or ()
+    choice = choices[0] if choices else None
+    message = _get(choice, "message")
+    extra: dict[str, Any] = {"choices": len(choices)} if len(choices) > 1 else {}
+    return CallOutput(
+        text=_get(message, "content"),
+        calls=_calls(message),
+        refusal=_get(message, "refusal"),
+        usage=litellm_usage(_get(response, "usage")),
+        model=_get(response, "model"),
+        finish_reason=_get(choice, "finish_reason"),
+        response_id=_get(response, "id"),
+        extra=extra,
+    )
 
 
 def read_call(
@@ -164,5 +234,5 @@ def read_call(
         call.error = error if isinstance(error, BaseException) else RuntimeError(str(error or response))
         return call
     final = kwargs.get("complete_streaming_response") or kwargs.get("async_complete_streaming_response")
-    call.output = _output(final if final is not None else response)
+    call.response = final if final is not None else response
     return call

@@ -241,7 +241,7 @@ class SessionCallback(CustomLogger):
         prices = self.prices or default_price_book()
         provider = price_provider(call.provider) or call.provider
         extra_fields: dict[str, Any] = {}
-        output = call.output
+        output = call.output()
         if output is not None:
             if call.call_id:
                 output.extra["litellm_call_id"] = call.call_id

@@ -105,6 +105,33 @@ async def test_an_async_stream_is_recorded_once_when_it_ends(litellm: Any, callb
     assert call.content == "one two three" and call.metadata["stream"] is True
 
 
+def test_anthropic_cache_reads_and_writes_are_kept_and_priced(litellm: Any, callback: Any, store: Store):
+    cached = litellm.ModelResponse(
+        model="claude-3-5-sonnet-20241022",
+        choices=[
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "From cache."}}
+        ],
+        usage=litellm.Usage(
+            prompt_tokens=1200,
+            completion_tokens=30,
+            total_tokens=1230,
+            cache_read_input_tokens=1000,
+            cache_creation_input_tokens=150,
+        ),
+    )
+    litellm.completion(
+        model="anthropic/claude-3-5-sonnet-20241022", messages=[user("hi")], mock_response=cached
+    )
+
+    [call] = calls(next(iter(wait_for_calls(store, 1).values())))
+    assert call.usage == TokenUsage(
+        input_tokens=1200, output_tokens=30, cache_read_tokens=1000, cache_write_tokens=150
+    )
+    assert call.provider == "anthropic"
+    # 50 plain input tokens at $3/M, 1000 cache reads at $0.30/M, 150 writes at $3.75/M, 30 out at $15/M.
+    assert call.cost == Decimal("0.00015") + Decimal("0.0003") + Decimal("0.0005625") + Decimal("0.00045")
+
+
 def test_tool_calls_and_their_results_are_recorded_without_repeats(litellm: Any, callback: Any, store: Store):
     messages: list[Any] = [SYSTEM, user("Weather in Paris?")]
     first = litellm.completion(model="gpt-4o-mini", messages=messages, mock_tool_calls=[TOOL_CALL])
