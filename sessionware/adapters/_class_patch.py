@@ -40,6 +40,7 @@ class HookSettings:
     store: Store | None
     session_id: str | None
     hooks: CallHooks | None = None
+    max_rounds: int = 4
     threads: _ResponseThreads = field(default_factory=_ResponseThreads)
     fallback_session_id: str = field(default_factory=lambda: f"calls-{uuid.uuid4().hex[:16]}")
 
@@ -68,6 +69,7 @@ class ClassHooks:
             session_id=settings.session_id,
             store=settings.store,
             hooks=settings.hooks,
+            max_rounds=settings.max_rounds,
             threads=settings.threads,
             fallback_session_id=settings.fallback_session_id,
         )

@@ -45,6 +45,7 @@ from sessionware.core.errors import InvalidSessionOperation
 if TYPE_CHECKING:
     from sessionware.adapters._class_patch import ClassHooks, HookSettings
     from sessionware.adapters.api import WrapMode
+    from sessionware.core.memory.policy import ContextPolicy
     from sessionware.core.store.url import StoreLike
 
 __all__ = ["Instrumentor", "default_instrumentor", "instrument", "is_instrumented", "uninstrument"]
@@ -59,6 +60,9 @@ class _Config:
     store: StoreLike
     session_id: str | None
     providers: frozenset[Provider]
+    managed: bool = False
+    budget: int | None = None
+    context: ContextPolicy | None = None
 
 
 @dataclass
@@ -145,10 +149,14 @@ class Instrumentor:
             from sessionware.adapters._class_patch import HookSettings
             from sessionware.core.store.url import open_store
 
-            assert self._config is not None
-            store = self._config.store
+            config = self._config
+            assert config is not None
+            hooks, max_rounds = _managed_hooks(config) if config.managed else (None, 4)
             self._settings = HookSettings(
-                store=open_store(store) if store is not None else None, session_id=self._config.session_id
+                store=open_store(config.store) if config.store is not None else None,
+                session_id=config.session_id,
+                hooks=hooks,
+                max_rounds=max_rounds,
             )
         return self._settings
 
@@ -296,6 +304,16 @@ class Instrumentor:
                 entries[:] = [e for e in entries if e is not patch.installed]
 
 
+def _managed_hooks(config: _Config) -> tuple[Any, int]:
+    """Managed mode's hooks (what ``wrap(mode="managed")`` installs) and their round limit."""
+    from sessionware.adapters.managed import ManagedHooks
+    from sessionware.core.memory.policy import ContextPolicy
+
+    policy = config.context if config.context is not None else ContextPolicy(budget=config.budget)
+    hooks = ManagedHooks(policy)
+    return hooks, hooks.max_hidden_rounds
+
+
 def _spec_for(provider: Provider) -> Callable[[Any], Any]:
     if provider is Provider.OPENAI:
         from sessionware.adapters.openai import spec_for as openai_spec
@@ -331,8 +349,19 @@ def _providers(providers: Iterable[Provider | str] | None) -> frozenset[Provider
     return frozenset(chosen)
 
 
-def check_mode(mode: WrapMode | str, budget: int | None, *, operation: str = "instrument") -> None:
-    """Refuse what observe mode cannot do (managed mode is a later addition)."""
+def check_mode(
+    mode: WrapMode | str,
+    budget: int | None,
+    context: ContextPolicy | None = None,
+    *,
+    operation: str = "instrument",
+) -> bool:
+    """Check the mode settings; True for managed mode.
+
+    ``budget`` (managed mode's input token budget) and ``context`` (a whole
+    ``ContextPolicy``) configure managed mode: observe mode refuses them, and only one of
+    the two may be given.
+    """
     value = getattr(mode, "value", mode)
     if value not in ("observe", "managed"):
         raise InvalidSessionOperation(operation, f"mode must be 'observe' or 'managed', got {mode!r}")
@@ -340,16 +369,13 @@ def check_mode(mode: WrapMode | str, budget: int | None, *, operation: str = "in
         raise InvalidSessionOperation(
             operation, f"budget must be a positive number of tokens, got {budget!r}"
         )
-    if value == "managed":
-        raise InvalidSessionOperation(
-            operation,
-            "managed mode needs the managed adapters, which this version does not have yet; "
-            "use mode='observe'",
-        )
-    if budget is not None:
+    if value == "observe" and (budget is not None or context is not None):
         raise InvalidSessionOperation(
             operation, "a token budget configures managed mode; observe mode sends what the app built"
         )
+    if budget is not None and context is not None:
+        raise InvalidSessionOperation(operation, "give the budget inside the ContextPolicy, not both")
+    return bool(value == "managed")
 
 
 def instrument(
@@ -358,26 +384,39 @@ def instrument(
     session_id: str | None = None,
     mode: WrapMode | str = "observe",
     budget: int | None = None,
+    context: ContextPolicy | None = None,
     providers: Iterable[Provider | str] | None = None,
 ) -> None:
     """Record every call of the OpenAI, Anthropic and LiteLLM SDKs in this process.
 
-    ``store`` and ``session_id`` mean what they mean for ``wrap()``; ``providers``
-    limits which SDKs are patched (``"openai"``, ``"anthropic"``, ``"litellm"``; all by
-    default). Calling it again keeps the patches and applies the new settings (with a
-    warning). ``mode="managed"`` and ``budget`` are for managed mode, which is not there
-    yet: they raise ``InvalidSessionOperation``.
+    ``store``, ``session_id``, ``mode`` and ``context`` mean what they mean for
+    ``wrap()``; ``budget`` is a shortcut for ``context=ContextPolicy(budget=...)``.
+    ``providers`` limits which SDKs are patched (``"openai"``, ``"anthropic"``,
+    ``"litellm"``; all by default). Calling it again with the same settings changes
+    nothing; with other settings it re-instruments (both with a warning).
+
+    In managed mode the OpenAI and Anthropic clients send the context the session's
+    virtual memory builds; LiteLLM's calls are recorded (observed) by its callback.
 
     >>> import sessionware
     >>> sessionware.instrument(store="memory://", providers=["openai"])
     >>> sessionware.uninstrument()
     """
-    check_mode(mode, budget)
+    managed = check_mode(mode, budget, context)
     if session_id is not None and (not isinstance(session_id, str) or not session_id.strip()):
         raise InvalidSessionOperation(
             "instrument", f"session_id must be a non-empty string, got {session_id!r}"
         )
-    _default.instrument(_Config(store=store, session_id=session_id, providers=_providers(providers)))
+    _default.instrument(
+        _Config(
+            store=store,
+            session_id=session_id,
+            providers=_providers(providers),
+            managed=managed,
+            budget=budget,
+            context=context,
+        )
+    )
 
 
 def uninstrument() -> None:

@@ -9,7 +9,7 @@ sets them from its options):
 ``SESSIONWARE_STORE``       where to record (default: ``sqlite:///./sessionware.db``;
                             a relative SQLite path is made absolute at start)
 ``SESSIONWARE_SESSION``     record every call into this one session
-``SESSIONWARE_MODE``        ``observe`` (default) or ``managed`` (not available yet)
+``SESSIONWARE_MODE``        ``observe`` (default) or ``managed``
 ``SESSIONWARE_BUDGET``      managed mode's input token budget
 ``SESSIONWARE_PROVIDERS``   comma-separated subset of ``openai,anthropic,litellm``
 ``SESSIONWARE_PROPAGATE``   ``1``: child Python processes are instrumented too

@@ -145,7 +145,10 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         "--mode",
         choices=["observe", "managed"],
         default=None,
-        help="observe: record what the program sends (default); managed: not available yet",
+        help=(
+            "observe: record what the program sends (default); managed: send the context the "
+            "session's virtual memory builds, within --budget"
+        ),
     )
     parser.add_argument(
         "--budget", type=_positive_int, metavar="TOKENS", help="managed mode's input token budget"

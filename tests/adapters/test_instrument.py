@@ -20,6 +20,7 @@ import sessionware
 from sessionware.adapters.fakes import FakeAnthropic, FakeOpenAI, Reply
 from sessionware.adapters.instrument import default_instrumentor, is_instrumented
 from sessionware.adapters.litellm import SessionCallback
+from sessionware.core.memory.policy import ContextPolicy
 from sessionware.core.store import Store
 
 CLIENT_CLASSES = (
@@ -31,6 +32,7 @@ CLIENT_CLASSES = (
     anthropic.AsyncAnthropic,
 )
 HELLO = [{"role": "user", "content": "hello"}]
+SYSTEM_PROMPT = {"role": "system", "content": "You are brief."}
 
 
 @pytest.fixture
@@ -243,11 +245,27 @@ def test_litellm_calls_are_recorded_once_under_instrumentation(store: Store, lit
     assert conversation(events) == [("user", "hello"), ("assistant", "hi there")]
 
 
+def test_managed_mode_sends_the_built_context_and_records_both_sides(store: Store, openai_api: FakeOpenAI):
+    client = make_openai("OpenAI", openai_api)
+    sessionware.instrument(
+        store=store, session_id="managed", mode="managed", budget=3000, providers=["openai"]
+    )
+
+    client.chat.completions.create(model="gpt-4o-mini", messages=[SYSTEM_PROMPT, *HELLO])
+
+    [sent] = openai_api.requests
+    assert {t["function"]["name"] for t in sent["tools"]} >= {"page_fault", "search_pages"}
+    [answer] = calls(session_events(store, "managed"))
+    assert answer.metadata["managed"]["budget"] == 3000
+    assert answer.app_input_tokens is not None
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"mode": "managed"}, "managed mode"),
-        ({"budget": 4000}, "budget"),
+        ({"budget": 4000}, "configures managed mode"),
+        ({"mode": "managed", "budget": 4000, "context": ContextPolicy()}, "not both"),
+        ({"mode": "managed", "budget": -5}, "positive number"),
         ({"mode": "turbo"}, "mode must be"),
         ({"providers": ["cohere"]}, "unknown provider"),
         ({"session_id": ""}, "non-empty"),

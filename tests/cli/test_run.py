@@ -137,6 +137,25 @@ def test_the_store_comes_from_the_environment_and_stays_put_when_the_program_cha
     assert not (tmp_path / "work" / "from-env.db").exists()
 
 
+def test_managed_mode_runs_the_legacy_example_within_its_budget(tmp_path: Path):
+    result = sessionware_run(
+        "--mode",
+        "managed",
+        "--budget",
+        "3000",
+        "--",
+        sys.executable,
+        str(EXAMPLES / "legacy_app.py"),
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stderr
+    [events] = recorded(tmp_path / "sessionware.db").values()
+    answers = [e for e in events if e.role is not None and e.role.value == "assistant"]
+    assert len(answers) == 3
+    assert all(e.metadata["managed"]["budget"] == 3000 for e in answers)
+
+
 def test_the_exit_code_is_the_programs(tmp_path: Path):
     app = write(tmp_path / "app.py", "import sys\nprint('bye')\nsys.exit(3)\n")
     result = sessionware_run("--", sys.executable, str(app), cwd=tmp_path)

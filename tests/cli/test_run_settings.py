@@ -69,6 +69,14 @@ def test_bad_settings_are_named(env: dict[str, str], message: str):
         ZeroCodeSettings.from_environ(env, cwd="/")
 
 
+def test_managed_mode_takes_a_budget():
+    settings = ZeroCodeSettings.from_environ(
+        {"SESSIONWARE_MODE": "Managed", "SESSIONWARE_BUDGET": "4000"}, cwd="/"
+    )
+
+    assert (settings.mode, settings.budget) == ("managed", 4000)
+
+
 def test_the_kill_switch_keeps_the_environment_as_it_was():
     environ = {"SESSIONWARE_DISABLED": "1", "PYTHONPATH": "/opt/lib"}
 
