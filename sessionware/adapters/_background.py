@@ -13,10 +13,19 @@ hand it, in the order they hand it over:
   any allocation, inside a lock the recording path needs or halfway through an import.
   Those only enqueue (``SimpleQueue.put`` is safe there) through ``defer``.
 
+Work is taken in batches: once woken, the thread lets work pile up for ``LINGER``
+seconds before it takes the GIL, then runs everything queued. One hand-off of the GIL per
+batch instead of one per call saves two context switches a call, and the app runs on
+undisturbed in between (a waiting thread takes the GIL at the app's next release of it,
+which the SDKs make on every call, so per-call wake-ups would land in every call).
+Nothing waits on that delay: every read of a session settles it first, and ``settle()``
+cuts it short.
+
 ``settle()`` waits until everything queued so far has run (tests, and apps about to read
 stats, though reads settle by themselves); at a normal interpreter exit it runs before
 the stores flush, so nothing is lost. Failures of the work are the work's to report
-(``_guard``); one that escapes is logged and the thread carries on.
+(``_guard``); one that escapes is logged and the thread carries on. ``stats()`` counts the
+thread's batches, items and CPU time.
 """
 
 from __future__ import annotations
@@ -27,13 +36,26 @@ import logging
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sessionware.adapters import _guard
 
-__all__ = ["collecting", "defer", "hold", "on_recorder_thread", "schedule", "settle", "watch_collector"]
+__all__ = [
+    "LINGER",
+    "RecorderStats",
+    "collecting",
+    "defer",
+    "hold",
+    "on_recorder_thread",
+    "schedule",
+    "settle",
+    "stats",
+    "watch_collector",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +78,31 @@ def watch_collector() -> None:
         gc.callbacks.append(_on_gc)
 
 
+LINGER = 0.02
+"""Seconds the recorder thread lets work pile up once woken."""
+
+
+@dataclass
+class RecorderStats:
+    """What the recorder thread has done (for monitoring and benchmarks)."""
+
+    batches: int = 0
+    items: int = 0
+    cpu_ns: int = 0
+    """CPU time of the thread itself (``time.thread_time_ns``)."""
+
+
 _queue: queue.SimpleQueue[Callable[[], None] | threading.Event] = queue.SimpleQueue()
 _thread: threading.Thread | None = None
 _start_lock = threading.Lock()
 _primed = False
+_urgent = threading.Event()
+_stats = RecorderStats()
+
+
+def stats() -> RecorderStats:
+    """The recorder thread's counters (a live object, not a copy)."""
+    return _stats
 
 
 def defer(action: Callable[[], None]) -> None:
@@ -122,7 +165,23 @@ def _run_one(item: Callable[[], None] | threading.Event) -> None:
 def _run() -> None:
     _guard.mark_recorder_thread()
     while True:
-        _run_one(_queue.get())
+        item = _queue.get()
+        if not isinstance(item, threading.Event):
+            _urgent.wait(LINGER)  # let the batch grow; settle() cuts the wait short
+        _urgent.clear()
+        started = time.thread_time_ns()
+        count = 1
+        _run_one(item)
+        while True:
+            try:
+                item = _queue.get_nowait()
+            except queue.Empty:
+                break
+            _run_one(item)
+            count += 1
+        _stats.batches += 1
+        _stats.items += count
+        _stats.cpu_ns += time.thread_time_ns() - started
 
 
 def on_recorder_thread() -> bool:
@@ -147,6 +206,7 @@ def settle(timeout: float | None = 10.0) -> bool:
         done = True
     else:
         marker = threading.Event()
+        _urgent.set()
         _queue.put(marker)
         done = marker.wait(timeout)
     _guard.raise_deferred()
