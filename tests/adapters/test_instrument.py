@@ -4,6 +4,8 @@ SDK clients (HTTP faked), idempotence, exact reversal, and no double counting wi
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import logging
 import sys
 from collections.abc import Iterator
@@ -301,3 +303,12 @@ def test_a_failed_bookkeeping_step_never_breaks_the_call(
 
     assert reply.choices[0].message.content == "still answered"
     assert sessionware.adapters.api.health().last_error == "RuntimeError: spec reader broke"
+
+
+def test_the_docstring_examples_hold():
+    result = doctest.testmod(
+        importlib.import_module("sessionware.adapters.instrument"), optionflags=doctest.ELLIPSIS
+    )
+
+    assert result.attempted > 0
+    assert result.failed == 0

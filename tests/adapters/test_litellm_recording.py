@@ -4,6 +4,8 @@ its offline mocks (``mock_response``, ``mock_tool_calls``, mocked errors, stream
 from __future__ import annotations
 
 import asyncio
+import doctest
+import importlib
 import logging
 import time
 from collections.abc import Iterator
@@ -340,3 +342,12 @@ def test_calls_other_than_chat_completions_are_not_recorded_by_the_callback(
 def test_an_empty_session_id_is_refused():
     with pytest.raises(sessionware.InvalidSessionOperation):
         SessionCallback(session_id=" ")
+
+
+def test_the_docstring_examples_hold():
+    result = doctest.testmod(
+        importlib.import_module("sessionware.adapters.litellm"), optionflags=doctest.ELLIPSIS
+    )
+
+    assert result.attempted > 0
+    assert result.failed == 0

@@ -134,3 +134,28 @@ async def test_under_instrument_an_async_litellm_stream_through_a_plain_client_i
     events = await await_calls(store, 1)
     [call] = [c for e in events.values() for c in calls(e)]
     assert call.content == text and call.metadata["litellm_call_id"]
+
+
+def test_a_conversation_keeps_its_session_whether_litellm_or_a_wrapped_client_sends_a_turn(
+    litellm: Any, store: Store, openai_api: FakeOpenAI
+):
+    litellm.callbacks = [SessionCallback(store=store)]
+    client = sessionware.wrap(make_openai("OpenAI", openai_api), store=store)
+    history: list[dict[str, Any]] = [{"role": "system", "content": "Be brief."}, *MESSAGES]
+
+    first = litellm.completion(model="gpt-4o-mini", messages=history, mock_response="In Paris.")
+    wait_for_calls(store, 1)
+    history += [
+        {"role": "assistant", "content": first.choices[0].message.content},
+        {"role": "user", "content": "Open today?"},
+    ]
+    client.chat.completions.create(model="gpt-4o-mini", messages=history)
+
+    [(session_id, events)] = wait_for_calls(store, 2).items()
+    assert session_id.startswith("auto-")
+    assert [e.text for e in events if e.role is not None and e.type.value == "message"] == [
+        "Where is the Louvre?",
+        "In Paris.",
+        "Open today?",
+        "You said: Open today?",
+    ]

@@ -3,6 +3,8 @@ the environment to ``instrument()``'s arguments."""
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import os
 
 import pytest
@@ -105,3 +107,12 @@ def test_the_program_gets_the_bootstrap_first_and_the_settings():
         "SESSIONWARE_PROPAGATE": "1",
     }
     assert env["HOME"] == "/root"
+
+
+def test_the_docstring_examples_hold():
+    result = doctest.testmod(
+        importlib.import_module("sessionware.adapters.zero_code"), optionflags=doctest.ELLIPSIS
+    )
+
+    assert result.attempted > 0
+    assert result.failed == 0
