@@ -10,21 +10,27 @@ path again, which is all there is to undo. A hook that fails is reported to the
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
 __all__ = ["PostImportFinder"]
 
 Hook = Callable[[ModuleType], None]
 
 
-class _HookedLoader(importlib.abc.Loader):
-    """The real loader, plus the hook once the module has run."""
+class _HookedLoader:
+    """The real loader, plus the hook once the module has run.
+
+    Loaders and finders are duck-typed (no ``importlib.abc`` base): that module costs the
+    interpreter's start more than this whole one.
+    """
 
     def __init__(self, loader: Any, hook: Hook, on_error: Callable[[str, BaseException], None]) -> None:
         self._loader = loader
@@ -51,7 +57,7 @@ class _HookedLoader(importlib.abc.Loader):
             self._on_error(module.__name__, exc)
 
 
-class PostImportFinder(importlib.abc.MetaPathFinder):
+class PostImportFinder:
     """Calls ``hooks[name](module)`` when module ``name`` has been imported."""
 
     def __init__(self, hooks: Mapping[str, Hook], on_error: Callable[[str, BaseException], None]) -> None:
@@ -80,7 +86,7 @@ class PostImportFinder(importlib.abc.MetaPathFinder):
             self._local.busy = False
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        spec.loader = _HookedLoader(spec.loader, hook, self._on_error)
+        spec.loader = cast("Loader", _HookedLoader(spec.loader, hook, self._on_error))
         return spec
 
     def _real_spec(

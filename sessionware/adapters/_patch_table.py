@@ -18,8 +18,8 @@ nothing beyond the standard library, so the zero-code bootstrap stays cheap.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 __all__ = [
     "PATCH_TABLE",
@@ -48,8 +48,9 @@ class PatchKind(StrEnum):
     CALLBACK = "callback"
 
 
-@dataclass(frozen=True, slots=True)
-class PatchTarget:
+# NamedTuples, not dataclasses: the zero-code bootstrap imports this module at every
+# interpreter start, and ``dataclasses`` costs more to import than all of it.
+class PatchTarget(NamedTuple):
     """One attribute ``instrument()`` patches: ``<module>.<owner>.<attribute>``."""
 
     provider: Provider
@@ -68,8 +69,7 @@ class PatchTarget:
         return f"{self.module}.{owner}{self.attribute}"
 
 
-@dataclass(frozen=True, slots=True)
-class VersionRange:
+class VersionRange(NamedTuple):
     """``minimum <= version < below``."""
 
     minimum: tuple[int, ...]

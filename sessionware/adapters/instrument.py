@@ -27,9 +27,8 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sessionware.adapters._import_hooks import PostImportFinder
 from sessionware.adapters._patch_table import (
@@ -55,8 +54,7 @@ logger = logging.getLogger(__name__)
 _MISSING: Any = object()
 
 
-@dataclass(frozen=True)
-class _Config:
+class _Config(NamedTuple):
     store: StoreLike
     session_id: str | None
     providers: frozenset[Provider]
@@ -65,8 +63,7 @@ class _Config:
     context: ContextPolicy | None = None
 
 
-@dataclass
-class _Patch:
+class _Patch(NamedTuple):
     """One applied patch target: where, what was there before, what we put."""
 
     target: PatchTarget

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sessionware.adapters.instrument import check_mode, instrument
 from sessionware.core.errors import InvalidSessionOperation
@@ -80,8 +80,7 @@ def absolute_store(url: str, cwd: str) -> str:
     return url
 
 
-@dataclass(frozen=True)
-class ZeroCodeSettings:
+class ZeroCodeSettings(NamedTuple):
     """Zero-code settings, read from environment variables and checked."""
 
     store: str
