@@ -56,7 +56,10 @@ the same by hand::
     benchmarks/.venv-bench/bin/pip install -c constraints.txt -r benchmarks/requirements-bench.txt
     benchmarks/.venv-bench/bin/python benchmarks/adapter_overhead.py
 
-``--no-otel`` runs phase 1 only, in whatever Python runs the script.
+``--no-otel`` runs phase 1 only, in whatever Python runs the script. ``--managed`` adds
+managed mode's added time on 1,000- and 10,000-turn sessions (``managed_overhead.py``;
+bars: p95 <= 2 ms and <= 20 ms; about five minutes more, the bare SDK call on such a
+history being slow itself).
 """
 
 from __future__ import annotations
@@ -326,6 +329,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--no-otel", action="store_true", help="skip OpenLLMetry (no extra packages needed)")
+    parser.add_argument("--managed", action="store_true", help="also time managed mode on long sessions")
     args = parser.parse_args()
     ensure_environment(args)
     rounds = 4 if args.quick else 12
@@ -372,6 +376,12 @@ def main() -> None:
     print(f"\nstreamed chat, 20 vs 200 chunks (bare minima {bare_short:.0f}us / {bare_long:.0f}us)")
     print(f"  sessionware adds {per_chunk:.2f}us per chunk")
     verdicts.append(("streams: <= 2us added per chunk", per_chunk <= 2.0, f"{per_chunk:.2f}us"))
+
+    if args.managed:
+        import managed_overhead
+
+        calls = 30 if args.quick else 60
+        verdicts += managed_overhead.report([managed_overhead.measure(n, calls) for n in (1000, 10000)])
 
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("bars (added latency: median of per-call differences)")

@@ -20,9 +20,11 @@ against both baselines. By default it runs at 3,000 and at 10,000 turns (the two
 the issue names; about half a minute on 2 cores).
 
 ``--explain`` prints, for each failed VM probe, the reader's calls with their results and
-where search ranks the evidence page.
+where search ranks the evidence page. ``--through-wrapper`` also replays a 1,000-turn
+conversation through a managed ``OpenAI`` client at a 4k budget (``managed_quality.py``):
+the same figures end to end, and wire tokens against what the app asked to send.
 
-    python benchmarks/context_quality.py [--turns 3000 10000] [--seed 7] [--explain]
+    python benchmarks/context_quality.py [--turns 3000 10000] [--seed 7] [--explain] [--through-wrapper]
 """
 
 from __future__ import annotations
@@ -315,6 +317,9 @@ def main() -> None:
     parser.add_argument(
         "--explain", action="store_true", help="print the reader's calls for each failed probe"
     )
+    parser.add_argument(
+        "--through-wrapper", action="store_true", help="also replay 1,000 turns through a managed client"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     verdicts: dict[int, dict[str, bool]] = {}
@@ -324,6 +329,11 @@ def main() -> None:
         verdicts[turns] = print_report(turns, args.seed, work, results, seed_tokens)
         print(f"({turns:,} turns in {time.perf_counter() - t0:.1f} s)")
     failed = [f"{k} at {t:,} turns" for t, bars in verdicts.items() for k, ok in bars.items() if not ok]
+    if args.through_wrapper:
+        from managed_quality import run as run_through_wrapper
+
+        wrapper_bars = run_through_wrapper(1000, args.seed, 4000)
+        failed += [f"{k} through the wrapper" for k, ok in wrapper_bars.items() if not ok]
     print("\nall bars met" if not failed else "\nBARS NOT MET: " + "; ".join(failed))
     print(f"run time {time.perf_counter() - started:.1f} s")
 

@@ -113,6 +113,22 @@ def _arguments(call: WireCall) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
+def _before(items: Sequence[Any], n: int) -> dict[str, Any]:
+    """The dict item before the last ``n`` dict items of ``items`` (``{}`` if none).
+
+    Walks from the end: the app's history can be long, its latest turn is short.
+    """
+    i = len(items)
+    while i > 0:
+        i -= 1
+        if isinstance(items[i], dict):
+            if n == 0:
+                found: dict[str, Any] = items[i]
+                return found
+            n -= 1
+    return {}
+
+
 def _mismatch(called: list[Any], answered: list[Any]) -> str | None:
     if set(called) == set(answered):
         return None
@@ -126,14 +142,20 @@ class ChatShape:
     provider = Provider.OPENAI
 
     def latest(self, body: Body) -> list[Message]:
-        messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
-        lead = 0
-        while lead < len(messages) and messages[lead].get("role") in _SYSTEM_ROLES:
-            lead += 1
+        messages = body.get("messages") or ()
         start = len(messages)
-        while start > lead and messages[start - 1].get("role") in _CHAT_TURN_ROLES:
+        while start > 0:
+            message = messages[start - 1]
+            if isinstance(message, dict) and message.get("role") not in _CHAT_TURN_ROLES:
+                break
             start -= 1
-        return messages[start:]
+        run = [m for m in messages[start:] if isinstance(m, dict)]
+        if start == 0:  # no answer yet: the leading system messages are the prompt
+            lead = 0
+            while lead < len(run) and run[lead].get("role") in _SYSTEM_ROLES:
+                lead += 1
+            run = run[lead:]
+        return run
 
     def incoming(self, latest: list[Message]) -> list[Message]:
         return latest
@@ -142,8 +164,7 @@ class ChatShape:
         return {"messages": latest}
 
     def unanswered(self, body: Body, latest: list[Message]) -> str | None:
-        messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
-        before = messages[len(messages) - len(latest) - 1] if len(messages) > len(latest) else {}
+        before = _before(body.get("messages") or (), len(latest))
         called = [c.get("id") for c in before.get("tool_calls") or () if isinstance(c, dict)]
         answered = [m.get("tool_call_id") for m in latest if m.get("role") == "tool"]
         return _mismatch(called, answered)
@@ -196,10 +217,11 @@ class MessagesShape:
     provider = Provider.ANTHROPIC
 
     def latest(self, body: Body) -> list[Message]:
-        messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
+        messages = body.get("messages") or ()
         for i in range(len(messages) - 1, -1, -1):
-            if messages[i].get("role") == "user":
-                return messages[i:]
+            message = messages[i]
+            if isinstance(message, dict) and message.get("role") == "user":
+                return [m for m in messages[i:] if isinstance(m, dict)]
         return []
 
     def incoming(self, latest: list[Message]) -> list[Message]:
@@ -209,8 +231,7 @@ class MessagesShape:
         return {"messages": latest}
 
     def unanswered(self, body: Body, latest: list[Message]) -> str | None:
-        messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
-        before = messages[len(messages) - len(latest) - 1] if len(messages) > len(latest) else {}
+        before = _before(body.get("messages") or (), len(latest))
         called = [b.get("id") for b in _blocks(before.get("content")) if b.get("type") == "tool_use"]
         answered = [
             b.get("tool_use_id") for b in _blocks(latest[0].get("content")) if b.get("type") == "tool_result"

@@ -222,10 +222,11 @@ class ManagedHooks:
     def _plan(self, call: InterceptedCall) -> _Plan | None:
         """Record what the session lacks before the latest turn; None: send the app's body."""
         shape = shape_for(call.endpoint.kind)
-        state = call.state
         request = call.request
-        if shape is None or state is None or request.continues is not None or not request.conversational:
+        if shape is None or call.state is None or request.continues is not None or not request.conversational:
             return None
+        # Every call recorded before this one (observe-mode clients of the session too).
+        state = call.settled_state()
         body = call.body
         latest = shape.latest(body)
         if not latest:
