@@ -156,6 +156,17 @@ def test_managed_mode_runs_the_legacy_example_within_its_budget(tmp_path: Path):
     assert all(e.metadata["managed"]["budget"] == 3000 for e in answers)
 
 
+def test_a_program_under_test_is_never_made_strict(tmp_path: Path):
+    # Outside zero-code mode, importing pytest makes bookkeeping failures raise (for our tests).
+    app = write(
+        tmp_path / "app.py",
+        "import pytest\nfrom sessionware.adapters._guard import is_strict\nprint(is_strict())\n",
+    )
+    result = sessionware_run("--", sys.executable, str(app), cwd=tmp_path)
+
+    assert (result.returncode, result.stdout) == (0, "False\n"), result.stderr
+
+
 def test_the_exit_code_is_the_programs(tmp_path: Path):
     app = write(tmp_path / "app.py", "import sys\nprint('bye')\nsys.exit(3)\n")
     result = sessionware_run("--", sys.executable, str(app), cwd=tmp_path)
