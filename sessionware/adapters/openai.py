@@ -23,6 +23,7 @@ from typing import Any
 
 from sessionware.adapters._messages import content_text, field, message_key
 from sessionware.adapters._openai_responses import ResponsesEndpoint, openai_usage
+from sessionware.adapters._resent import ResentHistory
 from sessionware.adapters._types import (
     CallOutput,
     CallRequest,
@@ -86,6 +87,29 @@ def _chat_message(message: Mapping[str, Any]) -> WireMessage | None:
     return None
 
 
+def _key_all(messages: list[Any]) -> tuple[list[int], list[dict[str, Any]]]:
+    """The key of each chat message (``message_key``), and the messages that have one."""
+    keys: list[int] = []
+    kept: list[dict[str, Any]] = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        role = message.get("role")
+        if len(message) == 2 and content.__class__ is str and role in _PLAIN_ROLES:
+            keys.append(hash((role, content, _NO_CALLS, "")))
+        else:
+            wire = _chat_message(message)
+            if wire is None:
+                continue
+            keys.append(message_key(wire))
+        kept.append(message)
+    return keys, kept
+
+
+_RESENT = ResentHistory()
+
+
 class _ChatReading:
     """The conversation of a chat request after its leading system messages, read once.
 
@@ -101,22 +125,8 @@ class _ChatReading:
         self.kept: list[dict[str, Any]] | None = None
 
     def keys(self) -> list[int]:
-        keys: list[int] = []
-        kept: list[dict[str, Any]] = []
-        for message in self.raw[self.start :]:
-            if not isinstance(message, dict):
-                continue
-            content = message.get("content")
-            role = message.get("role")
-            if len(message) == 2 and content.__class__ is str and role in _PLAIN_ROLES:
-                keys.append(hash((role, content, _NO_CALLS, "")))
-            else:
-                wire = _chat_message(message)
-                if wire is None:
-                    continue
-                keys.append(message_key(wire))
-            kept.append(message)
-        self.kept = kept
+        # A history re-sent call after call is only keyed past what was keyed last time.
+        keys, self.kept = _RESENT.keyed(self.raw[self.start :], _key_all)
         return keys
 
     def build(self, start: int) -> list[WireMessage]:
