@@ -9,6 +9,9 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from sessionware.core.store import open_store
 
@@ -130,3 +133,64 @@ def test_a_store_that_cannot_open_at_import_warns_once_and_the_app_goes_on(tmp_p
     assert result.stdout.strip() == "You said: hi"
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "could not instrument openai" in lines[0] and "unknown store" in lines[0]
+
+
+def test_the_post_import_hook_runs_once_the_module_has_run_and_leaves_no_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from sessionware.adapters._import_hooks import PostImportFinder
+
+    (tmp_path / "late_module.py").write_text("VALUE = 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen: list[int] = []
+    finder = PostImportFinder({"late_module": lambda module: seen.append(module.VALUE)}, on_error=pytest.fail)
+    finder.install()
+    try:
+        import late_module  # type: ignore[import-not-found]
+    finally:
+        finder.remove()
+        sys.modules.pop("late_module", None)
+
+    assert seen == [42]
+    assert type(late_module.__loader__).__name__ == "SourceFileLoader"
+    assert late_module.__spec__.loader is late_module.__loader__
+    assert finder not in sys.meta_path
+
+
+def test_a_failing_post_import_hook_is_reported_and_the_import_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from sessionware.adapters._import_hooks import PostImportFinder
+
+    (tmp_path / "late_module_2.py").write_text("VALUE = 7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    errors: list[tuple[str, BaseException]] = []
+
+    def broken(module: Any) -> None:
+        raise RuntimeError("hook broke")
+
+    finder = PostImportFinder(
+        {"late_module_2": broken}, on_error=lambda name, exc: errors.append((name, exc))
+    )
+    finder.install()
+    try:
+        import late_module_2  # type: ignore[import-not-found]
+    finally:
+        finder.remove()
+        sys.modules.pop("late_module_2", None)
+
+    assert late_module_2.VALUE == 7
+    assert [(name, str(exc)) for name, exc in errors] == [("late_module_2", "hook broke")]
+
+
+def test_modules_not_watched_and_missing_ones_are_left_to_the_other_finders(monkeypatch: pytest.MonkeyPatch):
+    from sessionware.adapters._import_hooks import PostImportFinder
+
+    finder = PostImportFinder({"no_such_module_anywhere": pytest.fail}, on_error=pytest.fail)
+    finder.install()
+    try:
+        assert finder.find_spec("json", None) is None
+        with pytest.raises(ModuleNotFoundError):
+            __import__("no_such_module_anywhere")
+    finally:
+        finder.remove()

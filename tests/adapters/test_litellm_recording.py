@@ -156,6 +156,28 @@ def test_tool_calls_and_their_results_are_recorded_without_repeats(litellm: Any,
     assert final.content == "Mild: 18 C."
 
 
+def test_a_legacy_function_call_is_recorded_as_a_tool_call(litellm: Any, callback: Any, store: Store):
+    legacy = litellm.ModelResponse(
+        model="gpt-4o-mini",
+        choices=[
+            {
+                "index": 0,
+                "finish_reason": "function_call",
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "function_call": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                },
+            }
+        ],
+    )
+    litellm.completion(model="gpt-4o-mini", messages=[user("Weather in Oslo?")], mock_response=legacy)
+
+    [call] = calls(next(iter(wait_for_calls(store, 1).values())))
+    assert [(c.name, c.arguments) for c in call.tool_calls] == [("get_weather", '{"city": "Oslo"}')]
+    assert call.finish_reason == "function_call"
+
+
 def test_a_mocked_sync_error_is_recorded_and_reaches_the_app(litellm: Any, callback: Any, store: Store):
     with pytest.raises(litellm.InternalServerError):
         litellm.completion(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sessionware.cli import main
 from sessionware.core.session.enums import EventType
 from sessionware.core.session.models import SessionEvent
 from sessionware.core.store import open_store
@@ -282,13 +283,14 @@ def test_an_existing_sitecustomize_still_runs(tmp_path: Path):
         (("--",), "nothing to run"),
         (("--budget", "4000", "--", "python"), "budget configures managed mode"),
         (("--session", " ", "--", "python"), "non-empty"),
+        (("--budget", "0", "--", "python"), "must be at least 1"),
     ],
 )
-def test_bad_options_are_usage_errors_and_nothing_runs(tmp_path: Path, args: tuple[str, ...], message: str):
-    result = sessionware_run(*args, cwd=tmp_path)
-
-    assert result.returncode == 2
-    assert message in result.stderr
+def test_bad_options_are_usage_errors_and_nothing_runs(
+    args: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+):
+    assert main(["run", *args]) == 2  # in this process: had anything run, pytest would be gone
+    assert message in capsys.readouterr().err
 
 
 def test_run_has_help(tmp_path: Path):

@@ -6,11 +6,16 @@ from __future__ import annotations
 import doctest
 import importlib
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+import sessionware
 from sessionware._bootstrap import BOOTSTRAP_DIR
 from sessionware.adapters import zero_code
+from sessionware.adapters._guard import set_strict
+from sessionware.adapters.instrument import default_instrumentor, is_instrumented
 from sessionware.adapters.zero_code import ZeroCodeSettings, absolute_store
 from sessionware.cli import parser
 from sessionware.cli.run import child_environment
@@ -116,3 +121,42 @@ def test_the_docstring_examples_hold():
 
     assert result.attempted > 0
     assert result.failed == 0
+
+
+@pytest.fixture
+def restore_instrumentation() -> Iterator[None]:
+    yield
+    if is_instrumented():
+        sessionware.uninstrument()
+    set_strict(None)
+
+
+def test_start_instruments_the_interpreter_from_the_environment(
+    tmp_path: Path, restore_instrumentation: None
+):
+    import anthropic  # noqa: F401  (loaded: patched at once, not by a post-import hook)
+
+    environ = {"SESSIONWARE_STORE": f"sqlite:///{tmp_path}/calls.db", "SESSIONWARE_PROVIDERS": "anthropic"}
+
+    assert zero_code.start(environ) is True
+    assert is_instrumented()
+    assert default_instrumentor().patched() == [
+        "anthropic.Anthropic.request",
+        "anthropic.AsyncAnthropic.request",
+    ]
+
+
+def test_the_kill_switch_leaves_the_interpreter_alone(restore_instrumentation: None):
+    assert zero_code.start({"SESSIONWARE_DISABLED": "true", "SESSIONWARE_MODE": "nonsense"}) is False
+    assert not is_instrumented()
+
+
+def test_propagating_hands_children_an_absolute_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_instrumentation: None
+):
+    monkeypatch.chdir(tmp_path)
+    environ = {"SESSIONWARE_PROPAGATE": "1", "SESSIONWARE_PROVIDERS": "anthropic"}
+
+    zero_code.start(environ)
+
+    assert environ["SESSIONWARE_STORE"] == f"sqlite:///{tmp_path}/sessionware.db"
