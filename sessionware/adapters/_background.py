@@ -33,6 +33,7 @@ from __future__ import annotations
 import atexit
 import gc
 import logging
+import os
 import queue
 import sys
 import threading
@@ -98,6 +99,8 @@ _start_lock = threading.Lock()
 _primed = False
 _urgent = threading.Event()
 _stats = RecorderStats()
+_running = False
+"""True from the thread's start until it ends (read on every call: cheaper than ``is_alive``)."""
 
 
 def stats() -> RecorderStats:
@@ -108,8 +111,7 @@ def stats() -> RecorderStats:
 def defer(action: Callable[[], None]) -> None:
     """Run ``action`` soon on the recorder thread (safe to call from ``__del__``)."""
     _queue.put(action)
-    thread = _thread
-    if thread is None or not thread.is_alive():
+    if not _running:
         _start()
 
 
@@ -127,13 +129,12 @@ def schedule(state: Any) -> None:
         state.settle()
         return
     _queue.put(state.settle)
-    thread = _thread
-    if thread is None or not thread.is_alive():
+    if not _running:
         _start()
 
 
 def _start() -> None:
-    global _thread
+    global _thread, _running
     if sys.is_finalizing():
         return
     # Never wait here: this may run inside a collection triggered while this very lock is
@@ -144,8 +145,10 @@ def _start() -> None:
         if _thread is not None and _thread.is_alive():
             return
         _thread = threading.Thread(target=_run, name="sessionware-recorder", daemon=True)
+        _running = True
         _thread.start()
-        atexit.register(settle, 10.0)
+        if not _hooks_installed:
+            _install_hooks()
     finally:
         _start_lock.release()
 
@@ -162,7 +165,33 @@ def _run_one(item: Callable[[], None] | threading.Event) -> None:
         _guard.report("deferred work", exc)
 
 
+_hooks_installed = False
+
+
+def _install_hooks() -> None:
+    global _hooks_installed
+    _hooks_installed = True
+    atexit.register(settle, 10.0)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork)
+
+
+def _after_fork() -> None:
+    # The thread does not survive fork; the child starts its own on demand. What was
+    # queued is the parent's to record (the child settles a session it reads, though).
+    global _thread, _running, _queue
+    _thread, _running, _queue = None, False, queue.SimpleQueue()
+
+
 def _run() -> None:
+    global _running
+    try:
+        _loop()
+    finally:
+        _running = False
+
+
+def _loop() -> None:
     _guard.mark_recorder_thread()
     while True:
         item = _queue.get()

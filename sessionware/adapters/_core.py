@@ -83,7 +83,7 @@ from sessionware.adapters.scope import SessionScope, active_scope, note_session
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.defaults import default_price_book, default_store
 from sessionware.core.errors import InvalidSessionOperation, TokenLimitExceeded
-from sessionware.core.session.registry import registry_for
+from sessionware.core.session.registry import SessionRegistry, registry_for
 from sessionware.core.session.state import SessionState
 from sessionware.core.store.store import Store
 
@@ -156,6 +156,18 @@ class WrapConfig:
     fallback_session_id: str = field(default_factory=lambda: f"calls-{uuid.uuid4().hex[:16]}")
     """Where calls without a conversation (embeddings) go when no session is named."""
     threads: _ResponseThreads = field(default_factory=_ResponseThreads)
+    _registry: tuple[Store, SessionRegistry] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def registry(self, store: Store) -> SessionRegistry:
+        """The session registry of ``store`` (remembered: it is looked up on every call)."""
+        known = self._registry
+        if known is not None and known[0] is store:
+            return known[1]
+        registry = registry_for(store)
+        self._registry = (store, registry)
+        return registry
 
 
 # The intercepted call in flight in this context, or _SUPPRESSED: nested calls pass through.
@@ -330,10 +342,25 @@ class InterceptedCall:
         try:
             session_id, scope = self._target()
             store = self._store()
-            registry = registry_for(store)
+            registry = self.config.registry(store)
             state = registry.cached(session_id)
             if state is None:
                 state = registry.open_sync(session_id, **self._header(scope))
+            self._adopt(state, store, scope)
+            return True
+        except Exception as exc:
+            _guard.report("the session", exc)
+            return False
+
+    def open_live(self) -> bool | None:
+        """Open the session if it is live in this process (no I/O, no coroutine); None
+        when it must be loaded or created (``open_async``), False as ``open_sync``."""
+        try:
+            session_id, scope = self._target()
+            store = self._store()
+            state = self.config.registry(store).cached(session_id)
+            if state is None:
+                return None
             self._adopt(state, store, scope)
             return True
         except Exception as exc:
@@ -344,7 +371,7 @@ class InterceptedCall:
         try:
             session_id, scope = self._target()
             store = self._store()
-            registry = registry_for(store)
+            registry = self.config.registry(store)
             state = registry.cached(session_id)
             if state is None:
                 state = await registry.open(session_id, **self._header(scope))
@@ -614,14 +641,16 @@ def sync_funnel(config: WrapConfig, original: Callable[..., Any]) -> Callable[..
                 return original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
             send, send_cls = call.prepare(stream_cls)
             while True:
-                pending = pending_stream.set(call.recording)
+                # The stream the SDK builds inside claims the recording (see ``_streams``).
+                pending = pending_stream.set(call.recording) if stream else None
                 try:
                     result = original(cast_to, send, stream=stream, stream_cls=send_cls, **kwargs)
                 except BaseException as exc:
                     call.failed(exc)
                     raise
                 finally:
-                    pending_stream.reset(pending)
+                    if pending is not None:
+                        pending_stream.reset(pending)
                 send = call.completed(result)
                 if send is None:
                     return result if call.substitute is None else call.substitute
@@ -642,19 +671,26 @@ def async_funnel(
             return await original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
         token = _active.set(call)
         try:
-            if not await call.open_async():
+            opened = call.open_live()
+            if opened is None:
+                opened = await call.open_async()
+            if not opened:
                 return await original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
-            send, send_cls = call.prepare(stream_cls, await call.areplacement())
+            hooks = config.hooks
+            send, send_cls = call.prepare(
+                stream_cls, await call.areplacement() if hooks is not None else _ASK
+            )
             while True:
-                pending = pending_stream.set(call.recording)
+                pending = pending_stream.set(call.recording) if stream else None
                 try:
                     result = await original(cast_to, send, stream=stream, stream_cls=send_cls, **kwargs)
                 except BaseException as exc:
                     call.failed(exc)
                     raise
                 finally:
-                    pending_stream.reset(pending)
-                send = await call.acompleted(result)
+                    if pending is not None:
+                        pending_stream.reset(pending)
+                send = await call.acompleted(result) if hooks is not None else call.completed(result)
                 if send is None:
                     return result if call.substitute is None else call.substitute
         finally:

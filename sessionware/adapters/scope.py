@@ -167,4 +167,5 @@ def note_session(state: SessionState) -> None:
     handle = state.extensions.get(_HANDLE_EXTENSION)
     if handle is None:
         handle = state.extensions[_HANDLE_EXTENSION] = SessionHandle(state.id, store=state.store)
-    _last.set(handle)
+    if _last.get() is not handle:  # setting allocates; most calls continue the same session
+        _last.set(handle)
