@@ -31,6 +31,8 @@ can change messages; it belongs beside this callback, in this module.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import sys
 import threading
@@ -265,6 +267,8 @@ class SessionCallback(CustomLogger):
             extra_fields=extra_fields,
         )
         record_call(state, facts, prices, output=output, error=call.error)
+        if not _exit_drain_registered:
+            _register_exit_drain()
 
     def _cross_check(self, model: str | None, ours: Decimal, theirs: Decimal) -> None:
         key = model or "?"
@@ -281,6 +285,40 @@ class SessionCallback(CustomLogger):
             theirs,
             ours,
         )
+
+
+_exit_drain_registered = False
+_EXIT_DRAIN_SECONDS = 10.0
+
+
+def _register_exit_drain() -> None:
+    """Have LiteLLM's pending async events run at exit while the stores are still open.
+
+    LiteLLM runs the success events of a program's last async calls from an exit hook it
+    registered when it was imported; exit hooks run last-registered first, so the store
+    the first record opened (and registered its own flush-and-close hook for) would be
+    closed by then. This hook, registered after that first record, runs before it.
+    """
+    global _exit_drain_registered
+    _exit_drain_registered = True
+    atexit.register(_drain_litellm)
+
+
+def _drain_litellm() -> None:
+    worker_module = sys.modules.get("litellm.litellm_core_utils.logging_worker")
+    worker = getattr(worker_module, "GLOBAL_LOGGING_WORKER", None)
+    if worker is None:
+        return
+    try:
+        # LiteLLM's own exit routine, run before the stores close rather than after (it
+        # empties the queue, so when LiteLLM's hook runs it finds nothing left to do).
+        run_now = getattr(worker, "_flush_on_exit", None)
+        if callable(run_now):
+            run_now()
+        else:
+            asyncio.run(asyncio.wait_for(worker.flush(), _EXIT_DRAIN_SECONDS))
+    except Exception as exc:
+        logger.warning("LiteLLM's last events could not be recorded at exit: %r", exc)
 
 
 def is_registered(litellm_module: Any = None) -> bool:

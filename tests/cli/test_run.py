@@ -102,6 +102,33 @@ def test_the_legacy_example_is_tracked_without_edits(tmp_path: Path):
     assert "Summarise the plan in one line." in shown.stdout
 
 
+def test_a_litellm_program_is_tracked_to_its_last_call(tmp_path: Path):
+    app = write(
+        tmp_path / "app.py",
+        """
+        import asyncio, litellm
+
+        hi = [{"role": "user", "content": "sync hello"}]
+        reply = litellm.completion(model="gpt-4o-mini", messages=hi, mock_response="hi")
+        print(reply.choices[0].message.content)
+
+        async def main():
+            bye = [{"role": "user", "content": "last words"}]
+            reply = await litellm.acompletion(model="gpt-4o-mini", messages=bye, mock_response="bye")
+            print(reply.choices[0].message.content)
+
+        asyncio.run(main())  # the program ends right after its last call
+        """,
+    )
+    result = sessionware_run("--", sys.executable, str(app), cwd=tmp_path)
+
+    assert (result.returncode, result.stdout, result.stderr) == (0, "hi\nbye\n", "")
+    said = sorted(
+        text for events in recorded(tmp_path / "sessionware.db").values() for _, text in messages(events)
+    )
+    assert said == ["bye", "hi", "last words", "sync hello"]
+
+
 def test_options_choose_the_store_and_the_session(tmp_path: Path):
     app = write(tmp_path / "app.py", CHAT_APP)
     result = sessionware_run(
