@@ -111,7 +111,7 @@ class _Plan:
     latest: list[dict[str, Any]]
     incoming: list[dict[str, Any]] | None
     later: list[Any]
-    """Drafts of the latest turn, recorded once the context is built."""
+    """Drafts of the latest turn: recorded with the answer, or before a hidden round."""
     model: str
     budget: int
     app_tools: list[dict[str, Any]]
@@ -133,6 +133,8 @@ class _Run:
     budget: int
     managed: dict[str, Any]
     """``metadata["managed"]`` of the call's final event (updated in place)."""
+    later: list[Any]
+    """The latest turn's drafts until recorded (the answer's record takes them otherwise)."""
     rounds: int = 0
     forced: bool = False
 
@@ -317,8 +319,6 @@ class ManagedHooks:
         logger.debug("managed mode sends the app's request untouched: %s", exc.reason)
 
     def _send(self, call: InterceptedCall, plan: _Plan, ctx: BuiltContext) -> Mapping[str, Any]:
-        if plan.later:
-            plan.state.record_many(plan.later)
         if not plan.hide_calls and ctx.tools:
             ctx = ctx.model_copy(update={"tools": []})
         wire = plan.shape.wire(call.body, ctx, plan.latest)
@@ -343,6 +343,7 @@ class ManagedHooks:
             model=plan.model,
             budget=plan.budget,
             managed=managed,
+            later=plan.later,
         )
         return wire
 
@@ -365,6 +366,9 @@ class ManagedHooks:
         if not memory or run.forced or run.rounds >= self.max_hidden_rounds:
             self.final(run, output)
             return None
+        if run.later:  # the turn goes in the log before the memory calls it caused
+            run.state.record_many(run.later)
+            run.later = []
         vm = VirtualMemory.attach(run.state)
         served: Served = []
         refused: Served = []
