@@ -103,7 +103,6 @@ class Instrumentor:
         self._patches: list[_Patch] = []
         self._finder: PostImportFinder | None = None
         self._class_hooks: ClassHooks | None = None
-        self._callback: Any = None
 
     @property
     def active(self) -> bool:
@@ -244,7 +243,6 @@ class Instrumentor:
             if isinstance(entries, list):
                 entries.append(callback)
                 added.append(name)
-        self._callback = callback
         self._patches.append(_Patch(target, litellm, tuple(added), callback))
 
     # -- out -----------------------------------------------------------------------------
@@ -271,7 +269,6 @@ class Instrumentor:
                 self._remove_callback(patch)
             else:
                 self._restore(patch)
-        self._callback = None
         self._settings = None
 
     @staticmethod
