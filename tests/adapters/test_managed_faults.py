@@ -31,6 +31,7 @@ from managed_support import (
     ask,
     last_turn,
     offered_tools,
+    read_response,
     tools_allowed,
     user_text,
 )
@@ -256,3 +257,34 @@ def test_raw_responses_get_hidden_rounds_and_raw_streams_get_no_memory_tools(sto
     assert "page_fault" not in text
     sent = json.dumps(app.api.requests[-1])
     assert "VM:RULES" in sent  # still the managed context, only without memory tools
+
+
+@pytest.mark.parametrize("kind", ["OpenAI", "AsyncOpenAI"])
+@pytest.mark.parametrize("endpoint", ["chat", "responses"])
+async def test_the_sdk_stream_helpers_show_only_the_final_pass(
+    kind: str, endpoint: str, store: Store
+) -> None:
+    app = App(kind, endpoint, RecallModel(), store)
+    await app.converse(30)
+    app.history.append({"role": "user", "content": QUESTION})
+    if endpoint == "chat":
+        manager = app.client.chat.completions.stream(
+            model="gpt-4o-mini", messages=[{"role": "system", "content": "Be brief."}, *app.history]
+        )
+    else:
+        manager = app.client.responses.stream(model="gpt-4o-mini", input=app.history)
+
+    if app.is_async:
+        async with manager as stream:
+            kinds = [event.type async for event in stream]
+            final = await (
+                stream.get_final_completion() if endpoint == "chat" else stream.get_final_response()
+            )
+    else:
+        with manager as stream:
+            kinds = [event.type for event in stream]
+            final = stream.get_final_completion() if endpoint == "chat" else stream.get_final_response()
+
+    seen = read_response(endpoint, final)
+    assert (seen.text, seen.calls) == (f"The code is {CODE}.", [])
+    assert not any("tool_call" in k or "function_call" in k for k in kinds)
