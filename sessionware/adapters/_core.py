@@ -500,7 +500,10 @@ class InterceptedCall:
         if self.recording is not None:
             acc = self.endpoint.accumulator(hide_usage_chunk=self.hide_usage)
             self.recording = StreamRecording(self, acc, is_async=self.is_async)
-        return self.options.model_copy(update={"json_data": hidden.body})
+        body = hidden.body
+        if self.hide_usage:  # the round after asks for the stream's usage as the first did
+            body = self.endpoint.with_stream_usage(body) or body
+        return self.options.model_copy(update={"json_data": body})
 
     def failed(self, error: BaseException) -> None:
         try:

@@ -288,3 +288,22 @@ async def test_the_sdk_stream_helpers_show_only_the_final_pass(
     seen = read_response(endpoint, final)
     assert (seen.text, seen.calls) == (f"The code is {CODE}.", [])
     assert not any("tool_call" in k or "function_call" in k for k in kinds)
+
+
+@pytest.mark.parametrize("kind", ["OpenAI", "AsyncOpenAI"])
+async def test_every_streamed_round_reports_usage_the_app_did_not_ask_for(kind: str, store: Store) -> None:
+    app = App(kind, "chat", RecallModel(), store)
+    app.client = app.client.with_options(base_url="https://api.openai.com/v1")  # accepts stream_options
+    await app.converse(30)
+    sent_before = len(app.api.requests)
+
+    seen = await app.probe(stream=True)
+
+    assert seen.text == f"The code is {CODE}."
+    rounds = app.api.requests[sent_before:]
+    assert [r["stream_options"] for r in rounds] == [{"include_usage": True}] * 2
+    events = session_events(store, "s")
+    hidden = [e for e in events if e.hidden and e.type is EventType.LLM_CALL][-1]
+    final = events[-1]
+    assert hidden.usage is not None and hidden.usage.source.value == "provider"
+    assert final.usage is not None and final.usage.source.value == "provider"
