@@ -32,7 +32,7 @@ from sessionware.core.session.enums import EventSource, EventType, Role
 from sessionware.core.session.models import ErrorInfo, SessionEvent, ToolCall
 from sessionware.core.session.state import SessionState
 
-__all__ = ["CallFacts", "ThreadIndex", "estimate_usage", "record_call", "record_hidden"]
+__all__ = ["CallFacts", "ThreadIndex", "estimate_usage", "record_call", "record_hidden", "request_drafts"]
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +167,13 @@ def _request_drafts(state: SessionState, request: CallRequest) -> list[Draft]:
     if start < len(keys):
         drafts.extend(_message_draft(m) for m in request.messages_from(start))
     return drafts
+
+
+def request_drafts(state: SessionState, request: CallRequest) -> list[Draft]:
+    """Drafts of the events ``request`` adds to the session (its system prompt if changed,
+    a branch point if edited, its new messages); call under ``state.lock``. Managed mode
+    records them before the answer, to build the context from the latest turn."""
+    return _request_drafts(state, request)
 
 
 def estimate_usage(request: CallRequest, output: CallOutput | None, model: str | None) -> TokenUsage:

@@ -73,7 +73,7 @@ from sessionware.adapters._managed_streams import (
     without_memory_calls,
 )
 from sessionware.adapters._managed_tokens import AppTokens
-from sessionware.adapters._recorder import _request_drafts
+from sessionware.adapters._recorder import request_drafts
 from sessionware.adapters._types import CallOutput
 from sessionware.core.accounting.tokens import counter_for_model
 from sessionware.core.defaults import default_price_book
@@ -240,7 +240,7 @@ class ManagedHooks:
             return None
         n_latest = len(call.endpoint.read_request(shape.alone(latest)).messages)
         with state.lock:
-            drafts = _request_drafts(state, request)
+            drafts = request_drafts(state, request)
             n_new = sum(1 for d in drafts if d[0] is EventType.MESSAGE)
             if 0 < n_latest <= n_new:
                 older, later, incoming = drafts[:-n_latest], drafts[-n_latest:], shape.incoming(latest)
