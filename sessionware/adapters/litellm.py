@@ -24,6 +24,11 @@ async twin for async ones. Any event seen again for the same ``litellm_call_id``
 wrapped or instrumented by sessionware, that client lets the call pass through while a
 ``SessionCallback`` is registered, so the call is counted once, here.
 
+Where the work happens: LiteLLM calls the callback after the call returned (on its
+logging worker for async calls, its logging threads for sync ones); the callback only
+claims the call, reads it and resolves the session there, then hands the record to the
+recorder thread, as wrapped clients do. A read of the session records it first.
+
 Managed mode for LiteLLM (rewriting what is sent) needs a wrapper around
 ``litellm.completion`` / ``acompletion``, since LiteLLM's SDK has no pre-call hook that
 can change messages; it belongs beside this callback, in this module.
@@ -39,12 +44,13 @@ import threading
 import uuid
 from collections import OrderedDict
 from decimal import Decimal
+from functools import partial
 from types import CodeType
 from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from sessionware.adapters import _core, _guard
+from sessionware.adapters import _background, _core, _guard
 from sessionware.adapters._litellm_read import (
     RECORDED_CALL_TYPES,
     LiteLLMCall,
@@ -221,7 +227,7 @@ class SessionCallback(CustomLogger):
             state = registry.cached(session_id) or registry.open_sync(
                 session_id, **self._header(call, header)
             )
-            self._record(self._adopt(state, store, scope), call)
+            self._defer(self._adopt(state, store, scope), call)
         except Exception as exc:
             _guard.report("a LiteLLM call", exc)
 
@@ -233,11 +239,24 @@ class SessionCallback(CustomLogger):
             state = registry.cached(session_id) or await registry.open(
                 session_id, **self._header(call, header)
             )
-            self._record(self._adopt(state, store, scope), call)
+            self._defer(self._adopt(state, store, scope), call)
         except Exception as exc:
             _guard.report("a LiteLLM call", exc)
 
     # -- recording ---------------------------------------------------------------------
+
+    def _defer(self, state: SessionState, call: LiteLLMCall) -> None:
+        """Queue the record on the session for the recorder thread, as wrapped clients do:
+        the event loop LiteLLM runs this on (or its logging thread) goes on at once, and
+        anything that reads the session first records it."""
+        if state.defer(partial(self._record_deferred, state, call)):
+            _background.schedule(state)
+
+    def _record_deferred(self, state: SessionState, call: LiteLLMCall) -> None:
+        try:
+            self._record(state, call)
+        except Exception as exc:
+            _guard.report("a LiteLLM call", exc)
 
     def _record(self, state: SessionState, call: LiteLLMCall) -> None:
         prices = self.prices or default_price_book()
