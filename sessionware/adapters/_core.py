@@ -159,6 +159,9 @@ class WrapConfig:
     _registry: tuple[Store, SessionRegistry] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    _session: tuple[Store, str, SessionState, int] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def registry(self, store: Store) -> SessionRegistry:
         """The session registry of ``store`` (remembered: it is looked up on every call)."""
@@ -168,6 +171,26 @@ class WrapConfig:
         registry = registry_for(store)
         self._registry = (store, registry)
         return registry
+
+    def live_state(self, store: Store, session_id: str) -> SessionState | None:
+        """The live state of ``session_id`` in ``store``, or None when it must be opened.
+
+        The last one is remembered (most calls of a client continue its last session) and
+        trusted while the registry has forgotten nothing since.
+        """
+        registry = self.registry(store)
+        known = self._session
+        if (
+            known is not None
+            and known[1] == session_id
+            and known[0] is store
+            and known[3] == registry.generation
+        ):
+            return known[2]
+        state = registry.cached(session_id)
+        if state is not None:
+            self._session = (store, session_id, state, registry.generation)
+        return state
 
 
 # The intercepted call in flight in this context, or _SUPPRESSED: nested calls pass through.
@@ -342,10 +365,9 @@ class InterceptedCall:
         try:
             session_id, scope = self._target()
             store = self._store()
-            registry = self.config.registry(store)
-            state = registry.cached(session_id)
+            state = self.config.live_state(store, session_id)
             if state is None:
-                state = registry.open_sync(session_id, **self._header(scope))
+                state = self.config.registry(store).open_sync(session_id, **self._header(scope))
             self._adopt(state, store, scope)
             return True
         except Exception as exc:
@@ -358,7 +380,7 @@ class InterceptedCall:
         try:
             session_id, scope = self._target()
             store = self._store()
-            state = self.config.registry(store).cached(session_id)
+            state = self.config.live_state(store, session_id)
             if state is None:
                 return None
             self._adopt(state, store, scope)
@@ -619,7 +641,8 @@ def _begin(config: WrapConfig, options: Any, stream: bool, *, is_async: bool) ->
         return None
     if _recorded_above and any(check() for check in _recorded_above):
         return None
-    _guard.raise_deferred()  # strict mode: a failure of the recorder thread surfaces here
+    if _guard.kept is not None:
+        _guard.raise_deferred()  # strict mode: a failure of the recorder thread surfaces here
     try:
         endpoint = config.spec.endpoint(options.method, options.url)
         if endpoint is None or not isinstance(options.json_data, dict):

@@ -55,8 +55,8 @@ _health = AdapterHealth()
 _lock = threading.Lock()
 _strict: bool | None = None
 _recorder_thread: int | None = None
-_kept: BaseException | None = None
-"""A strict-mode failure of the recorder thread, waiting to be re-raised."""
+kept: BaseException | None = None
+"""A strict-mode failure of the recorder thread, waiting to be re-raised (read on every call)."""
 
 
 def health() -> AdapterHealth:
@@ -83,14 +83,14 @@ def report(where: str, exc: BaseException) -> None:
 
     Call it from an ``except Exception`` block: the app's call continues afterwards.
     """
-    global _kept
+    global kept
     _count(where, exc)
     if threading.get_ident() == _recorder_thread:
         logger.warning("sessionware could not record %s; it is left out of the session: %r", where, exc)
         if is_strict():
             with _lock:
-                if _kept is None:  # the first failure is the informative one
-                    _kept = exc
+                if kept is None:  # the first failure is the informative one
+                    kept = exc
         return
     if is_strict():
         raise exc
@@ -112,10 +112,10 @@ def mark_recorder_thread() -> None:
 
 def raise_deferred() -> None:
     """Re-raise the recorder thread's kept failure (strict mode), once."""
-    global _kept
-    if _kept is None:
+    global kept
+    if kept is None:
         return
     with _lock:
-        exc, _kept = _kept, None
+        exc, kept = kept, None
     if exc is not None:
         raise exc

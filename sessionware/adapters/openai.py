@@ -110,30 +110,57 @@ def _key_all(messages: list[Any]) -> tuple[list[int], list[dict[str, Any]]]:
 _RESENT = ResentHistory()
 
 
-class _ChatReading:
-    """The conversation of a chat request after its leading system messages, read once.
+class _ChatRequest(CallRequest):
+    """A chat request: what threads it into a session is read when the call is made (the
+    leading system messages, the first user message); its conversation when it is recorded.
 
     Keys come straight from the dicts for the common plain-text turns; ``WireMessage``s
     are built later, and usually only for the few messages the session lacks.
     """
 
-    __slots__ = ("kept", "raw", "start")
+    __slots__ = ("_kept", "_raw", "_start")
 
-    def __init__(self, raw: list[Any], start: int) -> None:
-        self.raw = raw
-        self.start = start
-        self.kept: list[dict[str, Any]] | None = None
+    def __init__(self, body: Mapping[str, Any], raw: list[Any], start: int, system: str | None, first: Any):
+        # The fields of CallRequest, set directly: this runs on the app's path, every call.
+        self.model = body.get("model")
+        self.system = system
+        self.first_user = first
+        self.tools = body.get("tools") or []
+        self.continues = None
+        self.conversational = True
+        self.inputs = 0
+        self._messages = None
+        self._build = None
+        self._keys = None
+        self._raw = raw
+        self._start = start
+        self._kept: list[dict[str, Any]] | None = None
 
+    @property
     def keys(self) -> list[int]:
+        keys = self._keys
+        return keys if isinstance(keys, list) else self._read()
+
+    def _read(self) -> list[int]:
         # A history re-sent call after call is only keyed past what was keyed last time.
-        keys, self.kept = _RESENT.keyed(self.raw[self.start :], _key_all)
+        keys, self._kept = _RESENT.keyed(self._raw[self._start :], _key_all)
+        self._keys = keys
         return keys
 
-    def build(self, start: int) -> list[WireMessage]:
-        if self.kept is None:
-            self.keys()
-        assert self.kept is not None
-        return [w for w in map(_chat_message, self.kept[start:]) if w is not None]
+    @property
+    def messages(self) -> list[WireMessage]:
+        if self._messages is None:
+            self._messages = self._wire(0)
+        return self._messages
+
+    def messages_from(self, start: int) -> list[WireMessage]:
+        return self._wire(start) if self._messages is None else self._messages[start:]
+
+    def _wire(self, start: int) -> list[WireMessage]:
+        if self._kept is None:
+            self._read()
+        assert self._kept is not None
+        return [w for w in map(_chat_message, self._kept[start:]) if w is not None]
 
 
 class ChatEndpoint:
@@ -142,9 +169,6 @@ class ChatEndpoint:
     kind = EndpointKind.CHAT
 
     def read_request(self, body: Mapping[str, Any]) -> CallRequest:
-        # Read now: what threads the call into a session (the leading system messages and
-        # the first user message). The conversation is read by ``_ChatReading`` when the
-        # call is recorded, off the app's path.
         raw = body.get("messages") or []
         if not isinstance(raw, list):
             raw = list(raw)
@@ -158,22 +182,15 @@ class ChatEndpoint:
             role = message.get("role")
             if leading:
                 if role in _SYSTEM_ROLES:
-                    system.append(content_text(message.get("content")))
+                    content = message.get("content")
+                    system.append(content if content.__class__ is str else content_text(content))
                     start = i + 1
                     continue
                 leading = False
             if role == "user":
                 first_user = message.get("content")
                 break
-        reading = _ChatReading(raw, start)
-        return CallRequest(
-            model=body.get("model"),
-            system="\n\n".join(system) if system else None,
-            build=reading.build,
-            keys=reading.keys,
-            first_user=first_user,
-            tools=body.get("tools") or [],
-        )
+        return _ChatRequest(body, raw, start, "\n\n".join(system) if system else None, first_user)
 
     def read_response(self, response: Any) -> CallOutput:
         choices = getattr(response, "choices", None) or ()

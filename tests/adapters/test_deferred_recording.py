@@ -292,3 +292,17 @@ def test_outside_strict_mode_a_recorder_failure_is_logged_and_counted(
     assert "max_event_bytes" in (health().last_error or "")
     assert any("could not record" in r.getMessage() for r in caplog.records)
     assert handle.stats().llm_calls == 2
+
+
+def test_a_session_deleted_between_calls_starts_again_instead_of_reusing_its_state(
+    openai_client: Any, store: Store
+) -> None:
+    with sessionware.session("gone"):
+        ask(openai_client, [{"role": "user", "content": "first life"}])
+    asyncio.run(SessionManager("gone", store=store).delete())
+
+    with sessionware.session("gone") as handle:
+        answer = ask(openai_client, [{"role": "user", "content": "second life"}])
+        assert handle.stats().llm_calls == 1
+
+    assert conversation(session_events(store, "gone")) == [("user", "second life"), ("assistant", answer)]

@@ -45,6 +45,9 @@ class SessionRegistry:
         self._lock = threading.Lock()
         self._alive: weakref.WeakValueDictionary[str, SessionState] = weakref.WeakValueDictionary()
         self._recent: OrderedDict[str, SessionState] = OrderedDict()
+        self.generation = 0
+        """Counts ``forget`` calls: a state remembered elsewhere is still the live one of its
+        session while this has not changed (a cheaper check than ``cached`` on a hot path)."""
 
     def cached(self, session_id: str) -> SessionState | None:
         state = self._alive.get(session_id)
@@ -132,3 +135,4 @@ class SessionRegistry:
         with self._lock:
             self._alive.pop(session_id, None)
             self._recent.pop(session_id, None)
+            self.generation += 1

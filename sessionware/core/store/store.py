@@ -12,8 +12,9 @@ is logged and counted. ``flush()`` is where a caller who cares sees the error. A
 normal interpreter exit every live store is flushed.
 
 Sessions may hold records whose work was deferred (``SessionState.defer``): they register
-here while they do, and ``flush()`` and the reads settle them first (a read of one session
-settles that session), so what is flushed or read includes every record made before.
+here while they do, and ``flush()``, the reads and a delete settle them first (a read or
+delete of one session settles that session), so what is flushed, read or deleted includes
+every record made before.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 from sessionware.core.errors import SessionwareError, StorageError
 from sessionware.core.session.models import Session, SessionEvent, SessionInfo
-from sessionware.core.store.base import StoreBackend, WriteOp
+from sessionware.core.store.base import DeleteSession, StoreBackend, WriteOp
 
 __all__ = ["Store", "StoreStats"]
 
@@ -285,6 +286,10 @@ class Store:
 
     def submit(self, ops: Sequence[WriteOp]) -> None:
         """Queue writes. Inline for non-blocking backends (their errors raise here)."""
+        if self._unsettled:
+            for op in ops:
+                if type(op) is DeleteSession:  # records made before a delete land before it
+                    self.settle(op.session_id)
         self.stats.submitted_ops += len(ops)
         if self._inline:
             self.backend.write(ops)
