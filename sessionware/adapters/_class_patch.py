@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sessionware.adapters import _guard
-from sessionware.adapters._core import CallHooks, WrapConfig, _ResponseThreads, async_funnel, sync_funnel
+from sessionware.adapters._config import CallHooks, ResponseThreads, WrapConfig
+from sessionware.adapters._core import async_funnel, sync_funnel
 from sessionware.adapters._types import ProviderSpec
 from sessionware.core.store.store import Store
 
@@ -41,7 +42,7 @@ class HookSettings:
     session_id: str | None
     hooks: CallHooks | None = None
     max_rounds: int = 4
-    threads: _ResponseThreads = field(default_factory=_ResponseThreads)
+    threads: ResponseThreads = field(default_factory=ResponseThreads)
     fallback_session_id: str = field(default_factory=lambda: f"calls-{uuid.uuid4().hex[:16]}")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Converse, add_turn, check_anthropic, check_openai, context_text
+from memory_support import Converse, add_turn, check_anthropic, check_openai, context_text
 
 from sessionware.core.accounting.tokens import counter_for_model
 from sessionware.core.errors import InvalidSessionOperation, TokenLimitExceeded

@@ -7,7 +7,7 @@ import json
 import logging
 
 import pytest
-from conftest import Converse, add_turn, check_anthropic, check_openai, context_text
+from memory_support import Converse, add_turn, check_anthropic, check_openai, context_text
 
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.memory import ContextPolicy, MemoryPage, Modality, VirtualMemory, abuild, build

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import Converse, add_turn, context_text
+from memory_support import Converse, add_turn, context_text
 
 from sessionware.core.memory import (
     ContextPolicy,

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import Converse, add_turn
+from memory_support import Converse, add_turn
 
 from sessionware.core.accounting.tokens import counter_for_model
 from sessionware.core.memory import build, handle_vm_tool_call
