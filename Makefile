@@ -14,8 +14,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
+DEMO_DB := .demo/demo.db
+
 demo: $(STAMP)
-	$(BIN)/python examples/wrap_openai.py
+	rm -rf .demo && mkdir -p .demo
+	$(BIN)/python examples/wrap_openai.py $(DEMO_DB)
+	$(BIN)/sessionware --store sqlite:///$(DEMO_DB) sessions
 
 test: $(STAMP)
 	$(BIN)/python -m ruff check sessionware tests examples benchmarks
@@ -25,8 +29,13 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/core_tracking.py
+	$(BIN)/python benchmarks/adapter_overhead.py
 	$(BIN)/python benchmarks/context_build.py
 	$(BIN)/python benchmarks/context_quality.py
+	$(BIN)/python benchmarks/managed_overhead.py
+	$(BIN)/python benchmarks/managed_quality.py
+	$(BIN)/python benchmarks/litellm_overhead.py
+	$(BIN)/python benchmarks/zero_code_startup.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,6 +1,6 @@
-"""The main demo: an existing OpenAI chat app, made session-aware by one line.
+"""The main demo: an existing async OpenAI chat app, made session-aware by one line.
 
-The app below is an ordinary chat loop with a tool, written against the ``openai`` SDK.
+The app below is an ordinary chat loop with a tool, written against ``openai.AsyncOpenAI``.
 ``sessionware.wrap(client, store=...)`` is the only change: every call (plain, tool round
 trip, streamed) is recorded into a SQLite file, one session per conversation, and the
 script prints the session's messages and stats, then reads them back from the file.
@@ -14,6 +14,7 @@ Offline by default: the client talks to an in-process stand-in for the OpenAI AP
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -56,48 +57,51 @@ def offline_model(body: Any) -> Reply:
     return Reply(text="Pack sunglasses and a light jacket for the evening.", cached_tokens=128)
 
 
-def make_client() -> openai.OpenAI:
+def make_client() -> openai.AsyncOpenAI:
     if os.environ.get("OPENAI_API_KEY"):
-        return openai.OpenAI()
+        return openai.AsyncOpenAI()
     api = FakeOpenAI(offline_model)
-    return openai.OpenAI(api_key="offline-demo", http_client=httpx.Client(transport=api.transport()))
+    return openai.AsyncOpenAI(
+        api_key="offline-demo", http_client=httpx.AsyncClient(transport=api.transport())
+    )
 
 
-def chat_app(client: openai.OpenAI) -> None:
+async def chat_app(client: openai.AsyncOpenAI) -> None:
     """The app as it was before sessionware: nothing here knows about sessions."""
     messages: list[Any] = [
         {"role": "system", "content": "You are a concise travel assistant."},
         {"role": "user", "content": "What's the weather in Lisbon today?"},
     ]
-    reply = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL])
+    reply = await client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL])
     message = reply.choices[0].message
     messages.append(message.model_dump(exclude_none=True))
     for call in message.tool_calls or []:
         result = get_weather(**json.loads(call.function.arguments))
         messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)})
-    reply = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL])
+    reply = await client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL])
     print(f"assistant: {reply.choices[0].message.content}")
     messages.append({"role": "assistant", "content": reply.choices[0].message.content})
 
     messages.append({"role": "user", "content": "What should I pack?"})
     print("assistant (streamed): ", end="")
     answer = []
-    for chunk in client.chat.completions.create(model=MODEL, messages=messages, stream=True):
+    stream = await client.chat.completions.create(model=MODEL, messages=messages, stream=True)
+    async for chunk in stream:
         piece = chunk.choices[0].delta.content or ""
         answer.append(piece)
         print(piece, end="", flush=True)
     print()
 
 
-def main() -> None:
+async def main() -> None:
     db = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp()) / "wrap_openai.db"
     client = sessionware.wrap(make_client(), store=f"sqlite:///{db}")
 
-    chat_app(client)
+    await chat_app(client)
 
     session = sessionware.current_session()
     assert session is not None
-    session.flush()
+    await session.aflush()
     print(f"\nrecorded session {session.id} in {db}")
     for message in session.messages():
         body = message.get("content") or message.get("tool_calls")
@@ -119,6 +123,8 @@ def main() -> None:
     print(f"reloaded from disk: {len(info.events)} events, {totals.llm_calls} calls, ${totals.cost:.6f}")
     reloaded.close()
 
+    print(f"\nsee it from the command line: sessionware show {session.id} --store sqlite:///{db}")
+
 
 if __name__ == "__main__":
-    main()
+    asyncio.run(main())
