@@ -20,7 +20,6 @@ deferred work (see ``Store.settle``).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from pydantic_core import to_json
 
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.session.enums import EventSource, EventType
+from sessionware.core.session.ids import new_event_id
 from sessionware.core.session.models import SessionEvent, SessionInfo, trusted_event, utcnow
 from sessionware.core.store.base import AppendEvents, SaveHeader
 from sessionware.core.store.store import Store
@@ -189,7 +189,7 @@ class SessionState:
             now = utcnow()
             event = trusted_event(
                 fields,
-                id=os.urandom(16).hex(),  # 128 random bits, as uuid4 but 4x cheaper
+                id=new_event_id(),
                 session_id=info.id,
                 seq=seq,
                 timestamp=now,
@@ -221,7 +221,7 @@ class SessionState:
                 events.append(
                     trusted_event(
                         fields,
-                        id=os.urandom(16).hex(),
+                        id=new_event_id(),
                         session_id=info.id,
                         seq=seq,
                         timestamp=now,
