@@ -29,9 +29,9 @@ logging worker for async calls, its logging threads for sync ones); the callback
 claims the call, reads it and resolves the session there, then hands the record to the
 recorder thread, as wrapped clients do. A read of the session records it first.
 
-Managed mode for LiteLLM (rewriting what is sent) needs a wrapper around
-``litellm.completion`` / ``acompletion``, since LiteLLM's SDK has no pre-call hook that
-can change messages; it belongs beside this callback, in this module.
+Managed mode: ``managed(...)`` (below) wraps ``litellm.completion`` / ``acompletion``,
+since LiteLLM's SDK has no pre-call hook that can change messages. Its calls are
+recorded by the managed funnel; this callback, if also registered, leaves them alone.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from sessionware.adapters import _background, _core, _guard
+from sessionware.adapters._litellm_handle import ManagedLiteLLM
+from sessionware.adapters._litellm_managed import AsyncManagedStream, ManagedStream, is_managed_call
 from sessionware.adapters._litellm_read import (
     RECORDED_CALL_TYPES,
     LiteLLMCall,
@@ -65,12 +67,21 @@ from sessionware.adapters.scope import SessionScope, active_scope, note_session
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.defaults import default_price_book, default_store
 from sessionware.core.errors import InvalidSessionOperation
+from sessionware.core.memory.policy import ContextPolicy
 from sessionware.core.session.registry import registry_for
 from sessionware.core.session.state import SessionState
 from sessionware.core.store.store import Store
 from sessionware.core.store.url import StoreLike, open_store
 
-__all__ = ["CALLBACK_LISTS", "SessionCallback", "is_registered"]
+__all__ = [
+    "CALLBACK_LISTS",
+    "AsyncManagedStream",
+    "ManagedLiteLLM",
+    "ManagedStream",
+    "SessionCallback",
+    "is_registered",
+    "managed",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +192,10 @@ class SessionCallback(CustomLogger):
                 return None
             if not failed and is_chunk(response) and not kwargs.get("complete_streaming_response"):
                 return None
-            if not _seen.claim(kwargs.get("litellm_call_id") or None, failed=failed):
+            call_id = kwargs.get("litellm_call_id") or None
+            if is_managed_call(call_id):
+                return None  # a round of managed mode, which records the call itself
+            if not _seen.claim(call_id, failed=failed):
                 return None
             return read_call(kwargs, response, start_time, end_time, failed=failed)
         except Exception as exc:
@@ -304,6 +318,56 @@ class SessionCallback(CustomLogger):
             theirs,
             ours,
         )
+
+
+def managed(
+    *,
+    budget: int | None = None,
+    context: ContextPolicy | None = None,
+    store: StoreLike = None,
+    session_id: str | None = None,
+    prices: PriceBook | None = None,
+) -> ManagedLiteLLM:
+    """LiteLLM chat calls in managed mode, as ``sessionware.wrap(..., mode="managed")``
+    gives an OpenAI or Anthropic client.
+
+    The app keeps sending its whole history; each call sends instead the context the
+    session's virtual memory builds inside the budget (``budget`` tokens, or the whole
+    ``context`` policy; by default the model's context window), with the memory tools
+    ``page_fault`` / ``search_pages`` added to the app's tools. The model's memory calls
+    are served and re-sent in hidden rounds: the app only ever gets an answer without
+    them, streamed or not (see ``sessionware.adapters.managed``). Each call is recorded
+    once, by managed mode, whether or not a ``SessionCallback`` is registered too.
+
+    The session is the call's ``metadata={"session_id": ...}``, else ``session_id``,
+    else a surrounding ``sessionware.session(...)``, else the conversation's fingerprint.
+    ``store`` is a URL, ``Store`` or backend (default: the process's default store).
+
+    Use the returned handle's ``completion`` / ``acompletion`` (LiteLLM's arguments and
+    return types), or ``install()`` it so ``litellm.completion`` / ``acompletion``
+    themselves are managed until ``uninstall()`` (or as a ``with`` block):
+
+    >>> handle = managed(budget=4000, session_id="support-42")
+    >>> handle.policy.budget, handle.session_id
+    (4000, 'support-42')
+    >>> with managed(budget=4000):  # doctest: +SKIP
+    ...     reply = litellm.completion(model="gpt-4o-mini", messages=history)
+    """
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0):
+        raise InvalidSessionOperation(
+            "managed", f"budget must be a positive number of tokens, got {budget!r}"
+        )
+    if budget is not None and context is not None:
+        raise InvalidSessionOperation("managed", "give the budget inside the ContextPolicy, not both")
+    if session_id is not None and (not isinstance(session_id, str) or not session_id.strip()):
+        raise InvalidSessionOperation("managed", f"session_id must be a non-empty string, got {session_id!r}")
+    policy = context if context is not None else ContextPolicy(budget=budget)
+    return ManagedLiteLLM(
+        policy=policy,
+        store=open_store(store) if store is not None else None,
+        session_id=session_id,
+        prices=prices,
+    )
 
 
 _exit_drain_registered = False

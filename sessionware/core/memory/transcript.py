@@ -141,7 +141,7 @@ def openai_messages(events: Sequence[SessionEvent], answered: Iterable[str] = ()
     synthetic: Message | None = None
     for event in events:
         if event.type is EventType.TOOL_CALL:
-            call_id = event.tool_call_id or f"call_{event.id[:24]}"
+            call_id = event.tool_call_id or f"call_{event.id}"
             announced = any(call_id == c["id"] for m in out for c in m.get("tool_calls") or ())
             if not announced:
                 # Announce the call the log never saw the model make.

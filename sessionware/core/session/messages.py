@@ -78,7 +78,7 @@ def events_to_messages(events: Sequence[SessionEvent], *, system_prompt: str | N
     synthetic: Message | None = None
     for event in conversation_events(events):
         if event.type is EventType.TOOL_CALL:
-            call_id = event.tool_call_id or f"call_{event.id[:24]}"
+            call_id = event.tool_call_id or f"call_{event.id}"
             if call_id not in open_calls:
                 # Announce the call the log never saw the model make.
                 if synthetic is None:
