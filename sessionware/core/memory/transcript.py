@@ -15,7 +15,12 @@ from typing import Any
 from sessionware.core.memory.enums import ContextPrefix, PageType, StorageTier
 from sessionware.core.memory.pages import MemoryPage
 from sessionware.core.session.enums import EventType, Role
-from sessionware.core.session.messages import tool_result_text
+from sessionware.core.session.messages import (
+    announce_tool_call,
+    arguments_text,
+    event_message,
+    tool_result_text,
+)
 from sessionware.core.session.models import SessionEvent
 
 __all__ = [
@@ -55,16 +60,10 @@ class Turn:
         self.rendered.clear()
 
 
-def _arguments_text(arguments: Any) -> str:
-    if isinstance(arguments, str):
-        return arguments
-    return json.dumps(arguments if arguments is not None else {}, default=str, ensure_ascii=False)
-
-
 def event_text(event: SessionEvent) -> str:
     """The searchable text of a message or tool event."""
     if event.type is EventType.TOOL_CALL:
-        arguments = _arguments_text(event.tool_arguments)
+        arguments = arguments_text(event.tool_arguments)
         return f"{event.tool_name or 'tool'}({arguments}) -> {tool_result_text(event)}"
     text = event.text
     if event.tool_calls:
@@ -144,35 +143,11 @@ def openai_messages(events: Sequence[SessionEvent], answered: Iterable[str] = ()
             call_id = event.tool_call_id or f"call_{event.id}"
             announced = any(call_id == c["id"] for m in out for c in m.get("tool_calls") or ())
             if not announced:
-                # Announce the call the log never saw the model make.
-                if synthetic is None:
-                    synthetic = {"role": "assistant", "content": None, "tool_calls": []}
-                    out.append(synthetic)
-                synthetic["tool_calls"].append(
-                    {
-                        "id": call_id,
-                        "type": "function",
-                        "function": {
-                            "name": event.tool_name or "tool",
-                            "arguments": _arguments_text(event.tool_arguments),
-                        },
-                    }
-                )
+                synthetic = announce_tool_call(out, synthetic, event, call_id)
             out.append({"role": "tool", "tool_call_id": call_id, "content": tool_result_text(event)})
             continue
         synthetic = None
-        role = event.role or Role.USER
-        msg: Message = {"role": role.value, "content": event.content}
-        if event.name:
-            msg["name"] = event.name
-        if role is Role.ASSISTANT and event.tool_calls:
-            msg["tool_calls"] = [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                for c in event.tool_calls
-            ]
-        if role is Role.TOOL:
-            msg["tool_call_id"] = event.tool_call_id or ""
-        out.append(msg)
+        out.append(event_message(event))
     return _valid_pairs(out, set(answered))
 
 

@@ -16,7 +16,14 @@ from typing import Any
 from sessionware.core.session.enums import EventType, Role
 from sessionware.core.session.models import SessionEvent
 
-__all__ = ["conversation_events", "events_to_messages", "tool_result_text"]
+__all__ = [
+    "announce_tool_call",
+    "arguments_text",
+    "conversation_events",
+    "event_message",
+    "events_to_messages",
+    "tool_result_text",
+]
 
 Message = dict[str, Any]
 
@@ -31,7 +38,8 @@ def tool_result_text(event: SessionEvent) -> str:
     return json.dumps(result, default=str, ensure_ascii=False)
 
 
-def _arguments_text(arguments: Any) -> str:
+def arguments_text(arguments: Any) -> str:
+    """Tool call arguments as the JSON text the API carries."""
     if isinstance(arguments, str):
         return arguments
     return json.dumps(arguments if arguments is not None else {}, default=str, ensure_ascii=False)
@@ -50,7 +58,8 @@ def conversation_events(events: Iterable[SessionEvent]) -> list[SessionEvent]:
     return kept
 
 
-def _message(event: SessionEvent) -> Message:
+def event_message(event: SessionEvent) -> Message:
+    """A message event as an OpenAI chat message."""
     role = event.role or Role.USER
     msg: Message = {"role": role.value, "content": event.content}
     if event.name:
@@ -63,6 +72,22 @@ def _message(event: SessionEvent) -> Message:
     if role is Role.TOOL:
         msg["tool_call_id"] = event.tool_call_id or ""
     return msg
+
+
+def announce_tool_call(
+    out: list[Message], synthetic: Message | None, event: SessionEvent, call_id: str
+) -> Message:
+    """Announce a tool call the log never saw the model make (a seed-style ``tool_used``).
+
+    The call goes into ``synthetic``, an assistant message appended to ``out`` when it is
+    None (consecutive such results share one); returns that message.
+    """
+    if synthetic is None:
+        synthetic = {"role": Role.ASSISTANT.value, "content": None, "tool_calls": []}
+        out.append(synthetic)
+    function = {"name": event.tool_name or "tool", "arguments": arguments_text(event.tool_arguments)}
+    synthetic["tool_calls"].append({"id": call_id, "type": "function", "function": function})
+    return synthetic
 
 
 def events_to_messages(events: Sequence[SessionEvent], *, system_prompt: str | None = None) -> list[Message]:
@@ -80,25 +105,12 @@ def events_to_messages(events: Sequence[SessionEvent], *, system_prompt: str | N
         if event.type is EventType.TOOL_CALL:
             call_id = event.tool_call_id or f"call_{event.id}"
             if call_id not in open_calls:
-                # Announce the call the log never saw the model make.
-                if synthetic is None:
-                    synthetic = {"role": Role.ASSISTANT.value, "content": None, "tool_calls": []}
-                    out.append(synthetic)
-                synthetic["tool_calls"].append(
-                    {
-                        "id": call_id,
-                        "type": "function",
-                        "function": {
-                            "name": event.tool_name or "tool",
-                            "arguments": _arguments_text(event.tool_arguments),
-                        },
-                    }
-                )
+                synthetic = announce_tool_call(out, synthetic, event, call_id)
             open_calls.discard(call_id)
             out.append({"role": Role.TOOL.value, "tool_call_id": call_id, "content": tool_result_text(event)})
             continue
         synthetic = None
-        msg = _message(event)
+        msg = event_message(event)
         if event.role is Role.TOOL:
             open_calls.discard(msg["tool_call_id"])
         else:
