@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -22,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 from sessionware.core.accounting.tokens import REPLY_PRIMING_TOKENS, counter_for_model
 from sessionware.core.accounting.usage import TokenSource, TokenUsage
 from sessionware.core.defaults import default_price_book, resolve_store
-from sessionware.core.errors import InvalidSessionOperation, ToolProcessingError
+from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.session.enums import Durability, EventSource, EventType, Role, RunStatus
-from sessionware.core.session.messages import conversation_events, events_to_messages, tool_result_text
+from sessionware.core.session.inputs import as_tool_calls, as_usage, check_content, context_message
+from sessionware.core.session.messages import conversation_events, events_to_messages
 from sessionware.core.session.models import (
     ErrorInfo,
-    MessageContent,
     SessionEvent,
     SessionInfo,
     SessionRun,
@@ -49,57 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["SessionManager"]
 
 DEFAULT_MODEL = "gpt-4o-mini"
-
-
-def _as_usage(usage: TokenUsage | Mapping[str, int] | None) -> TokenUsage | None:
-    if usage is None or isinstance(usage, TokenUsage):
-        return usage
-    try:
-        return TokenUsage.model_validate(dict(usage))
-    except ValueError as exc:
-        raise InvalidSessionOperation("ai_responds", f"usage is not valid: {exc}") from exc
-
-
-def _as_tool_calls(calls: Sequence[ToolCall | Mapping[str, Any]] | None) -> tuple[ToolCall, ...]:
-    out = []
-    for call in calls or ():
-        if isinstance(call, ToolCall):
-            out.append(call)
-            continue
-        function = call.get("function", call)
-        arguments = function.get("arguments", "{}")
-        try:
-            out.append(
-                ToolCall(
-                    id=str(call["id"]),
-                    name=str(function["name"]),
-                    # Arguments are JSON text on the wire; a dict must not become its Python repr.
-                    arguments=arguments if isinstance(arguments, str) else json.dumps(arguments, default=str),
-                )
-            )
-        except KeyError as exc:
-            raise ToolProcessingError(
-                str(function.get("name", "?")), f"tool call is missing {exc}", call_id=call.get("id")
-            ) from None
-    return tuple(out)
-
-
-def _context_message(event: SessionEvent) -> dict[str, Any]:
-    """An event as the message that will be sent, for counting its tokens."""
-    if event.type is EventType.TOOL_CALL:
-        return {"role": "tool", "content": tool_result_text(event)}
-    calls = [{"function": {"name": c.name, "arguments": c.arguments}} for c in event.tool_calls]
-    return {"role": event.role or Role.USER, "content": event.content, "tool_calls": calls}
-
-
-def _check_content(operation: str, content: object) -> MessageContent:
-    if content is None or isinstance(content, str):
-        return content
-    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
-        return content
-    raise InvalidSessionOperation(
-        operation, f"content must be a str or a list of content parts, got {type(content).__name__}"
-    )
 
 
 class SessionManager:
@@ -234,7 +182,7 @@ class SessionManager:
         if self._counted_events < len(events):
             count = counter_for_model(self.default_model).count_message
             self._counted_tokens += sum(
-                count(_context_message(e))
+                count(context_message(e))
                 for e in events[self._counted_events :]
                 if e.type in (EventType.MESSAGE, EventType.TOOL_CALL)
             )
@@ -274,7 +222,7 @@ class SessionManager:
 
     async def user_says(self, message: str | list[dict[str, Any]], **metadata: Any) -> SessionEvent:
         """Record a user message. Keyword arguments are kept as event metadata."""
-        content = _check_content("user_says", message)
+        content = check_content("user_says", message)
         state = self._state or await self._open()  # no coroutine per call once open
         if self._segmentation is not None:
             state = await self._maybe_roll_over(state)
@@ -319,13 +267,13 @@ class SessionManager:
         estimated as the conversation so far and output as the response, both counted
         locally and labelled ``TokenSource.ESTIMATE``.
         """
-        content = _check_content("ai_responds", response)
-        calls = _as_tool_calls(tool_calls)
+        content = check_content("ai_responds", response)
+        calls = as_tool_calls(tool_calls)
         if content is None and not calls:
             raise InvalidSessionOperation("ai_responds", "a response needs text or tool calls")
         state = self._state or await self._open()  # no coroutine per call once open
         model = model or self.default_model
-        reported = _as_usage(usage)
+        reported = as_usage(usage)
         message_tokens: int | None = None
         if reported is None:
             counter = counter_for_model(model)
