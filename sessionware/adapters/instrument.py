@@ -10,12 +10,13 @@ of the process, without touching the code that makes them.
 What is patched is declared once, in ``_patch_table.PATCH_TABLE``: the request funnel
 of ``OpenAI``, ``AsyncOpenAI`` (and so their Azure subclasses), ``Anthropic`` and
 ``AsyncAnthropic``, on the class, so clients created earlier are covered too; and a
-``SessionCallback`` added to LiteLLM's callbacks. A module not imported yet is patched
-by a post-import hook the moment it is. ``uninstrument()`` walks what was patched in
-reverse and puts back exactly what was there (an attribute that was inherited is
-deleted again, not set to the inherited value). A module outside its supported version
-range is left alone, with a warning. A client also wrapped with ``wrap()`` records
-each call once, with the wrapper's settings.
+``SessionCallback`` added to LiteLLM's callbacks (in managed mode, also a managed
+``litellm.completion`` / ``acompletion``: ``sessionware.adapters.litellm.managed``).
+A module not imported yet is patched by a post-import hook the moment it is.
+``uninstrument()`` walks what was patched in reverse and puts back exactly what was
+there (an attribute that was inherited is deleted again, not set to the inherited
+value). A module outside its supported version range is left alone, with a warning. A
+client also wrapped with ``wrap()`` records each call once, with the wrapper's settings.
 
 Importing this module loads only the standard library; the adapters are imported when
 the first SDK is.
@@ -231,9 +232,17 @@ class Instrumentor:
     def _add_callback(self, target: PatchTarget, litellm: Any) -> None:
         from sessionware.adapters import litellm as adapter
 
+        settings = self._hook_settings()
+        config = self._config
+        if config is not None and config.managed:
+            # LiteLLM has no pre-call hook that can change messages: managed mode wraps
+            # ``litellm.completion`` / ``acompletion`` (reversibly) instead.
+            handle = adapter.managed(
+                context=_policy(config), store=settings.store, session_id=settings.session_id
+            ).install()
+            self._patches.append(_Patch(target, litellm, None, handle))
         if adapter.is_registered(litellm):
             return  # the app registered its own SessionCallback: it records
-        settings = self._hook_settings()
         callback = adapter.SessionCallback(store=settings.store, session_id=settings.session_id)
         # Also in LiteLLM's per-event lists: an app that later assigns one of the lists
         # (``litellm.callbacks = [...]``) keeps calls recorded through the others.
@@ -290,6 +299,9 @@ class Instrumentor:
     def _remove_callback(patch: _Patch) -> None:
         from sessionware.adapters import litellm as adapter
 
+        if isinstance(patch.installed, adapter.ManagedLiteLLM):
+            patch.installed.uninstall()
+            return
         # LiteLLM copies ``callbacks`` into its per-event lists on each call: take ours
         # out of every list it can be in.
         for name in adapter.CALLBACK_LISTS:
@@ -298,13 +310,17 @@ class Instrumentor:
                 entries[:] = [e for e in entries if e is not patch.installed]
 
 
+def _policy(config: _Config) -> ContextPolicy:
+    from sessionware.core.memory.policy import ContextPolicy
+
+    return config.context if config.context is not None else ContextPolicy(budget=config.budget)
+
+
 def _managed_hooks(config: _Config) -> tuple[Any, int]:
     """Managed mode's hooks (what ``wrap(mode="managed")`` installs) and their round limit."""
     from sessionware.adapters.managed import ManagedHooks
-    from sessionware.core.memory.policy import ContextPolicy
 
-    policy = config.context if config.context is not None else ContextPolicy(budget=config.budget)
-    hooks = ManagedHooks(policy)
+    hooks = ManagedHooks(_policy(config))
     return hooks, hooks.max_hidden_rounds
 
 
@@ -390,7 +406,9 @@ def instrument(
     nothing; with other settings it re-instruments (both with a warning).
 
     In managed mode the OpenAI and Anthropic clients send the context the session's
-    virtual memory builds; LiteLLM's calls are recorded (observed) by its callback.
+    virtual memory builds, and so do ``litellm.completion`` / ``acompletion`` (patched
+    with ``sessionware.adapters.litellm.managed``; LiteLLM's other calls are recorded by
+    its callback).
 
     >>> import sessionware
     >>> sessionware.instrument(store="memory://", providers=["openai"])
