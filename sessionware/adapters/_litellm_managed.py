@@ -305,8 +305,9 @@ def _body(model: Any, messages: Any, kwargs: Mapping[str, Any]) -> dict[str, Any
 class ManagedRounds:
     """Sends one LiteLLM call's rounds through ``InterceptedCall`` with managed hooks.
 
-    ``configs`` gives the ``WrapConfig`` of a call (per provider: prices and context
-    windows are looked up under it, and per-call ``metadata`` may name the session).
+    ``config_for(body, provider)`` gives the ``WrapConfig`` of a call (per provider:
+    prices and context windows are looked up under it; per-call ``metadata`` may name
+    the session).
     """
 
     def __init__(self, config_for: Callable[[Mapping[str, Any], str], WrapConfig]) -> None:
