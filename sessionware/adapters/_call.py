@@ -10,14 +10,19 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from sessionware.adapters import _background, _guard
 from sessionware.adapters._config import HiddenRound, WrapConfig
 from sessionware.adapters._messages import fingerprint, wrap_json
 from sessionware.adapters._recorder import CallFacts, record_call, record_hidden
-from sessionware.adapters._streams import StreamRecording, recording_stream_class, register_response
+from sessionware.adapters._streams import (
+    StreamRecording,
+    pending_stream,
+    recording_stream_class,
+    register_response,
+)
 from sessionware.adapters._tee import tee_body
 from sessionware.adapters._types import CallOutput, CallRequest, Endpoint, EndpointKind
 from sessionware.adapters.scope import SessionScope, active_scope, note_session
@@ -266,6 +271,47 @@ class InterceptedCall:
             self.recording = None
             _guard.report("a request", exc)
             return self.options, stream_cls
+
+    # -- the rounds ---------------------------------------------------------------------
+
+    def send_rounds(self, send: Any, send_cls: Any, send_one: Callable[[Any, Any], Any]) -> Any:
+        """Send ``send`` with ``send_one(options, stream_cls)``, then every hidden round
+        the hooks ask for; return what the app receives. Errors are recorded and re-raised.
+        """
+        while True:
+            # The stream the SDK builds inside claims the recording (see ``_streams``).
+            pending = pending_stream.set(self.recording) if self.stream else None
+            try:
+                result = send_one(send, send_cls)
+            except BaseException as exc:
+                self.failed(exc)
+                raise
+            finally:
+                if pending is not None:
+                    pending_stream.reset(pending)
+            send = self.completed(result)
+            if send is None:
+                return result if self.substitute is None else self.substitute
+
+    async def asend_rounds(
+        self, send: Any, send_cls: Any, send_one: Callable[[Any, Any], Awaitable[Any]]
+    ) -> Any:
+        """``send_rounds`` for async clients (a streamed round is read with ``aafter_stream``)."""
+        hooked = self.config.hooks is not None
+        while True:
+            pending = pending_stream.set(self.recording) if self.stream else None
+            try:
+                result = await send_one(send, send_cls)
+            except BaseException as exc:
+                self.failed(exc)
+                raise
+            finally:
+                if pending is not None:
+                    pending_stream.reset(pending)
+            # Observe mode needs no coroutine here.
+            send = await self.acompleted(result) if hooked else self.completed(result)
+            if send is None:
+                return result if self.substitute is None else self.substitute
 
     # -- after the send -----------------------------------------------------------------
 

@@ -64,7 +64,6 @@ from typing import Any
 from sessionware.adapters import _guard
 from sessionware.adapters._call import ASK, InterceptedCall
 from sessionware.adapters._config import CallHooks, HiddenRound, WrapConfig
-from sessionware.adapters._streams import pending_stream
 
 __all__ = [
     "CallHooks",
@@ -138,20 +137,11 @@ def sync_funnel(config: WrapConfig, original: Callable[..., Any]) -> Callable[..
             if not call.open_sync():
                 return original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
             send, send_cls = call.prepare(stream_cls)
-            while True:
-                # The stream the SDK builds inside claims the recording (see ``_streams``).
-                pending = pending_stream.set(call.recording) if stream else None
-                try:
-                    result = original(cast_to, send, stream=stream, stream_cls=send_cls, **kwargs)
-                except BaseException as exc:
-                    call.failed(exc)
-                    raise
-                finally:
-                    if pending is not None:
-                        pending_stream.reset(pending)
-                send = call.completed(result)
-                if send is None:
-                    return result if call.substitute is None else call.substitute
+            return call.send_rounds(
+                send,
+                send_cls,
+                lambda opts, cls: original(cast_to, opts, stream=stream, stream_cls=cls, **kwargs),
+            )
         finally:
             _active.reset(token)
 
@@ -176,19 +166,12 @@ def async_funnel(
                 return await original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
             hooks = config.hooks
             send, send_cls = call.prepare(stream_cls, await call.areplacement() if hooks is not None else ASK)
-            while True:
-                pending = pending_stream.set(call.recording) if stream else None
-                try:
-                    result = await original(cast_to, send, stream=stream, stream_cls=send_cls, **kwargs)
-                except BaseException as exc:
-                    call.failed(exc)
-                    raise
-                finally:
-                    if pending is not None:
-                        pending_stream.reset(pending)
-                send = await call.acompleted(result) if hooks is not None else call.completed(result)
-                if send is None:
-                    return result if call.substitute is None else call.substitute
+            # The SDK's coroutine itself is awaited: no extra coroutine per call.
+            return await call.asend_rounds(
+                send,
+                send_cls,
+                lambda opts, cls: original(cast_to, opts, stream=stream, stream_cls=cls, **kwargs),
+            )
         finally:
             _active.reset(token)
 

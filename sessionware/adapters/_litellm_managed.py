@@ -41,7 +41,6 @@ from sessionware.adapters._call import InterceptedCall
 from sessionware.adapters._config import WrapConfig
 from sessionware.adapters._core import suppress_recording
 from sessionware.adapters._litellm_read import litellm_usage, price_provider, read_output
-from sessionware.adapters._streams import pending_stream
 from sessionware.adapters._types import CallOutput, CallRequest, Endpoint, EndpointKind, StreamAccumulator
 from sessionware.adapters.openai import ChatAccumulator, ChatEndpoint
 
@@ -358,25 +357,13 @@ class ManagedRounds:
             with suppress_recording():
                 if not call.open_sync():
                     return original(**body)
-                stream = call.stream
-                send, send_cls = call.prepare(ManagedStream if stream else None)
-                first = True
-                while True:
-                    pending = pending_stream.set(call.recording) if stream else None
-                    try:
-                        result = original(**self._arguments(send, first))
-                        if send_cls is not None:
-                            result = send_cls(source=result)
-                    except BaseException as exc:
-                        call.failed(exc)
-                        raise
-                    finally:
-                        if pending is not None:
-                            pending_stream.reset(pending)
-                    first = False
-                    send = call.completed(result)
-                    if send is None:
-                        return result if call.substitute is None else call.substitute
+                send, send_cls = call.prepare(ManagedStream if call.stream else None)
+
+                def send_one(send: Any, send_cls: Any) -> Any:
+                    result = original(**self._arguments(send, call.rounds == 0))
+                    return result if send_cls is None else send_cls(source=result)
+
+                return call.send_rounds(send, send_cls, send_one)
         finally:
             _sending.reset(sending_token)
 
@@ -395,26 +382,14 @@ class ManagedRounds:
                     opened = await call.open_async()
                 if not opened:
                     return await original(**body)
-                stream = call.stream
                 send, send_cls = call.prepare(
-                    AsyncManagedStream if stream else None, await call.areplacement()
+                    AsyncManagedStream if call.stream else None, await call.areplacement()
                 )
-                first = True
-                while True:
-                    pending = pending_stream.set(call.recording) if stream else None
-                    try:
-                        result = await original(**self._arguments(send, first))
-                        if send_cls is not None:
-                            result = send_cls(source=result)
-                    except BaseException as exc:
-                        call.failed(exc)
-                        raise
-                    finally:
-                        if pending is not None:
-                            pending_stream.reset(pending)
-                    first = False
-                    send = await call.acompleted(result)
-                    if send is None:
-                        return result if call.substitute is None else call.substitute
+
+                async def send_one(send: Any, send_cls: Any) -> Any:
+                    result = await original(**self._arguments(send, call.rounds == 0))
+                    return result if send_cls is None else send_cls(source=result)
+
+                return await call.asend_rounds(send, send_cls, send_one)
         finally:
             _sending.reset(sending_token)
