@@ -18,8 +18,10 @@ seconds before it takes the GIL, then runs everything queued. One hand-off of th
 batch instead of one per call saves two context switches a call, and the app runs on
 undisturbed in between (a waiting thread takes the GIL at the app's next release of it,
 which the SDKs make on every call, so per-call wake-ups would land in every call).
-Nothing waits on that delay: every read of a session settles it first, and ``settle()``
-cuts it short.
+A longer batch is also cheaper per item (the recording code and the sessions it touches
+stay in the CPU's caches: ~65 µs of the thread's CPU per mocked chat call at 20 ms, ~50
+at 100 ms) and lands in fewer of the app's calls. Nothing waits on that delay: every read
+of a session settles it first, and ``settle()`` cuts it short.
 
 ``settle()`` waits until everything queued so far has run (tests, and apps about to read
 stats, though reads settle by themselves); at a normal interpreter exit it runs before
@@ -79,7 +81,7 @@ def watch_collector() -> None:
         gc.callbacks.append(_on_gc)
 
 
-LINGER = 0.02
+LINGER = 0.1
 """Seconds the recorder thread lets work pile up once woken."""
 
 
