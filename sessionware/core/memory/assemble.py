@@ -150,7 +150,13 @@ class Assembly:
     def finish(self, compactions: int) -> BuiltContext:
         b, plan = self.b, self.plan
         text, tokens, ids = plan.block()
-        p = _Parts(block=(text, tokens, ids), window=self._window(), first_turn=plan.start_turn)
+        window = self._window()
+        p = _Parts(
+            block=(text, tokens, ids),
+            window=window,
+            first_turn=plan.start_turn,
+            window_tokens=sum(sum(counts) for _, counts, _ in window),
+        )
         p.tools, p.tools_tokens = list(b.vm_tools), b.tools_tokens
         p.reserve = plan.layout.fault_reserve if p.tools else 0
         p.recall = self._recall(p.first_turn, set(ids))
@@ -159,7 +165,7 @@ class Assembly:
         return self._render(p, compactions)
 
     def _total(self, p: _Parts) -> int:
-        window = sum(sum(c) for _, c, _ in p.window)
+        window = p.window_tokens
         if self.anthropic and (
             not p.window or (bool(p.window[0][0]) and p.window[0][0][0]["role"] != "user")
         ):
@@ -178,7 +184,7 @@ class Assembly:
         b = self.b
         limit = b.budget - p.reserve
         while self._total(p) > limit and len(p.window) > 1:
-            p.window.pop(0)
+            p.window_tokens -= sum(p.window.pop(0)[1])
             p.first_turn += 1
             p.trimmed += 1
         if self._total(p) > limit and p.recall[0]:
@@ -186,8 +192,10 @@ class Assembly:
             self.degraded.append("recall")
         if self._total(p) > limit and p.window:
             msgs, counts, ids = p.window[-1]
+            before = sum(counts)
             msgs, counts = self._shrink(msgs, counts, self._total(p) - limit)
             p.window[-1] = (msgs, counts, ids)
+            p.window_tokens += sum(counts) - before
         if self._total(p) > limit and p.tools:
             p.tools, p.reserve, limit = [], 0, b.budget
             p.tools_tokens = b.counter.count_tools(b.app_tools) if b.app_tools else 0
@@ -197,22 +205,29 @@ class Assembly:
             p.block = ("", 0, [])
             self.degraded.append("memory_block")
         if self._total(p) > limit and p.window:
-            p.window = []
+            p.window, p.window_tokens = [], 0
             self.degraded.append("window")
         if self._total(p) > limit:
             raise TokenLimitExceeded(limit, self._total(p), what="context after all compression")
 
-    def _history(self, p: _Parts) -> tuple[list[Message], dict[int, int]]:
+    def _history(self, p: _Parts) -> list[Message]:
+        """The window's messages, as copies: the rendered turns are cached for later builds."""
         history: list[Message] = []
-        known: dict[int, int] = {}
-        for msgs, counts, _ in p.window:
-            for msg, count in zip(msgs, counts, strict=True):
-                copy = dict(msg)
-                known[id(copy)] = count
-                history.append(copy)
+        for msgs, _, _ in p.window:
+            history.extend(map(dict, msgs))
+        return history
+
+    def _anthropic_body(self, p: _Parts, history: list[Message], messages: list[Message]) -> int:
+        """Tokens of Anthropic ``messages``: merged same-role messages are counted anew."""
+        counts = [count for _, turn_counts, _ in p.window for count in turn_counts]
+        known = {id(msg): count for msg, count in zip(history, counts, strict=True)}
         for msg, count in zip(self.incoming, self.incoming_counts, strict=True):
             known[id(msg)] = count
-        return history, known
+        body = 0
+        for msg in messages:
+            found = known.get(id(msg))
+            body += found if found is not None else self.b.counter.count_message(msg)
+        return body
 
     def _anthropic(self, p: _Parts, history: list[Message]) -> tuple[list[Message], list[dict[str, Any]]]:
         b = self.b
@@ -229,7 +244,7 @@ class Assembly:
             messages.insert(0, {"role": "user", "content": _CONTINUED})
         return merge_same_role(messages), system
 
-    def _openai(self, p: _Parts, history: list[Message]) -> tuple[list[Message], set[int]]:
+    def _openai(self, p: _Parts, history: list[Message]) -> list[Message]:
         messages: list[Message] = []
         if self.b.prompt:
             messages.append({"role": "system", "content": self.b.prompt})
@@ -238,41 +253,39 @@ class Assembly:
         messages.extend(history)
         if p.recall[0]:
             messages.append({"role": "system", "content": p.recall[0]})
-        ours = {id(m) for m in messages if m["role"] == "system"}
         messages.extend(self.incoming)
-        return messages, ours
+        return messages
 
     def _render(self, p: _Parts, compactions: int) -> BuiltContext:
         b, vm, plan = self.b, self.vm, self.plan
-        history, known = self._history(p)
+        history = self._history(p)
         # Our system parts: the prompt message (with reply priming) plus block and recall.
         system_tokens = b.system_tokens - 3 + p.block[1] + p.recall[1]
         system: list[dict[str, Any]] | None = None
-        ours: set[int] = set()
+        incoming = sum(self.incoming_counts)
         if self.anthropic:
             messages, system = self._anthropic(p, history)
             if not system:
                 system_tokens = 0
+            body = self._anthropic_body(p, history, messages)
         else:
-            messages, ours = self._openai(p, history)
-        body = 0
-        for msg in messages:
-            if id(msg) not in ours:
-                count = known.get(id(msg))
-                body += count if count is not None else b.counter.count_message(msg)
-        incoming = sum(self.incoming_counts)
+            # The window and the incoming turn, each message counted when it was rendered.
+            messages = self._openai(p, history)
+            body = p.window_tokens + incoming
         tokens = 3 + system_tokens + body + p.tools_tokens
         prompt_tokens = b.system_tokens - 3 if b.prompt or self.anthropic else 0
         window_ids = [pid for _, _, ids in p.window for pid in ids]
         included = p.block[2] + window_ids + p.recall[2]
         stable = prompt_tokens + p.block[1]
-        report = ContextReport(
+        # Built from values computed here: constructed without validating them again (the
+        # messages alone would be copied once more).
+        report = ContextReport.model_construct(
             model=b.model,
             provider=b.provider,
             budget=b.budget,
             tokens=tokens,
             exact=b.counter.exact,
-            parts=TokensByPart(
+            parts=TokensByPart.model_construct(
                 system=prompt_tokens + 3,
                 memory=p.block[1],
                 window=body - incoming,
@@ -291,14 +304,14 @@ class Assembly:
             compactions=compactions,
             prefix_version=plan.block_version,
             stable_prefix_tokens=stable,
-            cacheable_prefix_tokens=stable + sum(sum(c) for _, c, _ in p.window[:-1]),
+            cacheable_prefix_tokens=stable + p.window_tokens - (sum(p.window[-1][1]) if p.window else 0),
             trimmed_turns=p.trimmed,
             degraded=self.degraded,
         )
-        vm.snapshots[vm.turn_hint] = ContextSnapshot(
+        vm.snapshots[vm.turn_hint] = ContextSnapshot.model_construct(
             turn=vm.turn_hint, page_ids=included, tokens=tokens, budget=b.budget
         )
-        return BuiltContext(messages=messages, system=system, tools=p.tools, report=report)
+        return BuiltContext.model_construct(messages=messages, system=system, tools=p.tools, report=report)
 
 
 @dataclass(slots=True)
@@ -306,6 +319,8 @@ class _Parts:
     block: tuple[str, int, list[str]]
     window: list[tuple[list[Message], list[int], list[str]]]
     first_turn: int
+    window_tokens: int
+    """Tokens of the messages in ``window`` (kept as turns are given up)."""
     recall: tuple[str, int, list[str]] = ("", 0, [])
     tools: list[dict[str, Any]] = field(default_factory=list)
     tools_tokens: int = 0
