@@ -85,3 +85,36 @@ def test_docstring_examples_hold(module: str) -> None:
 
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def edit_in_place(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    messages[10]["content"] = "edited where it was"
+    return messages
+
+
+def edit_call_in_place(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    i = next(i for i, m in enumerate(messages) if m.get("tool_calls"))
+    messages[i]["tool_calls"][0]["function"]["arguments"] = '{"i": -2}'
+    return messages
+
+
+@pytest.mark.parametrize("change", [edit_in_place, edit_call_in_place], ids=["content", "call"])
+def test_a_history_edited_in_place_between_calls_is_keyed_anew(change: Any) -> None:
+    # Readers that get the app's own dicts (LiteLLM's) see the same objects call after
+    # call: what was seen must not be the app's dicts themselves.
+    app = history(60)
+    first, _ = keys_of(app)
+
+    keys, full = keys_of(change(app) + [{"role": "user", "content": "one more"}])
+
+    assert keys == full
+    assert keys[:-1] != first
+
+
+def test_a_call_made_again_without_its_last_answer_is_keyed_as_if_read_in_full() -> None:
+    app = history(60)
+    keys_of(sdk_copy(app))
+
+    keys, full = keys_of(sdk_copy(app[:-1]))
+
+    assert keys == full

@@ -62,12 +62,14 @@ class Assembly:
     # -- parts ----------------------------------------------------------------------------
 
     def _window(self) -> list[tuple[list[Message], list[int], list[str]]]:
-        turns = self.vm.turns[self.plan.start_turn :]
-        out = []
-        for i, turn in enumerate(turns):
-            last = i == len(turns) - 1
-            msgs, counts = self.plan.render_turn(turn, self.answered if last else ())
-            out.append((msgs, counts, turn.page_ids))
+        """The turns from the plan's first verbatim one: the closed ones as the plan keeps
+        them, then the rest (the latest turn, its tool calls answered by ``incoming``)."""
+        plan, turns = self.plan, self.vm.turns
+        out = list(plan.closed_window)
+        last = len(turns) - 1
+        for i in range(plan.start_turn + len(out), len(turns)):
+            msgs, counts = plan.render_turn(turns[i], self.answered if i == last else ())
+            out.append((msgs, counts, turns[i].page_ids))
         if self.answered:
             have = _announced(out[-1][0]) if out else set()
             missing = [a for a in self.answered if a not in have]
@@ -151,11 +153,12 @@ class Assembly:
         b, plan = self.b, self.plan
         text, tokens, ids = plan.block()
         window = self._window()
+        open_turns = window[len(plan.closed_window) :]
         p = _Parts(
             block=(text, tokens, ids),
             window=window,
             first_turn=plan.start_turn,
-            window_tokens=sum(sum(counts) for _, counts, _ in window),
+            window_tokens=plan.window_tokens + sum(sum(counts) for _, counts, _ in open_turns),
         )
         p.tools, p.tools_tokens = list(b.vm_tools), b.tools_tokens
         p.reserve = plan.layout.fault_reserve if p.tools else 0

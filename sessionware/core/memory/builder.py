@@ -236,7 +236,8 @@ class _Build:
         anthropic = provider is Provider.ANTHROPIC
         compact = is_compact(vm.policy, budget)
         self.vm_tools = vm_tools(anthropic=anthropic, compact=compact) if vm.policy.tools_enabled else []
-        self.tools_tokens = self.counter.count_tools(self.app_tools) if self.app_tools else 0
+        self.app_tools_tokens = self.counter.count_tools(self.app_tools) if self.app_tools else 0
+        self.tools_tokens = self.app_tools_tokens
         if self.vm_tools:
             # The VM's schemas are constants: count them once per shape, not every build.
             key = (self.counter_key, anthropic, compact)
@@ -244,16 +245,25 @@ class _Build:
             if known is None:
                 known = vm.tool_tokens[key] = self.counter.count_tools(self.vm_tools)
             self.tools_tokens += known
+        # The prompt is the same on nearly every build: counted once per counter and shape.
+        prompt_key = (self.counter_key, anthropic, self.prompt)
+        known_prompt = vm.prompt_tokens.get(prompt_key)
+        if known_prompt is None:
+            if len(vm.prompt_tokens) >= 8:
+                vm.prompt_tokens.clear()
+            known_prompt = vm.prompt_tokens[prompt_key] = self._prompt_tokens(anthropic)
+        self.system_tokens, self.block_overhead = known_prompt
+
+    def _prompt_tokens(self, anthropic: bool) -> tuple[int, int]:
+        """Tokens of the system prompt as sent (reply priming included), and of the framing
+        of a system message of ours."""
         count = self.counter.count_text
         if anthropic:
-            self.system_tokens = REPLY_PRIMING_TOKENS + 3 + count("system") + count(self.prompt)
-            self.block_overhead = 0
-        else:
-            prompt_msg = (
-                self.counter.count_message({"role": "system", "content": self.prompt}) if self.prompt else 0
-            )
-            self.system_tokens = REPLY_PRIMING_TOKENS + prompt_msg
-            self.block_overhead = 3 + count("system")
+            return REPLY_PRIMING_TOKENS + 3 + count("system") + count(self.prompt), 0
+        prompt_msg = (
+            self.counter.count_message({"role": "system", "content": self.prompt}) if self.prompt else 0
+        )
+        return REPLY_PRIMING_TOKENS + prompt_msg, 3 + count("system")
 
     def plan(self) -> Plan:
         return plan_for(
@@ -272,8 +282,7 @@ class _Build:
         if self.provider is Provider.ANTHROPIC and any(m.get("role") == "system" for m in self.incoming):
             raise InvalidSessionOperation("build", "Anthropic incoming messages cannot have the system role")
         self.incoming_counts = [self.counter.count_message(m) for m in self.incoming]
-        app_tools_tokens = self.counter.count_tools(self.app_tools) if self.app_tools else 0
-        required = self.system_tokens + sum(self.incoming_counts) + app_tools_tokens
+        required = self.system_tokens + sum(self.incoming_counts) + self.app_tools_tokens
         if required > self.budget:
             raise TokenLimitExceeded(self.budget, required, what="system prompt + incoming messages")
 

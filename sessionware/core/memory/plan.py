@@ -94,6 +94,9 @@ class Plan:
         """First turn verbatim in the last build (after any per-call trimming)."""
         self.closed_upto = 0
         self.window_tokens = 0
+        self.closed_window: list[tuple[list[Message], list[int], list[str]]] = []
+        """Turns ``start_turn`` to ``closed_upto`` rendered (messages, counts, page ids): kept
+        as turns close and are evicted, so a build does not walk the window again."""
         self.chunks: list[Chunk] = []
         self.pages: dict[str, MemoryPage] = {}
         self.summaries: list[str] = []
@@ -131,7 +134,10 @@ class Plan:
         closed = len(turns) - 1
         done = 0
         while self.closed_upto < closed:
-            self.window_tokens += self.turn_tokens(turns[self.closed_upto])
+            turn = turns[self.closed_upto]
+            messages, counts = self.render_turn(turn)
+            self.window_tokens += sum(counts)
+            self.closed_window.append((messages, counts, turn.page_ids))
             self.closed_upto += 1
             if self.window_tokens > self.layout.window_high:
                 self._compact()
@@ -147,6 +153,7 @@ class Plan:
             self.window_tokens -= tokens
             evicted_tokens += tokens
             self.start_turn += 1
+        del self.closed_window[: self.start_turn - first]
         page_ids = [pid for t in turns[first : self.start_turn] for pid in t.page_ids]
         index = len(self.chunks)
         source = self._chunk_text(page_ids)

@@ -93,6 +93,8 @@ class VirtualMemory:
         """Bumped when pins, claims or restored pages change what every plan must show."""
         self.tool_tokens: dict[tuple[str, bool, bool], int] = {}
         """Tokens of the VM tool schemas per (counter, Anthropic shape, compact)."""
+        self.prompt_tokens: dict[tuple[str, bool, str], tuple[int, int]] = {}
+        """The builder's system prompt tokens and system framing per (counter, Anthropic shape, prompt)."""
         self.warned_sync_summaries = False
         """Whether a sync build already said that ``summarize_fn`` is left to ``abuild``."""
         self._pending: deque[SessionEvent] = deque()

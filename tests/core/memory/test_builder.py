@@ -7,7 +7,7 @@ from memory_support import Converse, add_turn, check_anthropic, check_openai, co
 
 from sessionware.core.accounting.tokens import counter_for_model
 from sessionware.core.errors import InvalidSessionOperation, TokenLimitExceeded
-from sessionware.core.memory import ContextPolicy, Provider, VMMode, build
+from sessionware.core.memory import ContextPolicy, Provider, VirtualMemory, VMMode, build
 from sessionware.core.session.enums import EventSource, EventType, Role
 from sessionware.core.session.models import ToolCall
 
@@ -237,3 +237,32 @@ def test_small_budgets_get_compact_rules_and_tools_and_room_for_fault_results(co
     assert small.report is not None and small.report.fault_reserve_tokens >= 1500 * 0.4 - 1
     full = build(state, model=MODEL, budget=1500, policy=ContextPolicy(compact_below_tokens=0))
     assert "<VM:MANIFEST_JSON>" in full.messages[1]["content"]
+
+
+@pytest.mark.parametrize("provider", [Provider.OPENAI, Provider.ANTHROPIC])
+def test_a_context_built_every_turn_equals_one_replayed_from_the_log_at_every_turn(
+    converse: Converse, provider: Provider
+) -> None:
+    # The plan keeps its window's rendered turns between builds: what a long-lived memory
+    # sends must be what a memory made afresh from the same log sends, compactions included.
+    model = MODEL if provider is Provider.OPENAI else "claude-3-5-sonnet"
+    kept, fresh = converse("kept", 0), converse("fresh", 0)
+    compactions = 0
+    for i in range(90):
+        incoming = [{"role": "user", "content": f"Question {i}?"}]
+        built = []
+        for state in (kept, fresh):
+            add_turn(state, i, tool=i % 4 == 0)
+            if state is fresh:
+                VirtualMemory.attach(state).detach()
+            ctx = build(state, model=model, budget=1500, incoming_messages=incoming, provider=provider)
+            assert ctx.report is not None
+            built.append((context_text(ctx.messages, ctx.system).replace(state.id, "SID"), ctx.report.tokens))
+            if state is kept:
+                compactions += ctx.report.compactions
+                if provider is Provider.OPENAI:
+                    assert ctx.report.tokens == counter_for_model(model).count_messages(
+                        ctx.messages, ctx.tools
+                    )
+        assert built[0] == built[1]
+    assert compactions > 2
