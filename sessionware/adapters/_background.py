@@ -20,8 +20,10 @@ undisturbed in between (a waiting thread takes the GIL at the app's next release
 which the SDKs make on every call, so per-call wake-ups would land in every call).
 A longer batch is also cheaper per item (the recording code and the sessions it touches
 stay in the CPU's caches: ~65 µs of the thread's CPU per mocked chat call at 20 ms, ~50
-at 100 ms) and lands in fewer of the app's calls. Nothing waits on that delay: every read
-of a session settles it first, and ``settle()`` cuts it short.
+at 100 ms) and lands in fewer of the app's calls. While work keeps coming, the thread
+looks for it every ``LINGER`` instead of blocking on its queue, whose first new item
+would wake it at once (one more hand-off per burst of calls). Nothing waits on that
+delay: every read of a session settles it first, and ``settle()`` cuts it short.
 
 ``settle()`` waits until everything queued so far has run (tests, and apps about to read
 stats, though reads settle by themselves); at a normal interpreter exit it runs before
@@ -48,6 +50,7 @@ from typing import Any
 from sessionware.adapters import _guard
 
 __all__ = [
+    "IDLE_POLLS",
     "LINGER",
     "RecorderStats",
     "collecting",
@@ -83,6 +86,9 @@ def watch_collector() -> None:
 
 LINGER = 0.1
 """Seconds the recorder thread lets work pile up once woken."""
+
+IDLE_POLLS = 10
+"""Empty looks at the queue (one per ``LINGER``) before the thread blocks on it."""
 
 
 @dataclass
@@ -196,19 +202,27 @@ def _run() -> None:
 def _loop() -> None:
     _guard.mark_recorder_thread()
     while True:
-        item = _queue.get()  # idle: block until there is work
+        item: Callable[[], None] | threading.Event | None = _queue.get()  # idle: block for work
         if not isinstance(item, threading.Event):
             _urgent.wait(LINGER)  # let the batch grow; settle() cuts the wait short
-        while True:
+        idle = 0
+        while idle < IDLE_POLLS:
+            # Busy: the next batch a LINGER later, looking at the queue without blocking on
+            # it (a put would wake the thread, which then takes the GIL from the app once
+            # more), so a batch costs the app one hand-off. After IDLE_POLLS empty looks
+            # the thread blocks again: an app that pauses between bursts of calls keeps
+            # its batches, one that went quiet costs no wake-ups.
             _urgent.clear()
-            _run_batch(item)
-            # Busy: the next batch a LINGER later, without blocking on the queue in between
-            # (waking from it takes the GIL once more), so a batch costs the app one hand-off.
+            if item is None:
+                try:
+                    item = _queue.get_nowait()
+                except queue.Empty:
+                    idle += 1
+            if item is not None:
+                idle = 0
+                _run_batch(item)
+                item = None
             _urgent.wait(LINGER)
-            try:
-                item = _queue.get_nowait()
-            except queue.Empty:
-                break
 
 
 def _run_batch(first: Callable[[], None] | threading.Event) -> None:
@@ -249,8 +263,8 @@ def settle(timeout: float | None = 10.0) -> bool:
         done = True
     else:
         marker = threading.Event()
+        _queue.put(marker)  # before the flag: a look at the queue after the flag finds it
         _urgent.set()
-        _queue.put(marker)
         done = marker.wait(timeout)
     _guard.raise_deferred()
     return done
