@@ -280,15 +280,15 @@ class Assembly:
         window_ids = [pid for _, _, ids in p.window for pid in ids]
         included = p.block[2] + window_ids + p.recall[2]
         stable = prompt_tokens + p.block[1]
-        # Built from values computed here: constructed without validating them again (the
-        # messages alone would be copied once more).
-        report = ContextReport.model_construct(
+        # Built from values computed here. The context itself is constructed without
+        # validation, which would copy every message once more.
+        report = ContextReport(
             model=b.model,
             provider=b.provider,
             budget=b.budget,
             tokens=tokens,
             exact=b.counter.exact,
-            parts=TokensByPart.model_construct(
+            parts=TokensByPart(
                 system=prompt_tokens + 3,
                 memory=p.block[1],
                 window=body - incoming,
@@ -311,7 +311,7 @@ class Assembly:
             trimmed_turns=p.trimmed,
             degraded=self.degraded,
         )
-        vm.snapshots[vm.turn_hint] = ContextSnapshot.model_construct(
+        vm.snapshots[vm.turn_hint] = ContextSnapshot(
             turn=vm.turn_hint, page_ids=included, tokens=tokens, budget=b.budget
         )
         return BuiltContext.model_construct(messages=messages, system=system, tools=p.tools, report=report)
