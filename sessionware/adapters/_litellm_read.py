@@ -28,7 +28,6 @@ from sessionware.core.accounting.usage import TokenUsage
 __all__ = [
     "RECORDED_CALL_TYPES",
     "LiteLLMCall",
-    "LiteLLMEvent",
     "is_chunk",
     "litellm_usage",
     "price_provider",
@@ -212,87 +211,17 @@ def read_output(response: Any) -> CallOutput:
     )
 
 
-class LiteLLMEvent:
-    """One claimed success or failure event, as little read as the session needs.
-
-    The callback runs on LiteLLM's path (for ``acompletion``, a task on the app's event
-    loop), so it reads there only what chooses the session: the per-call ``metadata``,
-    ``litellm_session_id`` and, for a conversation threaded by fingerprint, its leading
-    system messages and first user message. Everything else (the request's messages and
-    tools, the response, usage, costs, timings) is read by ``read()`` when the recorder
-    thread records the call.
-
-    That is safe because LiteLLM 1.x changes nothing it handed its callbacks once they
-    ran: the response is the object the app got (its redaction for loggers that opt out
-    of message logging works on deep copies). What can still change is
-    ``model_call_details`` itself, the dict passed as ``kwargs``: a retry's success event
-    reuses it, and a later callback may rewrite its keys; so the event keeps a shallow
-    copy of it (one C-level dict copy), taken when LiteLLM called the callback.
-    """
-
-    __slots__ = ("_request", "end_time", "failed", "kwargs", "params", "response", "start_time")
-
-    def __init__(
-        self, kwargs: Mapping[str, Any], response: Any, start_time: Any, end_time: Any, *, failed: bool
-    ) -> None:
-        self.kwargs = dict(kwargs)
-        self.response = response
-        self.start_time = start_time
-        self.end_time = end_time
-        self.failed = failed
-        params = self.kwargs.get("litellm_params")
-        self.params: Mapping[str, Any] = params if isinstance(params, dict) else {}
-        self._request: CallRequest | None = None
-
-    @property
-    def call_id(self) -> str | None:
-        return self.kwargs.get("litellm_call_id") or None
-
-    def named_session(self) -> str | None:
-        """The session the call names: ``metadata["session_id"]``, else LiteLLM's own
-        ``litellm_session_id``."""
-        params = self.params
-        metadata = params.get("metadata")
-        named = metadata.get("session_id") if isinstance(metadata, dict) else None
-        return named or params.get("litellm_session_id") or None
-
-    @property
-    def request(self) -> CallRequest:
-        """The request (its messages are only keyed when the call is recorded)."""
-        request = self._request
-        if request is None:
-            request = self._request = _request(self.kwargs)
-        return request
-
-    def read(self) -> LiteLLMCall:
-        """The whole call (on the recorder thread)."""
-        return read_call(
-            self.kwargs,
-            self.response,
-            self.start_time,
-            self.end_time,
-            failed=self.failed,
-            request=self._request,
-        )
-
-
 def read_call(
-    kwargs: Mapping[str, Any],
-    response: Any,
-    start_time: Any,
-    end_time: Any,
-    *,
-    failed: bool,
-    request: CallRequest | None = None,
+    kwargs: Mapping[str, Any], response: Any, start_time: Any, end_time: Any, *, failed: bool
 ) -> LiteLLMCall:
-    """What one success or failure event says about its call (``request``: already read)."""
+    """What one success or failure event says about its call."""
     params = kwargs.get("litellm_params") or {}
     metadata = params.get("metadata") if isinstance(params, dict) else None
     stream = kwargs.get("stream") is True
     first_token = kwargs.get("completion_start_time")
     call = LiteLLMCall(
         call_id=kwargs.get("litellm_call_id") or None,
-        request=request if request is not None else _request(kwargs),
+        request=_request(kwargs),
         provider=str(kwargs.get("custom_llm_provider") or params.get("custom_llm_provider") or "litellm"),
         stream=stream,
         latency_ms=_ms(start_time, end_time) or 0.0,

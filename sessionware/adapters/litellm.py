@@ -56,9 +56,9 @@ from sessionware.adapters._litellm_managed import AsyncManagedStream, ManagedStr
 from sessionware.adapters._litellm_read import (
     RECORDED_CALL_TYPES,
     LiteLLMCall,
-    LiteLLMEvent,
     is_chunk,
     price_provider,
+    read_call,
 )
 from sessionware.adapters._messages import fingerprint
 from sessionware.adapters._recorder import CallFacts, record_call
@@ -68,7 +68,7 @@ from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.defaults import default_price_book, default_store
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.memory.policy import ContextPolicy
-from sessionware.core.session.registry import SessionRegistry, registry_for
+from sessionware.core.session.registry import registry_for
 from sessionware.core.session.state import SessionState
 from sessionware.core.store.store import Store
 from sessionware.core.store.url import StoreLike, open_store
@@ -153,42 +153,40 @@ class SessionCallback(CustomLogger):
         self.fallback_session_id = f"calls-{uuid.uuid4().hex[:16]}"
         """Where calls with no conversation to thread on go when nothing names a session."""
         self._disagreed: set[str] = set()
-        self._last: tuple[Store, SessionRegistry, str, SessionState, int] | None = None
-        """The last session recorded into: store, registry, id, state, registry generation."""
         _core.add_outer_recorder(_inside_recorded_completion)
 
     # -- LiteLLM's events ------------------------------------------------------------
 
     def log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
-        event = self._claim(kwargs, response_obj, start_time, end_time, failed=False)
-        if event is not None:
-            self._record_sync(event)
+        call = self._claim(kwargs, response_obj, start_time, end_time, failed=False)
+        if call is not None:
+            self._record_sync(call)
 
     def log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
-        event = self._claim(kwargs, response_obj, start_time, end_time, failed=True)
-        if event is not None:
-            self._record_sync(event)
+        call = self._claim(kwargs, response_obj, start_time, end_time, failed=True)
+        if call is not None:
+            self._record_sync(call)
 
     async def async_log_success_event(
         self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
-        event = self._claim(kwargs, response_obj, start_time, end_time, failed=False)
-        if event is not None:
-            await self._record_async(event)
+        call = self._claim(kwargs, response_obj, start_time, end_time, failed=False)
+        if call is not None:
+            await self._record_async(call)
 
     async def async_log_failure_event(
         self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
-        event = self._claim(kwargs, response_obj, start_time, end_time, failed=True)
-        if event is not None:
-            await self._record_async(event)
+        call = self._claim(kwargs, response_obj, start_time, end_time, failed=True)
+        if call is not None:
+            await self._record_async(call)
 
-    # -- claiming ----------------------------------------------------------------------
+    # -- reading -----------------------------------------------------------------------
 
     def _claim(
         self, kwargs: Any, response: Any, start_time: Any, end_time: Any, *, failed: bool
-    ) -> LiteLLMEvent | None:
-        """The event to record, or None (another call type, a repeat, a bare chunk)."""
+    ) -> LiteLLMCall | None:
+        """The call to record, or None (another call type, a repeat, a bare chunk)."""
         try:
             if not isinstance(kwargs, dict) or kwargs.get("call_type") not in RECORDED_CALL_TYPES:
                 return None
@@ -199,107 +197,78 @@ class SessionCallback(CustomLogger):
                 return None  # a round of managed mode, which records the call itself
             if not _seen.claim(call_id, failed=failed):
                 return None
-            return LiteLLMEvent(kwargs, response, start_time, end_time, failed=failed)
+            return read_call(kwargs, response, start_time, end_time, failed=failed)
         except Exception as exc:
             _guard.report("a LiteLLM call", exc)
             return None
 
     # -- the session -------------------------------------------------------------------
 
-    def _target(self, event: LiteLLMEvent) -> tuple[str, SessionScope | None, dict[str, Any] | None]:
-        """The session id, the scope that chose it, and the metadata of a new session."""
-        named = event.named_session() or self.session_id
+    def _target(self, call: LiteLLMCall) -> tuple[str, SessionScope | None, dict[str, Any]]:
+        """The session id, the scope that chose it, and the header of a new session."""
+        named = call.metadata.get("session_id") or call.litellm_session_id or self.session_id
         if named is not None:
-            return str(named), None, None
+            return str(named), None, {}
         scope = active_scope()
         if scope is not None:
-            return scope.id, scope, dict(scope.handle.metadata)
-        request = event.request
+            return scope.id, scope, {"metadata": dict(scope.handle.metadata)}
+        request = call.request
         auto = fingerprint(request.system, request.first_user)
-        return auto or self.fallback_session_id, None, {"auto": True}
+        return auto or self.fallback_session_id, None, {"metadata": {"auto": True}}
 
     def _store(self) -> Store:
         return self.store if self.store is not None else default_store()
 
-    def _live(self, store: Store, session_id: str) -> tuple[SessionRegistry, SessionState | None]:
-        """The registry of ``store`` and the live state of ``session_id`` in it, if any.
-
-        The last state is remembered (most events continue the session of the one
-        before) and trusted while its registry has forgotten nothing since.
-        """
-        known = self._last
-        if known is not None and known[0] is store:
-            registry = known[1]
-            if known[2] == session_id and known[4] == registry.generation:
-                return registry, known[3]
-        else:
-            registry = registry_for(store)
-        state = registry.cached(session_id)
-        if state is not None:
-            self._last = (store, registry, session_id, state, registry.generation)
-        return registry, state
-
-    def _header(self, event: LiteLLMEvent, metadata: dict[str, Any] | None) -> dict[str, Any]:
-        """The header of a session this event creates."""
-        header: dict[str, Any] = {} if metadata is None else {"metadata": metadata}
-        system = event.request.system
-        if system is not None:
-            header["system_prompt"] = system
-        return header
-
-    def _opened(
-        self, state: SessionState, store: Store, registry: SessionRegistry, scope: SessionScope | None
-    ) -> SessionState:
-        """``state``, just opened, remembered as the last live one."""
-        self._last = (store, registry, state.id, state, registry.generation)
-        return state
-
     def _adopt(self, state: SessionState, store: Store, scope: SessionScope | None) -> SessionState:
         if scope is not None:
             scope.handle.bind(store)
+            wanted = scope.handle.metadata
+            if wanted and any(state.info.metadata.get(k) != v for k, v in wanted.items()):
+                state.save_header(metadata={**state.info.metadata, **wanted})
         note_session(state)
         return state
 
-    def _record_sync(self, event: LiteLLMEvent) -> None:
+    def _header(self, call: LiteLLMCall, header: dict[str, Any]) -> dict[str, Any]:
+        if call.request.system is not None:
+            header["system_prompt"] = call.request.system
+        return header
+
+    def _record_sync(self, call: LiteLLMCall) -> None:
         try:
-            session_id, scope, metadata = self._target(event)
+            session_id, scope, header = self._target(call)
             store = self._store()
-            registry, state = self._live(store, session_id)
-            if state is None:
-                opened = registry.open_sync(session_id, **self._header(event, metadata))
-                state = self._opened(opened, store, registry, scope)
-            self._defer(self._adopt(state, store, scope), event, scope)
+            registry = registry_for(store)
+            state = registry.cached(session_id) or registry.open_sync(
+                session_id, **self._header(call, header)
+            )
+            self._defer(self._adopt(state, store, scope), call)
         except Exception as exc:
             _guard.report("a LiteLLM call", exc)
 
-    async def _record_async(self, event: LiteLLMEvent) -> None:
+    async def _record_async(self, call: LiteLLMCall) -> None:
         try:
-            session_id, scope, metadata = self._target(event)
+            session_id, scope, header = self._target(call)
             store = self._store()
-            registry, state = self._live(store, session_id)
-            if state is None:
-                opened = await registry.open(session_id, **self._header(event, metadata))
-                state = self._opened(opened, store, registry, scope)
-            self._defer(self._adopt(state, store, scope), event, scope)
+            registry = registry_for(store)
+            state = registry.cached(session_id) or await registry.open(
+                session_id, **self._header(call, header)
+            )
+            self._defer(self._adopt(state, store, scope), call)
         except Exception as exc:
             _guard.report("a LiteLLM call", exc)
 
     # -- recording ---------------------------------------------------------------------
 
-    def _defer(self, state: SessionState, event: LiteLLMEvent, scope: SessionScope | None) -> None:
+    def _defer(self, state: SessionState, call: LiteLLMCall) -> None:
         """Queue the record on the session for the recorder thread, as wrapped clients do:
         the event loop LiteLLM runs this on (or its logging thread) goes on at once, and
         anything that reads the session first records it."""
-        if state.defer(partial(self._record_deferred, state, event, scope)):
+        if state.defer(partial(self._record_deferred, state, call)):
             _background.schedule(state)
 
-    def _record_deferred(self, state: SessionState, event: LiteLLMEvent, scope: SessionScope | None) -> None:
+    def _record_deferred(self, state: SessionState, call: LiteLLMCall) -> None:
         try:
-            if scope is not None:
-                wanted = scope.handle.metadata
-                if wanted and any(state.info.metadata.get(k) != v for k, v in wanted.items()):
-                    state.save_header(metadata={**state.info.metadata, **wanted})
-            self._record(state, event.read())
+            self._record(state, call)
         except Exception as exc:
             _guard.report("a LiteLLM call", exc)
 
