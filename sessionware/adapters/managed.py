@@ -423,14 +423,21 @@ class ManagedHooks:
 
     # -- streams ----------------------------------------------------------------------------
 
-    def after_stream(self, call: InterceptedCall, stream: Any) -> HiddenRound | None:
+    def _stream_started(self, call: InterceptedCall) -> tuple[_Run, Any, Capture, Peek] | None:
+        """What reading a streamed round ahead needs (None: the app reads it as it is)."""
         run = call.hook_state
         recording = call.recording
         if not isinstance(run, _Run) or recording is None or not run.hide_calls:
             return None
         capture = Capture()
         recording.owner = capture
-        peek = Peek(call.endpoint.kind, self.policy.stream_holdback_chars)
+        return run, recording, capture, Peek(call.endpoint.kind, self.policy.stream_holdback_chars)
+
+    def after_stream(self, call: InterceptedCall, stream: Any) -> HiddenRound | None:
+        started = self._stream_started(call)
+        if started is None:
+            return None
+        run, recording, capture, peek = started
         rest = stream._iterator
         buffered: list[Any] = []
         verdict = Verdict.UNDECIDED
@@ -452,13 +459,10 @@ class ManagedHooks:
         return self._stream_read(call, run, stream, buffered, capture, is_async=False)
 
     async def aafter_stream(self, call: InterceptedCall, stream: Any) -> HiddenRound | None:
-        run = call.hook_state
-        recording = call.recording
-        if not isinstance(run, _Run) or recording is None or not run.hide_calls:
+        started = self._stream_started(call)
+        if started is None:
             return None
-        capture = Capture()
-        recording.owner = capture
-        peek = Peek(call.endpoint.kind, self.policy.stream_holdback_chars)
+        run, recording, capture, peek = started
         rest = stream._iterator
         buffered: list[Any] = []
         verdict = Verdict.UNDECIDED
