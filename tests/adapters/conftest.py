@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from adapter_support import make_anthropic, make_openai
+from litellm_support import clean_litellm
 
 import sessionware
 from sessionware.adapters import _guard
@@ -66,3 +67,18 @@ def recorder_failures_surface() -> Iterator[None]:
     """A bookkeeping failure of the recorder thread fails the test that caused it."""
     yield
     assert settle()
+
+
+@pytest.fixture
+def litellm() -> Iterator[Any]:
+    """The real ``litellm`` module, its callbacks and patches restored after the test."""
+    with clean_litellm() as module:
+        yield module
+
+
+@pytest.fixture
+def no_internal_errors() -> Iterator[None]:
+    """Fail the test if sessionware reported a bookkeeping failure during it."""
+    before = _guard.health().internal_errors
+    yield
+    assert _guard.health().internal_errors == before, _guard.health().last_error

@@ -16,7 +16,6 @@ import openai
 import openai.lib.azure
 import pytest
 from adapter_support import calls, conversation, make_anthropic, make_openai, session_events
-from litellm_support import clean_litellm
 
 import sessionware
 from sessionware.adapters.fakes import FakeAnthropic, FakeOpenAI, Reply
@@ -35,12 +34,6 @@ CLIENT_CLASSES = (
 )
 HELLO = [{"role": "user", "content": "hello"}]
 SYSTEM_PROMPT = {"role": "system", "content": "You are brief."}
-
-
-@pytest.fixture
-def litellm() -> Iterator[Any]:
-    with clean_litellm() as module:
-        yield module
 
 
 @pytest.fixture(autouse=True)

@@ -8,20 +8,21 @@ import doctest
 import importlib
 import logging
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from adapter_support import calls, conversation
-from litellm_support import await_calls, clean_litellm, wait_for_calls
+from litellm_support import await_calls, wait_for_calls
 
 import sessionware
-from sessionware.adapters import _guard
 from sessionware.adapters.litellm import SessionCallback
 from sessionware.core.accounting.usage import TokenUsage
 from sessionware.core.session.enums import EventType
 from sessionware.core.store import Store
+
+# LiteLLM swallows what a callback raises: a bug of ours would only show up there.
+pytestmark = pytest.mark.usefixtures("no_internal_errors")
 
 SYSTEM = {"role": "system", "content": "You answer in one word."}
 TOOL_CALL = {
@@ -29,20 +30,6 @@ TOOL_CALL = {
     "type": "function",
     "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
 }
-
-
-@pytest.fixture
-def litellm() -> Iterator[Any]:
-    with clean_litellm() as module:
-        yield module
-
-
-@pytest.fixture(autouse=True)
-def no_internal_errors() -> Iterator[None]:
-    # LiteLLM swallows what a callback raises: a bug of ours would only show up here.
-    before = _guard.health().internal_errors
-    yield
-    assert _guard.health().internal_errors == before, _guard.health().last_error
 
 
 @pytest.fixture
