@@ -58,6 +58,7 @@ __all__ = [
     "hold",
     "on_recorder_thread",
     "schedule",
+    "schedule_resolution",
     "settle",
     "stats",
     "watch_collector",
@@ -137,6 +138,20 @@ def schedule(state: Any) -> None:
         state.settle()
         return
     _queue.put(state.settle)
+    if not _running:
+        _start()
+
+
+def schedule_resolution(store: Any) -> None:
+    """Have the recorder thread run ``store.resolve`` (calls queued with
+    ``Store.defer_unresolved``): as ``schedule``, the process' first runs right here."""
+    global _primed
+    if not _primed:
+        _primed = True
+        store.resolve()
+        store.settle()
+        return
+    _queue.put(store.resolve)
     if not _running:
         _start()
 

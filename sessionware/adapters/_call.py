@@ -32,7 +32,7 @@ from sessionware.core.errors import InvalidSessionOperation, TokenLimitExceeded
 from sessionware.core.session.state import SessionState
 from sessionware.core.store.store import Store
 
-__all__ = ["ASK", "InterceptedCall"]
+__all__ = ["ASK", "CALLERS", "InterceptedCall", "raw_mode"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +40,11 @@ RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
 
 # ``prepare``'s default: ask the hook's sync ``before_send`` (async callers ask first).
 ASK: Any = object()
+# ``InterceptedCall``'s default scope: the one active on the thread that asks.
+CALLERS: Any = object()
 
 
-def _raw_mode(headers: Any) -> str | None:
+def raw_mode(headers: Any) -> str | None:
     if not isinstance(headers, dict):
         return None
     value = headers.get(RAW_RESPONSE_HEADER)
@@ -54,6 +56,7 @@ class InterceptedCall:
 
     __slots__ = (
         "body",
+        "caller_scope",
         "captured",
         "config",
         "ended",
@@ -86,15 +89,18 @@ class InterceptedCall:
         *,
         stream: bool,
         is_async: bool,
+        caller_scope: Any = CALLERS,
     ) -> None:
         self.config = config
+        self.caller_scope = caller_scope
+        """The scope the call was made in (``CALLERS``: this thread's, read when needed)."""
         self.endpoint = endpoint
         self.options = options
         self.body: Mapping[str, Any] = options.json_data
         self.request = request
         self.stream = stream
         self.is_async = is_async
-        self.raw = _raw_mode(options.headers)
+        self.raw = raw_mode(options.headers)
         self.started = time.perf_counter()
         self.state: SessionState | None = None
         self.scope: SessionScope | None = None
@@ -125,7 +131,7 @@ class InterceptedCall:
         config = self.config
         if config.session_id is not None:
             return config.session_id, None
-        scope = active_scope()
+        scope = active_scope() if self.caller_scope is CALLERS else self.caller_scope
         if scope is not None:
             return scope.id, scope
         request = self.request
@@ -159,7 +165,8 @@ class InterceptedCall:
         self.scope = scope
         if scope is not None:
             scope.handle.bind(store)
-        note_session(state)
+        if self.caller_scope is CALLERS:  # a call resolved later is noted by the caller itself
+            note_session(state)
 
     def _merge_metadata(self, state: SessionState) -> None:
         """Add the scope's metadata to the session's (when the call is recorded)."""
@@ -182,8 +189,10 @@ class InterceptedCall:
     def open_sync(self) -> bool:
         """Open the session; False (reported) when that failed and the call must pass through."""
         try:
-            session_id, scope = self._target()
             store = self._store()
+            if store._unresolved:
+                store.resolve()  # calls made before this one are threaded first
+            session_id, scope = self._target()
             state = self.config.live_state(store, session_id)
             if state is None:
                 state = self.config.registry(store).open_sync(session_id, **self._header(scope))
@@ -197,8 +206,10 @@ class InterceptedCall:
         """Open the session if it is live in this process (no I/O, no coroutine); None
         when it must be loaded or created (``open_async``), False as ``open_sync``."""
         try:
-            session_id, scope = self._target()
             store = self._store()
+            if store._unresolved:
+                return None  # calls made before this one are threaded first, off the loop
+            session_id, scope = self._target()
             state = self.config.live_state(store, session_id)
             if state is None:
                 return None
@@ -210,8 +221,9 @@ class InterceptedCall:
 
     async def open_async(self) -> bool:
         try:
-            session_id, scope = self._target()
             store = self._store()
+            await store.aresolve()
+            session_id, scope = self._target()
             registry = self.config.registry(store)
             state = registry.cached(session_id)
             if state is None:
@@ -424,15 +436,21 @@ class InterceptedCall:
         error: BaseException | None = None,
         end: str | None = None,
         first_token_at: float | None = None,
+        ended: float | None = None,
     ) -> None:
         """Capture what the record needs and queue the recording on the session."""
-        self.ended = time.perf_counter()
+        self.ended = time.perf_counter() if ended is None else ended
         state = self.state
         if state is None:
             return
         self.captured = (result, output, error, end, first_token_at)
         if state.defer(self._record_captured):
             _background.schedule(state)
+
+    def defer_outcome(self, result: Any, error: BaseException | None, ended: float) -> None:
+        """Queue the record of a non-streamed call that ended at ``ended`` (a call resolved
+        after it returned, see ``_pending``)."""
+        self._defer(result=result, error=error, ended=ended)
 
     def _record_captured(self) -> None:
         """The deferred record (on the recorder thread, or wherever the session is settled)."""

@@ -62,8 +62,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from sessionware.adapters import _guard
-from sessionware.adapters._call import ASK, InterceptedCall
+from sessionware.adapters._call import ASK, InterceptedCall, raw_mode
 from sessionware.adapters._config import CallHooks, HiddenRound, WrapConfig
+from sessionware.adapters._pending import PendingCall
+from sessionware.adapters.scope import active_scope
+from sessionware.core.defaults import default_store
 
 __all__ = [
     "CallHooks",
@@ -125,10 +128,42 @@ def _begin(config: WrapConfig, options: Any, stream: bool, *, is_async: bool) ->
         return None
 
 
+def _capture(config: WrapConfig, options: Any) -> PendingCall | None:
+    """A ``PendingCall`` for a plain observe-mode call; None for every other call, which
+    takes the full path (``_begin``: it passes through what is not to be recorded)."""
+    if config.hooks is not None or not config.enabled or _active.get() is not None:
+        return None
+    if _recorded_above and any(check() for check in _recorded_above):
+        return None
+    if _guard.kept is not None:
+        _guard.raise_deferred()
+    try:
+        endpoint = config.spec.endpoint(options.method, options.url)
+        if endpoint is None or options.json_data.__class__ is not dict or raw_mode(options.headers):
+            return None
+        store = config.store if config.store is not None else default_store()
+        return PendingCall(config, endpoint, options, active_scope(), store)
+    except Exception as exc:
+        _guard.report("a request", exc)
+        return None
+
+
 def sync_funnel(config: WrapConfig, original: Callable[..., Any]) -> Callable[..., Any]:
     def request(
         cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None, **kwargs: Any
     ) -> Any:
+        pending = None if stream else _capture(config, options)
+        if pending is not None:
+            token = _active.set(pending)
+            try:
+                result = original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
+            except BaseException as exc:
+                pending.finish(None, exc)
+                raise
+            finally:
+                _active.reset(token)
+            pending.finish(result, None)
+            return result
         call = _begin(config, options, stream, is_async=False)
         if call is None:
             return original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
@@ -154,6 +189,18 @@ def async_funnel(
     async def request(
         cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None, **kwargs: Any
     ) -> Any:
+        pending = None if stream else _capture(config, options)
+        if pending is not None:
+            token = _active.set(pending)
+            try:
+                result = await original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
+            except BaseException as exc:
+                pending.finish(None, exc)
+                raise
+            finally:
+                _active.reset(token)
+            pending.finish(result, None)
+            return result
         call = _begin(config, options, stream, is_async=True)
         if call is None:
             return await original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)

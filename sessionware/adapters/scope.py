@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextvars
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from sessionware.core.defaults import default_store
 from sessionware.core.errors import InvalidSessionOperation
@@ -34,7 +34,17 @@ _HANDLE_EXTENSION = "sessionware.adapters.handle"
 _scope: contextvars.ContextVar[SessionScope | None] = contextvars.ContextVar(
     "sessionware_scope", default=None
 )
-_last: contextvars.ContextVar[SessionHandle | None] = contextvars.ContextVar("sessionware_last", default=None)
+_last: contextvars.ContextVar[SessionHandle | PendingSession | None] = contextvars.ContextVar(
+    "sessionware_last", default=None
+)
+
+
+class PendingSession(Protocol):
+    """A call whose session is worked out after it returned (observe mode)."""
+
+    def handle(self) -> SessionHandle | None:
+        """The call's session (working out every call queued before it), or None if that failed."""
+        ...
 
 
 class SessionHandle:
@@ -154,7 +164,10 @@ def current_session() -> SessionHandle | None:
     scope = _scope.get()
     if scope is not None:
         return scope.handle
-    return _last.get()
+    last = _last.get()
+    if last is None or isinstance(last, SessionHandle):
+        return last
+    return last.handle()
 
 
 def active_scope() -> SessionScope | None:
@@ -162,10 +175,21 @@ def active_scope() -> SessionScope | None:
     return _scope.get()
 
 
-def note_session(state: SessionState) -> None:
-    """Remember ``state`` as this context's last recorded-into session."""
-    handle = state.extensions.get(_HANDLE_EXTENSION)
+def handle_of(state: SessionState) -> SessionHandle:
+    """The app's handle on ``state`` (one per session state)."""
+    handle: SessionHandle | None = state.extensions.get(_HANDLE_EXTENSION)
     if handle is None:
         handle = state.extensions[_HANDLE_EXTENSION] = SessionHandle(state.id, store=state.store)
+    return handle
+
+
+def note_session(state: SessionState) -> None:
+    """Remember ``state`` as this context's last recorded-into session."""
+    handle = handle_of(state)
     if _last.get() is not handle:  # setting allocates; most calls continue the same session
         _last.set(handle)
+
+
+def note_pending(call: PendingSession) -> None:
+    """Remember ``call``, whose session is not known yet, as this context's last call."""
+    _last.set(call)

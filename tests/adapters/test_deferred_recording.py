@@ -30,9 +30,11 @@ from sessionware.adapters import _background
 from sessionware.adapters._guard import health
 from sessionware.adapters.api import settle
 from sessionware.adapters.fakes import FakeOpenAI, Reply
+from sessionware.adapters.scope import SessionHandle
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.session.enums import EventType
 from sessionware.core.session.manager import SessionManager
+from sessionware.core.session.registry import registry_for
 from sessionware.core.store import Store, open_store
 from sessionware.core.store.sqlite import SQLiteBackend
 from sessionware.core.tools import ToolRegistry, ToolRunner
@@ -57,7 +59,8 @@ def test_a_call_returns_before_it_is_recorded_and_stats_still_include_it(openai_
     with _background.hold(), sessionware.session("deferred") as handle:
         ask(openai_client, [SYSTEM, {"role": "user", "content": "Hello"}])
 
-        assert handle.state.unsettled  # captured, not recorded yet
+        # Captured only: not even its session is worked out until something reads.
+        assert registry_for(handle.store).cached("deferred") is None
         stats = handle.stats()  # reading settles it, here, on the app's thread
         assert (stats.llm_calls, stats.total_messages) == (1, 2)
         assert not handle.state.unsettled
@@ -104,6 +107,62 @@ async def test_async_clients_and_the_manager_share_one_order(openai_api: FakeOpe
     assert (stats.llm_calls, stats.total_messages) == (3, 6)
     events = session_events(store, "async-chat")
     assert conversation(events) == [(m["role"], m["content"]) for m in history[1:]]
+
+
+@pytest.mark.parametrize("client_class", ["OpenAI", "AsyncOpenAI"])
+def test_plain_and_streamed_calls_keep_their_order_while_sessions_are_worked_out_later(
+    openai_api: FakeOpenAI, store: Store, client_class: str
+) -> None:
+    """Plain calls are threaded into their session off the app's path; a streamed call
+    opens its session first, so it threads the calls made before it ahead of itself."""
+    client = sessionware.wrap(make_openai(client_class, openai_api), store=store)
+    history: list[dict[str, Any]] = [SYSTEM, {"role": "user", "content": "Plain, streamed, plain?"}]
+    kinds = [False, True, False, False, True]
+
+    def sync_turns() -> SessionHandle | None:
+        for number, stream in enumerate(kinds):
+            if stream:
+                chunks = client.chat.completions.create(model=MODEL, messages=history, stream=True)
+                text = "".join(c.choices[0].delta.content or "" for c in chunks)
+            else:
+                text = ask(client, history)
+            history.extend(
+                [{"role": "assistant", "content": text}, {"role": "user", "content": f"{number}?"}]
+            )
+        return sessionware.current_session()  # works out the last call's session here
+
+    async def async_turns() -> SessionHandle | None:
+        for number, stream in enumerate(kinds):
+            if stream:
+                chunks = await client.chat.completions.create(model=MODEL, messages=history, stream=True)
+                text = "".join([c.choices[0].delta.content or "" async for c in chunks])
+            else:
+                reply = await client.chat.completions.create(model=MODEL, messages=history)
+                text = str(reply.choices[0].message.content)
+            history.extend(
+                [{"role": "assistant", "content": text}, {"role": "user", "content": f"{number}?"}]
+            )
+        return sessionware.current_session()
+
+    with _background.hold():
+        handle = sync_turns() if client_class == "OpenAI" else asyncio.run(async_turns())
+        assert handle is not None
+        assert handle.stats().llm_calls == 5
+
+    events = session_events(store, handle.id)
+    assert conversation(events) == [(m["role"], m["content"]) for m in history[1:-1]]
+    assert not [e for e in events if e.type is EventType.BRANCH]
+    assert [bool(e.metadata.get("stream")) for e in calls(events)] == kinds
+
+
+def test_current_session_after_a_plain_call_is_that_calls_session(openai_client: Any) -> None:
+    with _background.hold():
+        ask(openai_client, [SYSTEM, {"role": "user", "content": "First conversation"}])
+        first = sessionware.current_session()
+        ask(openai_client, [SYSTEM, {"role": "user", "content": "Second conversation"}])
+        second = sessionware.current_session()
+    assert first is not None and second is not None and first.id != second.id
+    assert [m for _, m in conversation(second.events())][0] == "Second conversation"
 
 
 def test_the_tool_runner_sees_the_call_that_asked_for_the_tools(openai_api: FakeOpenAI, store: Store) -> None:

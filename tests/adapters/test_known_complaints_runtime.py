@@ -154,7 +154,8 @@ async def test_c08_a_sync_client_works_inside_a_running_event_loop(openai_client
 def test_c08_calls_start_no_thread(openai_api: FakeOpenAI, tmp_path: Path) -> None:
     store = Store(SQLiteBackend(tmp_path / "s.db"))
     client = sessionware.wrap(make_openai("OpenAI", openai_api), store=store)
-    client.chat.completions.create(model=MODEL, messages=QUESTION)  # the store's one writer starts here
+    client.chat.completions.create(model=MODEL, messages=QUESTION)
+    store.flush_sync()  # the store's one writer runs from here (it starts with the first write)
     before = threading.active_count()
 
     for i in range(25):
@@ -177,11 +178,11 @@ async def test_c08_async_calls_never_block_the_event_loop_on_store_io(
     openai_api: FakeOpenAI, tmp_path: Path
 ) -> None:
     path = tmp_path / "slow.db"
-    seed = sessionware.wrap(
-        make_openai("OpenAI", openai_api), store=Store(SQLiteBackend(path)), session_id="s"
-    )
+    seed_store = Store(SQLiteBackend(path))
+    seed = sessionware.wrap(make_openai("OpenAI", openai_api), store=seed_store, session_id="s")
     seed.chat.completions.create(model=MODEL, messages=QUESTION)
     sessionware.unwrap(seed)._client.close()
+    seed_store.close()  # one writer per file: the seed's store is done before the next opens it
     store = Store(SlowDisk(path))
     client = sessionware.wrap(make_openai("AsyncOpenAI", openai_api), store=store, session_id="s")
     ticks = 0
@@ -194,15 +195,21 @@ async def test_c08_async_calls_never_block_the_event_loop_on_store_io(
             await asyncio.sleep(0.01)
 
     task = asyncio.create_task(ticker())
-    await client.chat.completions.create(
-        model=MODEL,
-        messages=[*QUESTION, {"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}],
-    )
+    history = [*QUESTION, {"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}]
+    reply = await client.chat.completions.create(model=MODEL, messages=history)  # captured only
+    history += [
+        {"role": "assistant", "content": reply.choices[0].message.content},
+        {"role": "user", "content": "z"},
+    ]
+    # A stream opens its session before it is sent, after the call before it: both read
+    # the session from disk, off the loop.
+    async for _ in await client.chat.completions.create(model=MODEL, messages=history, stream=True):
+        pass
     done.set()
     await task
 
     assert ticks >= 5  # the loop kept running while the session was read from disk
-    assert store.load_sync("s").totals.llm_calls == 2
+    assert store.load_sync("s").totals.llm_calls == 3
     store.close()
 
 
@@ -327,6 +334,8 @@ def test_c11_under_tests_a_bookkeeping_failure_is_raised(openai_api: FakeOpenAI,
 
     with pytest.raises(StorageError):
         client.chat.completions.create(model=MODEL, messages=QUESTION)
+        # Its session is opened off the app's path: the failure surfaces at the next settle.
+        settle()
 
 
 def test_c11_a_chunk_we_cannot_read_does_not_cut_the_stream(

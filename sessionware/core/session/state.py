@@ -89,14 +89,14 @@ class SessionState:
     @property
     def info(self) -> SessionInfo:
         """The header and totals, with every deferred record applied."""
-        if self._deferred or self._settling is not None:
+        if self._deferred or self._settling is not None or self.store._unresolved:
             self.settle()
         return self._info
 
     @property
     def events(self) -> list[SessionEvent]:
         """The event log (the live list), with every deferred record applied."""
-        if self._deferred or self._settling is not None:
+        if self._deferred or self._settling is not None or self.store._unresolved:
             self.settle()
         return self._events
 
@@ -122,8 +122,9 @@ class SessionState:
 
     @property
     def unsettled(self) -> bool:
-        """True while deferred work is queued or running."""
-        return bool(self._deferred) or self._settling is not None
+        """True while deferred work is queued or running (or calls of this store whose
+        session is not worked out yet are queued: they may belong here)."""
+        return bool(self._deferred) or self._settling is not None or bool(self.store._unresolved)
 
     def settle(self) -> None:
         """Run the deferred work now, in order, on this thread (a no-op when there is none).
@@ -131,9 +132,12 @@ class SessionState:
         Waits while another thread runs it; called from inside that work (a listener
         reading the session), returns at once.
         """
+        me = threading.get_ident()
+        if self.store._unresolved and self._settling != me:
+            # Calls whose session is not known yet may belong here (no lock held yet).
+            self.store.resolve()
         if not self._deferred and self._settling is None:
             return
-        me = threading.get_ident()
         if self._settling == me:
             return
         with self.lock:
@@ -181,7 +185,7 @@ class SessionState:
     def record(self, type: EventType, source: EventSource, **fields: Any) -> SessionEvent:
         """Append one event; see ``record_many`` (this is its one-event fast path)."""
         self._check(fields)
-        if self._deferred or self._settling is not None:
+        if self._deferred or self._settling is not None or self.store._unresolved:
             self.settle()
         with self.lock:
             info = self._info
@@ -209,7 +213,7 @@ class SessionState:
         """
         for _, _, fields in drafts:
             self._check(fields)
-        if self._deferred or self._settling is not None:
+        if self._deferred or self._settling is not None or self.store._unresolved:
             self.settle()
         with self.lock:
             info = self._info

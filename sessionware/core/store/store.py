@@ -26,6 +26,7 @@ import os
 import queue
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -108,6 +109,9 @@ class Store:
         self._start_lock = threading.Lock()
         self._closed = False
         self._unsettled: set[Settles] = set()
+        self._unresolved: deque[Callable[[], None]] = deque()
+        self._resolve_lock = threading.RLock()
+        self._resolving: int | None = None
 
     @property
     def kind(self) -> str:
@@ -267,9 +271,58 @@ class Store:
     def discard_unsettled(self, holder: Settles) -> None:
         self._unsettled.discard(holder)
 
+    def defer_unresolved(self, work: Callable[[], None]) -> bool:
+        """Queue ``work`` that finds its session and defers its records there, to run
+        (``resolve``) before anything reads this store or any of its live sessions.
+
+        For calls whose session is worked out off the caller's path (the adapters'
+        observe mode). Returns True when nothing was queued before: the caller must then
+        see that ``resolve`` runs soon.
+        """
+        unresolved = self._unresolved
+        unresolved.append(work)
+        return len(unresolved) == 1
+
+    @property
+    def resolving(self) -> bool:
+        """True on the thread running ``resolve`` while it does."""
+        return self._resolving == threading.get_ident()
+
+    def resolve(self) -> None:
+        """Run the queued ``defer_unresolved`` work, in order (a no-op inside it).
+
+        The work only opens sessions and defers records on them: it takes no session's
+        lock, so a thread holding one may resolve while another thread records.
+        """
+        if not self._unresolved:
+            return
+        me = threading.get_ident()
+        if self._resolving == me:
+            return
+        with self._resolve_lock:
+            self._resolving = me
+            try:
+                unresolved = self._unresolved
+                while unresolved:
+                    unresolved.popleft()()
+            finally:
+                self._resolving = None
+
+    async def aresolve(self) -> None:
+        """``resolve`` without blocking the event loop: on a worker thread when working
+        out a session may wait on the backend."""
+        if not self._unresolved:
+            return
+        if self.backend.blocking and not self.resolving:
+            await asyncio.to_thread(self.resolve)
+        else:
+            self.resolve()
+
     def settle(self, session_id: str | None = None) -> None:
         """Apply the deferred records of this store's sessions, or of ``session_id`` alone
         (on this thread)."""
+        if self._unresolved:
+            self.resolve()
         if session_id is not None:
             for holder in list(self._unsettled):
                 if holder.id == session_id:
@@ -286,7 +339,7 @@ class Store:
 
     def submit(self, ops: Sequence[WriteOp]) -> None:
         """Queue writes. Inline for non-blocking backends (their errors raise here)."""
-        if self._unsettled:
+        if self._unsettled or self._unresolved:
             for op in ops:
                 if type(op) is DeleteSession:  # records made before a delete land before it
                     self.settle(op.session_id)
@@ -300,7 +353,7 @@ class Store:
 
     def flush_sync(self, timeout: float | None = 30.0) -> None:
         """Block until every submitted write is stored; raise ``StorageError`` if not."""
-        if self._unsettled:
+        if self._unsettled or self._unresolved:
             self.settle()
         if not self.backend.blocking or self._thread is None:
             return
@@ -310,7 +363,9 @@ class Store:
 
     async def flush(self, timeout: float | None = 30.0) -> None:
         """Wait, without blocking the event loop, until every submitted write is stored."""
-        if self._unsettled:
+        if self._unresolved:
+            await self.aresolve()
+        if self._unsettled or self._unresolved:
             self.settle()
         if not self.backend.blocking or self._thread is None:
             return
@@ -322,7 +377,7 @@ class Store:
 
     def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the writer thread, after every write submitted before it."""
-        if self._unsettled:
+        if self._unsettled or self._unresolved:
             self.settle()
         return self._call_sync(fn, args)
 
@@ -336,7 +391,9 @@ class Store:
         return result
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._unsettled:
+        if self._unresolved:
+            await self.aresolve()
+        if self._unsettled or self._unresolved:
             self.settle()
         return await self._call(fn, args)
 
@@ -353,29 +410,39 @@ class Store:
     # every other session's deferred records on the caller's thread.
 
     async def load(self, session_id: str) -> Session:
-        if self._unsettled:
+        if self._unresolved:
+            await self.aresolve()
+        if self._unsettled or self._unresolved:
             self.settle(session_id)
         return await self._call(self.backend.load, (session_id,))
 
     def load_sync(self, session_id: str) -> Session:
-        if self._unsettled:
+        if self._unsettled or self._unresolved:
             self.settle(session_id)
         return self._call_sync(self.backend.load, (session_id,))
 
     async def load_info(self, session_id: str) -> SessionInfo:
-        if self._unsettled:
+        if self._unresolved:
+            await self.aresolve()
+        if self._unsettled or self._unresolved:
             self.settle(session_id)
         return await self._call(self.backend.load_info, (session_id,))
 
     async def load_events(self, session_id: str, after_seq: int = 0) -> list[SessionEvent]:
-        if self._unsettled:
+        if self._unresolved:
+            await self.aresolve()
+        if self._unsettled or self._unresolved:
             self.settle(session_id)
         return await self._call(self.backend.load_events, (session_id, after_seq))
 
     async def exists(self, session_id: str) -> bool:
+        if self._unresolved:
+            await self.aresolve()
         return await self._call(self.backend.exists, (session_id,))
 
     def exists_sync(self, session_id: str) -> bool:
+        if self._unresolved:
+            self.resolve()
         return self._call_sync(self.backend.exists, (session_id,))
 
     async def list_sessions(
@@ -389,7 +456,9 @@ class Store:
         return self.call_sync(lambda: self.backend.list_sessions(parent_id=parent_id, limit=limit))
 
     async def load_pages(self, session_id: str) -> dict[str, str]:
-        if self._unsettled:
+        if self._unresolved:
+            await self.aresolve()
+        if self._unsettled or self._unresolved:
             self.settle(session_id)
         return await self._call(self.backend.load_pages, (session_id,))
 
@@ -414,6 +483,8 @@ class Store:
         self._thread = None
         self._queue = queue.SimpleQueue()
         self._start_lock = threading.Lock()
+        self._resolve_lock = threading.RLock()
+        self._resolving = None
 
 
 def _flush_all_at_exit() -> None:

@@ -1,0 +1,104 @@
+"""Observe-mode calls recorded without working out their session on the app's path.
+
+A plain (not streamed) call of a client without hooks needs nothing from its session
+before it is sent, so the funnel only captures it: the body the SDK built, the scope it
+was made in, its timings, and what came back (``PendingCall``). The store queues it
+(``Store.defer_unresolved``) and the recorder thread resolves it in order: it reads the
+request, finds or opens the session (``InterceptedCall.open_sync``), and defers the record
+there as a fully intercepted call would.
+
+Nothing reads a session before the calls made earlier are in it: every read of the
+store or of one of its live sessions resolves the queue first, and so does every call
+that opens its session on the app's path (streams, managed mode). ``current_session()``
+after such a call resolves it too.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sessionware.adapters import _background, _guard
+from sessionware.adapters._call import InterceptedCall
+from sessionware.adapters._config import WrapConfig
+from sessionware.adapters._types import Endpoint
+from sessionware.adapters.scope import SessionHandle, SessionScope, handle_of, note_pending
+from sessionware.core.session.state import SessionState
+from sessionware.core.store.store import Store
+
+__all__ = ["PendingCall"]
+
+
+class PendingCall:
+    """One captured call: what recording it needs, nothing worked out yet."""
+
+    __slots__ = (
+        "config",
+        "ended",
+        "endpoint",
+        "error",
+        "options",
+        "result",
+        "scope",
+        "started",
+        "state",
+        "store",
+    )
+
+    def __init__(
+        self, config: WrapConfig, endpoint: Endpoint, options: Any, scope: SessionScope | None, store: Store
+    ) -> None:
+        self.config = config
+        self.endpoint = endpoint
+        self.options = options
+        self.scope = scope
+        self.store = store
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.state: SessionState | None = None
+        self.ended = 0.0
+        self.started = time.perf_counter()
+
+    def finish(self, result: Any, error: BaseException | None) -> None:
+        """The call returned ``result`` or raised ``error``: queue its recording."""
+        self.ended = time.perf_counter()
+        self.result = result
+        self.error = error
+        try:
+            if self.scope is not None:
+                self.scope.handle.bind(self.store)
+            if self.store.defer_unresolved(self.resolve):
+                _background.schedule_resolution(self.store)
+            note_pending(self)
+        except Exception as exc:
+            _guard.report("a call", exc)
+
+    def resolve(self) -> None:
+        """Read the request, open the session, defer the record there (in the store's
+        ``resolve``, in call order)."""
+        result, error = self.result, self.error
+        self.result = self.error = None
+        try:
+            request = self.endpoint.read_request(self.options.json_data)
+            call = InterceptedCall(
+                self.config,
+                self.endpoint,
+                self.options,
+                request,
+                stream=False,
+                is_async=False,
+                caller_scope=self.scope,
+            )
+            call.started = call.round_started = self.started
+            if not call.open_sync():
+                return
+            self.state = call.state
+            call.defer_outcome(result, error, self.ended)
+        except Exception as exc:
+            _guard.report("a call", exc)
+
+    def handle(self) -> SessionHandle | None:
+        if self.state is None:
+            self.store.resolve()
+        state = self.state
+        return handle_of(state) if state is not None else None
