@@ -65,13 +65,15 @@ class LiteLLMCall:
     request: CallRequest
     provider: str
     stream: bool
-    latency_ms: float
-    ttft_ms: float | None
     metadata: Mapping[str, Any]
     """The per-call ``metadata=`` the app passed."""
     litellm_session_id: str | None
-    response_cost: Decimal | None
-    """The cost LiteLLM computed, when it reported one."""
+    start: Any
+    """LiteLLM's start, end and first-token times and its ``response_cost``, as it reported
+    them (immutable values: converted when recorded, off the app's path)."""
+    end: Any
+    first_token: Any
+    reported_cost: Any
     response: Any = None
     """The ``ModelResponse`` of a successful call (read by ``output()``, off the app's path)."""
     error: BaseException | None = None
@@ -79,6 +81,21 @@ class LiteLLMCall:
     def output(self) -> CallOutput | None:
         """What the model produced (None for a failed call)."""
         return read_output(self.response) if self.response is not None else None
+
+    @property
+    def latency_ms(self) -> float:
+        return _ms(self.start, self.end) or 0.0
+
+    @property
+    def ttft_ms(self) -> float | None:
+        if not self.stream or self.first_token is None:
+            return None
+        return _ms(self.start, self.first_token)
+
+    @property
+    def response_cost(self) -> Decimal | None:
+        """The cost LiteLLM computed, when it reported one."""
+        return None if self.error is not None else _cost(self.reported_cost)
 
 
 def _plain_message(message: Any) -> Any:
@@ -217,18 +234,17 @@ def read_call(
     """What one success or failure event says about its call."""
     params = kwargs.get("litellm_params") or {}
     metadata = params.get("metadata") if isinstance(params, dict) else None
-    stream = kwargs.get("stream") is True
-    first_token = kwargs.get("completion_start_time")
     call = LiteLLMCall(
         call_id=kwargs.get("litellm_call_id") or None,
         request=_request(kwargs),
         provider=str(kwargs.get("custom_llm_provider") or params.get("custom_llm_provider") or "litellm"),
-        stream=stream,
-        latency_ms=_ms(start_time, end_time) or 0.0,
-        ttft_ms=_ms(start_time, first_token) if stream and first_token is not None else None,
+        stream=kwargs.get("stream") is True,
         metadata=metadata if isinstance(metadata, dict) else {},
         litellm_session_id=params.get("litellm_session_id") or None,
-        response_cost=None if failed else _cost(kwargs.get("response_cost")),
+        start=start_time,
+        end=end_time,
+        first_token=kwargs.get("completion_start_time"),
+        reported_cost=None if failed else kwargs.get("response_cost"),
     )
     if failed:
         error = kwargs.get("exception")

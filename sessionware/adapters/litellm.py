@@ -63,7 +63,7 @@ from sessionware.adapters._litellm_read import (
 from sessionware.adapters._messages import fingerprint
 from sessionware.adapters._recorder import CallFacts, record_call
 from sessionware.adapters._types import EndpointKind
-from sessionware.adapters.scope import SessionScope, active_scope, note_session
+from sessionware.adapters.scope import SessionHandle, SessionScope, active_scope, handle_of, note_pending
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.defaults import default_price_book, default_store
 from sessionware.core.errors import InvalidSessionOperation
@@ -126,6 +126,21 @@ class _Seen:
 _seen = _Seen()
 
 
+class _PendingSession:
+    """The session of a captured call, once worked out (for ``current_session()``)."""
+
+    __slots__ = ("state", "store")
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.state: SessionState | None = None
+
+    def handle(self) -> SessionHandle | None:
+        if self.state is None:
+            self.store.resolve()
+        return handle_of(self.state) if self.state is not None else None
+
+
 class SessionCallback(CustomLogger):
     """A LiteLLM ``CustomLogger`` that records every chat call into a session.
 
@@ -160,26 +175,26 @@ class SessionCallback(CustomLogger):
     def log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         call = self._claim(kwargs, response_obj, start_time, end_time, failed=False)
         if call is not None:
-            self._record_sync(call)
+            self._capture(call)
 
     def log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         call = self._claim(kwargs, response_obj, start_time, end_time, failed=True)
         if call is not None:
-            self._record_sync(call)
+            self._capture(call)
 
     async def async_log_success_event(
         self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
         call = self._claim(kwargs, response_obj, start_time, end_time, failed=False)
         if call is not None:
-            await self._record_async(call)
+            self._capture(call)
 
     async def async_log_failure_event(
         self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
         call = self._claim(kwargs, response_obj, start_time, end_time, failed=True)
         if call is not None:
-            await self._record_async(call)
+            self._capture(call)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -204,12 +219,13 @@ class SessionCallback(CustomLogger):
 
     # -- the session -------------------------------------------------------------------
 
-    def _target(self, call: LiteLLMCall) -> tuple[str, SessionScope | None, dict[str, Any]]:
+    def _target(
+        self, call: LiteLLMCall, scope: SessionScope | None
+    ) -> tuple[str, SessionScope | None, dict[str, Any]]:
         """The session id, the scope that chose it, and the header of a new session."""
         named = call.metadata.get("session_id") or call.litellm_session_id or self.session_id
         if named is not None:
             return str(named), None, {}
-        scope = active_scope()
         if scope is not None:
             return scope.id, scope, {"metadata": dict(scope.handle.metadata)}
         request = call.request
@@ -219,13 +235,11 @@ class SessionCallback(CustomLogger):
     def _store(self) -> Store:
         return self.store if self.store is not None else default_store()
 
-    def _adopt(self, state: SessionState, store: Store, scope: SessionScope | None) -> SessionState:
+    def _adopt(self, state: SessionState, scope: SessionScope | None) -> SessionState:
         if scope is not None:
-            scope.handle.bind(store)
             wanted = scope.handle.metadata
             if wanted and any(state.info.metadata.get(k) != v for k, v in wanted.items()):
                 state.save_header(metadata={**state.info.metadata, **wanted})
-        note_session(state)
         return state
 
     def _header(self, call: LiteLLMCall, header: dict[str, Any]) -> dict[str, Any]:
@@ -233,27 +247,30 @@ class SessionCallback(CustomLogger):
             header["system_prompt"] = call.request.system
         return header
 
-    def _record_sync(self, call: LiteLLMCall) -> None:
+    def _capture(self, call: LiteLLMCall) -> None:
+        """Queue ``call`` on the store: its session is worked out, and its record deferred
+        there, off LiteLLM's path (in call order, before anything reads the store)."""
         try:
-            session_id, scope, header = self._target(call)
+            scope = active_scope()
             store = self._store()
-            registry = registry_for(store)
-            state = registry.cached(session_id) or registry.open_sync(
-                session_id, **self._header(call, header)
-            )
-            self._defer(self._adopt(state, store, scope), call)
+            if scope is not None:
+                scope.handle.bind(store)
+            pending = _PendingSession(store)
+            if store.defer_unresolved(partial(self._resolve, call, scope, pending)):
+                _background.schedule_resolution(store)
+            note_pending(pending)
         except Exception as exc:
             _guard.report("a LiteLLM call", exc)
 
-    async def _record_async(self, call: LiteLLMCall) -> None:
+    def _resolve(self, call: LiteLLMCall, scope: SessionScope | None, pending: _PendingSession) -> None:
         try:
-            session_id, scope, header = self._target(call)
-            store = self._store()
-            registry = registry_for(store)
-            state = registry.cached(session_id) or await registry.open(
+            session_id, scope, header = self._target(call, scope)
+            registry = registry_for(pending.store)
+            state = registry.cached(session_id) or registry.open_sync(
                 session_id, **self._header(call, header)
             )
-            self._defer(self._adopt(state, store, scope), call)
+            pending.state = self._adopt(state, scope)
+            self._defer(state, call)
         except Exception as exc:
             _guard.report("a LiteLLM call", exc)
 
