@@ -22,7 +22,10 @@ temporary directory holding those files under tiktoken's cache keys, built from 
 Two ways of recording an answer are timed for sessionware: with the provider's usage (what
 the SDK wrappers always have) and without it (tokens then estimated locally, which is what
 the seed always does). Every figure is the best of several runs of the same conversation,
-the same policy on both sides, with the garbage collector on.
+the same policy on both sides, with the garbage collector on. The sizes up to 1,000 are run
+in further passes, the two sides taking turns, and each keeps its best run of all passes:
+runs of a few milliseconds follow a shared machine's speed of the moment, and the first
+pass times the two sides minutes apart.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ SEED_REQUIREMENT = "chuk-ai-session-manager==0.11.2"
 SIZES = (100, 1_000, 10_000)
 RUNS = {100: 7, 1_000: 3, 10_000: 2}  # best of N, for both sides (the machine may be shared)
 WARMUP_MESSAGES = 40
+EXTRA_PASSES = 2  # more passes of the sizes up to 1,000, the two sides alternating
 PROVIDER_SDKS = ("openai", "anthropic", "litellm", "httpx2", "redis", "tiktoken", "genai_prices")
 TOPICS = (
     "the billing export",
@@ -334,9 +338,25 @@ def main() -> int:
     cache = seed_tiktoken_cache()
     try:
         seed = run_worker("seed", sizes, env={**os.environ, "TIKTOKEN_CACHE_DIR": cache})
+        # The small sizes again, the two sides taking turns: a run of a few milliseconds is
+        # at the mercy of a shared machine's speed at that moment, and the passes above
+        # timed the two sides minutes apart. Each side keeps its best run of every pass.
+        small = tuple(n for n in sizes if n <= 1_000)
+        for _ in range(EXTRA_PASSES if small else 0):
+            ours = best_of(ours, run_worker("ours", small))
+            seed = best_of(seed, run_worker("seed", small, env={**os.environ, "TIKTOKEN_CACHE_DIR": cache}))
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     return 0 if report(ours, seed, imports, sizes) else 1
+
+
+def best_of(before: dict[str, Any], again: dict[str, Any]) -> dict[str, Any]:
+    """Per key, the faster of two passes' figures (each figure a minimum already)."""
+    merged = dict(before)
+    for key, figures in again.items():
+        old = merged.get(key)
+        merged[key] = figures if old is None else {k: min(v, figures[k]) for k, v in old.items()}
+    return merged
 
 
 if __name__ == "__main__":
