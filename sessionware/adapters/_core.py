@@ -19,6 +19,12 @@ queues the work on the session (``SessionState.defer``) for the recorder thread
 read or write of the session settles that work first, in order, so the app, a
 ``SessionManager`` or a flush never see a session without the calls made before.
 
+A plain (not streamed, not raw) observe-mode call skips steps 1-3 on the app's path: the
+funnel only captures it (``_pending.PendingCall``), and the recorder thread reads its
+request and works out its session later, through the store's resolution queue
+(``Store.defer_unresolved``). Every read of the store or of a live session, and every call
+that opens its session on the app's path, runs that queue first, so the order holds.
+
 Every step but the SDK call runs under the guard: a bookkeeping failure is reported
 (``_guard.report``) and the app's call proceeds as if unwrapped. A call made while
 another intercepted call is in flight in the same context (a second instrumentation
