@@ -127,31 +127,27 @@ def defer(action: Callable[[], None]) -> None:
 def schedule(state: Any) -> None:
     """Have the recorder thread settle ``state`` (a ``SessionState`` with deferred records).
 
-    The first one of the process is settled right here instead: recording imports what it
+    The first work of the process is run right here instead: recording imports what it
     needs on first use (the price data imports ``httpx2``), and a module being imported on
     another thread is visible half-initialised to code that probes ``sys.modules`` for it
     (openai does, for ``httpx2``), so those imports happen on the app's thread.
     """
-    global _primed
-    if not _primed:
-        _primed = True
-        state.settle()
-        return
-    _queue.put(state.settle)
-    if not _running:
-        _start()
+    _run_soon(state.settle)
 
 
 def schedule_resolution(store: Any) -> None:
-    """Have the recorder thread run ``store.resolve`` (calls queued with
-    ``Store.defer_unresolved``): as ``schedule``, the process' first runs right here."""
+    """Have the recorder thread run a store's queue of calls whose session is not worked
+    out yet (``Store.defer_unresolved``), then settle what they deferred (as ``schedule``)."""
+    _run_soon(store.settle)
+
+
+def _run_soon(action: Callable[[], None]) -> None:
     global _primed
     if not _primed:
         _primed = True
-        store.resolve()
-        store.settle()
+        action()
         return
-    _queue.put(store.resolve)
+    _queue.put(action)
     if not _running:
         _start()
 

@@ -190,8 +190,7 @@ class InterceptedCall:
         """Open the session; False (reported) when that failed and the call must pass through."""
         try:
             store = self._store()
-            if store._unresolved:
-                store.resolve()  # calls made before this one are threaded first
+            store.resolve()  # calls made before this one are threaded first
             session_id, scope = self._target()
             state = self.config.live_state(store, session_id)
             if state is None:
@@ -207,7 +206,7 @@ class InterceptedCall:
         when it must be loaded or created (``open_async``), False as ``open_sync``."""
         try:
             store = self._store()
-            if store._unresolved:
+            if store.unresolved:
                 return None  # calls made before this one are threaded first, off the loop
             session_id, scope = self._target()
             state = self.config.live_state(store, session_id)

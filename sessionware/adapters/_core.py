@@ -116,7 +116,11 @@ def suppress_recording() -> Iterator[None]:
         _active.reset(token)
 
 
-def _begin(config: WrapConfig, options: Any, stream: bool, *, is_async: bool) -> InterceptedCall | None:
+def _begin(
+    config: WrapConfig, options: Any, stream: bool, *, is_async: bool
+) -> InterceptedCall | PendingCall | None:
+    """How to intercept the call: captured only (a plain observe-mode call, see
+    ``_pending``), intercepted in full, or not at all (None: it passes through)."""
     if not config.enabled or _active.get() is not None:
         return None
     if _recorded_above and any(check() for check in _recorded_above):
@@ -125,30 +129,15 @@ def _begin(config: WrapConfig, options: Any, stream: bool, *, is_async: bool) ->
         _guard.raise_deferred()  # strict mode: a failure of the recorder thread surfaces here
     try:
         endpoint = config.spec.endpoint(options.method, options.url)
-        if endpoint is None or not isinstance(options.json_data, dict):
+        body = options.json_data
+        if endpoint is None or not isinstance(body, dict):
             return None
-        request = endpoint.read_request(options.json_data)
-        return InterceptedCall(config, endpoint, options, request, stream=stream, is_async=is_async)
-    except Exception as exc:
-        _guard.report("a request", exc)
-        return None
-
-
-def _capture(config: WrapConfig, options: Any) -> PendingCall | None:
-    """A ``PendingCall`` for a plain observe-mode call; None for every other call, which
-    takes the full path (``_begin``: it passes through what is not to be recorded)."""
-    if config.hooks is not None or not config.enabled or _active.get() is not None:
-        return None
-    if _recorded_above and any(check() for check in _recorded_above):
-        return None
-    if _guard.kept is not None:
-        _guard.raise_deferred()
-    try:
-        endpoint = config.spec.endpoint(options.method, options.url)
-        if endpoint is None or options.json_data.__class__ is not dict or raw_mode(options.headers):
-            return None
-        store = config.store if config.store is not None else default_store()
-        return PendingCall(config, endpoint, options, active_scope(), store)
+        if not stream and config.hooks is None and raw_mode(options.headers) is None:
+            store = config.store if config.store is not None else default_store()
+            return PendingCall(config, endpoint, options, active_scope(), store)
+        return InterceptedCall(
+            config, endpoint, options, endpoint.read_request(body), stream=stream, is_async=is_async
+        )
     except Exception as exc:
         _guard.report("a request", exc)
         return None
@@ -158,21 +147,20 @@ def sync_funnel(config: WrapConfig, original: Callable[..., Any]) -> Callable[..
     def request(
         cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None, **kwargs: Any
     ) -> Any:
-        pending = None if stream else _capture(config, options)
-        if pending is not None:
-            token = _active.set(pending)
-            try:
-                result = original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
-            except BaseException as exc:
-                pending.finish(None, exc)
-                raise
-            finally:
-                _active.reset(token)
-            pending.finish(result, None)
-            return result
         call = _begin(config, options, stream, is_async=False)
         if call is None:
             return original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
+        if isinstance(call, PendingCall):
+            token = _active.set(call)
+            try:
+                result = original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
+            except BaseException as exc:
+                call.finish(None, exc)
+                raise
+            finally:
+                _active.reset(token)
+            call.finish(result, None)
+            return result
         token = _active.set(call)
         try:
             if not call.open_sync():
@@ -195,21 +183,20 @@ def async_funnel(
     async def request(
         cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None, **kwargs: Any
     ) -> Any:
-        pending = None if stream else _capture(config, options)
-        if pending is not None:
-            token = _active.set(pending)
-            try:
-                result = await original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
-            except BaseException as exc:
-                pending.finish(None, exc)
-                raise
-            finally:
-                _active.reset(token)
-            pending.finish(result, None)
-            return result
         call = _begin(config, options, stream, is_async=True)
         if call is None:
             return await original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
+        if isinstance(call, PendingCall):
+            token = _active.set(call)
+            try:
+                result = await original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
+            except BaseException as exc:
+                call.finish(None, exc)
+                raise
+            finally:
+                _active.reset(token)
+            call.finish(result, None)
+            return result
         token = _active.set(call)
         try:
             opened = call.open_live()

@@ -26,36 +26,41 @@ from sessionware.adapters.scope import SessionHandle, SessionScope, handle_of, n
 from sessionware.core.session.state import SessionState
 from sessionware.core.store.store import Store
 
-__all__ = ["PendingCall"]
+__all__ = ["PendingCall", "SessionLater"]
 
 
-class PendingCall:
+class SessionLater:
+    """The session of a captured call, once its store's queue has worked it out (what
+    ``current_session()`` returns for such a call)."""
+
+    __slots__ = ("state", "store")
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.state: SessionState | None = None
+
+    def handle(self) -> SessionHandle | None:
+        if self.state is None:
+            self.store.resolve()
+        state = self.state
+        return handle_of(state) if state is not None else None
+
+
+class PendingCall(SessionLater):
     """One captured call: what recording it needs, nothing worked out yet."""
 
-    __slots__ = (
-        "config",
-        "ended",
-        "endpoint",
-        "error",
-        "options",
-        "result",
-        "scope",
-        "started",
-        "state",
-        "store",
-    )
+    __slots__ = ("config", "ended", "endpoint", "error", "options", "result", "scope", "started")
 
     def __init__(
         self, config: WrapConfig, endpoint: Endpoint, options: Any, scope: SessionScope | None, store: Store
     ) -> None:
+        super().__init__(store)
         self.config = config
         self.endpoint = endpoint
         self.options = options
         self.scope = scope
-        self.store = store
         self.result: Any = None
         self.error: BaseException | None = None
-        self.state: SessionState | None = None
         self.ended = 0.0
         self.started = time.perf_counter()
 
@@ -96,9 +101,3 @@ class PendingCall:
             call.defer_outcome(result, error, self.ended)
         except Exception as exc:
             _guard.report("a call", exc)
-
-    def handle(self) -> SessionHandle | None:
-        if self.state is None:
-            self.store.resolve()
-        state = self.state
-        return handle_of(state) if state is not None else None

@@ -61,9 +61,10 @@ from sessionware.adapters._litellm_read import (
     read_call,
 )
 from sessionware.adapters._messages import fingerprint
+from sessionware.adapters._pending import SessionLater
 from sessionware.adapters._recorder import CallFacts, record_call
 from sessionware.adapters._types import EndpointKind
-from sessionware.adapters.scope import SessionHandle, SessionScope, active_scope, handle_of, note_pending
+from sessionware.adapters.scope import SessionScope, active_scope, note_pending
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.defaults import default_price_book, default_store
 from sessionware.core.errors import InvalidSessionOperation
@@ -124,21 +125,6 @@ class _Seen:
 
 # Shared by every callback, so two registered by mistake still record a call once.
 _seen = _Seen()
-
-
-class _PendingSession:
-    """The session of a captured call, once worked out (for ``current_session()``)."""
-
-    __slots__ = ("state", "store")
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.state: SessionState | None = None
-
-    def handle(self) -> SessionHandle | None:
-        if self.state is None:
-            self.store.resolve()
-        return handle_of(self.state) if self.state is not None else None
 
 
 class SessionCallback(CustomLogger):
@@ -255,14 +241,14 @@ class SessionCallback(CustomLogger):
             store = self._store()
             if scope is not None:
                 scope.handle.bind(store)
-            pending = _PendingSession(store)
+            pending = SessionLater(store)
             if store.defer_unresolved(partial(self._resolve, call, scope, pending)):
                 _background.schedule_resolution(store)
             note_pending(pending)
         except Exception as exc:
             _guard.report("a LiteLLM call", exc)
 
-    def _resolve(self, call: LiteLLMCall, scope: SessionScope | None, pending: _PendingSession) -> None:
+    def _resolve(self, call: LiteLLMCall, scope: SessionScope | None, pending: SessionLater) -> None:
         try:
             session_id, scope, header = self._target(call, scope)
             registry = registry_for(pending.store)

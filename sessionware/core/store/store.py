@@ -284,6 +284,11 @@ class Store:
         return len(unresolved) == 1
 
     @property
+    def unresolved(self) -> bool:
+        """True while ``defer_unresolved`` work is queued."""
+        return bool(self._unresolved)
+
+    @property
     def resolving(self) -> bool:
         """True on the thread running ``resolve`` while it does."""
         return self._resolving == threading.get_ident()
