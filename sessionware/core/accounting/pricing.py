@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sessionware.core.accounting.usage import TokenUsage
 
@@ -71,6 +71,55 @@ class _Resolved:
     price: ModelPrice
     rates: tuple[_Rate, _Rate, _Rate, _Rate] | None
     """Input, cache-read, cache-write and output rates when the price is per-token only."""
+    flat: _FlatRates | None = None
+    """The same rates as integers, when none of them is tiered."""
+
+
+@dataclass(frozen=True, slots=True)
+class _FlatRates:
+    """Per-token rates without tiers, as integers over a common ``divisor``: a cost is
+    then integer arithmetic and one exact decimal division (five decimal operations
+    fewer per priced call than multiplying the decimal rates)."""
+
+    input: int
+    cache_read: int | None
+    cache_write: int | None
+    output: int
+    divisor: Decimal
+    """Dollars per token = rate / divisor."""
+
+    @classmethod
+    def of(cls, rates: tuple[_Rate, _Rate, _Rate, _Rate] | None) -> _FlatRates | None:
+        if rates is None or not all(r is None or isinstance(r, Decimal) for r in rates):
+            return None
+        decimals = [r for r in rates if isinstance(r, Decimal)]
+        places = max((-int(r.as_tuple().exponent) for r in decimals), default=0)
+        places = max(places, 0)
+
+        def scaled(rate: _Rate) -> int | None:
+            return None if rate is None else int(cast(Decimal, rate).scaleb(places))
+
+        input_rate, read_rate, write_rate, output_rate = (scaled(r) for r in rates)
+        return cls(
+            input=input_rate or 0,
+            cache_read=read_rate,
+            cache_write=write_rate,
+            output=output_rate or 0,
+            divisor=_MILLION.scaleb(places),
+        )
+
+    def cost(self, usage: TokenUsage) -> Decimal:
+        values = usage.__dict__  # once per priced call: dict reads, not model attributes
+        total_input = values["input_tokens"]
+        # Cached tokens without a cache rate of their own are billed as plain input.
+        read = values["cache_read_tokens"] if self.cache_read is not None else 0
+        write = values["cache_write_tokens"] if self.cache_write is not None else 0
+        units = self.input * max(total_input - read - write, 0) + self.output * values["output_tokens"]
+        if read:
+            units += cast(int, self.cache_read) * read
+        if write:
+            units += cast(int, self.cache_write) * write
+        return Decimal(units) / self.divisor
 
 
 def _rate(price: _Rate, total_input: int) -> Decimal:
@@ -124,6 +173,9 @@ class PriceBook:
         rates = tuple(
             given.get(k) for k in ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok")
         )
+        linear: tuple[_Rate, _Rate, _Rate, _Rate] | None = (
+            rates if given.keys() <= _LINEAR_KEYS else None  # type: ignore[assignment]
+        )
         return _Resolved(
             info=ModelInfo(
                 requested=model,
@@ -132,7 +184,8 @@ class PriceBook:
                 context_window=info.context_window,
             ),
             price=price,
-            rates=rates if given.keys() <= _LINEAR_KEYS else None,  # type: ignore[arg-type]
+            rates=linear,
+            flat=_FlatRates.of(linear),
         )
 
     def model_info(self, model: str, provider: str | None = None) -> ModelInfo | None:
@@ -151,6 +204,8 @@ class PriceBook:
         resolved = self._resolve(model, provider)
         if resolved is None:
             return None
+        if resolved.flat is not None:
+            return resolved.flat.cost(usage)
         if resolved.rates is not None:
             return self._linear_cost(resolved.rates, usage)
         return self._library_cost(resolved.price, usage)

@@ -46,7 +46,7 @@ class TokenUsage(BaseModel):
     def __add__(self, other: TokenUsage) -> TokenUsage:
         a, b = self.__dict__, other.__dict__
         # A sum is only "provider" truth when every part of it is.
-        provider = a["source"] is TokenSource.PROVIDER and b["source"] is TokenSource.PROVIDER
+        provider = a["source"] is _PROVIDER and b["source"] is _PROVIDER
         # Sums of valid usages are valid: skip validation, it is most of the cost of a sum
         # and totals add one per recorded call.
         total = _new(TokenUsage)
@@ -59,7 +59,7 @@ class TokenUsage(BaseModel):
                 "cache_read_tokens": a["cache_read_tokens"] + b["cache_read_tokens"],
                 "cache_write_tokens": a["cache_write_tokens"] + b["cache_write_tokens"],
                 "reasoning_tokens": a["reasoning_tokens"] + b["reasoning_tokens"],
-                "source": TokenSource.PROVIDER if provider else TokenSource.ESTIMATE,
+                "source": _PROVIDER if provider else _ESTIMATE,
             },
         )
         _set(total, "__pydantic_fields_set__", _ALL_FIELDS)  # shared: a frozen model never changes it
@@ -68,6 +68,8 @@ class TokenUsage(BaseModel):
         return total
 
 
+# Enum members as module constants: a class attribute lookup on an Enum costs ~50 ns.
+_PROVIDER, _ESTIMATE = TokenSource.PROVIDER, TokenSource.ESTIMATE
 _new = object.__new__
 _set = object.__setattr__
 _ALL_FIELDS = set(TokenUsage.model_fields)

@@ -191,15 +191,7 @@ class SessionState:
             info = self._info
             seq = info.last_seq + 1
             now = utcnow()
-            event = trusted_event(
-                fields,
-                id=new_event_id(),
-                session_id=info.id,
-                seq=seq,
-                timestamp=now,
-                type=type,
-                source=source,
-            )
+            event = trusted_event(fields, new_event_id(), info.id, seq, now, type, source)
             self.store.submit([AppendEvents(info.id, (event,))])
             self._recorded((event,), now)
             return event
@@ -222,17 +214,7 @@ class SessionState:
             events = []
             for type_, source, fields in drafts:
                 seq += 1
-                events.append(
-                    trusted_event(
-                        fields,
-                        id=new_event_id(),
-                        session_id=info.id,
-                        seq=seq,
-                        timestamp=now,
-                        type=type_,
-                        source=source,
-                    )
-                )
+                events.append(trusted_event(fields, new_event_id(), info.id, seq, now, type_, source))
             self.store.submit([AppendEvents(info.id, tuple(events))])
             self._recorded(events, now)
             return events

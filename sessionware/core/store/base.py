@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from sessionware.core.session.models import Session, SessionEvent, SessionInfo
 
@@ -46,9 +46,12 @@ class SaveHeader:
     info: SessionInfo
 
 
-@dataclass(frozen=True, slots=True)
-class AppendEvents:
-    """Append events whose ``seq`` continue the session's log without a gap."""
+class AppendEvents(NamedTuple):
+    """Append events whose ``seq`` continue the session's log without a gap.
+
+    A named tuple rather than a frozen dataclass like the other operations: one is built
+    per recorded event, and a tuple is built in half the time.
+    """
 
     session_id: str
     events: tuple[SessionEvent, ...]
