@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, runtime_checkable
+from itertools import chain, groupby
+from typing import NamedTuple, Protocol, cast, runtime_checkable
 
 from sessionware.core.session.models import Session, SessionEvent, SessionInfo
 
@@ -26,6 +27,7 @@ __all__ = [
     "SaveHeader",
     "StoreBackend",
     "WriteOp",
+    "coalesce_appends",
 ]
 
 
@@ -73,6 +75,29 @@ class DeleteSession:
 
 
 WriteOp = CreateSession | SaveHeader | AppendEvents | PutPages | DeleteSession
+
+
+def coalesce_appends(ops: Sequence[WriteOp]) -> list[WriteOp]:
+    """``ops`` with each run of consecutive appends to one session merged into one append.
+
+    Recording submits one append per event; a backend that pays per append (a header
+    read and rewrite) writes a batch of them as one.
+    """
+    merged: list[WriteOp] = []
+    for _, group in groupby(ops, key=_append_run_key):
+        run = list(group)
+        if len(run) == 1:
+            merged.append(run[0])
+        else:  # only appends to one session share a key
+            appends = cast(list[AppendEvents], run)
+            events = tuple(chain.from_iterable(a.events for a in appends))
+            merged.append(AppendEvents(appends[0].session_id, events))
+    return merged
+
+
+def _append_run_key(op: WriteOp) -> object:
+    """Consecutive ops with equal keys merge: appends by session, anything else never."""
+    return op.session_id if type(op) is AppendEvents else object()
 
 
 @runtime_checkable

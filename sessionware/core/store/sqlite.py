@@ -25,6 +25,7 @@ from sessionware.core.store.base import (
     PutPages,
     SaveHeader,
     WriteOp,
+    coalesce_appends,
 )
 
 __all__ = ["SQLiteBackend"]
@@ -168,7 +169,7 @@ class SQLiteBackend:
 
     def write(self, ops: Sequence[WriteOp]) -> None:
         with self._tx("write") as conn:
-            for op in ops:
+            for op in coalesce_appends(ops):
                 if isinstance(op, CreateSession):
                     self._create(conn, op.info)
                 elif isinstance(op, SaveHeader):

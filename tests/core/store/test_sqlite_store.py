@@ -321,3 +321,42 @@ def test_a_file_written_by_a_newer_schema_is_refused(sqlite_path: Path) -> None:
     with pytest.raises(StorageError, match="newer sessionware"):
         again.list_sessions_sync()
     again.close()
+
+
+def test_a_batch_of_appends_is_written_as_one_append_per_run_of_one_session(sqlite_path: Path) -> None:
+    """The writer hands the backend one batch of per-event appends: consecutive appends to
+    one session become one append (one header read and rewrite), in order, and the
+    totals still count every event."""
+    from sessionware.core.session.models import SessionInfo, trusted_event, utcnow
+    from sessionware.core.store.base import AppendEvents, CreateSession, SaveHeader, WriteOp
+
+    backend = SQLiteBackend(sqlite_path)
+    backend.write([CreateSession(SessionInfo(id="a")), CreateSession(SessionInfo(id="b"))])
+    seqs = {"a": 0, "b": 0}
+
+    def append(session_id: str) -> AppendEvents:
+        seqs[session_id] += 1
+        fields = {"role": Role.USER, "content": f"{session_id}{seqs[session_id]}"}
+        event = trusted_event(
+            fields, f"{session_id}-{seqs[session_id]}", session_id, seqs[session_id], utcnow(),
+            EventType.MESSAGE, EventSource.USER,
+        )  # fmt: skip
+        return AppendEvents(session_id, (event,))
+
+    ops: list[WriteOp] = [
+        *(append("a"), append("a"), append("b"), append("a")),
+        SaveHeader(SessionInfo(id="b")),
+        append("b"),
+    ]
+    header_reads: list[str] = []
+    backend._connect().set_trace_callback(
+        lambda sql: header_reads.append(sql) if sql.startswith("SELECT last_seq") else None
+    )
+    backend.write(ops)
+    assert len(header_reads) == 4  # a a | b | a | b: the SaveHeader keeps the two b runs apart
+    for session_id, count in (("a", 3), ("b", 2)):
+        events = backend.load_events(session_id)
+        assert [e.content for e in events] == [f"{session_id}{n}" for n in range(1, count + 1)]
+        info = backend.load_info(session_id)
+        assert info.totals.events == count and info.last_seq == count
+    backend.close()
