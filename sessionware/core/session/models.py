@@ -35,7 +35,7 @@ def utcnow() -> datetime:
 class ToolCall(BaseModel):
     """A tool call the model asked for. ``arguments`` is the JSON text it produced."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     id: str
     name: str
@@ -45,7 +45,7 @@ class ToolCall(BaseModel):
 class ErrorInfo(BaseModel):
     """An error attached to an event: a failed tool or a failed provider call."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     type: str
     message: str
@@ -62,7 +62,7 @@ class SessionEvent(BaseModel):
     Events of a provider call carry its usage, cost, model, latency and finish reason.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     id: str
     session_id: str
@@ -156,7 +156,7 @@ def trusted_event(  # noqa: PLR0917 - positional: called once per recorded event
 class SessionRun(BaseModel):
     """A unit of work inside a session (an agent task), with a status and timing."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str
     started_at: datetime = Field(default_factory=utcnow)
@@ -174,7 +174,7 @@ class SessionRun(BaseModel):
 class SessionTotals(BaseModel):
     """Running totals of a session, folded from its events (see ``fold``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     events: int = 0
     messages_by_role: dict[Role, int] = Field(default_factory=dict)
@@ -251,7 +251,7 @@ _TOOL, _LLM = Role.TOOL, EventSource.LLM
 class SessionInfo(BaseModel):
     """A session's header and totals, without its events (what ``list`` returns)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str
     parent_id: str | None = None

@@ -27,7 +27,7 @@ class SessionStats(BaseModel):
     calls sent as the app built them, in observe mode, do not count towards it).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     session_id: str
     session_chain: list[str]

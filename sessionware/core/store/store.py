@@ -19,7 +19,6 @@ every record made before.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import logging
 import os
@@ -319,6 +318,8 @@ class Store:
         if not self._unresolved:
             return
         if self.backend.blocking and not self.resolving:
+            import asyncio  # here: only ever needed inside a running event loop (import time)
+
             await asyncio.to_thread(self.resolve)
         else:
             self.resolve()
@@ -376,6 +377,8 @@ class Store:
             return
         marker = _Flush()
         self._queue.put(marker)
+        import asyncio  # here: only ever needed inside a running event loop (import time)
+
         await asyncio.wait_for(asyncio.wrap_future(marker.future), timeout)
 
     # -- reads (ordered after every write submitted before them) --------------------
@@ -408,6 +411,8 @@ class Store:
         self._ensure_writer()
         call = _Call(fn, args)
         self._queue.put(call)
+        import asyncio  # here: only ever needed inside a running event loop (import time)
+
         result: T = await asyncio.wrap_future(call.future)
         return result
 
