@@ -8,7 +8,7 @@ import time of ``sessionware``.
 
 Run it from the repository root with any Python 3.11::
 
-    python benchmarks/core_tracking.py            # full run, about four minutes
+    python benchmarks/core_tracking.py            # full run, about eight minutes
     python benchmarks/core_tracking.py --quick    # 100 and 1,000 messages only
 
 On first use it creates ``benchmarks/.venv-seed`` (git-ignored) holding this repository
@@ -24,8 +24,11 @@ the SDK wrappers always have) and without it (tokens then estimated locally, whi
 the seed always does). Every figure is the best of several runs of the same conversation,
 the same policy on both sides, with the garbage collector on. Further passes follow, the
 two sides taking turns (the seed at the sizes up to 1,000 only, sessionware at every size),
-and each keeps its best run of all passes: runs of a few milliseconds follow a shared
-machine's speed of the moment, and the first pass times the two sides minutes apart.
+each pass in a fresh process, and each side keeps its best run of all passes: runs of a few
+milliseconds follow a shared machine's speed of the moment, the first pass times the two
+sides minutes apart, and on the 2-core machine these figures come from a whole process
+runs either at full speed or about 1.5x slower (the same code measured 6.3 and 9.6 us per
+message in consecutive processes), so each side needs several processes.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ SEED_REQUIREMENT = "chuk-ai-session-manager==0.11.2"
 SIZES = (100, 1_000, 10_000)
 RUNS = {100: 7, 1_000: 3, 10_000: 2}  # best of N, for both sides (the machine may be shared)
 WARMUP_MESSAGES = 40
-EXTRA_PASSES = 2  # more passes of the sizes up to 1,000, the two sides alternating
+EXTRA_PASSES = 4  # more passes, the two sides alternating, each in a fresh process
 PROVIDER_SDKS = ("openai", "anthropic", "litellm", "httpx2", "redis", "tiktoken", "genai_prices")
 TOPICS = (
     "the billing export",

@@ -51,6 +51,11 @@ def raw_mode(headers: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _one_choice(body: Mapping[str, Any]) -> bool:
+    """The request asks for a single choice (OpenAI's ``n`` absent or 1)."""
+    return body.get("n") in (None, 1)
+
+
 class InterceptedCall:
     """One call through the funnel: its request, session, and what to record."""
 
@@ -269,7 +274,7 @@ class InterceptedCall:
             send_cls = stream_cls
             self.hide_usage = hide_usage
             if self.stream and stream_cls is not None and self.raw != "stream":
-                acc = self.endpoint.accumulator(hide_usage_chunk=hide_usage)
+                acc = self.endpoint.accumulator(hide_usage_chunk=hide_usage, single_choice=_one_choice(body))
                 self.recording = StreamRecording(self, acc, is_async=self.is_async)
                 send_cls = recording_stream_class(stream_cls, is_async=self.is_async)
             options = (
@@ -391,7 +396,9 @@ class InterceptedCall:
         self.hidden_fields = {}
         self.round_started = time.perf_counter()
         if self.recording is not None:
-            acc = self.endpoint.accumulator(hide_usage_chunk=self.hide_usage)
+            acc = self.endpoint.accumulator(
+                hide_usage_chunk=self.hide_usage, single_choice=_one_choice(hidden.body)
+            )
             self.recording = StreamRecording(self, acc, is_async=self.is_async)
         body = hidden.body
         if self.hide_usage:  # the round after asks for the stream's usage as the first did

@@ -147,8 +147,8 @@ class LiteLLMChatEndpoint:
     def read_response(self, response: Any) -> CallOutput:
         return read_output(response)
 
-    def accumulator(self, *, hide_usage_chunk: bool) -> StreamAccumulator:
-        return _LiteLLMAccumulator(hide_usage_chunk=hide_usage_chunk)
+    def accumulator(self, *, hide_usage_chunk: bool, single_choice: bool = False) -> StreamAccumulator:
+        return _LiteLLMAccumulator(hide_usage_chunk=hide_usage_chunk, single_choice=single_choice)
 
     def with_stream_usage(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
         return None  # LiteLLM puts the usage it has on the last chunk without being asked

@@ -232,7 +232,7 @@ class ResponsesEndpoint:
             extra=extra,
         )
 
-    def accumulator(self, *, hide_usage_chunk: bool) -> StreamAccumulator:
+    def accumulator(self, *, hide_usage_chunk: bool, single_choice: bool = False) -> StreamAccumulator:
         return ResponsesAccumulator(self)
 
     def with_stream_usage(self, body: Mapping[str, Any]) -> dict[str, Any] | None:

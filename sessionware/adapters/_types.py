@@ -185,7 +185,9 @@ class Endpoint(Protocol):
 
     def read_response(self, response: Any) -> CallOutput: ...
 
-    def accumulator(self, *, hide_usage_chunk: bool) -> StreamAccumulator: ...
+    def accumulator(self, *, hide_usage_chunk: bool, single_choice: bool = False) -> StreamAccumulator:
+        """A stream's accumulator; ``single_choice``: the request asked for one choice."""
+        ...
 
     def with_stream_usage(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
         """A copy of ``body`` that asks for usage in the stream, or None when the

@@ -163,7 +163,7 @@ class MessagesEndpoint:
             response_id=field(response, "id"),
         )
 
-    def accumulator(self, *, hide_usage_chunk: bool) -> StreamAccumulator:
+    def accumulator(self, *, hide_usage_chunk: bool, single_choice: bool = False) -> StreamAccumulator:
         return MessagesAccumulator()
 
     def with_stream_usage(self, body: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -399,3 +399,71 @@ def test_azure_streams_ask_for_usage_only_where_the_api_version_accepts_it(
     assert event.provider == "azure"
     assert event.usage is not None
     assert event.usage.source is (TokenSource.PROVIDER if asked else TokenSource.ESTIMATE)
+
+
+# -- OpenAI chat chunk shapes of other servers ---------------------------------------------
+
+
+def _chunk(index: int, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-shapes",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": MODEL,
+        "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
+
+
+def _stream_client(events: list[dict[str, Any]], store: Store) -> Any:
+    body = sse(events, done=True)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    return sessionware.wrap(
+        openai.OpenAI(api_key="test", http_client=httpx.Client(transport=httpx.MockTransport(handle))),
+        store=store,
+    )
+
+
+def test_a_stream_of_two_choices_records_choice_zero_only(store: Store) -> None:
+    events = [
+        _chunk(0, {"role": "assistant", "content": ""}),
+        _chunk(0, {"content": "Zero "}),
+        _chunk(1, {"role": "assistant", "content": ""}),
+        _chunk(1, {"content": "One "}),
+        _chunk(0, {"content": "again"}),
+        _chunk(1, {"content": "again"}),
+        _chunk(0, {}, "stop"),
+        _chunk(1, {}, "stop"),
+    ]
+    client = _stream_client(events, store)
+
+    chunks = list(client.chat.completions.create(model=MODEL, messages=QUESTION, stream=True, n=2))
+
+    assert len(chunks) == len(events)
+    event = the_call(store)
+    assert event.content == "Zero again" and event.finish_reason == "stop"
+
+
+def test_a_finish_reason_and_usage_on_the_last_text_chunk_are_recorded(store: Store) -> None:
+    usage = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
+    events = [
+        _chunk(0, {"role": "assistant", "content": ""}),
+        _chunk(0, {"content": "Deep "}),
+        _chunk(0, {"content": "and "}),
+        _chunk(0, {"content": "blue"}, "length", usage=usage),
+    ]
+    client = _stream_client(events, store)
+
+    text = "".join(
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(model=MODEL, messages=QUESTION, stream=True)
+    )
+
+    assert text == "Deep and blue"
+    event = the_call(store)
+    assert event.content == "Deep and blue" and event.finish_reason == "length"
+    assert event.usage is not None and event.usage.source is TokenSource.PROVIDER
+    assert (event.usage.input_tokens, event.usage.output_tokens) == (12, 3)
