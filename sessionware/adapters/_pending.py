@@ -16,6 +16,7 @@ after such a call resolves it too.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sessionware.adapters import _background, _guard
@@ -38,6 +39,15 @@ class SessionLater:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.state: SessionState | None = None
+
+    def queue(self, work: Callable[[], None], scope: SessionScope | None) -> None:
+        """Queue ``work`` (which sets ``state``) on the store's resolution queue, and note
+        this as the context's last call (``current_session()``)."""
+        if scope is not None:
+            scope.handle.bind(self.store)
+        if self.store.defer_unresolved(work):
+            _background.schedule_resolution(self.store)
+        note_pending(self)
 
     def handle(self) -> SessionHandle | None:
         if self.state is None:
@@ -70,11 +80,7 @@ class PendingCall(SessionLater):
         self.result = result
         self.error = error
         try:
-            if self.scope is not None:
-                self.scope.handle.bind(self.store)
-            if self.store.defer_unresolved(self.resolve):
-                _background.schedule_resolution(self.store)
-            note_pending(self)
+            self.queue(self.resolve, self.scope)
         except Exception as exc:
             _guard.report("a call", exc)
 

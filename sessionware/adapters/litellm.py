@@ -64,7 +64,7 @@ from sessionware.adapters._messages import fingerprint
 from sessionware.adapters._pending import SessionLater
 from sessionware.adapters._recorder import CallFacts, record_call
 from sessionware.adapters._types import EndpointKind
-from sessionware.adapters.scope import SessionScope, active_scope, note_pending
+from sessionware.adapters.scope import SessionScope, active_scope
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.defaults import default_price_book, default_store
 from sessionware.core.errors import InvalidSessionOperation
@@ -238,13 +238,8 @@ class SessionCallback(CustomLogger):
         there, off LiteLLM's path (in call order, before anything reads the store)."""
         try:
             scope = active_scope()
-            store = self._store()
-            if scope is not None:
-                scope.handle.bind(store)
-            pending = SessionLater(store)
-            if store.defer_unresolved(partial(self._resolve, call, scope, pending)):
-                _background.schedule_resolution(store)
-            note_pending(pending)
+            pending = SessionLater(self._store())
+            pending.queue(partial(self._resolve, call, scope, pending), scope)
         except Exception as exc:
             _guard.report("a LiteLLM call", exc)
 

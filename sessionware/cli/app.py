@@ -70,13 +70,13 @@ class Invocation:
         self._stores.append(store)
         if must_exist and store.kind == "sqlite" and not Path(store.location).exists():
             store.flush_sync()  # run in-process, the file may yet come from calls not written
-        if must_exist and store.kind == "sqlite" and not Path(store.location).exists():
-            raise StorageError(
-                "open",
-                store.kind,
-                store.location,
-                f"no such file; nothing was recorded there (choose a store with --store or ${STORE_ENV})",
-            )
+            if not Path(store.location).exists():
+                raise StorageError(
+                    "open",
+                    store.kind,
+                    store.location,
+                    f"no such file; nothing was recorded there (choose a store with --store or ${STORE_ENV})",
+                )
         return store
 
     def write(self, text: str) -> None:

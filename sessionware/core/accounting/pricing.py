@@ -92,9 +92,7 @@ class _FlatRates:
     def of(cls, rates: tuple[_Rate, _Rate, _Rate, _Rate] | None) -> _FlatRates | None:
         if rates is None or not all(r is None or isinstance(r, Decimal) for r in rates):
             return None
-        decimals = [r for r in rates if isinstance(r, Decimal)]
-        places = max((-int(r.as_tuple().exponent) for r in decimals), default=0)
-        places = max(places, 0)
+        places = max([0, *(-int(r.as_tuple().exponent) for r in rates if isinstance(r, Decimal))])
 
         def scaled(rate: _Rate) -> int | None:
             return None if rate is None else int(cast(Decimal, rate).scaleb(places))

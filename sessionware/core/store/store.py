@@ -324,6 +324,14 @@ class Store:
         else:
             self.resolve()
 
+    async def _caught_up(self, session_id: str | None = None) -> None:
+        """Before an async read: resolve (off the event loop when that may block), then
+        apply the deferred records of ``session_id`` or of every session."""
+        if self._unresolved:
+            await self.aresolve()
+        if self._unsettled or self._unresolved:
+            self.settle(session_id)
+
     def settle(self, session_id: str | None = None) -> None:
         """Apply the deferred records of this store's sessions, or of ``session_id`` alone
         (on this thread)."""
@@ -369,10 +377,7 @@ class Store:
 
     async def flush(self, timeout: float | None = 30.0) -> None:
         """Wait, without blocking the event loop, until every submitted write is stored."""
-        if self._unresolved:
-            await self.aresolve()
-        if self._unsettled or self._unresolved:
-            self.settle()
+        await self._caught_up()
         if not self.backend.blocking or self._thread is None:
             return
         marker = _Flush()
@@ -399,10 +404,7 @@ class Store:
         return result
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._unresolved:
-            await self.aresolve()
-        if self._unsettled or self._unresolved:
-            self.settle()
+        await self._caught_up()
         return await self._call(fn, args)
 
     async def _call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
@@ -420,10 +422,7 @@ class Store:
     # every other session's deferred records on the caller's thread.
 
     async def load(self, session_id: str) -> Session:
-        if self._unresolved:
-            await self.aresolve()
-        if self._unsettled or self._unresolved:
-            self.settle(session_id)
+        await self._caught_up(session_id)
         return await self._call(self.backend.load, (session_id,))
 
     def load_sync(self, session_id: str) -> Session:
@@ -432,17 +431,11 @@ class Store:
         return self._call_sync(self.backend.load, (session_id,))
 
     async def load_info(self, session_id: str) -> SessionInfo:
-        if self._unresolved:
-            await self.aresolve()
-        if self._unsettled or self._unresolved:
-            self.settle(session_id)
+        await self._caught_up(session_id)
         return await self._call(self.backend.load_info, (session_id,))
 
     async def load_events(self, session_id: str, after_seq: int = 0) -> list[SessionEvent]:
-        if self._unresolved:
-            await self.aresolve()
-        if self._unsettled or self._unresolved:
-            self.settle(session_id)
+        await self._caught_up(session_id)
         return await self._call(self.backend.load_events, (session_id, after_seq))
 
     async def exists(self, session_id: str) -> bool:
@@ -466,10 +459,7 @@ class Store:
         return self.call_sync(lambda: self.backend.list_sessions(parent_id=parent_id, limit=limit))
 
     async def load_pages(self, session_id: str) -> dict[str, str]:
-        if self._unresolved:
-            await self.aresolve()
-        if self._unsettled or self._unresolved:
-            self.settle(session_id)
+        await self._caught_up(session_id)
         return await self._call(self.backend.load_pages, (session_id,))
 
     # -- lifecycle ------------------------------------------------------------------
