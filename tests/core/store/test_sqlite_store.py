@@ -360,3 +360,28 @@ def test_a_batch_of_appends_is_written_as_one_append_per_run_of_one_session(sqli
         info = backend.load_info(session_id)
         assert info.totals.events == count and info.last_seq == count
     backend.close()
+
+
+async def test_an_event_is_stored_without_its_default_fields_and_older_full_rows_still_load(
+    sqlite_path: Path,
+) -> None:
+    """Rows leave out fields at their defaults (about half the bytes of a full dump); a row
+    holding a full dump, as earlier versions wrote, loads the same."""
+    sm = SessionManager(store=f"sqlite:///{sqlite_path}")
+    await sm.user_says("hello")
+    await sm.flush()
+    ((body,),) = rows(sqlite_path, "SELECT body FROM events WHERE session_id = ?", sm.session_id)
+    assert isinstance(body, str)
+    assert '"content":"hello"' in body and '"role":"user"' in body
+    assert "tool_call_id" not in body and "usage" not in body and "metadata" not in body
+    stored = SQLiteBackend(sqlite_path)
+    (loaded,) = stored.load_events(sm.session_id)
+    full = loaded.model_dump_json()
+    assert len(full) > 2 * len(body)
+    conn = sqlite3.connect(sqlite_path)
+    conn.execute("UPDATE events SET body = ? WHERE session_id = ?", (full, sm.session_id))
+    conn.commit()
+    conn.close()
+    assert stored.load_events(sm.session_id) == [loaded]
+    stored.close()
+    sm.store.close()

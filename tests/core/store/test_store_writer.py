@@ -164,3 +164,48 @@ def test_a_closed_store_refuses_new_writes(backend: FailingBackend) -> None:
     assert store.closed and repr(store) == "Store(memory: failing://test)"
     with pytest.raises(StorageError, match="store is closed"):
         store.submit([CreateSession(SessionInfo(id="t"))])
+
+
+# -- the batching window --------------------------------------------------------------
+
+
+def test_writes_submitted_within_the_window_land_in_one_commit(backend: FailingBackend) -> None:
+    """The writer lets writes pile up for ``write_delay`` after the first one, so separate
+    submits become one backend write, and the window ends on its own without a flush."""
+    store = Store(backend, write_delay=0.2)
+    for name in ("a", "b", "c"):
+        store.submit([CreateSession(SessionInfo(id=name))])
+    deadline = time.monotonic() + 10
+    while not backend.exists("c") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert backend.exists("a") and backend.exists("c")  # landed with nobody flushing
+    assert backend.attempts == 1
+    store.close()
+
+
+def test_flush_reads_and_close_do_not_wait_out_the_window(backend: FailingBackend) -> None:
+    """A window far longer than the test's timeouts: flush, a read and close each cut it
+    short (each would otherwise time out or hang past the timeout below)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = Store(backend, write_delay=600)
+    store.submit([CreateSession(SessionInfo(id="a"))])
+    store.flush_sync(timeout=10)
+    assert backend.exists("a") and backend.attempts == 1
+
+    store.submit([CreateSession(SessionInfo(id="b"))])
+    with ThreadPoolExecutor(1) as pool:
+        read = pool.submit(store.load_sync, "b")
+        assert read.result(timeout=10).id == "b"
+
+    store.submit([CreateSession(SessionInfo(id="c"))])
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(store.close).result(timeout=10)
+    assert backend.exists("c") and backend.attempts == 3
+
+
+def test_a_negative_write_delay_is_refused(backend: FailingBackend) -> None:
+    from sessionware import InvalidSessionOperation
+
+    with pytest.raises(InvalidSessionOperation, match="write_delay"):
+        Store(backend, write_delay=-1)
