@@ -14,10 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from itertools import chain, groupby
-from typing import NamedTuple, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, cast, runtime_checkable
 
 from sessionware.core.session.models import Session, SessionEvent, SessionInfo
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 __all__ = [
     "AppendEvents",
@@ -28,6 +32,7 @@ __all__ = [
     "StoreBackend",
     "WriteOp",
     "coalesce_appends",
+    "event_bodies",
     "event_body",
 ]
 
@@ -87,6 +92,18 @@ def event_body(event: SessionEvent) -> str:
     defaults, and reads full dumps written before just the same.
     """
     return event.model_dump_json(exclude_defaults=True)
+
+
+def event_bodies(events: Sequence[SessionEvent]) -> str:
+    """``event_body`` of each event, as one JSON array serialised in one call."""
+    return _event_list().dump_json(list(events), exclude_defaults=True).decode()
+
+
+@cache
+def _event_list() -> TypeAdapter[list[SessionEvent]]:
+    from pydantic import TypeAdapter  # built on the first write: import time
+
+    return TypeAdapter(list[SessionEvent])
 
 
 def coalesce_appends(ops: Sequence[WriteOp]) -> list[WriteOp]:

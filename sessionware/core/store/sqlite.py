@@ -26,7 +26,7 @@ from sessionware.core.store.base import (
     SaveHeader,
     WriteOp,
     coalesce_appends,
-    event_body,
+    event_bodies,
 )
 
 __all__ = ["SQLiteBackend"]
@@ -61,6 +61,17 @@ CREATE TABLE IF NOT EXISTS pages (
     PRIMARY KEY (session_id, page_id)
 ) WITHOUT ROWID;
 """
+
+# A batch of events goes in as one JSON array and one statement: SQLite splits it with
+# json_each in a single step, so the writer thread gives up and takes back the GIL once
+# per batch instead of once per row (executemany steps each row separately), which is
+# what a recording thread that releases the GIL itself (the tokenizer) keeps paying for.
+_INSERT_EVENTS = (
+    "INSERT INTO events(session_id, seq, type, ts, body)"
+    " SELECT ?, json_extract(value, '$.seq'), json_extract(value, '$.type'),"
+    " json_extract(value, '$.timestamp'), value FROM json_each(?)"
+)
+_JSON_PROBE = "SELECT json_valid('[]')"
 
 _HEADER_EXCLUDE = {"totals", "last_seq", "id", "parent_id", "created_at", "updated_at"}
 
@@ -105,6 +116,7 @@ class SQLiteBackend:
                 self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
             )
             self._check_foreign(conn)
+            self._check_json(conn)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
@@ -117,6 +129,19 @@ class SQLiteBackend:
             raise self._error("open", exc) from exc
         self._conn = conn
         return conn
+
+    def _check_json(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute(_JSON_PROBE)
+        except sqlite3.OperationalError:
+            conn.close()
+            raise StorageError(
+                "open",
+                self.kind,
+                self.location,
+                f"this SQLite ({sqlite3.sqlite_version}) has no JSON functions; sessionware needs"
+                " them (built in since SQLite 3.38, and enabled in most earlier builds)",
+            ) from None
 
     def _check_foreign(self, conn: sqlite3.Connection) -> None:
         """Refuse to add our tables to a database that belongs to something else."""
@@ -240,19 +265,9 @@ class SQLiteBackend:
                 f"session {session_id!r} expects seq {last_seq + 1}, got {events[0].seq}",
             )
         totals = SessionTotals.model_validate_json(totals_json)
-        rows = []
         for event in events:
             totals.fold(event)
-            rows.append(
-                (
-                    session_id,
-                    event.seq,
-                    event.type.value,
-                    event.timestamp.isoformat(),
-                    event_body(event),
-                )
-            )
-        conn.executemany("INSERT INTO events(session_id, seq, type, ts, body) VALUES (?, ?, ?, ?, ?)", rows)
+        conn.execute(_INSERT_EVENTS, (session_id, event_bodies(events)))
         conn.execute(
             "UPDATE sessions SET last_seq = ?, updated_at = ?, totals = ? WHERE id = ?",
             (events[-1].seq, events[-1].timestamp.isoformat(), totals.model_dump_json(), session_id),

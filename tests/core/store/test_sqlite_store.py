@@ -370,8 +370,11 @@ async def test_an_event_is_stored_without_its_default_fields_and_older_full_rows
     sm = SessionManager(store=f"sqlite:///{sqlite_path}")
     await sm.user_says("hello")
     await sm.flush()
-    ((body,),) = rows(sqlite_path, "SELECT body FROM events WHERE session_id = ?", sm.session_id)
+    ((seq, type_, ts, body),) = rows(
+        sqlite_path, "SELECT seq, type, ts, body FROM events WHERE session_id = ?", sm.session_id
+    )
     assert isinstance(body, str)
+    assert (seq, type_) == (1, "message") and isinstance(ts, str) and ts.startswith("20") and ts in body
     assert '"content":"hello"' in body and '"role":"user"' in body
     assert "tool_call_id" not in body and "usage" not in body and "metadata" not in body
     stored = SQLiteBackend(sqlite_path)
@@ -385,3 +388,17 @@ async def test_an_event_is_stored_without_its_default_fields_and_older_full_rows
     assert stored.load_events(sm.session_id) == [loaded]
     stored.close()
     sm.store.close()
+
+
+def test_a_sqlite_without_json_functions_is_refused_with_a_clear_error(
+    sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes insert a batch through json_each; a SQLite build without JSON functions (all
+    builds since 3.38 have them) is refused when the file is opened, naming the path."""
+    import sessionware.core.store.sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "_JSON_PROBE", "SELECT json_function_this_build_lacks('[]')")
+    backend = SQLiteBackend(sqlite_path)
+    with pytest.raises(StorageError, match="no JSON functions") as caught:
+        backend.exists("any")
+    assert str(sqlite_path) in str(caught.value) and not caught.value.retryable
