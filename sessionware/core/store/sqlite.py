@@ -9,8 +9,10 @@ session row's totals, so several processes can share a file safely.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -75,6 +77,42 @@ _JSON_PROBE = "SELECT json_valid('[]')"
 
 _HEADER_EXCLUDE = {"totals", "last_seq", "id", "parent_id", "created_at", "updated_at"}
 
+# SQLite forbids using a connection across fork(): its process-wide lock bookkeeping is
+# copied into the child, so a write in progress at the fork leaves the child waiting on a
+# lock that no thread of it will release. A fork therefore waits for writes in progress
+# (it takes every backend's lock first), and the child sets the inherited connections
+# aside without touching them (closing one could drop locks the parent holds) and opens
+# its own on first use.
+_connected: weakref.WeakSet[SQLiteBackend] = weakref.WeakSet()
+_held_over_fork: list[SQLiteBackend] = []
+_inherited: list[sqlite3.Connection] = []
+_fork_hooks_installed = False
+
+
+def _before_fork() -> None:
+    for backend in list(_connected):
+        backend._lock.acquire()
+        _held_over_fork.append(backend)
+
+
+def _after_fork_in_parent() -> None:
+    while _held_over_fork:
+        _held_over_fork.pop()._lock.release()
+
+
+def _after_fork_in_child() -> None:
+    while _held_over_fork:
+        _held_over_fork.pop()._forget_inherited()
+
+
+def _install_fork_hooks() -> None:
+    global _fork_hooks_installed
+    if not _fork_hooks_installed and hasattr(os, "register_at_fork"):
+        os.register_at_fork(
+            before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+        )
+        _fork_hooks_installed = True
+
 
 class SQLiteBackend:
     """Sessions in a SQLite file. ``busy_timeout`` is how long a locked file is waited for."""
@@ -119,16 +157,26 @@ class SQLiteBackend:
             self._check_json(conn)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            conn.execute(
-                "INSERT OR IGNORE INTO sessionware_meta(key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
+            # Tables and the version row in one transaction, its write lock taken up front
+            # (waiting out busy_timeout if another process holds it).
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {_SCHEMA} INSERT OR IGNORE INTO sessionware_meta(key, value)"
+                f" VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
             )
             self._check_version(conn)
         except (sqlite3.Error, OSError) as exc:
             raise self._error("open", exc) from exc
         self._conn = conn
+        _install_fork_hooks()
+        _connected.add(self)
         return conn
+
+    def _forget_inherited(self) -> None:
+        """In a forked child: set the parent's connection aside and start a fresh lock."""
+        if self._conn is not None:
+            _inherited.append(self._conn)
+            self._conn = None
+        self._lock = threading.RLock()
 
     def _check_json(self, conn: sqlite3.Connection) -> None:
         try:

@@ -507,6 +507,7 @@ class Store:
         # The writer thread does not survive fork; the child starts its own on demand.
         self._thread = None
         self._queue = queue.SimpleQueue()
+        self._urgent = threading.Event()
         self._start_lock = threading.Lock()
         self._resolve_lock = threading.RLock()
         self._resolving = None

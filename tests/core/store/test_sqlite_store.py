@@ -402,3 +402,80 @@ def test_a_sqlite_without_json_functions_is_refused_with_a_clear_error(
     with pytest.raises(StorageError, match="no JSON functions") as caught:
         backend.exists("any")
     assert str(sqlite_path) in str(caught.value) and not caught.value.retryable
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork is POSIX only")
+def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(sqlite_path: Path) -> None:
+    """SQLite forbids using a connection across fork(): the child of a process that had the
+    file open (a pre-forking server, multiprocessing's fork) opens its own, and leaves the
+    inherited one untouched, so the parent keeps writing to an intact file."""
+    import os
+
+    store = open_store(f"sqlite:///{sqlite_path}")
+    parent = SessionManager(store=store)
+    asyncio.run(parent.user_says("before the fork"))
+    store.flush_sync()
+    pid = os.fork()
+    if pid == 0:  # the child: record in a session of its own, flush, close, leave
+        code = 1
+        try:
+            child = SessionManager(store=store)
+            asyncio.run(child.user_says("from the child"))
+            store.close()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    asyncio.run(parent.ai_responds("after the fork", model="gpt-4o-mini"))
+    store.flush_sync()
+    assert rows(sqlite_path, "PRAGMA integrity_check") == [("ok",)]
+    texts = sorted(str(r[0]) for r in rows(sqlite_path, "SELECT json_extract(body, '$.content') FROM events"))
+    assert texts == ["after the fork", "before the fork", "from the child"]
+    assert store.load_sync(parent.session_id).last_seq == 2
+    store.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork is POSIX only")
+def test_a_fork_during_a_write_waits_for_it_and_the_child_can_write(sqlite_path: Path) -> None:
+    """A thread of the parent is inside a write (a transaction open) when another thread
+    forks. SQLite's lock bookkeeping is copied into the child, where no thread would ever
+    finish that write, so the fork waits for it; the child then writes on a connection of
+    its own (without the wait it finds the file locked for good)."""
+    import os
+    import signal
+
+    from sessionware.core.session.models import SessionInfo
+    from sessionware.core.store.base import CreateSession
+
+    backend = SQLiteBackend(sqlite_path)
+    backend.write([CreateSession(SessionInfo(id="parent"))])
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_write() -> None:
+        with backend._tx("write") as conn:  # a write in progress, as on the writer thread
+            conn.execute("UPDATE sessions SET header = header WHERE id = 'parent'")
+            inside.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=slow_write)
+    writer.start()
+    assert inside.wait(10)
+    threading.Timer(0.3, release.set).start()  # the write ends while fork() waits for it
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.alarm(20)  # a wedged child dies instead of hanging the test
+            backend.write([CreateSession(SessionInfo(id="child"))])
+            code = 0 if backend.exists("child") else 2
+        except BaseException as exc:
+            sys.stderr.write(f"child failed: {exc!r}\n")
+        finally:
+            os._exit(code)
+    writer.join(10)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert backend.exists("child") and backend.exists("parent")
+    assert rows(sqlite_path, "PRAGMA integrity_check") == [("ok",)]
+    backend.close()
