@@ -29,7 +29,7 @@ Figures per variant, each an addition over the bare call:
   thread), per call.
 
 sessionware's call only captures references; the recorder thread works out the session
-and records, in batches (``_background.LINGER``). With a real provider that work runs
+and records, in batches (``background.LINGER``). With a real provider that work runs
 while the app waits on the network; this mock does no I/O, so a batch takes the GIL at
 some call's brief release of it and lands inside that call, whichever variant made it.
 Each call's share of the recorder thread's CPU is read around it: the mean and the CPU
@@ -187,13 +187,13 @@ def run_rounds(
     machine cancels out of their difference. With ``otel``, every variant but OpenLLMetry
     runs under OpenTelemetry's suppression key.
     """
-    from sessionware.adapters import _background
+    from sessionware.adapters.engine import background
 
     series = {name: Series() for name, _ in variants}
     loop = asyncio.new_event_loop() if is_async else None
     recorder_total = 0
     for r in range(rounds + 1):  # round 0 warms up (imports, price lookups) and is dropped
-        recorder_start = _background.stats().cpu_ns
+        recorder_start = background.stats().cpu_ns
         step = 0
         for c in range(CONVERSATIONS):
             opening = [SYSTEM, {"role": "user", "content": f"Conversation {r}.{c}: where do we start?"}]
@@ -205,7 +205,7 @@ def run_rounds(
                     quiet = otel is not None and name != "OpenLLMetry"
                     history = histories[name]
                     with otel.suppressed() if quiet and otel is not None else contextlib.nullcontext():
-                        recorder = _background.stats().cpu_ns
+                        recorder = background.stats().cpu_ns
                         cpu = time.process_time_ns()
                         start = time.perf_counter_ns()
                         if loop is not None:
@@ -214,7 +214,7 @@ def run_rounds(
                             text = sync_call(client, history)
                         elapsed = time.perf_counter_ns() - start
                         cpu = time.process_time_ns() - cpu
-                        recorder = _background.stats().cpu_ns - recorder
+                        recorder = background.stats().cpu_ns - recorder
                     if r:
                         done = series[name]
                         done.latency.append(elapsed / 1000.0)
@@ -225,9 +225,9 @@ def run_rounds(
                         {"role": "assistant", "content": text},
                         {"role": "user", "content": f"{turn}?"},
                     ]
-        _background.settle()
+        background.settle()
         if r:
-            recorder_total += _background.stats().cpu_ns - recorder_start
+            recorder_total += background.stats().cpu_ns - recorder_start
         gc.collect()
     if loop is not None:
         loop.close()
@@ -331,7 +331,7 @@ def stream_per_chunk(rounds: int) -> tuple[dict[str, float], float, float]:
     import openai
 
     import sessionware
-    from sessionware.adapters import _background
+    from sessionware.adapters.engine import background
     from sessionware.adapters.fakes import FakeOpenAI, Reply
 
     sizes = {"short": 20, "long": 200}
@@ -358,13 +358,13 @@ def stream_per_chunk(rounds: int) -> tuple[dict[str, float], float, float]:
         shuffle(calls)
         for name, size, way in calls:
             messages = [SYSTEM, {"role": "user", "content": f"{size} answer please, round {r}"}]
-            recorder = _background.stats().cpu_ns
+            recorder = background.stats().cpu_ns
             start = time.perf_counter_ns()
             stream = clients[name].chat.completions.create(
                 model=MODEL, messages=messages, stream=True, stream_options={"include_usage": True}
             )
             count = consumers[way](stream)
-            elapsed = time.perf_counter_ns() - start - (_background.stats().cpu_ns - recorder)
+            elapsed = time.perf_counter_ns() - start - (background.stats().cpu_ns - recorder)
             times[name, size, way] = elapsed / 1000.0
             assert count == sizes[size] + 3, count  # role, pieces, finish, usage
         if r:

@@ -6,7 +6,7 @@ In order, and only when imported under the name ``sitecustomize`` (importing it 
 
 1. take this directory off ``sys.path`` and, unless ``SESSIONWARE_PROPAGATE`` is set,
    off ``PYTHONPATH`` too, so child processes run uninstrumented;
-2. instrument the interpreter from the environment (``sessionware.adapters.zero_code``);
+2. instrument the interpreter from the environment (``sessionware.adapters.instrument.zero_code``);
    if that fails for any reason, print one warning line on stderr and go on: the
    program runs exactly as it would without sessionware;
 3. run the ``sitecustomize`` this one shadows, if there is one.
@@ -42,7 +42,7 @@ def _leave_paths(here: str) -> None:
 
 def _start() -> None:
     try:
-        from sessionware.adapters.zero_code import start
+        from sessionware.adapters.instrument.zero_code import start
 
         start()
     except Exception as exc:

@@ -18,10 +18,10 @@ import sys
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sessionware.adapters import _core, _install
-from sessionware.adapters._background import settle
-from sessionware.adapters._guard import AdapterHealth, health, set_strict
-from sessionware.adapters._types import ProviderSpec
+from sessionware.adapters.engine import funnel, install
+from sessionware.adapters.engine.background import settle
+from sessionware.adapters.engine.guard import AdapterHealth, health, set_strict
+from sessionware.adapters.engine.types import ProviderSpec
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.store.url import StoreLike, open_store
 
@@ -51,12 +51,12 @@ def _classify(client: Any) -> tuple[ProviderSpec, bool]:
     """The provider spec of a supported client and whether it is async."""
     openai = sys.modules.get("openai")
     if openai is not None and isinstance(client, openai.OpenAI | openai.AsyncOpenAI):
-        from sessionware.adapters.openai import spec_for as openai_spec
+        from sessionware.adapters.openai.chat import spec_for as openai_spec
 
         return openai_spec(client), isinstance(client, openai.AsyncOpenAI)
     anthropic = sys.modules.get("anthropic")
     if anthropic is not None and isinstance(client, anthropic.Anthropic | anthropic.AsyncAnthropic):
-        from sessionware.adapters.anthropic import spec_for as anthropic_spec
+        from sessionware.adapters.anthropic.messages import spec_for as anthropic_spec
 
         return anthropic_spec(client), isinstance(client, anthropic.AsyncAnthropic)
     kind = type(client)
@@ -103,16 +103,16 @@ def wrap(
     if session_id is not None and (not isinstance(session_id, str) or not session_id.strip()):
         raise InvalidSessionOperation("wrap", f"session_id must be a non-empty string, got {session_id!r}")
     spec, is_async = _classify(client)
-    config = _core.WrapConfig(
+    config = funnel.WrapConfig(
         spec=spec, session_id=session_id, store=open_store(store) if store is not None else None
     )
     if wrap_mode is WrapMode.MANAGED:
-        from sessionware.adapters.managed import ManagedHooks
+        from sessionware.adapters.managed.hooks import ManagedHooks
         from sessionware.core.memory.policy import ContextPolicy
 
         hooks = ManagedHooks(context if context is not None else ContextPolicy())
         config.hooks, config.max_rounds = hooks, hooks.max_hidden_rounds
-    _install.install(client, config, is_async=is_async)
+    install.install(client, config, is_async=is_async)
     return client
 
 
@@ -131,11 +131,11 @@ def unwrap(client: ClientT) -> ClientT:
     >>> unwrap(wrap(plain)) is plain
     True
     """
-    _install.uninstall(client)
+    install.uninstall(client)
     return client
 
 
 def is_wrapped(client: Any) -> bool:
     """True while ``client`` is wrapped by sessionware."""
-    config = _install.installed_config(client)
+    config = install.installed_config(client)
     return config is not None and config.enabled

@@ -26,8 +26,8 @@ import sys
 import time
 from typing import Any
 
-from sessionware.adapters._core import suppress_recording
-from sessionware.adapters.managed import summarizing_for
+from sessionware.adapters.engine.funnel import suppress_recording
+from sessionware.adapters.managed.hooks import summarizing_for
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.accounting.usage import TokenUsage
 from sessionware.core.defaults import default_price_book
@@ -88,11 +88,11 @@ class ClientSummarizer:
 
     def _read(self, response: Any) -> tuple[str, TokenUsage | None]:
         if self.anthropic:
-            from sessionware.adapters.anthropic import anthropic_usage
+            from sessionware.adapters.anthropic.messages import anthropic_usage
 
             texts = [getattr(b, "text", "") for b in response.content if getattr(b, "type", None) == "text"]
             return "".join(texts).strip(), anthropic_usage(getattr(response, "usage", None))
-        from sessionware.adapters.openai import openai_usage
+        from sessionware.adapters.openai.chat import openai_usage
 
         message = response.choices[0].message
         return (message.content or "").strip(), openai_usage(getattr(response, "usage", None))

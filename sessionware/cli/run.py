@@ -4,7 +4,7 @@ recorded.
 The program is started with ``sessionware/_bootstrap`` first on ``PYTHONPATH`` and the
 settings in ``SESSIONWARE_*`` environment variables; the bootstrap's
 ``sitecustomize`` instruments the interpreter before the program's first line (see
-``sessionware.adapters.zero_code``). On POSIX the program replaces this process
+``sessionware.adapters.instrument.zero_code``). On POSIX the program replaces this process
 (``exec``), so its exit status, signals and pid are its own; elsewhere it runs as a
 child and its exit code is returned.
 
@@ -41,7 +41,7 @@ def child_environment(
 ) -> dict[str, str]:
     """The program's environment: ``environ`` plus the bootstrap and the settings."""
     from sessionware._bootstrap import BOOTSTRAP_DIR
-    from sessionware.adapters.zero_code import (
+    from sessionware.adapters.instrument.zero_code import (
         BUDGET_ENV,
         DISABLED_ENV,
         MODE_ENV,

@@ -10,8 +10,8 @@ from adapter_support import make_anthropic, make_openai
 from litellm_support import clean_litellm
 
 import sessionware
-from sessionware.adapters import _guard
 from sessionware.adapters.api import settle
+from sessionware.adapters.engine import guard
 from sessionware.adapters.fakes import FakeAnthropic, FakeOpenAI
 from sessionware.core.store import MemoryBackend, Store
 
@@ -36,9 +36,9 @@ def anthropic_api() -> FakeAnthropic:
 @pytest.fixture
 def lenient() -> Iterator[None]:
     """Bookkeeping failures are swallowed, as in production (tests are strict by default)."""
-    _guard.set_strict(False)
+    guard.set_strict(False)
     yield
-    _guard.set_strict(None)
+    guard.set_strict(None)
 
 
 @pytest.fixture
@@ -79,6 +79,6 @@ def litellm() -> Iterator[Any]:
 @pytest.fixture
 def no_internal_errors() -> Iterator[None]:
     """Fail the test if sessionware reported a bookkeeping failure during it."""
-    before = _guard.health().internal_errors
+    before = guard.health().internal_errors
     yield
-    assert _guard.health().internal_errors == before, _guard.health().last_error
+    assert guard.health().internal_errors == before, guard.health().last_error

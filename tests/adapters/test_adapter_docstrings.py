@@ -13,7 +13,7 @@ import pytest
     [
         "sessionware.adapters.api",
         "sessionware.adapters.scope",
-        "sessionware.adapters._guard",
+        "sessionware.adapters.engine.guard",
         "sessionware.adapters.fakes",
     ],
 )

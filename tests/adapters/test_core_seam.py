@@ -7,10 +7,10 @@ from typing import Any
 
 from adapter_support import conversation, make_openai, session_events
 
-from sessionware.adapters import _core, _install
-from sessionware.adapters._types import CallOutput
+from sessionware.adapters.engine import funnel, install
+from sessionware.adapters.engine.types import CallOutput
 from sessionware.adapters.fakes import FakeOpenAI, Reply
-from sessionware.adapters.openai import OpenAISpec
+from sessionware.adapters.openai.chat import OpenAISpec
 from sessionware.core.session.enums import EventType
 from sessionware.core.store import Store
 
@@ -21,21 +21,21 @@ class ReplaceMessages:
     def __init__(self, messages: list[dict[str, Any]]) -> None:
         self.messages = messages
 
-    def before_send(self, call: _core.InterceptedCall) -> Mapping[str, Any] | None:
+    def before_send(self, call: funnel.InterceptedCall) -> Mapping[str, Any] | None:
         call.extra_fields["app_input_tokens"] = 99
         return {**call.body, "messages": self.messages}
 
-    def after_response(self, call: _core.InterceptedCall, output: CallOutput) -> Mapping[str, Any] | None:
+    def after_response(self, call: funnel.InterceptedCall, output: CallOutput) -> Mapping[str, Any] | None:
         return None
 
 
 class AnswerOneToolCall:
     """Answers the model's first tool call itself and asks again, once."""
 
-    def before_send(self, call: _core.InterceptedCall) -> Mapping[str, Any] | None:
+    def before_send(self, call: funnel.InterceptedCall) -> Mapping[str, Any] | None:
         return None
 
-    def after_response(self, call: _core.InterceptedCall, output: CallOutput) -> Mapping[str, Any] | None:
+    def after_response(self, call: funnel.InterceptedCall, output: CallOutput) -> Mapping[str, Any] | None:
         if not output.calls:
             return None
         [tool_call] = output.calls
@@ -56,8 +56,8 @@ class AnswerOneToolCall:
 
 def wrapped(api: FakeOpenAI, store: Store, hooks: Any) -> Any:
     client = make_openai("OpenAI", api)
-    _install.install(
-        client, _core.WrapConfig(spec=OpenAISpec(), store=store, session_id="s", hooks=hooks), is_async=False
+    install.install(
+        client, funnel.WrapConfig(spec=OpenAISpec(), store=store, session_id="s", hooks=hooks), is_async=False
     )
     return client
 

@@ -1,7 +1,7 @@
 """Observe-mode calls are recorded off the app's path, and nothing can tell.
 
 A wrapped call only captures references; the recorder thread records them. These tests
-hold that thread (``_background.hold``) so the records are surely still pending when the
+hold that thread (``background.hold``) so the records are surely still pending when the
 app goes on, then check that every reader and writer of the session settles them first:
 the event order with ``SessionManager`` and the tool runner writing in between, stats
 read through ``current_session()``, the context builder, a flush, the CLI, and a normal
@@ -26,9 +26,9 @@ import pytest
 from adapter_support import calls, conversation, make_openai, session_events
 
 import sessionware
-from sessionware.adapters import _background
-from sessionware.adapters._guard import health
 from sessionware.adapters.api import settle
+from sessionware.adapters.engine import background
+from sessionware.adapters.engine.guard import health
 from sessionware.adapters.fakes import FakeOpenAI, Reply
 from sessionware.adapters.scope import SessionHandle
 from sessionware.core.errors import InvalidSessionOperation
@@ -45,7 +45,7 @@ MODEL = "gpt-4o-mini"
 
 @pytest.fixture(autouse=True, scope="module")
 def primed() -> None:
-    """The process's first record runs on the app's thread (see ``_background.schedule``)."""
+    """The process's first record runs on the app's thread (see ``background.schedule``)."""
     client = sessionware.wrap(make_openai("OpenAI", FakeOpenAI()), store="memory://")
     ask(client, [{"role": "user", "content": "warm up"}])
 
@@ -56,7 +56,7 @@ def ask(client: Any, messages: list[dict[str, Any]], **kwargs: Any) -> str:
 
 
 def test_a_call_returns_before_it_is_recorded_and_stats_still_include_it(openai_client: Any) -> None:
-    with _background.hold(), sessionware.session("deferred") as handle:
+    with background.hold(), sessionware.session("deferred") as handle:
         ask(openai_client, [SYSTEM, {"role": "user", "content": "Hello"}])
 
         # Captured only: not even its session is worked out until something reads.
@@ -78,7 +78,7 @@ def test_session_manager_writes_between_wrapped_calls_keep_their_place(
     async def user_turn(text: str) -> None:
         await manager.user_says(text)
 
-    with _background.hold() if held else nullcontext(), sessionware.session("chat"):
+    with background.hold() if held else nullcontext(), sessionware.session("chat"):
         for turn in range(4):
             text = f"question {turn}"
             asyncio.run(user_turn(text))
@@ -96,7 +96,7 @@ async def test_async_clients_and_the_manager_share_one_order(openai_api: FakeOpe
     client = sessionware.wrap(make_openai("AsyncOpenAI", openai_api), store=store)
     manager = SessionManager("async-chat", store=store)
     history: list[dict[str, Any]] = [SYSTEM]
-    with _background.hold(), sessionware.session("async-chat"):
+    with background.hold(), sessionware.session("async-chat"):
         for turn in range(3):
             await manager.user_says(f"question {turn}")
             history.append({"role": "user", "content": f"question {turn}"})
@@ -144,7 +144,7 @@ def test_plain_and_streamed_calls_keep_their_order_while_sessions_are_worked_out
             )
         return sessionware.current_session()
 
-    with _background.hold():
+    with background.hold():
         handle = sync_turns() if client_class == "OpenAI" else asyncio.run(async_turns())
         assert handle is not None
         assert handle.stats().llm_calls == 5
@@ -156,7 +156,7 @@ def test_plain_and_streamed_calls_keep_their_order_while_sessions_are_worked_out
 
 
 def test_current_session_after_a_plain_call_is_that_calls_session(openai_client: Any) -> None:
-    with _background.hold():
+    with background.hold():
         ask(openai_client, [SYSTEM, {"role": "user", "content": "First conversation"}])
         first = sessionware.current_session()
         ask(openai_client, [SYSTEM, {"role": "user", "content": "Second conversation"}])
@@ -178,7 +178,7 @@ def test_the_tool_runner_sees_the_call_that_asked_for_the_tools(openai_api: Fake
     openai_api.push(Reply(tool_calls=[("add", {"a": 2, "b": 3})]), Reply(text="5"))
     history: list[dict[str, Any]] = [SYSTEM, {"role": "user", "content": "2 + 3?"}]
     try:
-        with _background.hold(), sessionware.session("tools") as handle:
+        with background.hold(), sessionware.session("tools") as handle:
             message = client.chat.completions.create(model=MODEL, messages=history).choices[0].message
             done = runner.run_sync(handle.state, message)
             history += [message.model_dump(exclude_none=True), *done.openai_messages()]
@@ -205,7 +205,7 @@ def test_a_flush_and_the_context_builder_include_pending_calls(
     store = open_store(f"sqlite:///{path}")
     client = sessionware.wrap(make_openai("OpenAI", openai_api), store=store)
     try:
-        with _background.hold(), sessionware.session("flushed"):
+        with background.hold(), sessionware.session("flushed"):
             answer = ask(client, [SYSTEM, {"role": "user", "content": "Remember the code word: heron"}])
             store.flush_sync()
             stored = SQLiteBackend(path).load("flushed")  # another connection to the file
@@ -227,7 +227,7 @@ def test_the_cli_in_process_shows_pending_calls(
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     store = open_store(url)
     client = sessionware.wrap(make_openai("OpenAI", openai_api), store=store)
-    with _background.hold(), sessionware.session("shown"):
+    with background.hold(), sessionware.session("shown"):
         answer = ask(client, [SYSTEM, {"role": "user", "content": "Say something"}])
         assert main(["show", "shown", "--store", url, "--format", "json"]) == 0
 
@@ -238,7 +238,7 @@ def test_the_cli_in_process_shows_pending_calls(
 _CHILD = """
 import httpx, openai, sys
 import sessionware
-from sessionware.adapters import _background
+from sessionware.adapters.engine import background
 from sessionware.adapters.fakes import FakeOpenAI
 
 client = sessionware.wrap(
@@ -246,7 +246,7 @@ client = sessionware.wrap(
     store=sys.argv[1],
 )
 if sys.argv[2] == "held":
-    _background.hold(timeout=0.5).__enter__()  # never released: the recorder is stuck at exit
+    background.hold(timeout=0.5).__enter__()  # never released: the recorder is stuck at exit
 history = [{"role": "system", "content": "Be brief."}]
 with sessionware.session("exiting") as handle:
     for turn in range(20):
@@ -325,7 +325,7 @@ def test_strict_mode_reraises_a_recorder_failure_at_settle(openai_client: Any) -
 
 def test_strict_mode_raises_from_a_read_that_settles_a_failing_record(openai_client: Any) -> None:
     handle, errors = _fail_next_record(openai_client, "strict-read")
-    with _background.hold(), sessionware.session("strict-read"):
+    with background.hold(), sessionware.session("strict-read"):
         ask(openai_client, [{"role": "user", "content": "first"}, {"role": "user", "content": "second"}])
         with pytest.raises(InvalidSessionOperation, match="max_event_bytes"):
             handle.stats()
@@ -338,7 +338,7 @@ def test_outside_strict_mode_a_recorder_failure_is_logged_and_counted(
     openai_client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     handle, errors = _fail_next_record(openai_client, "lenient")
-    with caplog.at_level(logging.WARNING, logger="sessionware.adapters._guard"):
+    with caplog.at_level(logging.WARNING, logger="sessionware.adapters.engine.guard"):
         with sessionware.session("lenient"):
             ask(openai_client, [{"role": "user", "content": "first"}, {"role": "user", "content": "second"}])
         _wait_for_errors(errors + 1)

@@ -283,7 +283,7 @@ def test_an_unknown_store_is_refused_when_the_sdks_are_loaded(openai_api: FakeOp
 def test_a_failed_bookkeeping_step_never_breaks_the_call(
     store: Store, openai_api: FakeOpenAI, lenient: None, monkeypatch: pytest.MonkeyPatch
 ):
-    from sessionware.adapters import openai as openai_adapter
+    from sessionware.adapters.openai import chat as openai_adapter
 
     def broken_spec(client: Any) -> Any:
         raise RuntimeError("spec reader broke")
@@ -300,7 +300,7 @@ def test_a_failed_bookkeeping_step_never_breaks_the_call(
 
 def test_the_docstring_examples_hold():
     result = doctest.testmod(
-        importlib.import_module("sessionware.adapters.instrument"), optionflags=doctest.ELLIPSIS
+        importlib.import_module("sessionware.adapters.instrument.instrumentor"), optionflags=doctest.ELLIPSIS
     )
 
     assert result.attempted > 0

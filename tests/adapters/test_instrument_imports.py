@@ -138,7 +138,7 @@ def test_a_store_that_cannot_open_at_import_warns_once_and_the_app_goes_on(tmp_p
 def test_the_post_import_hook_runs_once_the_module_has_run_and_leaves_no_trace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from sessionware.adapters._import_hooks import PostImportFinder
+    from sessionware.adapters.instrument.import_hooks import PostImportFinder
 
     (tmp_path / "late_module.py").write_text("VALUE = 42\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -160,7 +160,7 @@ def test_the_post_import_hook_runs_once_the_module_has_run_and_leaves_no_trace(
 def test_a_failing_post_import_hook_is_reported_and_the_import_succeeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from sessionware.adapters._import_hooks import PostImportFinder
+    from sessionware.adapters.instrument.import_hooks import PostImportFinder
 
     (tmp_path / "late_module_2.py").write_text("VALUE = 7\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -184,7 +184,7 @@ def test_a_failing_post_import_hook_is_reported_and_the_import_succeeds(
 
 
 def test_modules_not_watched_and_missing_ones_are_left_to_the_other_finders(monkeypatch: pytest.MonkeyPatch):
-    from sessionware.adapters._import_hooks import PostImportFinder
+    from sessionware.adapters.instrument.import_hooks import PostImportFinder
 
     finder = PostImportFinder({"no_such_module_anywhere": pytest.fail}, on_error=pytest.fail)
     finder.install()

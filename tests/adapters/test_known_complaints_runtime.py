@@ -25,9 +25,9 @@ from adapter_support import calls, make_anthropic, make_openai, only_session, se
 from openai import NOT_GIVEN, omit
 
 import sessionware
-from sessionware.adapters import _guard
-from sessionware.adapters._core import suppress_recording
 from sessionware.adapters.api import settle
+from sessionware.adapters.engine import guard
+from sessionware.adapters.engine.funnel import suppress_recording
 from sessionware.adapters.fakes import FakeAnthropic, FakeOpenAI, Reply, sse
 from sessionware.core.errors import StorageError
 from sessionware.core.store import Store
@@ -100,11 +100,11 @@ def test_c06_nested_and_suppressed_calls_are_not_recorded_twice(openai_api: Fake
     inner = sessionware.wrap(make_openai("OpenAI", openai_api), store=store)
     outer_hook = inner.request
     # Another of our hooks around this one (an instrumented copy, a second wrapper layer).
-    from sessionware.adapters import _core, _install
-    from sessionware.adapters.openai import OpenAISpec
+    from sessionware.adapters.engine import funnel, install
+    from sessionware.adapters.openai.chat import OpenAISpec
 
     holder = type("Holder", (), {"request": staticmethod(outer_hook)})()
-    _install.install(holder, _core.WrapConfig(spec=OpenAISpec(), store=store), is_async=False)
+    install.install(holder, funnel.WrapConfig(spec=OpenAISpec(), store=store), is_async=False)
     inner.request = holder.request
     inner.chat.completions.create(model=MODEL, messages=QUESTION)
     with suppress_recording():
@@ -316,15 +316,15 @@ def test_c11_a_store_that_is_down_never_breaks_the_call(
     broken = tmp_path / "not-a-database.db"
     broken.write_bytes(b"this is not sqlite" * 100)
     client = sessionware.wrap(make_openai("OpenAI", openai_api), store=Store(SQLiteBackend(broken)))
-    errors_before = _guard.health().internal_errors
+    errors_before = guard.health().internal_errors
 
     reply = client.chat.completions.create(model=MODEL, messages=QUESTION)
     chunks = list(client.chat.completions.create(model=MODEL, messages=QUESTION, stream=True))
 
     assert reply.choices[0].message.content == "You said: Say something"
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "You said: Say something"
-    assert _guard.health().internal_errors == errors_before + 2
-    assert "StorageError" in (_guard.health().last_error or "")
+    assert guard.health().internal_errors == errors_before + 2
+    assert "StorageError" in (guard.health().last_error or "")
 
 
 def test_c11_under_tests_a_bookkeeping_failure_is_raised(openai_api: FakeOpenAI, tmp_path: Path) -> None:
@@ -348,12 +348,12 @@ def test_c11_a_chunk_we_cannot_read_does_not_cut_the_stream(
     }
     fine = {**base, "choices": [{"index": 0, "delta": {"content": "fine"}, "finish_reason": "stop"}]}
     openai_api.push(sse_response(httpx, [weird, fine]))
-    errors_before = _guard.health().internal_errors
+    errors_before = guard.health().internal_errors
 
     received = list(openai_client.chat.completions.create(model=MODEL, messages=QUESTION, stream=True))
 
     assert [c.choices[0].delta.content for c in received] == [["not", "a", "string"], "fine"]
-    assert _guard.health().internal_errors > errors_before
+    assert guard.health().internal_errors > errors_before
 
 
 def test_c11_the_app_s_own_exceptions_pass_through_untouched(openai_client: Any, store: Store) -> None:

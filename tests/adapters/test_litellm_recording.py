@@ -355,7 +355,7 @@ def test_an_empty_session_id_is_refused():
 
 def test_the_docstring_examples_hold():
     result = doctest.testmod(
-        importlib.import_module("sessionware.adapters.litellm"), optionflags=doctest.ELLIPSIS
+        importlib.import_module("sessionware.adapters.litellm.callback"), optionflags=doctest.ELLIPSIS
     )
 
     assert result.attempted > 0

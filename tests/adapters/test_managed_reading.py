@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from sessionware.adapters._messages import message_keys
-from sessionware.adapters.openai import ChatEndpoint
+from sessionware.adapters.engine.messages import message_keys
+from sessionware.adapters.openai.chat import ChatEndpoint
 
 
 def history(turns: int) -> list[dict[str, Any]]:
@@ -78,7 +78,11 @@ def test_a_resent_history_is_keyed_as_if_read_in_full(change: Any) -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["sessionware.adapters._resent", "sessionware.adapters.summarizer", "sessionware.core.memory.policy"],
+    [
+        "sessionware.adapters.engine.resent",
+        "sessionware.adapters.summarizer",
+        "sessionware.core.memory.policy",
+    ],
 )
 def test_docstring_examples_hold(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)

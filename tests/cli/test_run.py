@@ -188,7 +188,7 @@ def test_a_program_under_test_is_never_made_strict(tmp_path: Path):
     # Outside zero-code mode, importing pytest makes bookkeeping failures raise (for our tests).
     app = write(
         tmp_path / "app.py",
-        "import pytest\nfrom sessionware.adapters._guard import is_strict\nprint(is_strict())\n",
+        "import pytest\nfrom sessionware.adapters.engine.guard import is_strict\nprint(is_strict())\n",
     )
     result = sessionware_run("--", sys.executable, str(app), cwd=tmp_path)
 

@@ -13,10 +13,9 @@ import pytest
 
 import sessionware
 from sessionware._bootstrap import BOOTSTRAP_DIR
-from sessionware.adapters import zero_code
-from sessionware.adapters._guard import set_strict
-from sessionware.adapters.instrument import default_instrumentor, is_instrumented
-from sessionware.adapters.zero_code import ZeroCodeSettings, absolute_store
+from sessionware.adapters.engine.guard import set_strict
+from sessionware.adapters.instrument import default_instrumentor, is_instrumented, zero_code
+from sessionware.adapters.instrument.zero_code import ZeroCodeSettings, absolute_store
 from sessionware.cli import parser
 from sessionware.cli.run import child_environment
 from sessionware.core.errors import InvalidSessionOperation
@@ -116,7 +115,7 @@ def test_the_program_gets_the_bootstrap_first_and_the_settings():
 
 def test_the_docstring_examples_hold():
     result = doctest.testmod(
-        importlib.import_module("sessionware.adapters.zero_code"), optionflags=doctest.ELLIPSIS
+        importlib.import_module("sessionware.adapters.instrument.zero_code"), optionflags=doctest.ELLIPSIS
     )
 
     assert result.attempted > 0

@@ -14,10 +14,10 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from sessionware.adapters import _guard
-from sessionware.adapters._messages import wrap_json
-from sessionware.adapters._streams import StreamOwner
-from sessionware.adapters._types import CallOutput, Endpoint
+from sessionware.adapters.engine import guard
+from sessionware.adapters.engine.messages import wrap_json
+from sessionware.adapters.engine.streams import StreamOwner
+from sessionware.adapters.engine.types import CallOutput, Endpoint
 
 __all__ = ["tee_body"]
 
@@ -113,7 +113,7 @@ class _TeeSink:
             else:
                 end = "closed"
         except Exception as exc:
-            _guard.report("a streamed response body", exc)
+            guard.report("a streamed response body", exc)
         self.owner.finish_stream(
             output, error=None, end=end, first_token_at=self.first_at if self.sse else None
         )

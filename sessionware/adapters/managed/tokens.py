@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sessionware.adapters._messages import message_keys
-from sessionware.adapters._types import CallRequest, WireMessage
+from sessionware.adapters.engine.messages import message_keys
+from sessionware.adapters.engine.types import CallRequest, WireMessage
 from sessionware.core.accounting.tokens import REPLY_PRIMING_TOKENS, counter_for_model
 from sessionware.core.session.state import SessionState
 

@@ -12,7 +12,7 @@ Two ways to use one (see ``sessionware.adapters.litellm.managed``):
   Names imported before ``install()`` (``from litellm import completion``) keep
   LiteLLM's own function.
 
-The rounds themselves are ``_litellm_managed.ManagedRounds``.
+The rounds themselves are ``litellm.rounds.ManagedRounds``.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from sessionware.adapters._config import WrapConfig
-from sessionware.adapters._litellm_managed import LiteLLMSpec, ManagedRounds, sending
-from sessionware.adapters.managed import ManagedHooks
+from sessionware.adapters.engine.config import WrapConfig
+from sessionware.adapters.litellm.rounds import LiteLLMSpec, ManagedRounds, sending
+from sessionware.adapters.managed.hooks import ManagedHooks
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.memory.policy import ContextPolicy
 from sessionware.core.store.store import Store

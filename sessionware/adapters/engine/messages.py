@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from sessionware.adapters._types import WireCall, WireMessage
+from sessionware.adapters.engine.types import WireCall, WireMessage
 from sessionware.core.accounting.usage import TokenSource, TokenUsage
 from sessionware.core.session.enums import EventType, Role
 from sessionware.core.session.messages import tool_result_text

@@ -1,7 +1,7 @@
 """Request-funnel hooks put on client **classes** by ``instrument()``.
 
 A class hook replaces e.g. ``openai.OpenAI.request``. On each call it looks up the
-client's binding: the same per-client funnel ``wrap()`` installs (``_core``), built on
+client's binding: the same per-client funnel ``wrap()`` installs (``funnel``), built on
 first use from the current settings and kept on the client, so the SDK's own spec
 reading (Azure pricing, whether a stream may be asked for its usage) stays per client.
 With instrumentation off (``settings is None``) the hook calls the original at once,
@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sessionware.adapters import _guard
-from sessionware.adapters._config import CallHooks, ResponseThreads, WrapConfig
-from sessionware.adapters._core import async_funnel, sync_funnel
-from sessionware.adapters._types import ProviderSpec
+from sessionware.adapters.engine import guard
+from sessionware.adapters.engine.config import CallHooks, ResponseThreads, WrapConfig
+from sessionware.adapters.engine.funnel import async_funnel, sync_funnel
+from sessionware.adapters.engine.types import ProviderSpec
 from sessionware.core.store.store import Store
 
 __all__ = ["ClassHooks", "HookSettings", "make_class_hook"]
@@ -91,7 +91,7 @@ def make_class_hook(
         try:
             return owner.binding(client, original, spec_for, is_async=is_async)
         except Exception as exc:
-            _guard.report("an instrumented client", exc)
+            guard.report("an instrumented client", exc)
             return None
 
     if is_async:

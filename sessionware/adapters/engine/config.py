@@ -2,7 +2,7 @@
 
 ``WrapConfig`` is one wrapped (or instrumented) client's settings; ``CallHooks`` is what
 a mode other than observing (managed mode) implements; ``HiddenRound`` is a streamed round
-such a mode consumed. See ``_core`` for how the funnel uses them.
+such a mode consumed. See ``funnel`` for how the funnel uses them.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sessionware.adapters._types import CallOutput, ProviderSpec
+from sessionware.adapters.engine.types import CallOutput, ProviderSpec
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.session.registry import SessionRegistry, registry_for
 from sessionware.core.session.state import SessionState
 from sessionware.core.store.store import Store
 
 if TYPE_CHECKING:
-    from sessionware.adapters._call import InterceptedCall
+    from sessionware.adapters.engine.call import InterceptedCall
 
 __all__ = ["CallHooks", "HiddenRound", "ResponseThreads", "WrapConfig"]
 

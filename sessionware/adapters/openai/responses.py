@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from time import perf_counter
 from typing import Any
 
-from sessionware.adapters._messages import content_text, field, to_int, usage_of
-from sessionware.adapters._types import (
+from sessionware.adapters.engine.messages import content_text, field, to_int, usage_of
+from sessionware.adapters.engine.types import (
     CallOutput,
     CallRequest,
     EndpointKind,

@@ -1,6 +1,6 @@
 """Hooking a client instance, idempotently and reversibly.
 
-``install`` puts the funnel hook (``_core``) on the client **instance**, so the same
+``install`` puts the funnel hook (``funnel``) on the client **instance**, so the same
 object is returned, other clients are untouched and ``isinstance`` is unaffected. The
 client's ``copy``/``with_options`` are hooked too, so derived clients record the same
 way. The record of what was replaced lives on the instance (not in a global registry
@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sessionware.adapters import _guard
-from sessionware.adapters._core import WrapConfig, async_funnel, sync_funnel
+from sessionware.adapters.engine import guard
+from sessionware.adapters.engine.funnel import WrapConfig, async_funnel, sync_funnel
 
 __all__ = ["install", "installed_config", "uninstall"]
 
@@ -73,7 +73,7 @@ def _deriving(derive: Callable[..., Any], config: WrapConfig, *, is_async: bool)
         try:
             install(derived, dataclasses.replace(config, enabled=True), is_async=is_async)
         except Exception as exc:
-            _guard.report("a derived client", exc)
+            guard.report("a derived client", exc)
         return derived
 
     return make

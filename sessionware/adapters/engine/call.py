@@ -1,7 +1,7 @@
 """One call through the funnel: its request, its session, what it sends and records.
 
 ``InterceptedCall`` carries a call from the request the app made to the record of what
-came back; ``_core``'s funnels drive it (see that module for the sequence and the
+came back; ``funnel``'s funnels drive it (see that module for the sequence and the
 deferred-recording rules).
 """
 
@@ -13,18 +13,18 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from sessionware.adapters import _background, _guard
-from sessionware.adapters._config import HiddenRound, WrapConfig
-from sessionware.adapters._messages import fingerprint, wrap_json
-from sessionware.adapters._recorder import CallFacts, record_call, record_hidden
-from sessionware.adapters._streams import (
+from sessionware.adapters.engine import background, guard
+from sessionware.adapters.engine.config import HiddenRound, WrapConfig
+from sessionware.adapters.engine.messages import fingerprint, wrap_json
+from sessionware.adapters.engine.record import CallFacts, record_call, record_hidden
+from sessionware.adapters.engine.streams import (
     StreamRecording,
     pending_stream,
     recording_stream_class,
     register_response,
 )
-from sessionware.adapters._tee import tee_body
-from sessionware.adapters._types import CallOutput, CallRequest, Endpoint, EndpointKind
+from sessionware.adapters.engine.tee import tee_body
+from sessionware.adapters.engine.types import CallOutput, CallRequest, Endpoint, EndpointKind
 from sessionware.adapters.scope import SessionScope, active_scope, note_session
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.defaults import default_price_book, default_store
@@ -203,7 +203,7 @@ class InterceptedCall:
             self._adopt(state, store, scope)
             return True
         except Exception as exc:
-            _guard.report("the session", exc)
+            guard.report("the session", exc)
             return False
 
     def open_live(self) -> bool | None:
@@ -220,7 +220,7 @@ class InterceptedCall:
             self._adopt(state, store, scope)
             return True
         except Exception as exc:
-            _guard.report("the session", exc)
+            guard.report("the session", exc)
             return False
 
     async def open_async(self) -> bool:
@@ -235,7 +235,7 @@ class InterceptedCall:
             self._adopt(state, store, scope)
             return True
         except Exception as exc:
-            _guard.report("the session", exc)
+            guard.report("the session", exc)
             return False
 
     # -- before the send ----------------------------------------------------------------
@@ -250,7 +250,7 @@ class InterceptedCall:
         except TokenLimitExceeded:
             raise
         except Exception as exc:
-            _guard.report("a request", exc)
+            guard.report("a request", exc)
             return None
 
     def prepare(self, stream_cls: Any, replaced: Any = ASK) -> tuple[Any, Any]:
@@ -285,7 +285,7 @@ class InterceptedCall:
             raise
         except Exception as exc:
             self.recording = None
-            _guard.report("a request", exc)
+            guard.report("a request", exc)
             return self.options, stream_cls
 
     # -- the rounds ---------------------------------------------------------------------
@@ -295,7 +295,7 @@ class InterceptedCall:
         the hooks ask for; return what the app receives. Errors are recorded and re-raised.
         """
         while True:
-            # The stream the SDK builds inside claims the recording (see ``_streams``).
+            # The stream the SDK builds inside claims the recording (see ``streams``).
             pending = pending_stream.set(self.recording) if self.stream else None
             try:
                 result = send_one(send, send_cls)
@@ -359,7 +359,7 @@ class InterceptedCall:
                 return follow_up
             self._record(output=output)
         except Exception as exc:
-            _guard.report("a response", exc)
+            guard.report("a response", exc)
         return None
 
     async def acompleted(self, result: Any) -> Any:
@@ -370,7 +370,7 @@ class InterceptedCall:
         try:
             return self._next_round(await after(self, result))
         except Exception as exc:
-            _guard.report("a stream", exc)
+            guard.report("a stream", exc)
         return None
 
     def _follow_up(self, output: CallOutput) -> Any:
@@ -414,7 +414,7 @@ class InterceptedCall:
             self.extra_fields.pop("app_input_tokens", None)
             self._record(error=error)
         except Exception as exc:
-            _guard.report("a failed call", exc)
+            guard.report("a failed call", exc)
 
     def finish_stream(
         self,
@@ -430,7 +430,7 @@ class InterceptedCall:
                 return
             self._record(output=output, error=error, end=end, first_token_at=first_token_at)
         except Exception as exc:
-            _guard.report("a stream", exc)
+            guard.report("a stream", exc)
 
     # -- deferred recording ---------------------------------------------------------------
 
@@ -451,11 +451,11 @@ class InterceptedCall:
             return
         self.captured = (result, output, error, end, first_token_at)
         if state.defer(self._record_captured):
-            _background.schedule(state)
+            background.schedule(state)
 
     def defer_outcome(self, result: Any, error: BaseException | None, ended: float) -> None:
         """Queue the record of a non-streamed call that ended at ``ended`` (a call resolved
-        after it returned, see ``_pending``)."""
+        after it returned, see ``pending``)."""
         self._defer(result=result, error=error, ended=ended)
 
     def _record_captured(self) -> None:
@@ -469,7 +469,7 @@ class InterceptedCall:
                 output = self._output_of(result)
             self._record(output=output, error=error, end=end, first_token_at=first_token_at)
         except Exception as exc:
-            _guard.report("a call", exc)
+            guard.report("a call", exc)
 
     def _output_of(self, result: Any) -> CallOutput:
         if self.raw is not None:

@@ -5,7 +5,7 @@ what was actually patched backwards to restore, so the two cannot drift apart. E
 target names a module, an attribute path inside it and what to put there:
 
 * ``SYNC_FUNNEL`` / ``ASYNC_FUNNEL``: the client class's request funnel (the method
-  every endpoint, helper and raw-response variant goes through, see ``_core``) is
+  every endpoint, helper and raw-response variant goes through, see ``funnel``) is
   replaced **on the class**, so clients created before ``instrument()`` are covered and
   subclasses (``AzureOpenAI``) inherit the hook;
 * ``CALLBACK``: a ``SessionCallback`` is added to LiteLLM's callback lists.

@@ -20,8 +20,8 @@ from collections.abc import Iterator, Mapping
 from time import perf_counter
 from typing import Any
 
-from sessionware.adapters._messages import canonical_json, content_text, field, to_int, usage_of
-from sessionware.adapters._types import (
+from sessionware.adapters.engine.messages import canonical_json, content_text, field, to_int, usage_of
+from sessionware.adapters.engine.types import (
     CallOutput,
     CallRequest,
     Endpoint,

@@ -36,13 +36,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass
 from typing import Any
 
-from sessionware.adapters import _guard
-from sessionware.adapters._call import InterceptedCall
-from sessionware.adapters._config import WrapConfig
-from sessionware.adapters._core import suppress_recording
-from sessionware.adapters._litellm_read import litellm_usage, price_provider, read_output
-from sessionware.adapters._types import CallOutput, CallRequest, Endpoint, EndpointKind, StreamAccumulator
-from sessionware.adapters.openai import ChatAccumulator, ChatEndpoint
+from sessionware.adapters.engine import guard
+from sessionware.adapters.engine.call import InterceptedCall
+from sessionware.adapters.engine.config import WrapConfig
+from sessionware.adapters.engine.funnel import suppress_recording
+from sessionware.adapters.engine.types import (
+    CallOutput,
+    CallRequest,
+    Endpoint,
+    EndpointKind,
+    StreamAccumulator,
+)
+from sessionware.adapters.litellm.read import litellm_usage, price_provider, read_output
+from sessionware.adapters.openai.chat import ChatAccumulator, ChatEndpoint
 
 __all__ = [
     "AsyncManagedStream",
@@ -314,8 +320,8 @@ class ManagedRounds:
 
     def _begin(self, body: dict[str, Any], *, is_async: bool) -> InterceptedCall | None:
         try:
-            if _guard.kept is not None:
-                _guard.raise_deferred()  # strict mode: a failure of the recorder thread surfaces
+            if guard.kept is not None:
+                guard.raise_deferred()  # strict mode: a failure of the recorder thread surfaces
             request = _ENDPOINT.read_request(body)
             provider = resolve_model(body.get("model"), body.get("custom_llm_provider"))[1]
             config = self.config_for(body, price_provider(provider) or "litellm")
@@ -326,7 +332,7 @@ class ManagedRounds:
                 config, _ENDPOINT, round_, request, stream=body.get("stream") is True, is_async=is_async
             )
         except Exception as exc:
-            _guard.report("a LiteLLM call", exc)
+            guard.report("a LiteLLM call", exc)
             return None
 
     @staticmethod

@@ -7,7 +7,7 @@ of the process, without touching the code that makes them.
 >>> OpenAI().chat.completions.create(...)  # doctest: +SKIP
 >>> sessionware.uninstrument()  # doctest: +SKIP
 
-What is patched is declared once, in ``_patch_table.PATCH_TABLE``: the request funnel
+What is patched is declared once, in ``patch_table.PATCH_TABLE``: the request funnel
 of ``OpenAI``, ``AsyncOpenAI`` (and so their Azure subclasses), ``Anthropic`` and
 ``AsyncAnthropic``, on the class, so clients created earlier are covered too; and a
 ``SessionCallback`` added to LiteLLM's callbacks (in managed mode, also a managed
@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sessionware.adapters._import_hooks import PostImportFinder
-from sessionware.adapters._patch_table import (
+from sessionware.adapters.instrument.import_hooks import PostImportFinder
+from sessionware.adapters.instrument.patch_table import (
     PATCH_TABLE,
     SUPPORTED_VERSIONS,
     PatchKind,
@@ -43,8 +43,8 @@ from sessionware.adapters._patch_table import (
 from sessionware.core.errors import InvalidSessionOperation
 
 if TYPE_CHECKING:
-    from sessionware.adapters._class_patch import ClassHooks, HookSettings
     from sessionware.adapters.api import WrapMode
+    from sessionware.adapters.instrument.class_hooks import ClassHooks, HookSettings
     from sessionware.core.memory.policy import ContextPolicy
     from sessionware.core.store.url import StoreLike
 
@@ -143,7 +143,7 @@ class Instrumentor:
     def _hook_settings(self) -> HookSettings:
         """The settings patched code records with (the store is opened on first need)."""
         if self._settings is None:
-            from sessionware.adapters._class_patch import HookSettings
+            from sessionware.adapters.instrument.class_hooks import HookSettings
             from sessionware.core.store.url import open_store
 
             config = self._config
@@ -210,7 +210,7 @@ class Instrumentor:
         if target.kind is PatchKind.CALLBACK:
             self._add_callback(target, owner)
             return
-        from sessionware.adapters._class_patch import HOOK_MARK, ClassHooks, make_class_hook
+        from sessionware.adapters.instrument.class_hooks import HOOK_MARK, ClassHooks, make_class_hook
 
         current = getattr(owner, target.attribute)
         if getattr(current, HOOK_MARK, False):
@@ -230,7 +230,7 @@ class Instrumentor:
         self._patches.append(_Patch(target, owner, previous, hook))
 
     def _add_callback(self, target: PatchTarget, litellm: Any) -> None:
-        from sessionware.adapters import litellm as adapter
+        from sessionware.adapters.litellm import callback as adapter
 
         settings = self._hook_settings()
         config = self._config
@@ -297,7 +297,7 @@ class Instrumentor:
 
     @staticmethod
     def _remove_callback(patch: _Patch) -> None:
-        from sessionware.adapters import litellm as adapter
+        from sessionware.adapters.litellm import callback as adapter
 
         if isinstance(patch.installed, adapter.ManagedLiteLLM):
             patch.installed.uninstall()
@@ -318,7 +318,7 @@ def _policy(config: _Config) -> ContextPolicy:
 
 def _managed_hooks(config: _Config) -> tuple[Any, int]:
     """Managed mode's hooks (what ``wrap(mode="managed")`` installs) and their round limit."""
-    from sessionware.adapters.managed import ManagedHooks
+    from sessionware.adapters.managed.hooks import ManagedHooks
 
     hooks = ManagedHooks(_policy(config))
     return hooks, hooks.max_hidden_rounds
@@ -326,10 +326,10 @@ def _managed_hooks(config: _Config) -> tuple[Any, int]:
 
 def _spec_for(provider: Provider) -> Callable[[Any], Any]:
     if provider is Provider.OPENAI:
-        from sessionware.adapters.openai import spec_for as openai_spec
+        from sessionware.adapters.openai.chat import spec_for as openai_spec
 
         return openai_spec
-    from sessionware.adapters.anthropic import spec_for as anthropic_spec
+    from sessionware.adapters.anthropic.messages import spec_for as anthropic_spec
 
     return anthropic_spec
 

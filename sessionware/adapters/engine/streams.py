@@ -14,9 +14,9 @@ Recording finishes exactly once, whichever comes first:
 * the HTTP response is closed while chunks remain (``close()``, ``with`` exit, the SDK
   helpers' own ``close``): noticed by wrapping that response's ``close``/``aclose``;
 * the stream is garbage collected unread (``__del__``): recorded as abandoned, on the
-  recorder thread (``_background``).
+  recorder thread (``background``).
 
-``with_streaming_response`` hands the app an unread body instead of a stream: see ``_tee``.
+``with_streaming_response`` hands the app an unread body instead of a stream: see ``tee``.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
 
-from sessionware.adapters import _guard
-from sessionware.adapters._background import collecting, defer, watch_collector
-from sessionware.adapters._types import CallOutput, StreamAccumulator
+from sessionware.adapters.engine import guard
+from sessionware.adapters.engine.background import collecting, defer, watch_collector
+from sessionware.adapters.engine.types import CallOutput, StreamAccumulator
 
 __all__ = ["StreamOwner", "StreamRecording", "pending_stream", "recording_stream_class", "register_response"]
 
@@ -78,7 +78,7 @@ class StreamRecording:
         try:
             output = self.acc.result()
         except Exception as exc:
-            _guard.report("a stream's output", exc)
+            guard.report("a stream's output", exc)
             output = None
         self.owner.finish_stream(output, error=error, end=end, first_token_at=self.acc.first_token_at)
 
@@ -105,7 +105,7 @@ class StreamRecording:
 
     def broken(self, exc: Exception) -> None:
         """An accumulator failure: report it, stop accumulating, keep the app's stream."""
-        _guard.report("a stream chunk", exc)
+        guard.report("a stream chunk", exc)
 
 
 def _never_hide(chunk: Any) -> bool:
@@ -144,7 +144,7 @@ def _attach(stream: Any, response: Any) -> None:
         if response is not None:
             _notify_close(response, recording)
     except Exception as exc:
-        _guard.report("a stream", exc)
+        guard.report("a stream", exc)
 
 
 def _notify_close(response: Any, recording: StreamRecording) -> None:

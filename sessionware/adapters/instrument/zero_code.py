@@ -30,8 +30,8 @@ import os
 from collections.abc import Mapping, MutableMapping
 from typing import NamedTuple
 
-from sessionware.adapters._guard import set_strict
-from sessionware.adapters.instrument import check_mode, instrument
+from sessionware.adapters.engine.guard import set_strict
+from sessionware.adapters.instrument.instrumentor import check_mode, instrument
 from sessionware.core.errors import InvalidSessionOperation
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Both SDKs send every endpoint, helper (``stream()``, ``parse()``) and raw-response
 variant through one client method that receives the final URL and JSON body
-(``ProviderSpec.funnel``). ``_install.install`` replaces that method **on the client instance**
+(``ProviderSpec.funnel``). ``install.install`` replaces that method **on the client instance**
 with a hook that, per call:
 
 1. reads the body into a ``CallRequest`` (unknown endpoints pass straight through);
@@ -10,23 +10,23 @@ with a hook that, per call:
 3. builds what to send (``CallHooks.before_send``; usage asked for in chat streams);
 4. calls the SDK's own method, with a recording subclass of its ``stream_cls``;
 5. records the output, the error (then re-raised unchanged), or, for streams, lets the
-   stream record itself when it ends (see ``_streams``).
+   stream record itself when it ends (see ``streams``).
 
 Recording is deferred: in observe mode (no ``CallHooks``) step 5 only captures
 references (the response object or the error, the end time, the stream's output) and
 queues the work on the session (``SessionState.defer``) for the recorder thread
-(``_background``), which reads the conversation, diffs it and records the events. Every
+(``background``), which reads the conversation, diffs it and records the events. Every
 read or write of the session settles that work first, in order, so the app, a
 ``SessionManager`` or a flush never see a session without the calls made before.
 
 A plain (not streamed, not raw) observe-mode call skips steps 1-3 on the app's path: the
-funnel only captures it (``_pending.PendingCall``), and the recorder thread reads its
+funnel only captures it (``pending.PendingCall``), and the recorder thread reads its
 request and works out its session later, through the store's resolution queue
 (``Store.defer_unresolved``). Every read of the store or of a live session, and every call
 that opens its session on the app's path, runs that queue first, so the order holds.
 
 Every step but the SDK call runs under the guard: a bookkeeping failure is reported
-(``_guard.report``) and the app's call proceeds as if unwrapped. A call made while
+(``guard.report``) and the app's call proceeds as if unwrapped. A call made while
 another intercepted call is in flight in the same context (a second instrumentation
 layer of ours, an SDK helper calling back in) passes through, so nothing is counted
 twice; ``suppress_recording()`` does the same on purpose (for an adapter that records a
@@ -67,10 +67,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sessionware.adapters import _guard
-from sessionware.adapters._call import ASK, InterceptedCall, raw_mode
-from sessionware.adapters._config import CallHooks, HiddenRound, WrapConfig
-from sessionware.adapters._pending import PendingCall
+from sessionware.adapters.engine import guard
+from sessionware.adapters.engine.call import ASK, InterceptedCall, raw_mode
+from sessionware.adapters.engine.config import CallHooks, HiddenRound, WrapConfig
+from sessionware.adapters.engine.pending import PendingCall
 from sessionware.adapters.scope import active_scope
 from sessionware.core.defaults import default_store
 
@@ -120,13 +120,13 @@ def _begin(
     config: WrapConfig, options: Any, stream: bool, *, is_async: bool
 ) -> InterceptedCall | PendingCall | None:
     """How to intercept the call: captured only (a plain observe-mode call, see
-    ``_pending``), intercepted in full, or not at all (None: it passes through)."""
+    ``pending``), intercepted in full, or not at all (None: it passes through)."""
     if not config.enabled or _active.get() is not None:
         return None
     if _recorded_above and any(check() for check in _recorded_above):
         return None
-    if _guard.kept is not None:
-        _guard.raise_deferred()  # strict mode: a failure of the recorder thread surfaces here
+    if guard.kept is not None:
+        guard.raise_deferred()  # strict mode: a failure of the recorder thread surfaces here
     try:
         endpoint = config.spec.endpoint(options.method, options.url)
         body = options.json_data
@@ -139,7 +139,7 @@ def _begin(
             config, endpoint, options, endpoint.read_request(body), stream=stream, is_async=is_async
         )
     except Exception as exc:
-        _guard.report("a request", exc)
+        guard.report("a request", exc)
         return None
 
 

@@ -1,5 +1,5 @@
 """Reading OpenAI requests and responses: chat completions, embeddings (Responses: see
-``_openai_responses``), for ``OpenAI``, ``AsyncOpenAI`` and their Azure twins.
+``openai.responses``), for ``OpenAI``, ``AsyncOpenAI`` and their Azure twins.
 
 Readers take whatever the SDK built (``ChatCompletion``, ``ChatCompletionChunk``...) or
 parsed JSON (``AttrDict``) and read it by attribute with defaults, so chunks from
@@ -21,10 +21,9 @@ from functools import partial
 from time import perf_counter
 from typing import Any
 
-from sessionware.adapters._messages import content_text, field, message_key
-from sessionware.adapters._openai_responses import ResponsesEndpoint, openai_usage
-from sessionware.adapters._resent import ResentHistory
-from sessionware.adapters._types import (
+from sessionware.adapters.engine.messages import content_text, field, message_key
+from sessionware.adapters.engine.resent import ResentHistory
+from sessionware.adapters.engine.types import (
     CallOutput,
     CallRequest,
     Endpoint,
@@ -33,6 +32,7 @@ from sessionware.adapters._types import (
     WireCall,
     WireMessage,
 )
+from sessionware.adapters.openai.responses import ResponsesEndpoint, openai_usage
 from sessionware.core.session.enums import Role
 
 __all__ = ["ChatEndpoint", "EmbeddingsEndpoint", "OpenAISpec", "openai_usage", "spec_for"]

@@ -10,7 +10,7 @@ by default when ``pytest`` has been imported (``"pytest" in sys.modules``), and 
 forced either way with ``set_strict(True)`` / ``set_strict(False)``; ``set_strict(None)``
 goes back to the automatic choice.
 
-Work deferred to the recorder thread (``_background``) fails away from the app: there,
+Work deferred to the recorder thread (``background``) fails away from the app: there,
 ``report`` logs and counts in every mode and never raises (the thread must live on). In
 strict mode the failure is also kept and re-raised on the app's side at the next place
 the app touches the adapters: its next wrapped call (before anything is sent) or

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from enum import Enum
 from typing import Any
 
-from sessionware.adapters._types import CallOutput, EndpointKind
+from sessionware.adapters.engine.types import CallOutput, EndpointKind
 from sessionware.core.memory.faults import is_vm_tool
 
 __all__ = [

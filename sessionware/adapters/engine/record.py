@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sessionware.adapters._messages import content_text, event_key, message_keys, usage_of
-from sessionware.adapters._types import CallOutput, CallRequest, EndpointKind, WireMessage
+from sessionware.adapters.engine.messages import content_text, event_key, message_keys, usage_of
+from sessionware.adapters.engine.types import CallOutput, CallRequest, EndpointKind, WireMessage
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.accounting.tokens import counter_for_model
 from sessionware.core.accounting.usage import TokenSource, TokenUsage

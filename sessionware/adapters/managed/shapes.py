@@ -26,8 +26,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from sessionware.adapters._messages import content_text
-from sessionware.adapters._types import CallOutput, EndpointKind, WireCall
+from sessionware.adapters.engine.messages import content_text
+from sessionware.adapters.engine.types import CallOutput, EndpointKind, WireCall
 from sessionware.core.memory.enums import Provider
 from sessionware.core.memory.faults import is_vm_tool
 from sessionware.core.memory.models import BuiltContext

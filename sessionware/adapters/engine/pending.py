@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sessionware.adapters import _background, _guard
-from sessionware.adapters._call import InterceptedCall
-from sessionware.adapters._config import WrapConfig
-from sessionware.adapters._types import Endpoint
+from sessionware.adapters.engine import background, guard
+from sessionware.adapters.engine.call import InterceptedCall
+from sessionware.adapters.engine.config import WrapConfig
+from sessionware.adapters.engine.types import Endpoint
 from sessionware.adapters.scope import SessionHandle, SessionScope, handle_of, note_pending
 from sessionware.core.session.state import SessionState
 from sessionware.core.store.store import Store
@@ -46,7 +46,7 @@ class SessionLater:
         if scope is not None:
             scope.handle.bind(self.store)
         if self.store.defer_unresolved(work):
-            _background.schedule_resolution(self.store)
+            background.schedule_resolution(self.store)
         note_pending(self)
 
     def handle(self) -> SessionHandle | None:
@@ -82,7 +82,7 @@ class PendingCall(SessionLater):
         try:
             self.queue(self.resolve, self.scope)
         except Exception as exc:
-            _guard.report("a call", exc)
+            guard.report("a call", exc)
 
     def resolve(self) -> None:
         """Read the request, open the session, defer the record there (in the store's
@@ -106,4 +106,4 @@ class PendingCall(SessionLater):
             self.state = call.state
             call.defer_outcome(result, error, self.ended)
         except Exception as exc:
-            _guard.report("a call", exc)
+            guard.report("a call", exc)

@@ -28,7 +28,7 @@ delay: every read of a session settles it first, and ``settle()`` cuts it short.
 ``settle()`` waits until everything queued so far has run (tests, and apps about to read
 stats, though reads settle by themselves); at a normal interpreter exit it runs before
 the stores flush, so nothing is lost. Failures of the work are the work's to report
-(``_guard``); one that escapes is logged and the thread carries on. ``stats()`` counts the
+(``guard``); one that escapes is logged and the thread carries on. ``stats()`` counts the
 thread's batches, items and CPU time.
 """
 
@@ -47,7 +47,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sessionware.adapters import _guard
+from sessionware.adapters.engine import guard
 
 __all__ = [
     "IDLE_POLLS",
@@ -179,9 +179,9 @@ def _run_one(item: Callable[[], None] | threading.Event) -> None:
     try:
         item()
     except Exception as exc:
-        # The work reports its own failures (``_guard.report`` keeps them on this thread);
+        # The work reports its own failures (``guard.report`` keeps them on this thread);
         # what escapes it is a bug in that reporting, counted the same way.
-        _guard.report("deferred work", exc)
+        guard.report("deferred work", exc)
 
 
 _hooks_installed = False
@@ -211,7 +211,7 @@ def _run() -> None:
 
 
 def _loop() -> None:
-    _guard.mark_recorder_thread()
+    guard.mark_recorder_thread()
     while True:
         item: Callable[[], None] | threading.Event | None = _queue.get()  # idle: block for work
         if not isinstance(item, threading.Event):
@@ -277,7 +277,7 @@ def settle(timeout: float | None = 10.0) -> bool:
         _queue.put(marker)  # before the flag: a look at the queue after the flag finds it
         _urgent.set()
         done = marker.wait(timeout)
-    _guard.raise_deferred()
+    guard.raise_deferred()
     return done
 
 

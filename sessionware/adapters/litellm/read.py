@@ -20,9 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sessionware.adapters._messages import to_int, usage_of
-from sessionware.adapters._types import CallOutput, CallRequest, WireCall
-from sessionware.adapters.openai import ChatEndpoint
+from sessionware.adapters.engine.messages import to_int, usage_of
+from sessionware.adapters.engine.types import CallOutput, CallRequest, WireCall
+from sessionware.adapters.openai.chat import ChatEndpoint
 from sessionware.core.accounting.usage import TokenUsage
 
 __all__ = [

@@ -50,20 +50,20 @@ from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from sessionware.adapters import _background, _core, _guard
-from sessionware.adapters._litellm_handle import ManagedLiteLLM
-from sessionware.adapters._litellm_managed import AsyncManagedStream, ManagedStream, is_managed_call
-from sessionware.adapters._litellm_read import (
+from sessionware.adapters.engine import background, funnel, guard
+from sessionware.adapters.engine.messages import fingerprint
+from sessionware.adapters.engine.pending import SessionLater
+from sessionware.adapters.engine.record import CallFacts, record_call
+from sessionware.adapters.engine.types import EndpointKind
+from sessionware.adapters.litellm.handle import ManagedLiteLLM
+from sessionware.adapters.litellm.read import (
     RECORDED_CALL_TYPES,
     LiteLLMCall,
     is_chunk,
     price_provider,
     read_call,
 )
-from sessionware.adapters._messages import fingerprint
-from sessionware.adapters._pending import SessionLater
-from sessionware.adapters._recorder import CallFacts, record_call
-from sessionware.adapters._types import EndpointKind
+from sessionware.adapters.litellm.rounds import AsyncManagedStream, ManagedStream, is_managed_call
 from sessionware.adapters.scope import SessionScope, active_scope
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.defaults import default_price_book, default_store
@@ -154,7 +154,7 @@ class SessionCallback(CustomLogger):
         self.fallback_session_id = f"calls-{uuid.uuid4().hex[:16]}"
         """Where calls with no conversation to thread on go when nothing names a session."""
         self._disagreed: set[str] = set()
-        _core.add_outer_recorder(_inside_recorded_completion)
+        funnel.add_outer_recorder(_inside_recorded_completion)
 
     # -- LiteLLM's events ------------------------------------------------------------
 
@@ -200,7 +200,7 @@ class SessionCallback(CustomLogger):
                 return None
             return read_call(kwargs, response, start_time, end_time, failed=failed)
         except Exception as exc:
-            _guard.report("a LiteLLM call", exc)
+            guard.report("a LiteLLM call", exc)
             return None
 
     # -- the session -------------------------------------------------------------------
@@ -241,7 +241,7 @@ class SessionCallback(CustomLogger):
             pending = SessionLater(self._store())
             pending.queue(partial(self._resolve, call, scope, pending), scope)
         except Exception as exc:
-            _guard.report("a LiteLLM call", exc)
+            guard.report("a LiteLLM call", exc)
 
     def _resolve(self, call: LiteLLMCall, scope: SessionScope | None, pending: SessionLater) -> None:
         try:
@@ -253,7 +253,7 @@ class SessionCallback(CustomLogger):
             pending.state = self._adopt(state, scope)
             self._defer(state, call)
         except Exception as exc:
-            _guard.report("a LiteLLM call", exc)
+            guard.report("a LiteLLM call", exc)
 
     # -- recording ---------------------------------------------------------------------
 
@@ -262,13 +262,13 @@ class SessionCallback(CustomLogger):
         the event loop LiteLLM runs this on (or its logging thread) goes on at once, and
         anything that reads the session first records it."""
         if state.defer(partial(self._record_deferred, state, call)):
-            _background.schedule(state)
+            background.schedule(state)
 
     def _record_deferred(self, state: SessionState, call: LiteLLMCall) -> None:
         try:
             self._record(state, call)
         except Exception as exc:
-            _guard.report("a LiteLLM call", exc)
+            guard.report("a LiteLLM call", exc)
 
     def _record(self, state: SessionState, call: LiteLLMCall) -> None:
         prices = self.prices or default_price_book()
@@ -455,5 +455,5 @@ def _inside_recorded_completion() -> bool:
             frame = back
         return False
     except Exception as exc:
-        _guard.report("a LiteLLM call check", exc)
+        guard.report("a LiteLLM call check", exc)
         return False

@@ -32,7 +32,7 @@ are bounded by ``max_faults_per_turn + 1``. Should a response still carry a memo
 after that (a server ignoring ``tool_choice``), the app gets it without the call: a copy
 of the response, or the stream with those chunks left out.
 
-Streams read ahead until they show what the round is (see ``_managed_streams``): a
+Streams read ahead until they show what the round is (see ``managed.streams``): a
 memory call makes it hidden, an answer is handed to the app from its first chunk once
 ``stream_holdback_chars`` of text arrived. Time to first token is recorded for hidden
 rounds (from their own send) and for the final one (from the app's call).
@@ -58,9 +58,11 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sessionware.adapters._core import HiddenRound, InterceptedCall
-from sessionware.adapters._managed_shapes import Served, Shape, shape_for
-from sessionware.adapters._managed_streams import (
+from sessionware.adapters.engine.funnel import HiddenRound, InterceptedCall
+from sessionware.adapters.engine.record import request_drafts
+from sessionware.adapters.engine.types import CallOutput
+from sessionware.adapters.managed.shapes import Served, Shape, shape_for
+from sessionware.adapters.managed.streams import (
     Capture,
     Peek,
     Verdict,
@@ -72,9 +74,7 @@ from sessionware.adapters._managed_streams import (
     raising,
     without_memory_calls,
 )
-from sessionware.adapters._managed_tokens import AppTokens
-from sessionware.adapters._recorder import request_drafts
-from sessionware.adapters._types import CallOutput
+from sessionware.adapters.managed.tokens import AppTokens
 from sessionware.core.accounting.tokens import counter_for_model
 from sessionware.core.defaults import default_price_book
 from sessionware.core.errors import InvalidSessionOperation, StorageError, TokenLimitExceeded
