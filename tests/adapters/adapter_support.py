@@ -11,7 +11,7 @@ import httpx2
 import openai
 
 from sessionware.adapters.api import settle
-from sessionware.adapters.fakes import FakeAnthropic, FakeOpenAI
+from sessionware.adapters.fakes import FakeAnthropic, FakeOpenAI, sse
 from sessionware.core.session.enums import EventType
 from sessionware.core.session.models import SessionEvent
 from sessionware.core.session.registry import registry_for
@@ -82,3 +82,23 @@ def live_events(store: Store, session_id: str) -> list[SessionEvent]:
 
 
 Factory = Callable[..., Any]
+
+
+def n_calls(store: Store) -> int:
+    """LLM calls recorded in the store, over all sessions, once the recorder settled."""
+    assert settle()
+    store.flush_sync()
+    return sum(info.totals.llm_calls for info in store.list_sessions_sync())
+
+
+def the_call(store: Store) -> Any:
+    """The one LLM call event of the store's only session."""
+    [event] = calls(session_events(store, only_session(store)))
+    return event
+
+
+def sse_response(http: Any, events: list[dict[str, Any]], *, named: bool = False) -> Any:
+    """An HTTP handler (for ``http``, httpx or httpx2) answering with these events as SSE."""
+    return lambda request: http.Response(
+        200, content=sse(events, named=named, done=not named), headers={"content-type": "text/event-stream"}
+    )

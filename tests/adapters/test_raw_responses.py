@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+import httpx
 import openai
-from adapter_support import calls, only_session, session_events
+from adapter_support import calls, make_openai, only_session, session_events
 
+import sessionware
 from sessionware.adapters.fakes import FakeAnthropic, FakeOpenAI, Reply
 from sessionware.core.accounting.usage import TokenSource
 from sessionware.core.store import Store
@@ -133,3 +136,44 @@ def test_anthropic_raw_and_streaming_responses_are_recorded(
     recorded = calls(session_events(store, only_session(store)))
     assert [e.content for e in recorded] == ["You said: Raw, please", "You said: Again"]
     assert recorded[1].usage is not None and recorded[1].usage.source is TokenSource.PROVIDER
+
+
+# -- Complaint class 5 of section (c) of adapter_anchors.md: with_raw_response crashes or is recorded as junk
+
+
+def test_raw_responses_are_recorded_from_their_data(openai_api: FakeOpenAI, store: Store) -> None:
+    client = sessionware.wrap(make_openai("AsyncOpenAI", openai_api), store=store)
+
+    async def run() -> Any:
+        return await client.chat.completions.with_raw_response.create(model=MODEL, messages=QUESTION)
+
+    raw = asyncio.run(run())  # langfuse#2218
+
+    assert type(raw).__name__ == "LegacyAPIResponse"  # logfire#62: not mistaken for a completion
+    assert raw.parse().choices[0].message.content == "You said: Raw, please"
+    event = the_call(store)
+    assert event.content == "You said: Raw, please"  # the data, not a stringified object (langsmith#2480)
+    assert "LegacyAPIResponse" not in json.dumps(event.model_dump(mode="json"))
+
+
+def test_a_body_mocked_as_already_read_is_still_recorded(
+    openai_client: Any, openai_api: FakeOpenAI, store: Store
+) -> None:
+    completion = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": MODEL,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "pre-read"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
+    openai_api.push(lambda request: httpx.Response(200, json=completion))
+
+    with openai_client.chat.completions.with_streaming_response.create(
+        model=MODEL, messages=QUESTION
+    ) as response:
+        assert response.parse().choices[0].message.content == "pre-read"
+
+    assert the_call(store).usage.input_tokens == 3

@@ -1,0 +1,89 @@
+"""A bookkeeping failure never breaks the app's call (and is raised under tests).
+
+Complaint class 11 that users reported against other LLM wrappers (section (c) of
+``shared/reference/adapter_anchors.md``): each test reproduces the reported situation
+against the real SDKs (only HTTP is fake) and shows it does not happen here.
+"""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from adapter_support import make_openai, n_calls, sse_response
+
+import sessionware
+from sessionware.adapters.api import settle
+from sessionware.adapters.engine import guard
+from sessionware.adapters.fakes import FakeOpenAI
+from sessionware.core.errors import StorageError
+from sessionware.core.store import Store
+from sessionware.core.store.sqlite import SQLiteBackend
+
+MODEL = "gpt-4o-mini"
+QUESTION = [{"role": "user", "content": "Say something"}]
+
+
+# -- 11. Instrumentation errors leak into the app ------------------------------------------------
+
+
+def test_a_store_that_is_down_never_breaks_the_call(
+    openai_api: FakeOpenAI, tmp_path: Path, lenient: None
+) -> None:
+    broken = tmp_path / "not-a-database.db"
+    broken.write_bytes(b"this is not sqlite" * 100)
+    client = sessionware.wrap(make_openai("OpenAI", openai_api), store=Store(SQLiteBackend(broken)))
+    errors_before = guard.health().internal_errors
+
+    reply = client.chat.completions.create(model=MODEL, messages=QUESTION)
+    chunks = list(client.chat.completions.create(model=MODEL, messages=QUESTION, stream=True))
+
+    assert reply.choices[0].message.content == "You said: Say something"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "You said: Say something"
+    assert guard.health().internal_errors == errors_before + 2
+    assert "StorageError" in (guard.health().last_error or "")
+
+
+def test_under_tests_a_bookkeeping_failure_is_raised(openai_api: FakeOpenAI, tmp_path: Path) -> None:
+    broken = tmp_path / "not-a-database.db"
+    broken.write_bytes(b"this is not sqlite" * 100)
+    client = sessionware.wrap(make_openai("OpenAI", openai_api), store=Store(SQLiteBackend(broken)))
+
+    with pytest.raises(StorageError):
+        client.chat.completions.create(model=MODEL, messages=QUESTION)
+        # Its session is opened off the app's path: the failure surfaces at the next settle.
+        settle()
+
+
+def test_a_chunk_we_cannot_read_does_not_cut_the_stream(
+    openai_client: Any, openai_api: FakeOpenAI, store: Store, lenient: None
+) -> None:
+    base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
+    weird = {
+        **base,
+        "choices": [{"index": 0, "delta": {"content": ["not", "a", "string"]}, "finish_reason": None}],
+    }
+    fine = {**base, "choices": [{"index": 0, "delta": {"content": "fine"}, "finish_reason": "stop"}]}
+    openai_api.push(sse_response(httpx, [weird, fine]))
+    errors_before = guard.health().internal_errors
+
+    received = list(openai_client.chat.completions.create(model=MODEL, messages=QUESTION, stream=True))
+
+    assert [c.choices[0].delta.content for c in received] == [["not", "a", "string"], "fine"]
+    assert guard.health().internal_errors > errors_before
+
+
+def test_the_app_s_own_exceptions_pass_through_untouched(openai_client: Any, store: Store) -> None:
+    # openlit#565: a wrapper swallowed the user's exception and returned None.
+    class AppError(Exception):
+        pass
+
+    with pytest.raises(AppError, match="the app's own"):
+        for _ in openai_client.chat.completions.create(model=MODEL, messages=QUESTION, stream=True):
+            raise AppError("the app's own")
+    gc.collect()
+
+    assert n_calls(store) == 1
