@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from sessionware.cli import timeline, totals
 from sessionware.cli.app import Invocation, report_error
+from sessionware.cli.cache import events_cache, format_saved, format_share, session_cache
 from sessionware.cli.export import ExportFormat, dump_export, import_session, parse_export, read_export
 from sessionware.cli.parser import ExitCode
 from sessionware.cli.render import (
@@ -30,6 +31,8 @@ from sessionware.cli.render import (
     render_plain,
     render_table,
 )
+from sessionware.core.accounting.caching import CacheFigures
+from sessionware.core.defaults import default_price_book
 from sessionware.core.errors import (
     InvalidSessionOperation,
     SessionAlreadyExists,
@@ -65,6 +68,8 @@ _SESSION_COLUMNS = [
     Column("tokens in", numeric=True),
     Column("tokens out", numeric=True),
     Column("cost", numeric=True),
+    Column("cached", numeric=True),
+    Column("saved", numeric=True),
     Column("model"),
     Column("parent"),
 ]
@@ -79,6 +84,9 @@ _SESSION_PLAIN_COLUMNS = [
     Column("parent"),
     Column("calls"),
     Column("unpriced_calls"),
+    Column("cache_read_tokens"),
+    Column("cache_read_share"),
+    Column("cache_saved"),
 ]
 
 
@@ -86,7 +94,7 @@ def _models(info: SessionInfo) -> list[str]:
     return [m for m, _ in sorted(info.totals.models.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def _session_cells(info: SessionInfo) -> list[str]:
+def _session_cells(info: SessionInfo, cache: CacheFigures) -> list[str]:
     t = info.totals
     models = _models(info)
     model = models[0] + (f" +{len(models) - 1}" if len(models) > 1 else "") if models else ""
@@ -97,12 +105,14 @@ def _session_cells(info: SessionInfo) -> list[str]:
         format_count(t.usage.input_tokens),
         format_count(t.usage.output_tokens),
         format_cost(t.cost, unpriced_calls=t.unpriced_calls, calls=t.llm_calls),
+        format_share(cache),
+        format_saved(cache),
         model,
         info.parent_id or "",
     ]
 
 
-def _session_plain(info: SessionInfo) -> list[str]:
+def _session_plain(info: SessionInfo, cache: CacheFigures) -> list[str]:
     t = info.totals
     return [
         info.id,
@@ -115,6 +125,9 @@ def _session_plain(info: SessionInfo) -> list[str]:
         info.parent_id or "",
         str(t.llm_calls),
         str(t.unpriced_calls),
+        str(cache.cache_read_tokens),
+        f"{cache.read_share:.4f}",
+        "" if cache.saved_cost is None else plain_decimal(cache.saved_cost),
     ]
 
 
@@ -122,13 +135,22 @@ def sessions(inv: Invocation) -> int:
     """``sessionware sessions``: the store's sessions, newest first."""
     store = inv.open_store()
     infos = _read(store, lambda: store.list_sessions_sync(parent_id=inv.args.parent, limit=inv.args.limit))
+    prices = default_price_book()
+    caches = [_read(store, partial(session_cache, info, prices, partial(_events, store))) for info in infos]
     fmt = inv.output_format
     if fmt is OutputFormat.JSON:
-        inv.write_json([info.model_dump(mode="json") for info in infos])
+        inv.write_json(
+            [
+                info.model_dump(mode="json") | {"cache": cache.model_dump(mode="json")}
+                for info, cache in zip(infos, caches, strict=True)
+            ]
+        )
     elif fmt is OutputFormat.PLAIN:
-        inv.write(render_plain(_SESSION_PLAIN_COLUMNS, [_session_plain(i) for i in infos], header=inv.header))
+        rows = [_session_plain(i, c) for i, c in zip(infos, caches, strict=True)]
+        inv.write(render_plain(_SESSION_PLAIN_COLUMNS, rows, header=inv.header))
     elif infos:
-        inv.write(render_table(_SESSION_COLUMNS, [_session_cells(i) for i in infos]))
+        rows = [_session_cells(i, c) for i, c in zip(infos, caches, strict=True)]
+        inv.write(render_table(_SESSION_COLUMNS, rows))
     else:
         inv.note(f"no sessions in {store.location}")
     return int(ExitCode.OK)
@@ -141,9 +163,10 @@ def show(inv: Invocation) -> int:
     """``sessionware show ID``: one session as a timeline."""
     store = inv.open_store()
     session = _read(store, lambda: store.load_sync(inv.args.session_id))
+    cache = events_cache(session.events, default_price_book())
     fmt = inv.output_format
     if fmt is OutputFormat.JSON:
-        inv.write_json(session.model_dump(mode="json"))
+        inv.write_json(session.model_dump(mode="json") | {"cache": cache.model_dump(mode="json")})
     elif fmt is OutputFormat.PLAIN:
         inv.write(render_plain(timeline.PLAIN_COLUMNS, timeline.plain_rows(session), header=inv.header))
     else:
@@ -153,12 +176,17 @@ def show(inv: Invocation) -> int:
                 location=f"{store.kind}: {store.location}",
                 width=inv.terminal_width(),
                 max_chars=inv.args.max_chars,
+                cache=cache,
             )
         )
     return int(ExitCode.OK)
 
 
 # -- stats ---------------------------------------------------------------------------
+
+
+def _events(store: Store, session_id: str) -> list[SessionEvent]:
+    return store.call_sync(store.backend.load_events, session_id)
 
 
 def _all_events(store: Store, infos: list[SessionInfo]) -> Iterator[tuple[str, list[SessionEvent]]]:
@@ -171,7 +199,11 @@ def stats(inv: Invocation) -> int:
     store = inv.open_store()
     infos = _read(store, store.list_sessions_sync)
     report = totals.build_report(
-        _all_events(store, infos), store=store.location, since=inv.args.since, until=inv.args.until
+        _all_events(store, infos),
+        store=store.location,
+        since=inv.args.since,
+        until=inv.args.until,
+        prices=default_price_book(),
     )
     fmt = inv.output_format
     if fmt is OutputFormat.JSON:

@@ -12,6 +12,7 @@ import textwrap
 from collections.abc import Iterable
 from typing import Any
 
+from sessionware.cli.cache import format_saved, format_share
 from sessionware.cli.render import (
     Column,
     clip,
@@ -21,6 +22,7 @@ from sessionware.cli.render import (
     iso_utc,
     plain_decimal,
 )
+from sessionware.core.accounting.caching import CacheFigures
 from sessionware.core.session.enums import EventType, Role
 from sessionware.core.session.models import Session, SessionEvent, SessionTotals
 
@@ -194,7 +196,19 @@ def _totals_line(totals: SessionTotals) -> str:
     return " · ".join(parts)
 
 
-def _header(session: Session, location: str) -> list[tuple[str, str]]:
+def _cache_line(cache: CacheFigures) -> str:
+    parts = [
+        f"{format_share(cache)} of input read from cache "
+        f"({format_count(cache.cache_read_tokens)} of {format_count(cache.input_tokens)} tokens)"
+    ]
+    if cache.cache_write_tokens:
+        parts.append(f"{format_count(cache.cache_write_tokens)} written")
+    saved = format_saved(cache)
+    parts.append(f"saved {saved}" if saved != "?" else "saving unknown (unpriced model)")
+    return " · ".join(parts)
+
+
+def _header(session: Session, location: str, cache: CacheFigures | None = None) -> list[tuple[str, str]]:
     rows = [("session", session.id)]
     if session.parent_id:
         rows.append(("parent", session.parent_id))
@@ -211,12 +225,17 @@ def _header(session: Session, location: str) -> list[tuple[str, str]]:
         extra = f" {_compact(run.metadata)}" if run.metadata else ""
         rows.append(("run", f"{run.id} {run.status.value}{took}{extra}"))
     rows.append(("totals", _totals_line(session.totals)))
+    if cache is not None and (cache.cache_read_tokens or cache.cache_write_tokens):
+        rows.append(("cache", _cache_line(cache)))
     return rows
 
 
-def render_timeline(session: Session, *, location: str, width: int, max_chars: int) -> str:
-    """The session as text for a terminal ``width`` columns wide."""
-    out = [f"{key:<9} {value}" for key, value in _header(session, location)]
+def render_timeline(
+    session: Session, *, location: str, width: int, max_chars: int, cache: CacheFigures | None = None
+) -> str:
+    """The session as text for a terminal ``width`` columns wide (``cache``: its prompt-cache
+    figures, shown under the totals when the session used the cache)."""
+    out = [f"{key:<9} {value}" for key, value in _header(session, location, cache)]
     replaced = superseded_by(session.events)
     seq_width = len(str(session.last_seq or 1)) + 1
     indent = " " * (2 + seq_width + 2 + 8 + 2 + 11 + 1)

@@ -16,7 +16,11 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from sessionware.cli.cache import format_saved, format_share
 from sessionware.cli.render import Column, format_cost, format_count, plain_decimal
+from sessionware.core.accounting.caching import CacheFigures, CacheTally
+from sessionware.core.accounting.pricing import PriceBook
+from sessionware.core.defaults import default_price_book
 from sessionware.core.session.models import SessionEvent, SessionTotals
 
 __all__ = [
@@ -57,6 +61,10 @@ class UsageRow(BaseModel):
     cost: Decimal
     unpriced_calls: int
     errors: int
+    cache_read_share: float = 0.0
+    """Share of ``input_tokens`` read from the providers' prompt caches."""
+    cache_saved_cost: Decimal | None = Decimal(0)
+    """Net dollars the prompt cache saved (None when no call using it had a price)."""
 
 
 class UsageReport(BaseModel):
@@ -74,15 +82,19 @@ class UsageReport(BaseModel):
 
 @dataclass
 class _Bucket:
+    cache: CacheTally
     totals: SessionTotals = field(default_factory=SessionTotals)
     sessions: set[str] = field(default_factory=set)
 
     def add(self, session_id: str, event: SessionEvent) -> None:
         self.totals.fold(event)
         self.sessions.add(session_id)
+        if event.usage is not None:
+            self.cache.add(event.model, event.usage, event.cost, event.provider)
 
     def row(self, group: StatsGroup, key: str) -> UsageRow:
         t = self.totals
+        cache = self.cache.figures()
         return UsageRow(
             group=group,
             key=key,
@@ -95,6 +107,8 @@ class _Bucket:
             cost=t.cost,
             unpriced_calls=t.unpriced_calls,
             errors=t.errors,
+            cache_read_share=cache.read_share,
+            cache_saved_cost=cache.saved_cost,
         )
 
 
@@ -104,21 +118,30 @@ def build_report(
     store: str,
     since: str | None = None,
     until: str | None = None,
+    prices: PriceBook | None = None,
 ) -> UsageReport:
-    """Fold every ``(session_id, events)`` pair into the report; days are ``YYYY-MM-DD``."""
+    """Fold every ``(session_id, events)`` pair into the report; days are ``YYYY-MM-DD``.
+    ``prices`` prices the cache savings (default: the process's price book)."""
+    book = prices if prices is not None else default_price_book()
     by_model: dict[str, _Bucket] = {}
     by_day: dict[str, _Bucket] = {}
-    total = _Bucket()
+    total = _Bucket(CacheTally(book))
     for session_id, events in sessions:
         for event in events:
             day = _utc_day(event.timestamp)
             if (since is not None and day < since) or (until is not None and day > until):
                 continue
             total.add(session_id, event)
-            by_day.setdefault(day, _Bucket()).add(session_id, event)
+            bucket = by_day.get(day)
+            if bucket is None:
+                bucket = by_day[day] = _Bucket(CacheTally(book))
+            bucket.add(session_id, event)
             model = event.model or (NO_MODEL if event.usage is not None else None)
             if model is not None:
-                by_model.setdefault(model, _Bucket()).add(session_id, event)
+                bucket = by_model.get(model)
+                if bucket is None:
+                    bucket = by_model[model] = _Bucket(CacheTally(book))
+                bucket.add(session_id, event)
     models = sorted(
         (b.row(StatsGroup.MODEL, k) for k, b in by_model.items()),
         key=lambda r: (-r.cost, -r.calls, r.key),
@@ -151,6 +174,8 @@ PLAIN_COLUMNS = [
     Column("cost", numeric=True),
     Column("unpriced_calls", numeric=True),
     Column("errors", numeric=True),
+    Column("cache_read_share", numeric=True),
+    Column("cache_saved", numeric=True),
 ]
 
 
@@ -169,6 +194,8 @@ def plain_rows(report: UsageReport) -> list[list[str]]:
             plain_decimal(r.cost),
             str(r.unpriced_calls),
             str(r.errors),
+            f"{r.cache_read_share:.4f}",
+            "" if r.cache_saved_cost is None else plain_decimal(r.cache_saved_cost),
         ]
         for r in rows
     ]
@@ -181,8 +208,10 @@ def table_columns(first: str) -> list[Column]:
         Column("calls", numeric=True),
         Column("tokens in", numeric=True),
         Column("cached", numeric=True),
+        Column("cache %", numeric=True),
         Column("tokens out", numeric=True),
         Column("cost", numeric=True),
+        Column("saved", numeric=True),
         Column("errors", numeric=True),
     ]
 
@@ -195,9 +224,21 @@ def table_rows(rows: Iterable[UsageRow]) -> list[list[str]]:
             format_count(r.calls),
             format_count(r.input_tokens),
             format_count(r.cache_read_tokens),
+            format_share(_figures(r)),
             format_count(r.output_tokens),
             format_cost(r.cost, unpriced_calls=r.unpriced_calls, calls=r.calls),
+            format_saved(_figures(r)),
             format_count(r.errors),
         ]
         for r in rows
     ]
+
+
+def _figures(row: UsageRow) -> CacheFigures:
+    return CacheFigures(
+        input_tokens=row.input_tokens,
+        cache_read_tokens=row.cache_read_tokens,
+        cache_write_tokens=row.cache_write_tokens,
+        read_share=row.cache_read_share,
+        saved_cost=row.cache_saved_cost,
+    )

@@ -25,6 +25,9 @@ def test_piped_output_is_one_tab_separated_line_per_session_newest_first(recorde
         "parent",
         "calls",
         "unpriced_calls",
+        "cache_read_tokens",
+        "cache_read_share",
+        "cache_saved",
     ]
     by_id = {row.split("\t")[0]: row.split("\t") for row in rows}
     assert [row.split("\t")[0] for row in rows] == [recorded.child, recorded.parent]
@@ -66,6 +69,8 @@ def test_forced_table_aligns_columns_and_marks_partly_priced_costs(recorded, cli
         "tokens",
         "out",
         "cost",
+        "cached",
+        "saved",
         "model",
         "parent",
     ]

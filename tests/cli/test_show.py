@@ -119,5 +119,7 @@ def test_json_is_the_stored_session(recorded, cli) -> None:
     store = open_store(recorded.url)
     stored = store.load_sync(recorded.parent)
     store.close()
+    cache = shown.pop("cache")
     assert shown == json.loads(stored.model_dump_json())
+    assert cache["cache_read_tokens"] == stored.totals.usage.cache_read_tokens
     assert shown["children"] == [recorded.child]

@@ -8,6 +8,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
+from sessionware.core.accounting.caching import cache_saving, read_share
+from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.accounting.usage import TokenSource, TokenUsage
 from sessionware.core.session.enums import Role
 from sessionware.core.session.models import SessionInfo
@@ -58,12 +60,23 @@ class SessionStats(BaseModel):
     tokens_saved: int
     managed_input_tokens: int = 0
     """Input tokens the provider reported for the managed calls (``app_input_tokens``'s twin)."""
+    cache_read_share: float = 0.0
+    """Share of the input tokens the providers served from their prompt cache."""
+    cache_saved_cost: Decimal | None = None
+    """Net dollars the prompt cache saved (see ``core.accounting.caching``); None when the
+    session used the cache on more than one model or on one without a known price."""
     models: dict[str, int]
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def from_infos(cls, infos: Sequence[SessionInfo], *, infinite_context: bool = False) -> SessionStats:
+    def from_infos(
+        cls,
+        infos: Sequence[SessionInfo],
+        *,
+        infinite_context: bool = False,
+        prices: PriceBook | None = None,
+    ) -> SessionStats:
         """Combine the headers of a segment chain, oldest first, into one figure set."""
         by_role: dict[Role, int] = {}
         models: dict[str, int] = {}
@@ -124,7 +137,25 @@ class SessionStats(BaseModel):
             app_input_tokens=counts["app"],
             tokens_saved=max(counts["app"] - sent, 0) if counts["app"] else 0,
             managed_input_tokens=counts["sent"],
+            cache_read_share=read_share(usage),
+            cache_saved_cost=_saved(usage, cost, counts["unpriced"], models, prices),
             models=models,
             created_at=infos[0].created_at,
             updated_at=last.updated_at,
         )
+
+
+def _saved(
+    usage: TokenUsage, cost: Decimal, unpriced: int, models: dict[str, int], prices: PriceBook | None
+) -> Decimal | None:
+    """The cache saving of a chain's totals: exact when all its calls ran on one priced
+    model (totals keep no per-model usage, so a mix of models has no figure here)."""
+    if not (usage.cache_read_tokens or usage.cache_write_tokens):
+        return Decimal(0)
+    if len(models) != 1 or unpriced:
+        return None
+    if prices is None:
+        from sessionware.core.defaults import default_price_book
+
+        prices = default_price_book()
+    return cache_saving(prices, next(iter(models)), usage, cost)
