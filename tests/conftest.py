@@ -1,4 +1,4 @@
-"""Shared fixtures: real stores on disk and a real redis-server."""
+"""Shared fixtures: real stores on disk, a real redis-server and a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from postgres_server import PostgresMissing, PostgresServer
 
 from sessionware.core.store import MemoryBackend, Store
 from sessionware.core.store.sqlite import SQLiteBackend
@@ -69,3 +70,22 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on a free port, for the whole test session (see postgres_server.py)."""
+    try:
+        server = PostgresServer.start()
+    except PostgresMissing as exc:
+        if os.environ.get("SESSIONWARE_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required (SESSIONWARE_REQUIRE_POSTGRES is set): {exc}")
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of the session's PostgreSQL database (tests isolate themselves by schema)."""
+    return postgres_server.url
