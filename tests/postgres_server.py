@@ -203,10 +203,9 @@ class PostgresServer:
             return ""
 
     def kill(self) -> None:
-        """End the server at once (immediate shutdown, no checkpoint), as a crash would."""
+        """Take the server down (fast shutdown: every connection cut), keeping its files."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.send_signal(signal.SIGQUIT)
+            self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -214,7 +213,7 @@ class PostgresServer:
                 self.process.wait(timeout=5)
 
     def restart(self) -> None:
-        """Start the killed server again on the same files and port."""
+        """Start the server again on the same files and port."""
         self._launch()
 
     def stop(self) -> None:
