@@ -139,6 +139,27 @@ def _configure_import(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _configure_ui(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
+    parser.add_argument(
+        "--port", type=_port, default=8765, metavar="N", help="port to listen on (default 8765; 0: any free)"
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="needed with a --host other machines can reach; it prints a warning",
+    )
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError("must be at most 65535")
+    return value
+
+
 def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--session", metavar="ID", help="record every call into session ID")
     parser.add_argument(
@@ -259,6 +280,21 @@ COMMANDS: tuple[Command, ...] = (
         epilog=(
             "plain columns: group (model, day or total), key, sessions, calls, tokens_in, cached, "
             "cache_write, tokens_out, cost, unpriced_calls, errors.\n" + _PLAIN_NOTE
+        ),
+    ),
+    Command(
+        name="ui",
+        help="browse the sessions in a local web page (read-only)",
+        description=(
+            "Serve a read-only web page over the store: sessions with search and sort, each "
+            "session's timeline, per-call token, cost and latency charts, the context each call "
+            "was sent, and totals by model and by day. It listens on 127.0.0.1 by default."
+        ),
+        configure=_configure_ui,
+        handler="sessionware.cli.ui.command:ui",
+        epilog=(
+            "Open the printed address in a browser; Ctrl-C stops the server. The page loads nothing\n"
+            "from elsewhere. Any other --host needs --allow-remote: there is no login."
         ),
     ),
     Command(

@@ -1,0 +1,154 @@
+"""The session list of ``sessionware ui``: every session's header as a compact row,
+searched, sorted and cut into pages on the server.
+
+The rows come from ``Store.list_sessions_sync`` (headers and totals, no events) and are
+kept for ``max_age`` seconds, so typing in the search box or paging through 10,000
+sessions reads the store once, while a page opened later shows sessions recorded since.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sessionware.core.accounting.caching import cache_saving, read_share
+from sessionware.core.accounting.pricing import PriceBook
+from sessionware.core.session.enums import Role
+from sessionware.core.session.models import SessionInfo
+from sessionware.core.store.store import Store
+
+__all__ = ["SessionCatalog", "SessionSort"]
+
+_PROMPT_CHARS = 160
+
+
+class SessionSort(StrEnum):
+    """What the session list is ordered by."""
+
+    UPDATED = "updated"
+    CREATED = "created"
+    ID = "id"
+    TURNS = "turns"
+    CALLS = "calls"
+    EVENTS = "events"
+    TOKENS = "tokens"
+    COST = "cost"
+    CACHE = "cache"
+    SAVED = "saved"
+
+
+@dataclass(slots=True)
+class _Row:
+    fields: dict[str, Any]
+    haystack: str
+    keys: dict[SessionSort, Any]
+
+
+def _row(info: SessionInfo, prices: PriceBook) -> _Row:
+    t = info.totals
+    usage = t.usage
+    models = [m for m, _ in sorted(t.models.items(), key=lambda kv: (-kv[1], kv[0]))]
+    saved: Decimal | None = Decimal(0)
+    if usage.cache_read_tokens or usage.cache_write_tokens:
+        # Priced from the totals when one model made every call; a mix needs the events
+        # (the session view prices those call by call).
+        one_model = len(models) == 1 and not t.unpriced_calls
+        saved = cache_saving(prices, models[0], usage, t.cost) if one_model else None
+    prompt = (info.system_prompt or "")[:_PROMPT_CHARS]
+    fields = {
+        "id": info.id,
+        "parent_id": info.parent_id,
+        "created_at": info.created_at.isoformat(),
+        "updated_at": info.updated_at.isoformat(),
+        "turns": t.messages_by_role.get(Role.USER, 0),
+        "events": t.events,
+        "calls": t.llm_calls,
+        "errors": t.errors,
+        "page_faults": t.page_faults,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_read_share": read_share(usage),
+        "cache_saved_cost": None if saved is None else str(saved),
+        "cost": str(t.cost),
+        "unpriced_calls": t.unpriced_calls,
+        "models": models,
+        "managed": t.app_input_tokens > 0,
+        "system_prompt": prompt,
+    }
+    metadata = " ".join(f"{k}={v}" for k, v in info.metadata.items())
+    haystack = " ".join([info.id, info.parent_id or "", *models, prompt, metadata]).casefold()
+    keys: dict[SessionSort, Any] = {
+        SessionSort.UPDATED: info.updated_at,
+        SessionSort.CREATED: info.created_at,
+        SessionSort.ID: info.id,
+        SessionSort.TURNS: fields["turns"],
+        SessionSort.CALLS: t.llm_calls,
+        SessionSort.EVENTS: t.events,
+        SessionSort.TOKENS: usage.total_tokens,
+        SessionSort.COST: t.cost,
+        SessionSort.CACHE: fields["cache_read_share"],
+        SessionSort.SAVED: saved if saved is not None else Decimal(0),
+    }
+    return _Row(fields, haystack, keys)
+
+
+class SessionCatalog:
+    """Searchable, sortable pages of a store's sessions."""
+
+    def __init__(self, store: Store, prices: PriceBook, *, max_age: float = 2.0) -> None:
+        self._store = store
+        self._prices = prices
+        self._max_age = max_age
+        self._lock = threading.Lock()
+        self._rows: list[_Row] = []
+        self._read_at = float("-inf")
+        self._sorted: dict[tuple[SessionSort, bool], list[_Row]] = {}
+
+    def _current(self) -> list[_Row]:
+        with self._lock:
+            if time.monotonic() - self._read_at > self._max_age:
+                infos = self._store.list_sessions_sync()
+                self._rows = [_row(info, self._prices) for info in infos]
+                self._sorted = {}
+                self._read_at = time.monotonic()
+            return self._rows
+
+    def _ordered(self, sort: SessionSort, descending: bool) -> list[_Row]:
+        rows = self._current()
+        with self._lock:
+            found = self._sorted.get((sort, descending))
+            if found is None:
+                found = sorted(rows, key=lambda r: (r.keys[sort], r.fields["id"]), reverse=descending)
+                self._sorted[(sort, descending)] = found
+            return found
+
+    def page(
+        self,
+        *,
+        query: str = "",
+        sort: SessionSort = SessionSort.UPDATED,
+        descending: bool = True,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        """One page of sessions matching ``query`` (words, all present, case-insensitive)."""
+        rows = self._ordered(sort, descending)
+        words = query.casefold().split()
+        matched = [r for r in rows if all(w in r.haystack for w in words)] if words else rows
+        return {
+            "total": len(rows),
+            "matched": len(matched),
+            "offset": offset,
+            "limit": limit,
+            "sort": sort.value,
+            "descending": descending,
+            "rows": [r.fields for r in matched[offset : offset + limit]],
+        }
+
+    def children(self, session_id: str) -> list[str]:
+        return [r.fields["id"] for r in self._current() if r.fields["parent_id"] == session_id]
