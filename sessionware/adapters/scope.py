@@ -7,9 +7,11 @@ code that created it, and concurrent tasks or threads never see each other's. A 
 ``threading.Thread`` starts outside any scope (run it with
 ``contextvars.copy_context().run`` to carry one over).
 
-``sessionware.current_session()`` returns the innermost scope's session, or else the
-session the last wrapped call of this context recorded into, so an app that never names
-sessions can still read the stats of the one it is in.
+``sessionware.current_session()`` returns the session the last wrapped call of this
+context recorded into when that call was made in the innermost scope (or outside any),
+else the innermost scope's session: an app that never names sessions can still read the
+stats of the one it is in, and a client pinned with ``wrap(..., session_id=...)`` inside
+a scope reads the session it recorded into, not the scope's.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ _scope: contextvars.ContextVar[SessionScope | None] = contextvars.ContextVar(
 )
 _last: contextvars.ContextVar[SessionHandle | PendingSession | None] = contextvars.ContextVar(
     "sessionware_last", default=None
+)
+# The scope that was innermost when the last call was noted: inside a scope, that call's
+# session is current only when it was made in this very scope (a client pinned to
+# another session records there, and the app reads where its calls went).
+_last_scope: contextvars.ContextVar[SessionScope | None] = contextvars.ContextVar(
+    "sessionware_last_scope", default=None
 )
 
 
@@ -154,20 +162,21 @@ def session(session_id: str, /, **metadata: Any) -> SessionScope:
 
 
 def current_session() -> SessionHandle | None:
-    """The innermost ``session()`` scope, else the session of this context's last
-    wrapped call, else None.
+    """The session of this context's last wrapped call if it was made in the innermost
+    ``session()`` scope (or no scope is active), else that scope's session, else None.
 
     >>> with session("support-42"):
     ...     current_session().id
     'support-42'
     """
     scope = _scope.get()
-    if scope is not None:
-        return scope.handle
     last = _last.get()
-    if last is None or isinstance(last, SessionHandle):
-        return last
-    return last.handle()
+    if last is None or (scope is not None and _last_scope.get() is not scope):
+        return scope.handle if scope is not None else None
+    handle = last if isinstance(last, SessionHandle) else last.handle()
+    if scope is not None and (handle is None or handle.id == scope.id):
+        return scope.handle  # the scope's own session: the handle the app was given
+    return handle
 
 
 def active_scope() -> SessionScope | None:
@@ -183,13 +192,21 @@ def handle_of(state: SessionState) -> SessionHandle:
     return handle
 
 
+def _note_scope() -> None:
+    scope = _scope.get()
+    if _last_scope.get() is not scope:  # setting allocates; most calls stay in one scope
+        _last_scope.set(scope)
+
+
 def note_session(state: SessionState) -> None:
     """Remember ``state`` as this context's last recorded-into session."""
     handle = handle_of(state)
     if _last.get() is not handle:  # setting allocates; most calls continue the same session
         _last.set(handle)
+    _note_scope()
 
 
 def note_pending(call: PendingSession) -> None:
     """Remember ``call``, whose session is not known yet, as this context's last call."""
     _last.set(call)
+    _note_scope()

@@ -27,6 +27,7 @@ from sessionware.cli.render import (
     format_count,
     format_time,
     iso_utc,
+    plain_cost,
     plain_decimal,
     render_plain,
     render_table,
@@ -41,6 +42,7 @@ from sessionware.core.errors import (
 )
 from sessionware.core.session.enums import Role
 from sessionware.core.session.models import SessionEvent, SessionInfo
+from sessionware.core.session.stats import known_cost
 from sessionware.core.store.store import Store
 
 __all__ = ["export", "import_", "sessions", "show", "stats"]
@@ -104,7 +106,7 @@ def _session_cells(info: SessionInfo, cache: CacheFigures) -> list[str]:
         format_count(t.messages_by_role.get(Role.USER, 0)),
         format_count(t.usage.input_tokens),
         format_count(t.usage.output_tokens),
-        format_cost(t.cost, unpriced_calls=t.unpriced_calls, calls=t.llm_calls),
+        format_cost(known_cost(t.cost, t.unpriced_calls), unpriced_calls=t.unpriced_calls),
         format_share(cache),
         format_saved(cache),
         model,
@@ -120,7 +122,7 @@ def _session_plain(info: SessionInfo, cache: CacheFigures) -> list[str]:
         str(t.messages_by_role.get(Role.USER, 0)),
         str(t.usage.input_tokens),
         str(t.usage.output_tokens),
-        plain_decimal(t.cost),
+        plain_cost(known_cost(t.cost, t.unpriced_calls)),
         ",".join(_models(info)),
         info.parent_id or "",
         str(t.llm_calls),

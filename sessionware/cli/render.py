@@ -24,6 +24,7 @@ __all__ = [
     "format_count",
     "format_time",
     "iso_utc",
+    "plain_cost",
     "plain_decimal",
     "render_plain",
     "render_table",
@@ -112,16 +113,17 @@ def format_count(value: int) -> str:
     return f"{value:,}"
 
 
-def format_cost(cost: Decimal, *, unpriced_calls: int = 0, calls: int | None = None) -> str:
+def format_cost(cost: Decimal | None, *, unpriced_calls: int = 0) -> str:
     """A cost in dollars for a table.
 
-    ``?`` when no call had a known price; a trailing ``+`` when some calls had none, so
-    the figure is a lower bound. Small amounts keep enough digits to be seen.
+    ``?`` for an unknown cost (None: no call had a known price, see ``known_cost``); a
+    trailing ``+`` when some calls had none, so the figure is a lower bound. Small
+    amounts keep enough digits to be seen.
 
-    >>> format_cost(Decimal("0.00041234")), format_cost(Decimal("1.5"), unpriced_calls=1)
-    ('$0.000412', '$1.5000+')
+    >>> format_cost(Decimal("0.00041234")), format_cost(Decimal("1.5"), unpriced_calls=1), format_cost(None)
+    ('$0.000412', '$1.5000+', '?')
     """
-    if calls is not None and calls > 0 and unpriced_calls >= calls:
+    if cost is None:
         return "?"
     if cost == 0:
         text = "$0"
@@ -130,6 +132,11 @@ def format_cost(cost: Decimal, *, unpriced_calls: int = 0, calls: int | None = N
     else:
         text = f"${cost:.4f}"
     return f"{text}+" if unpriced_calls else text
+
+
+def plain_cost(cost: Decimal | None) -> str:
+    """A cost for plain output: the decimal, or nothing when it is unknown."""
+    return "" if cost is None else plain_decimal(cost)
 
 
 def plain_decimal(value: Decimal) -> str:

@@ -25,6 +25,7 @@ from sessionware.cli.render import (
 from sessionware.core.accounting.caching import CacheFigures
 from sessionware.core.session.enums import EventType, Role
 from sessionware.core.session.models import Session, SessionEvent, SessionTotals
+from sessionware.core.session.stats import known_cost
 
 __all__ = ["PLAIN_COLUMNS", "plain_rows", "render_timeline", "superseded_by"]
 
@@ -186,7 +187,7 @@ def _totals_line(totals: SessionTotals) -> str:
         _count(totals.llm_calls, "call"),
         f"in {format_count(usage.input_tokens)}{cached}",
         f"out {format_count(usage.output_tokens)}",
-        format_cost(totals.cost, unpriced_calls=totals.unpriced_calls, calls=totals.llm_calls),
+        format_cost(known_cost(totals.cost, totals.unpriced_calls), unpriced_calls=totals.unpriced_calls),
         _count(totals.tool_calls, "tool call"),
         _count(totals.errors, "error"),
         _count(totals.page_faults, "page fault"),
@@ -260,9 +261,15 @@ def render_timeline(
 
 
 def plain_rows(session: Session) -> list[list[str]]:
-    """One row per event under ``PLAIN_COLUMNS``; text in full."""
+    """One row per event under ``PLAIN_COLUMNS``; text in full.
+
+    A system prompt the session was created with is kept in its header, not as an
+    event: it comes first, as a row numbered 0, unless the log records its prompts.
+    """
     replaced = superseded_by(session.events)
     rows = []
+    if session.system_prompt and not any(e.type is EventType.SYSTEM_PROMPT for e in session.events):
+        rows.append(_prompt_row(session))
     for event in session.events:
         usage = event.usage
         text = "\n".join(line for line in _body_text_only(event))
@@ -285,6 +292,13 @@ def plain_rows(session: Session) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def _prompt_row(session: Session) -> list[str]:
+    row = [""] * len(PLAIN_COLUMNS)
+    row[:4] = ["0", iso_utc(session.created_at), EventType.SYSTEM_PROMPT.value, Role.SYSTEM.value]
+    row[-1] = session.system_prompt or ""
+    return row
 
 
 def _body_text_only(event: SessionEvent) -> list[str]:

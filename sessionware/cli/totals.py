@@ -17,11 +17,12 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from sessionware.cli.cache import format_saved, format_share
-from sessionware.cli.render import Column, format_cost, format_count, plain_decimal
+from sessionware.cli.render import Column, format_cost, format_count, plain_cost, plain_decimal
 from sessionware.core.accounting.caching import CacheFigures, CacheTally
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.defaults import default_price_book
 from sessionware.core.session.models import SessionEvent, SessionTotals
+from sessionware.core.session.stats import known_cost
 
 __all__ = [
     "PLAIN_COLUMNS",
@@ -58,7 +59,8 @@ class UsageRow(BaseModel):
     cache_read_tokens: int
     cache_write_tokens: int
     output_tokens: int
-    cost: Decimal
+    cost: Decimal | None
+    """None when calls were made and none had a known price (see ``known_cost``)."""
     unpriced_calls: int
     errors: int
     cache_read_share: float = 0.0
@@ -104,7 +106,7 @@ class _Bucket:
             cache_read_tokens=t.usage.cache_read_tokens,
             cache_write_tokens=t.usage.cache_write_tokens,
             output_tokens=t.usage.output_tokens,
-            cost=t.cost,
+            cost=known_cost(t.cost, t.unpriced_calls),
             unpriced_calls=t.unpriced_calls,
             errors=t.errors,
             cache_read_share=cache.read_share,
@@ -144,7 +146,7 @@ def build_report(
                 bucket.add(session_id, event)
     models = sorted(
         (b.row(StatsGroup.MODEL, k) for k, b in by_model.items()),
-        key=lambda r: (-r.cost, -r.calls, r.key),
+        key=lambda r: (-(r.cost or 0), -r.calls, r.key),
     )
     return UsageReport(
         store=store,
@@ -191,7 +193,7 @@ def plain_rows(report: UsageReport) -> list[list[str]]:
             str(r.cache_read_tokens),
             str(r.cache_write_tokens),
             str(r.output_tokens),
-            plain_decimal(r.cost),
+            plain_cost(r.cost),
             str(r.unpriced_calls),
             str(r.errors),
             f"{r.cache_read_share:.4f}",
@@ -226,7 +228,7 @@ def table_rows(rows: Iterable[UsageRow]) -> list[list[str]]:
             format_count(r.cache_read_tokens),
             format_share(_figures(r)),
             format_count(r.output_tokens),
-            format_cost(r.cost, unpriced_calls=r.unpriced_calls, calls=r.calls),
+            format_cost(r.cost, unpriced_calls=r.unpriced_calls),
             format_saved(_figures(r)),
             format_count(r.errors),
         ]

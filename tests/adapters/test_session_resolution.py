@@ -47,6 +47,24 @@ def test_a_scope_names_the_session_and_stores_its_metadata(openai_client: Any, s
     assert sessionware.current_session() is not handle
 
 
+def test_inside_a_scope_a_pinned_client_s_session_is_the_current_one(
+    openai_api: FakeOpenAI, openai_client: Any, store: Store
+) -> None:
+    pinned = sessionware.wrap(make_openai("OpenAI", openai_api), store=store, session_id="pinned")
+    with sessionware.session("ticket-42") as scope:
+        assert sessionware.current_session() is scope  # no call yet: the scope's session
+        ask(pinned, {"role": "user", "content": "Hello"})
+        current = sessionware.current_session()
+        assert current is not None and current.id == "pinned" and current.stats().llm_calls == 1
+        ask(openai_client, {"role": "user", "content": "Hi"})
+        assert sessionware.current_session() is scope and scope.stats().llm_calls == 1
+        with sessionware.session("inner") as inner:
+            assert sessionware.current_session() is inner  # the last call was made outside it
+        ask(pinned, {"role": "user", "content": "Again"})
+    current = sessionware.current_session()
+    assert current is not None and current.id == "pinned" and current.stats().llm_calls == 2
+
+
 def test_scope_metadata_is_merged_into_an_existing_session(openai_client: Any, store: Store) -> None:
     with sessionware.session("s", user="ana"):
         ask(openai_client, {"role": "user", "content": "one"})

@@ -109,6 +109,29 @@ def test_a_stream_left_early_records_its_partial_output(
     assert event.usage.input_tokens > 0 and event.usage.output_tokens > 0
 
 
+@pytest.mark.parametrize("kind", ["OpenAI", "AsyncOpenAI"])
+async def test_reads_right_after_a_partly_read_stream_is_collected_include_it(
+    kind: str, openai_api: FakeOpenAI, store: Store
+) -> None:
+    client = sessionware.wrap(make_openai(kind, openai_api), store=store)
+    openai_api.push(LONG)
+    with sessionware.session("sea") as handle:
+        if kind == "OpenAI":
+            stream = client.chat.completions.create(model=MODEL, messages=QUESTION, stream=True)
+            next(stream)
+            next(stream)
+        else:
+            stream = await client.chat.completions.create(model=MODEL, messages=QUESTION, stream=True)
+            await anext(stream)  # (``aiter()`` would wrap it in a generator the loop closes later)
+        del stream
+        gc.collect()
+        # No settle(), no wait: the read itself applies the abandoned stream first.
+        stats = handle.stats()
+        assert stats.llm_calls == 1
+    event = the_call(store)
+    assert event.metadata["end"] == "abandoned"
+
+
 def test_an_error_in_the_middle_of_a_stream_is_recorded_and_reraised(
     openai_client: Any, openai_api: FakeOpenAI, store: Store
 ) -> None:

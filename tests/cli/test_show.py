@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+from sessionware import SessionManager
 from sessionware.core.store import open_store
 
 
@@ -27,7 +29,7 @@ def test_header_names_the_session_its_family_and_totals(recorded, cli) -> None:
     assert header["metadata"] == '{"app": "demo"}'
     assert str(recorded.path) in header["store"]
     assert "5 calls" in header["totals"] and "2,200 cached" in header["totals"]
-    assert "1 error" in header["totals"] and "1 page fault" in header["totals"]
+    assert "2 errors" in header["totals"] and "1 page fault" in header["totals"]
 
 
 def test_timeline_shows_tool_calls_usage_and_cost_per_call(recorded, cli) -> None:
@@ -110,6 +112,26 @@ def test_plain_output_is_one_row_per_event_with_raw_figures(recorded, cli) -> No
     assert events[3]["superseded_by"] == "6"
     assert events[4]["error"] == "RateLimitError (429): slow down"
     assert events[7]["error"] == "ValueError: no data for Lisbon"
+
+
+def test_plain_output_starts_with_the_system_prompt_a_session_was_created_with(tmp_path, cli) -> None:
+    url = f"sqlite:///{tmp_path / 'prompt.db'}"
+
+    async def record() -> str:
+        sm = SessionManager(store=url, system_prompt="You are terse.")
+        await sm.user_says("hi")
+        await sm.ai_responds("yo", model="gpt-4o-mini")
+        await sm.flush()
+        return sm.session_id
+
+    session_id = asyncio.run(record())
+    header, *rows = cli("show", session_id, "--store", url).out.splitlines()
+    events = [dict(zip(header.split("\t"), row.split("\t"), strict=True)) for row in rows]
+    assert [(e["seq"], e["type"], e["role"], e["text"]) for e in events] == [
+        ("0", "system_prompt", "system", "You are terse."),
+        ("1", "message", "user", "hi"),
+        ("2", "message", "assistant", "yo"),
+    ]
 
 
 def test_json_is_the_stored_session(recorded, cli) -> None:

@@ -13,8 +13,8 @@ Recording finishes exactly once, whichever comes first:
 * iteration raises (the provider's error is recorded, then re-raised untouched);
 * the HTTP response is closed while chunks remain (``close()``, ``with`` exit, the SDK
   helpers' own ``close``): noticed by wrapping that response's ``close``/``aclose``;
-* the stream is garbage collected unread (``__del__``): recorded as abandoned, on the
-  recorder thread (``background``).
+* the stream is garbage collected unread (``__del__``): recorded as abandoned, by the
+  next read of its session or else the recorder thread (``background``).
 
 ``with_streaming_response`` hands the app an unread body instead of a stream: see ``tee``.
 """
@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from sessionware.adapters.engine import guard
 from sessionware.adapters.engine.background import collecting, defer, watch_collector
 from sessionware.adapters.engine.types import CallOutput, StreamAccumulator
+from sessionware.core.session.state import SessionState
 
 __all__ = ["StreamOwner", "StreamRecording", "pending_stream", "recording_stream_class", "register_response"]
 
@@ -86,9 +87,26 @@ class StreamRecording:
         self.finish(end="abandoned")
 
     def abandon_soon(self) -> None:
-        """Record the stream as abandoned, on the finalizer thread (safe in ``__del__``)."""
+        """Record the stream as abandoned soon (safe in ``__del__``: only queues work).
+
+        The abandonment joins its store's queue of work that reads settle first, so a
+        read of the session right after the collector dropped the stream includes it;
+        the recorder thread runs it otherwise.
+        """
         self.abandoned = True
-        defer(self.abandon)
+        state = getattr(self.owner, "state", None)  # the call's session (a stand-in owner has none)
+        if not isinstance(state, SessionState):
+            defer(self.abandon)
+            return
+        # In the store's queue it may run on any thread holding another session's lock:
+        # it only defers onto its own session, whose settle records it under that lock.
+        abandon = self.abandon
+
+        def join_session() -> None:
+            state.defer(abandon)
+
+        state.store.defer_unresolved(join_session)
+        defer(state.store.settle)
 
     def on_closed(self) -> None:
         gen = self.gen

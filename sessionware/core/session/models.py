@@ -213,7 +213,7 @@ class SessionTotals(BaseModel):
             d["tool_calls"] += 1
         if type_ is _PAGE_FAULT:
             d["page_faults"] += 1
-        if e["error"] is not None and type_ is not _TOOL_CALL:
+        if e["error"] is not None:  # a failed provider call, or a tool call that failed
             d["errors"] += 1
         usage = e["usage"]
         if usage is not None or (e["model"] is not None and e["source"] is _LLM):

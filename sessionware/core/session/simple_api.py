@@ -178,8 +178,19 @@ async def track_tool_use(
 
 
 async def get_session_stats(session_id: str, *, store: StoreLike = None) -> SessionStats:
-    """Stats of an existing session (``SessionNotFound`` otherwise)."""
-    return await (await SessionManager.load(session_id, store=store)).get_stats()
+    """Stats of an existing session (``SessionNotFound`` otherwise).
+
+    For a segment of an infinite-context chain (any of them), the stats cover the whole
+    chain, from its first segment to its newest, as ``track_infinite_conversation``
+    records it.
+    """
+    from sessionware.core.session.segmentation import SEGMENT_KEY, latest_segment
+
+    manager = await SessionManager.load(session_id, store=store)
+    info = manager.state.info
+    if SEGMENT_KEY in info.metadata or await latest_segment(manager.store, info) != info.id:
+        manager = await SessionManager.load(session_id, store=store, infinite_context=True)
+    return await manager.get_stats()
 
 
 async def get_conversation_history(session_id: str, *, store: StoreLike = None) -> list[dict[str, Any]]:

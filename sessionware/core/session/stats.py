@@ -14,7 +14,20 @@ from sessionware.core.accounting.usage import TokenSource, TokenUsage
 from sessionware.core.session.enums import Role
 from sessionware.core.session.models import SessionInfo
 
-__all__ = ["SessionStats"]
+__all__ = ["SessionStats", "known_cost"]
+
+
+def known_cost(cost: Decimal, unpriced_calls: int) -> Decimal | None:
+    """A cost total as reports show it: None (unknown) when calls were made and none of
+    them could be priced, else the sum of the priced ones (a lower bound while
+    ``unpriced_calls`` is not 0).
+
+    >>> known_cost(Decimal(0), 1) is None, known_cost(Decimal("0.5"), 1), known_cost(Decimal(0), 0)
+    (True, Decimal('0.5'), Decimal('0'))
+    """
+    if unpriced_calls and not cost:
+        return None
+    return cost
 
 
 class SessionStats(BaseModel):
@@ -22,7 +35,8 @@ class SessionStats(BaseModel):
 
     Tokens and cost are what providers reported (``token_source`` says ``estimate``
     when any part was counted locally). ``cost`` sums the calls whose model has a known
-    price; ``unpriced_calls`` counts the others. ``hidden_*`` are calls the app never
+    price; ``unpriced_calls`` counts the others, and ``cost`` is None (unknown, not free)
+    when no call could be priced. ``hidden_*`` are calls the app never
     saw (page-fault rounds, model-written summaries), already included in the totals;
     ``app_input_tokens`` is what the app asked to send on managed calls, so
     ``tokens_saved`` is how much less went on the wire for those calls (hidden rounds and
@@ -51,7 +65,7 @@ class SessionStats(BaseModel):
     reasoning_tokens: int
     total_tokens: int
     token_source: TokenSource
-    cost: Decimal
+    cost: Decimal | None
     unpriced_calls: int
     hidden_input_tokens: int
     hidden_output_tokens: int
@@ -129,7 +143,7 @@ class SessionStats(BaseModel):
             reasoning_tokens=usage.reasoning_tokens,
             total_tokens=usage.total_tokens,
             token_source=source,
-            cost=cost,
+            cost=known_cost(cost, counts["unpriced"]),
             unpriced_calls=counts["unpriced"],
             hidden_input_tokens=hidden.input_tokens,
             hidden_output_tokens=hidden.output_tokens,

@@ -94,5 +94,19 @@ async def test_track_infinite_conversation_keeps_one_chain_across_calls(memory_s
     manager = SessionManager(latest.session_id, store=memory_store, infinite_context=True)
     stats = await manager.get_stats()
     assert stats.user_messages == 7 and stats.segments > 1
-    plain = await get_session_stats(first.session_id, store=memory_store)
-    assert plain.user_messages < 7  # the plain stats cover one segment only
+    for segment in (first.session_id, stats.session_chain[1], latest.session_id):
+        # Any segment's id gives the stats of the whole chain, as the manager's do.
+        assert await get_session_stats(segment, store=memory_store) == stats
+
+
+async def test_get_session_stats_of_a_chain_counts_every_segment(memory_store: Store) -> None:
+    sm = SessionManager(
+        store=memory_store, infinite_context=True, token_threshold=10**6, max_turns_per_segment=5
+    )
+    root = sm.session_id
+    for i in range(30):
+        await sm.user_says(f"q{i}")
+        await sm.ai_responds(f"a{i}", model="gpt-4o-mini")
+    stats = await get_session_stats(root, store=memory_store)
+    assert (stats.segments, stats.total_messages, stats.user_messages) == (6, 60, 30)
+    assert stats.infinite_context and stats.session_chain[0] == root

@@ -132,6 +132,15 @@ async def test_a_claude_or_unknown_model_gets_an_estimate_and_unknown_cost_stays
     assert stats.models == {"claude-3-5-sonnet-20241022": 1, "no-such-model-xyz": 1}
 
 
+async def test_a_session_whose_only_call_is_unpriced_has_an_unknown_cost() -> None:
+    sm = SessionManager(store="memory://")
+    await sm.user_says("hello there")
+    await sm.ai_responds("Hi!", model="my-local-llama", usage={"input_tokens": 10, "output_tokens": 2})
+    stats = await sm.get_stats()
+    assert stats.unpriced_calls == 1 and stats.cost is None
+    assert (await SessionManager(store="memory://").get_stats()).cost == 0  # no call: nothing to pay
+
+
 async def test_ai_responds_records_tool_calls_given_as_dicts_or_models() -> None:
     sm = SessionManager(store="memory://")
     event = await sm.ai_responds(
@@ -199,7 +208,7 @@ async def test_tool_used_records_an_error_from_text_or_an_exception() -> None:
         "timed out after 5 s",
     )
     stats = await sm.get_stats()
-    assert stats.tool_calls == 2 and stats.errors == 0  # failed tools are results, not call errors
+    assert stats.tool_calls == 2 and stats.errors == 2  # each failed tool call is an error
 
 
 async def test_tool_used_needs_a_name_and_a_serialisable_result() -> None:

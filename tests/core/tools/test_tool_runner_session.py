@@ -304,3 +304,23 @@ async def test_an_assistant_message_the_session_refuses_does_not_stop_the_tools(
     assert done.results[0].result == 3.0
     assert "assistant message of session" in caplog.text
     check_chat(await sm.get_messages_for_llm())  # the lone result gets a synthesised call
+
+
+async def test_failed_timed_out_and_unknown_tools_count_as_stats_errors(registry: ToolRegistry) -> None:
+    sm = SessionManager(store="memory://")
+    await sm.user_says("Try a few things")
+    reply = openai_reply(
+        ("call_ok", "add", {"a": 1, "b": 2}),
+        ("call_div", "divide", {"a": 1, "b": 0}),
+        ("call_slow", "slow", {"seconds": 1}),
+        ("call_none", "teleport", {}),
+    )
+    done = await ToolRunner(registry).run(sm, reply)
+    assert [r.status for r in done.results] == [
+        ToolStatus.SUCCESS,
+        ToolStatus.ERROR,
+        ToolStatus.TIMEOUT,
+        ToolStatus.UNKNOWN_TOOL,
+    ]
+    stats = await sm.get_stats()
+    assert (stats.tool_calls, stats.errors) == (4, 3)

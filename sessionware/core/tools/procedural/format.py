@@ -28,17 +28,25 @@ A delta reads ``add k=v; remove k; change k <old> -> <new>``.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from sessionware.core.tools.procedural.models import ToolLogEntry, ToolPattern
 from sessionware.core.tools.text import truncate
 
-if TYPE_CHECKING:
-    from sessionware.core.tools.procedural.memory import ProceduralMemory
-
-__all__ = ["format_hints"]
+__all__ = ["HintSource", "format_hints"]
 
 
-def _tool_block(memory: ProceduralMemory, tool: str, max_recent: int, max_errors: int) -> list[str]:
+class HintSource(Protocol):
+    """What the hint block is written from (``ProceduralMemory`` is one)."""
+
+    def pattern(self, tool: str) -> ToolPattern | None: ...
+
+    def recent(self, tool: str, limit: int = 5) -> list[ToolLogEntry]: ...
+
+    def tools(self) -> list[str]: ...
+
+
+def _tool_block(memory: HintSource, tool: str, max_recent: int, max_errors: int) -> list[str]:
     pattern = memory.pattern(tool)
     if pattern is None or pattern.calls == 0:
         return []
@@ -59,7 +67,7 @@ def _tool_block(memory: ProceduralMemory, tool: str, max_recent: int, max_errors
 
 
 def format_hints(
-    memory: ProceduralMemory,
+    memory: HintSource,
     tool_names: Collection[str] | None = None,
     *,
     max_recent: int = 3,
