@@ -54,7 +54,6 @@ from sessionware.adapters.engine import background, funnel, guard
 from sessionware.adapters.engine.messages import fingerprint
 from sessionware.adapters.engine.pending import SessionLater
 from sessionware.adapters.engine.record import CallFacts, record_call
-from sessionware.adapters.engine.types import EndpointKind
 from sessionware.adapters.litellm.handle import ManagedLiteLLM
 from sessionware.adapters.litellm.read import (
     RECORDED_CALL_TYPES,
@@ -140,6 +139,9 @@ class SessionCallback(CustomLogger):
     'support-42'
     """
 
+    call_types: frozenset[str] = RECORDED_CALL_TYPES
+    """LiteLLM ``call_type``s recorded: chat completions (the proxy's hook adds more)."""
+
     def __init__(
         self, *, store: StoreLike = None, session_id: str | None = None, prices: PriceBook | None = None
     ) -> None:
@@ -189,7 +191,7 @@ class SessionCallback(CustomLogger):
     ) -> LiteLLMCall | None:
         """The call to record, or None (another call type, a repeat, a bare chunk)."""
         try:
-            if not isinstance(kwargs, dict) or kwargs.get("call_type") not in RECORDED_CALL_TYPES:
+            if not isinstance(kwargs, dict) or kwargs.get("call_type") not in self.call_types:
                 return None
             if not failed and is_chunk(response) and not kwargs.get("complete_streaming_response"):
                 return None
@@ -290,7 +292,7 @@ class SessionCallback(CustomLogger):
                 self._cross_check(model, ours, theirs)
         facts = CallFacts(
             provider=provider,
-            kind=EndpointKind.CHAT,
+            kind=call.kind,
             request=call.request,
             stream=call.stream,
             latency_ms=call.latency_ms,

@@ -20,12 +20,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from sessionware.adapters.anthropic.messages import MessagesEndpoint
 from sessionware.adapters.engine.messages import to_int, usage_of
-from sessionware.adapters.engine.types import CallOutput, CallRequest, WireCall
+from sessionware.adapters.engine.types import CallOutput, CallRequest, EndpointKind, WireCall
 from sessionware.adapters.openai.chat import ChatEndpoint
+from sessionware.adapters.openai.responses import ResponsesEndpoint
 from sessionware.core.accounting.usage import TokenUsage
 
 __all__ = [
+    "PROXY_CALL_TYPES",
     "RECORDED_CALL_TYPES",
     "LiteLLMCall",
     "is_chunk",
@@ -37,8 +40,17 @@ __all__ = [
 
 #: The LiteLLM call types the callback records (chat completions, sync and async).
 RECORDED_CALL_TYPES = frozenset({"completion", "acompletion"})
+#: What the proxy serves besides: the Responses API and Anthropic's ``/v1/messages``.
+PROXY_CALL_TYPES = frozenset({"responses", "aresponses", "anthropic_messages"})
 
 _CHAT = ChatEndpoint()
+_RESPONSES = ResponsesEndpoint()
+_MESSAGES = MessagesEndpoint()
+_KINDS = {
+    "responses": EndpointKind.RESPONSES,
+    "aresponses": EndpointKind.RESPONSES,
+    "anthropic_messages": EndpointKind.MESSAGES,
+}
 
 # LiteLLM provider names whose price-library provider id is spelt differently.
 _PRICE_PROVIDERS = {
@@ -77,10 +89,17 @@ class LiteLLMCall:
     response: Any = None
     """The ``ModelResponse`` of a successful call (read by ``output()``, off the app's path)."""
     error: BaseException | None = None
+    kind: EndpointKind = EndpointKind.CHAT
 
     def output(self) -> CallOutput | None:
         """What the model produced (None for a failed call)."""
-        return read_output(self.response) if self.response is not None else None
+        if self.response is None:
+            return None
+        if self.kind is EndpointKind.RESPONSES and _get(self.response, "object") == "response":
+            return _RESPONSES.read_response(self.response)
+        if self.kind is EndpointKind.MESSAGES and _get(self.response, "type") == "message":
+            return _MESSAGES.read_response(self.response)
+        return read_output(self.response)  # chat, and a stream LiteLLM assembled as chat
 
     @property
     def latency_ms(self) -> float:
@@ -108,14 +127,25 @@ def _plain_message(message: Any) -> Any:
     return message
 
 
-def _request(kwargs: Mapping[str, Any]) -> CallRequest:
+def _request(kwargs: Mapping[str, Any], kind: EndpointKind) -> CallRequest:
+    optional = kwargs.get("optional_params") or {}
+    if not isinstance(optional, dict):
+        optional = {}
+    if kind is EndpointKind.RESPONSES:
+        body = {k: optional[k] for k in ("instructions", "tools", "previous_response_id") if k in optional}
+        # LiteLLM hands a streamed call its ``input``, a plain one only ``messages``.
+        body.update(model=kwargs.get("model"), input=kwargs.get("input") or kwargs.get("messages") or [])
+        return _RESPONSES.read_request(body)
+    if kind is EndpointKind.MESSAGES:
+        body = {k: optional[k] for k in ("system", "tools") if k in optional}
+        body.update(model=kwargs.get("model"), messages=kwargs.get("messages") or [])
+        return _MESSAGES.read_request(body)
     messages = kwargs.get("messages") or kwargs.get("input") or []
     if not isinstance(messages, list):
         messages = []
     elif not all(map(isinstance, messages, repeat(dict))):  # at C speed: every call, every message
         messages = [_plain_message(m) for m in messages]
-    optional = kwargs.get("optional_params") or {}
-    tools = optional.get("tools") if isinstance(optional, dict) else None
+    tools = optional.get("tools")
     return _CHAT.read_request({"model": kwargs.get("model"), "messages": messages, "tools": tools or []})
 
 
@@ -234,9 +264,11 @@ def read_call(
     """What one success or failure event says about its call."""
     params = kwargs.get("litellm_params") or {}
     metadata = params.get("metadata") if isinstance(params, dict) else None
+    kind = _KINDS.get(str(kwargs.get("call_type")), EndpointKind.CHAT)
     call = LiteLLMCall(
         call_id=kwargs.get("litellm_call_id") or None,
-        request=_request(kwargs),
+        request=_request(kwargs, kind),
+        kind=kind,
         provider=str(kwargs.get("custom_llm_provider") or params.get("custom_llm_provider") or "litellm"),
         stream=kwargs.get("stream") is True,
         metadata=metadata if isinstance(metadata, dict) else {},

@@ -1,0 +1,79 @@
+"""The LiteLLM proxy: every request a proxy fleet serves, recorded into shared sessions.
+
+Configured in the proxy's YAML, for apps in any language behind it. A file next to the
+config builds the hook (LiteLLM's callbacks are instances named ``module.attribute``)::
+
+    # sessionware_hook.py
+    from sessionware.adapters.litellm.proxy import ProxyHook
+    hook = ProxyHook.from_env()     # SESSIONWARE_STORE, SESSIONWARE_SESSION
+
+    # config.yaml
+    litellm_settings:
+      callbacks: sessionware_hook.hook
+
+Every worker of every proxy host records into the store the URL names; with a store many
+processes share (``postgresql://...`` or ``redis://...``) a conversation whose requests
+land on different workers is one session, in order, with nothing lost or duplicated.
+
+What is recorded: chat completions, the Responses API and Anthropic's ``/v1/messages``,
+streamed or not, answered or failed, from the events LiteLLM hands its callbacks once
+the call is over (the request as the client sent it, the answer, usage, latency, time to
+first token, and LiteLLM's ``response_cost`` cross-checked against sessionware's prices:
+see ``SessionCallback``). The proxy's own features are untouched: the hook changes no
+request and no response, so keys, budgets, fallbacks (the call that finally answered is
+the one recorded) and spend logs work as before.
+
+Which session, in this order (the rule ``SessionCallback`` applies in-process):
+
+1. the request's ``metadata={"session_id": ...}`` (``litellm_metadata`` for Responses
+   and ``/v1/messages``), or LiteLLM's own session id, which it takes from the
+   ``x-litellm-session-id`` header;
+2. the hook's ``session_id`` (``SESSIONWARE_SESSION``), for a proxy that serves one
+   conversation;
+3. the conversation's fingerprint (its system prompt and first user message), so apps
+   that resend their history thread into one session without naming it.
+
+>>> hook = ProxyHook(store="memory://", session_id="support-42")
+>>> sorted(hook.call_types)
+['acompletion', 'anthropic_messages', 'aresponses', 'completion', 'responses']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from sessionware.adapters.instrument.zero_code import ZeroCodeSettings
+from sessionware.adapters.litellm.callback import SessionCallback
+from sessionware.adapters.litellm.read import PROXY_CALL_TYPES, RECORDED_CALL_TYPES
+from sessionware.core.errors import InvalidSessionOperation
+
+__all__ = ["ProxyHook"]
+
+
+class ProxyHook(SessionCallback):
+    """A ``SessionCallback`` for the LiteLLM proxy: the proxy's endpoints recorded too.
+
+    ``store``, ``session_id`` and ``prices`` as for ``SessionCallback``; build it from
+    the environment with ``from_env()`` in the file the proxy's YAML names.
+    """
+
+    call_types = RECORDED_CALL_TYPES | PROXY_CALL_TYPES
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProxyHook:
+        """The hook ``SESSIONWARE_STORE`` (default: ``sqlite:///./sessionware.db``, made
+        absolute) and ``SESSIONWARE_SESSION`` describe, as ``sessionware run`` reads them.
+
+        >>> ProxyHook.from_env({"SESSIONWARE_STORE": "memory://"}).session_id is None
+        True
+        """
+        env = os.environ if environ is None else environ
+        settings = ZeroCodeSettings.from_environ(env, cwd=os.getcwd())
+        if settings.mode != "observe":
+            raise InvalidSessionOperation(
+                "ProxyHook",
+                "the proxy hook records (observe mode); managed mode runs in the app's process"
+                " (sessionware.wrap(..., mode='managed') or sessionware.adapters.litellm.managed)",
+            )
+        return cls(store=settings.store, session_id=settings.session_id)
