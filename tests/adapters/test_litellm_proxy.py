@@ -7,10 +7,13 @@ its router (fallbacks), its auth and its cost figures are LiteLLM's own.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -229,3 +232,20 @@ def test_the_proxy_still_refuses_a_key_it_does_not_know(proxy: Proxy, store: Sto
     # Without a database the proxy knows only its master key, and says so (400); with one, 401.
     assert refused.value.status_code in (400, 401)
     assert not store.call_sync(store.backend.exists, session)
+
+
+def test_the_proxy_example_runs_offline_and_lists_what_it_recorded(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "proxy" / "run.py"
+    db = tmp_path / "proxy.db"
+    done = subprocess.run(
+        [sys.executable, str(example), str(db)], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "responses: You said: Summarise the trip." in done.stdout
+    sessions = open_store(f"sqlite:///{db}")
+    try:
+        ids = {info.id for info in sessions.list_sessions_sync()}
+        assert {"ticket-42", "ticket-43", "ticket-44"} <= ids
+        assert len(ids) == 4  # and the unnamed chat, threaded by its opening
+    finally:
+        sessions.close()

@@ -33,6 +33,27 @@ Which session, in this order (the rule ``SessionCallback`` applies in-process):
 3. the conversation's fingerprint (its system prompt and first user message), so apps
    that resend their history thread into one session without naming it.
 
+Managed mode in the proxy (not built yet; what LiteLLM 1.106's proxy hooks allow, read
+from its source and checked against a running proxy):
+
+* ``async_pre_call_hook`` runs in every worker for the three endpoints (``call_type``
+  ``acompletion``, ``aresponses``, ``anthropic_messages``) before routing, and the ``data``
+  it returns is what the router sends: the messages can be replaced by the context built
+  inside the model's budget, and the memory tools added, for round 1.
+* Plain responses: a ``CustomLogger``'s ``async_post_call_success_hook`` return value
+  replaces the response (``ModelResponse``, ``ResponsesAPIResponse``, or a dict for
+  ``/v1/messages``), so memory calls can be served there, further rounds sent through the
+  proxy's own router (``litellm.proxy.proxy_server.llm_router``, keeping fallbacks and the
+  caller's key metadata for spend), and the final answer returned.
+* Streams: ``async_post_call_streaming_iterator_hook`` gets the upstream iterator and what
+  it yields is what the client receives, so a round that turns out to be a memory call can
+  be swallowed and a follow-up round's chunks yielded instead. Chunks are
+  ``ModelResponseStream`` (chat), Responses event objects, and raw SSE bytes for
+  ``/v1/messages`` (several events per chunk, to be parsed and re-framed).
+* What the hooks do not give: the response headers (``x-litellm-response-cost``, call id)
+  are sent before the stream body and describe round 1 only; hidden rounds are calls of
+  their own in the spend logs; budgets and rate limits are checked for round 1 only.
+
 >>> hook = ProxyHook(store="memory://", session_id="support-42")
 >>> sorted(hook.call_types)
 ['acompletion', 'anthropic_messages', 'aresponses', 'completion', 'responses']
