@@ -1,4 +1,5 @@
-"""Choosing a store by URL: ``memory://``, ``sqlite:///path.db``, ``redis://host:6379/0``."""
+"""Choosing a store by URL: ``memory://``, ``sqlite:///path.db``, ``redis://host:6379/0``,
+``postgresql://user@host/db``."""
 
 from __future__ import annotations
 
@@ -53,12 +54,14 @@ def open_store(store: StoreLike = None) -> Store:
         return _sqlite(store[len("sqlite:///") :])
     if store.startswith(("redis:", "rediss:", "unix:")):
         return _shared_store(store, _redis)
+    if store.startswith(("postgresql:", "postgres:")):
+        return _shared_store(store, _postgres)
     if store.endswith((".db", ".sqlite", ".sqlite3")) and "://" not in store:
         return _sqlite(store)
     scheme = urlsplit(store).scheme or store
     raise InvalidSessionOperation(
         "open_store",
-        f"unknown store {scheme!r}; use memory://, sqlite:///path.db or redis://host:port/db",
+        f"unknown store {scheme!r}; use memory://, sqlite:///path.db, redis://host:port/db or postgresql://user@host/db",
     )
 
 
@@ -83,3 +86,9 @@ def _redis(url: str) -> Store:
     from sessionware.core.store.redis import RedisBackend
 
     return Store(RedisBackend(url))
+
+
+def _postgres(url: str) -> Store:
+    from sessionware.core.store.postgres import PostgresBackend
+
+    return Store(PostgresBackend(url))

@@ -13,6 +13,7 @@ import pytest
 from sessionware.core.session.enums import EventSource, EventType, Role
 from sessionware.core.session.models import SessionEvent, SessionInfo
 from sessionware.core.store import MemoryBackend, Store, StoreBackend
+from sessionware.core.store.postgres import PostgresBackend
 from sessionware.core.store.redis import RedisBackend
 from sessionware.core.store.sqlite import SQLiteBackend
 
@@ -20,6 +21,7 @@ BACKENDS = [
     pytest.param("memory", id="memory"),
     pytest.param("sqlite", id="sqlite"),
     pytest.param("redis", id="redis", marks=pytest.mark.redis),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
 ]
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -30,6 +32,9 @@ def make_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> S
         return MemoryBackend()
     if kind == "sqlite":
         return SQLiteBackend(tmp_path / "contract.db")
+    if kind == "postgresql":
+        # A fresh PostgreSQL schema per test (created by the backend's migration on first use).
+        return PostgresBackend(f"{request.getfixturevalue('postgres_url')}?schema=t_{uuid.uuid4().hex[:12]}")
     url: str = request.getfixturevalue("redis_url")
     # A fresh key prefix per test keeps tests independent on the shared server.
     return RedisBackend(url, prefix=f"test-{uuid.uuid4().hex[:12]}")

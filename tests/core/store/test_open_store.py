@@ -79,7 +79,7 @@ def test_a_store_or_backend_instance_is_used_as_given(tmp_path: Path) -> None:
         ("sqlite://relative.db", "sqlite:///path/to/file.db"),
         ("sqlite:///", "sqlite:///path/to/file.db"),
         ("ftp://host/x", "unknown store 'ftp'"),
-        ("postgres://db", "use memory://, sqlite:///path.db or redis://host:port/db"),
+        ("mysql://db", "use memory://, sqlite:///path.db, redis://host:port/db or postgresql://user@host/db"),
     ],
 )
 def test_a_bad_url_is_refused_with_the_accepted_forms(url: str, message: str) -> None:

@@ -27,7 +27,7 @@ Event = Callable[..., SessionEvent]
 
 def test_backend_satisfies_the_protocol(backend: StoreBackend, info: Info, event: Event) -> None:
     assert isinstance(backend, StoreBackend)
-    assert backend.kind in ("memory", "sqlite", "redis")
+    assert backend.kind in ("memory", "sqlite", "redis", "postgresql")
     assert backend.location
 
 
