@@ -100,7 +100,7 @@ def test_usage_errors_exit_2(cli, argv: list[str]) -> None:
     assert "usage: sessionware" in result.err and "error:" in result.err
 
 
-@pytest.mark.parametrize("url", ["ftp://host/x", "sqlite:/relative.db", "postgres://db"])
+@pytest.mark.parametrize("url", ["ftp://host/x", "sqlite:/relative.db", "mysql://db"])
 def test_a_store_url_of_unknown_kind_is_a_usage_error(cli, url: str) -> None:
     result = cli("sessions", "--store", url)
 
