@@ -1,23 +1,30 @@
-"""Putting one context together: window, recall, fitting to the budget, rendering."""
+"""Putting one context together: window, recall, fitting to the budget, rendering.
+
+After the stable prefix (system prompt, memory block) and the verbatim window come the
+recall region and the incoming turn. The recall region is chosen per build with the
+incoming message in hand: pages the model recalled on earlier turns, then the pages of
+the whole session that best match the user's words (field-aware BM25 with stemming, a
+recency prior and a share of the neighbours' scores), each with its neighbouring turns,
+whole, in conversation order, until the budget is full but for the reserve kept for
+memory calls. That reserve is sized from what this session's calls wanted.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sessionware.core.errors import InvalidSessionOperation, TokenLimitExceeded
-from sessionware.core.memory.demand import has_recall_signal
-from sessionware.core.memory.enums import CompressionLevel, MutationType, Provider
+from sessionware.core.memory.enums import CompressionLevel, MutationType, PageType, Provider
+from sessionware.core.memory.layout import Layout
 from sessionware.core.memory.models import BuiltContext, ContextReport, ContextSnapshot, TokensByPart
 from sessionware.core.memory.pages import MemoryPage
+from sessionware.core.memory.plan import Plan
+from sessionware.core.memory.request import BuildRequest
 from sessionware.core.memory.snippets import snippet
 from sessionware.core.memory.transcript import Message, merge_same_role, page_line
-
-if TYPE_CHECKING:
-    from sessionware.core.memory.builder import _Build
-    from sessionware.core.memory.plan import Plan
-    from sessionware.core.memory.vm import VirtualMemory
+from sessionware.core.memory.vm import VirtualMemory
 
 __all__ = ["Assembly"]
 
@@ -25,6 +32,35 @@ logger = logging.getLogger(__name__)
 
 _CONTINUED = "[Earlier turns are summarised in the system prompt.]"
 _TRUNCATED = " [truncated to fit the context budget; search_pages finds the rest]"
+_RECALL_HEAD = "<VM:RECALL>\n"
+_RECALL_TAIL = "</VM:RECALL>"
+# Hits looked at for the recall region, at most (each brings its neighbours).
+_MAX_RECALL_HITS = 400
+# Pages recalled by memory calls on earlier turns may take this share of the recall room.
+_WORKING_SET_SHARE = 0.25
+# A page longer than this share of the recall room is shown as a snippet around the query.
+_LONG_PAGE_SHARE = 0.25
+# Score share a page takes from each neighbour's (a question and its answer sit together).
+_NEIGHBOUR_SCORE = 0.3
+
+
+def call_reserve(vm: VirtualMemory, layout: Layout) -> tuple[int, int]:
+    """(tokens kept free for memory calls, tokens one call may use), sized from what this
+    session's recent calls wanted: their 90th percentile per call, within the layout's cap
+    and at least ``min_fault_tokens`` where the cap allows."""
+    policy = vm.policy
+    if layout.reserve_cap <= 0:
+        return 0, 0
+    calls = policy.max_faults_per_turn
+    most = layout.reserve_cap // calls
+    least = min(policy.min_fault_tokens, most)
+    if vm.call_wanted:
+        wanted = sorted(vm.call_wanted)
+        per_call = wanted[min(int(0.9 * len(wanted)), len(wanted) - 1)]
+    else:
+        per_call = 2 * policy.min_fault_tokens
+    per_call = max(least, min(per_call, most))
+    return per_call * calls, per_call
 
 
 def _announced(messages: list[Message]) -> set[str]:
@@ -42,18 +78,16 @@ class Assembly:
         self,
         vm: VirtualMemory,
         plan: Plan,
-        build: _Build,
+        build: BuildRequest,
         *,
-        incoming: list[Message],
-        incoming_counts: list[int],
         answered: tuple[str, ...],
         query_text: str,
     ) -> None:
         self.vm = vm
         self.plan = plan
         self.b = build
-        self.incoming = incoming
-        self.incoming_counts = incoming_counts
+        self.incoming = build.incoming
+        self.incoming_counts = build.incoming_counts
         self.answered = answered
         self.query_text = query_text
         self.degraded: list[str] = []
@@ -79,56 +113,111 @@ class Assembly:
                 )
         return out
 
-    def _recall(self, window_from: int, block_ids: set[str]) -> tuple[str, int, list[str]]:
-        vm, plan = self.vm, self.plan
-        cap = plan.layout.recall_cap
-        if cap <= 0:
+    def _recall(self, window_from: int, block_ids: set[str], room: int) -> tuple[str, int, list[str]]:
+        """The recall region in at most ``room`` tokens (see the module doc)."""
+        vm, b = self.vm, self.b
+        framing = b.counter.count_text(_RECALL_HEAD) + b.counter.count_text(_RECALL_TAIL)
+        framing += 0 if self.anthropic else b.block_overhead
+        room -= framing
+        if room <= 24:
             return "", 0, []
+        window_first = self._first_window_position(window_from)
+        taken: dict[str, tuple[str, int]] = {}
+        used = 0
 
-        def visible(page: MemoryPage) -> bool:
-            return (plan.in_window(page) and page.turn >= window_from) or page.page_id in block_ids
+        def shown(page_id: str) -> bool:
+            if page_id in taken or page_id in block_ids:
+                return True
+            return window_first is not None and vm.position.get(page_id, -1) >= window_first
 
-        chosen: list[MemoryPage] = [p for p in vm.working_set.recalled_before(vm.turn_hint) if not visible(p)]
-        if vm.policy.demand_paging and self.query_text and has_recall_signal(self.query_text):
-            taken = {p.page_id for p in chosen}
+        def take(page: MemoryPage, limit: int) -> bool:
+            nonlocal used
+            unit = self._line(page, limit)
+            if unit is None or used + unit[1] > limit:
+                return False
+            taken[page.page_id] = unit
+            used += unit[1]
+            return True
+
+        ws_room = int(room * _WORKING_SET_SHARE)
+        for page in reversed(vm.working_set.recalled_before(vm.turn_hint)):
+            if not shown(page.page_id):
+                take(page, ws_room)
+        recalled: list[str] = []
+        if vm.policy.recall and self.query_text:
+            order, position, table = vm.order, vm.position, vm.table
+            reach = vm.policy.recall_neighbours
 
             def allow(page_id: str) -> bool:
-                page = vm.table.get(page_id)
-                return page is not None and page_id not in taken and not visible(page)
+                return page_id in position and not shown(page_id)
 
-            hits = vm.index.search(self.query_text, limit=vm.policy.max_prefetch_pages, allow=allow)
+            hits = vm.index.search(
+                self.query_text, limit=_MAX_RECALL_HITS, allow=allow, fold=False, neighbours=_NEIGHBOUR_SCORE
+            )
             for hit in hits:
-                page = vm.table.get(hit.page_id)
-                if page is not None:
-                    chosen.append(page)
-                    vm.counts["prefetched"] += 1
-            if hits:
-                vm.log(MutationType.FAULT_IN, [h.page_id for h in hits], cause="demand paging")
-        if not chosen:
+                if room - used < 16:
+                    break
+                at = position[hit.page_id]
+                group = [hit.page_id] + [
+                    order[j] for d in range(1, reach + 1) for j in (at - d, at + d) if 0 <= j < len(order)
+                ]
+                for page_id in group:
+                    near = table.get(page_id)
+                    if near is not None and not shown(page_id) and take(near, room):
+                        recalled.append(page_id)
+        if window_first is None:
+            window_first = len(vm.order)
+        # What the query leaves free goes to the turns before the window, newest first.
+        for j in range(window_first - 1, max(window_first - _MAX_RECALL_HITS * 4, 0) - 1, -1):
+            if room - used < 16:
+                break
+            page = vm.table.get(vm.order[j])
+            if page is not None and not shown(page.page_id):
+                take(page, room)
+        if recalled:
+            vm.counts["prefetched"] += len(recalled)
+            vm.log(MutationType.FAULT_IN, recalled[:50], cause="recall region")
+        if not taken:
             return "", 0, []
-        per_page = max(cap // len(chosen), 24)
-        lines: list[str] = []
-        ids: list[str] = []
-        used = 0
-        count = self.b.counter.count_text
-        for page in sorted(chosen, key=lambda p: (p.seq, p.page_id)):
-            text = snippet(page.text, self.query_text, per_page - 12, self.plan.compressor, count)
-            line = page_line(page, text)
-            cost = count(line) + 1
-            if used + cost > cap - 24:
-                continue
-            lines.append(line)
-            ids.append(page.page_id)
-            used += cost
-        if not lines:
-            return "", 0, []
-        text = "<VM:RECALL>\n" + "\n".join(lines) + "\n</VM:RECALL>"
-        tokens = (
-            count(text)
-            if self.anthropic
-            else self.b.counter.count_message({"role": "system", "content": text})
-        )
-        return text, tokens, ids
+        ids = sorted(taken, key=lambda pid: (vm.position.get(pid, -1), pid))
+        text = _RECALL_HEAD + "".join(taken[pid][0] for pid in ids) + _RECALL_TAIL
+        if not b.counter.exact:
+            # An estimate rounds each count up, so it is not additive over lines: count the
+            # region once as sent (it can only come out lower than the sum).
+            used = b.counter.count_text(text) - b.counter.count_text(_RECALL_HEAD) - b.counter.count_text(_RECALL_TAIL)
+        return text, framing + used, ids
+
+    def _first_window_position(self, window_from: int) -> int | None:
+        """Position (in ``vm.order``) of the first page of the verbatim window."""
+        turns = self.vm.turns
+        for i in range(window_from, len(turns)):
+            for page_id in turns[i].page_ids:
+                at = self.vm.position.get(page_id)
+                if at is not None:
+                    return at
+        return None
+
+    def _line(self, page: MemoryPage, room: int) -> tuple[str, int] | None:
+        """``page`` as a recall line (with its newline) and its exact tokens: whole (cached
+        per counter), or a snippet around the query when the page is long."""
+        vm, b = self.vm, self.b
+        key = (b.counter_key, page.page_id)
+        known = vm.lines.get(key)
+        if known is not None:
+            return known
+        if page.tokens > max(int(room * _LONG_PAGE_SHARE), 64) or page.page_type not in (
+            PageType.TRANSCRIPT,
+            PageType.ARTIFACT,
+        ):
+            limit = max(int(room * _LONG_PAGE_SHARE), 64)
+            text = snippet(page.text, self.query_text, limit, self.plan.compressor, b.counter.count_text)
+            if not text:
+                return None
+            unit = page_line(page, text) + "\n"
+            return unit, b.counter.count_text(unit)
+        unit = page_line(page) + "\n"
+        found = vm.lines[key] = (unit, b.counter.count_text(unit))
+        return found
 
     def _shrink(self, msgs: list[Message], counts: list[int], excess: int) -> tuple[list[Message], list[int]]:
         """Cut the largest string contents of the latest turn until ``excess`` is gone."""
@@ -161,9 +250,12 @@ class Assembly:
             window_tokens=plan.window_tokens + sum(sum(counts) for _, counts, _ in open_turns),
         )
         p.tools, p.tools_tokens = list(b.vm_tools), b.tools_tokens
-        p.reserve = plan.layout.fault_reserve if p.tools else 0
-        p.recall = self._recall(p.first_turn, set(ids))
+        reserve, per_call = call_reserve(self.vm, plan.layout) if p.tools else (0, 0)
+        p.reserve = reserve
+        self.vm.call_room = per_call
         self._fit(p)
+        room = b.budget - p.reserve - self._total(p)
+        p.recall = self._recall(p.first_turn, set(p.block[2]), room)
         plan.visible_from = p.first_turn
         return self._render(p, compactions)
 
@@ -190,9 +282,6 @@ class Assembly:
             p.window_tokens -= sum(p.window.pop(0)[1])
             p.first_turn += 1
             p.trimmed += 1
-        if self._total(p) > limit and p.recall[0]:
-            p.recall = ("", 0, [])
-            self.degraded.append("recall")
         if self._total(p) > limit and p.window:
             msgs, counts, ids = p.window[-1]
             before = sum(counts)
@@ -201,6 +290,7 @@ class Assembly:
             p.window_tokens += sum(counts) - before
         if self._total(p) > limit and p.tools:
             p.tools, p.reserve, limit = [], 0, b.budget
+            self.vm.call_room = 0
             p.tools_tokens = b.counter.count_tools(b.app_tools) if b.app_tools else 0
             self.degraded.append("fault_reserve")
         if self._total(p) > limit and p.block[0]:
@@ -314,6 +404,7 @@ class Assembly:
         vm.snapshots[vm.turn_hint] = ContextSnapshot(
             turn=vm.turn_hint, page_ids=included, tokens=tokens, budget=b.budget
         )
+        vm.shown = set(included)
         return BuiltContext.model_construct(messages=messages, system=system, tools=p.tools, report=report)
 
 

@@ -31,25 +31,19 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from sessionware.core.accounting.tokens import REPLY_PRIMING_TOKENS, counter_for_model
-from sessionware.core.defaults import default_price_book
-from sessionware.core.errors import InvalidSessionOperation, StorageError, TokenLimitExceeded
+from sessionware.core.errors import StorageError
 from sessionware.core.memory.assemble import Assembly
 from sessionware.core.memory.enums import Provider
-from sessionware.core.memory.layout import is_compact, plan_for
 from sessionware.core.memory.models import BuiltContext
-from sessionware.core.memory.plan import Plan
+from sessionware.core.memory.plan import Plan, plan_for
 from sessionware.core.memory.policy import ContextPolicy
-from sessionware.core.memory.prompts import vm_tools
+from sessionware.core.memory.request import BuildRequest, Message, answered_ids, opens_turn
 from sessionware.core.memory.vm import VirtualMemory
 from sessionware.core.session.state import SessionState
 
 __all__ = ["abuild", "build"]
 
 logger = logging.getLogger(__name__)
-
-Message = dict[str, Any]
-
 
 class _HasState(Protocol):
     @property
@@ -58,34 +52,6 @@ class _HasState(Protocol):
 
 def _state_of(target: SessionState | _HasState) -> SessionState:
     return target if isinstance(target, SessionState) else target.state
-
-
-def _answered_ids(messages: Sequence[Message], provider: Provider) -> tuple[str, ...]:
-    ids: list[str] = []
-    for msg in messages:
-        if provider is Provider.OPENAI and msg.get("role") == "tool":
-            ids.append(str(msg.get("tool_call_id", "")))
-        content = msg.get("content")
-        if provider is Provider.ANTHROPIC and isinstance(content, list):
-            ids.extend(
-                str(b.get("tool_use_id"))
-                for b in content
-                if isinstance(b, dict) and b.get("type") == "tool_result"
-            )
-    return tuple(ids)
-
-
-def _opens_turn(messages: Sequence[Message], provider: Provider) -> bool:
-    """True when ``messages`` hold a new user message (not only tool results)."""
-    for msg in messages:
-        if msg.get("role") != "user":
-            continue
-        content = msg.get("content")
-        if provider is Provider.OPENAI or not isinstance(content, list):
-            return True
-        if any(isinstance(b, dict) and b.get("type") != "tool_result" for b in content):
-            return True
-    return False
 
 
 def build(
@@ -136,11 +102,11 @@ def _build(
     vm = VirtualMemory.attach(state, policy)
     with vm.lock:
         vm.sync()
-        run = _Build(
+        request = BuildRequest(
             vm, model=model, budget=budget, incoming=incoming, provider=provider, app_tools=app_tools
         )
-        run.check()
-        plan = run.plan()
+        request.check()
+        plan = _plan(request)
         compactions = plan.advance()
         if plan.pending_llm and not summaries_awaited:
             # Sync code cannot await the app's summariser: keep the extractive summaries.
@@ -152,7 +118,7 @@ def _build(
                     "offline extractive summaries",
                     state.id,
                 )
-        return run.run(plan, compactions)
+        return _run(request, plan, compactions)
 
 
 async def abuild(
@@ -184,9 +150,11 @@ async def abuild(
     if fn is not None:
         with vm.lock:
             vm.sync()
-            plan = _Build(
-                vm, model=model, budget=budget, incoming=incoming_messages, provider=kind, app_tools=tools
-            ).plan()
+            plan = _plan(
+                BuildRequest(
+                    vm, model=model, budget=budget, incoming=incoming_messages, provider=kind, app_tools=tools
+                )
+            )
             plan.advance()
             pending, plan.pending_llm = plan.pending_llm, []
         for page_id, source, max_tokens in pending:
@@ -209,112 +177,30 @@ async def abuild(
     )
 
 
-class _Build:
-    def __init__(
-        self,
-        vm: VirtualMemory,
-        *,
-        model: str,
-        budget: int | None,
-        incoming: Sequence[Message] | None,
-        provider: Provider,
-        app_tools: Sequence[Message] | None,
-    ) -> None:
-        self.vm = vm
-        self.model = model
-        self.provider = provider
-        self.counter = counter_for_model(model)
-        self.counter_key = getattr(self.counter, "encoding_name", f"estimate:{model}")
-        if budget is None:
-            window = default_price_book().context_window(model, provider.value)
-            budget = vm.policy.input_budget(context_window=window)
-        self.budget = budget
-        self.incoming = [dict(m) for m in incoming or ()]
-        self.incoming_counts: list[int] = []
-        self.app_tools = list(app_tools or ())
-        self.prompt = vm.state.info.system_prompt or ""
-        anthropic = provider is Provider.ANTHROPIC
-        compact = is_compact(vm.policy, budget)
-        self.vm_tools = vm_tools(anthropic=anthropic, compact=compact) if vm.policy.tools_enabled else []
-        self.app_tools_tokens = self.counter.count_tools(self.app_tools) if self.app_tools else 0
-        self.tools_tokens = self.app_tools_tokens
-        if self.vm_tools:
-            # The VM's schemas are constants: count them once per shape, not every build.
-            key = (self.counter_key, anthropic, compact)
-            known = vm.tool_tokens.get(key)
-            if known is None:
-                known = vm.tool_tokens[key] = self.counter.count_tools(self.vm_tools)
-            self.tools_tokens += known
-        # The prompt is the same on nearly every build: counted once per counter and shape.
-        prompt_key = (self.counter_key, anthropic, self.prompt)
-        known_prompt = vm.prompt_tokens.get(prompt_key)
-        if known_prompt is None:
-            if len(vm.prompt_tokens) >= 8:
-                vm.prompt_tokens.clear()
-            known_prompt = vm.prompt_tokens[prompt_key] = self._prompt_tokens(anthropic)
-        self.system_tokens, self.block_overhead = known_prompt
+def _plan(request: BuildRequest) -> Plan:
+    return plan_for(
+        request.vm,
+        provider=request.provider,
+        counter=request.counter,
+        counter_key=request.counter_key,
+        budget=request.budget,
+        system_tokens=request.system_tokens,
+        tools_tokens=request.tools_tokens,
+        block_overhead=request.block_overhead,
+    )
 
-    def _prompt_tokens(self, anthropic: bool) -> tuple[int, int]:
-        """Tokens of the system prompt as sent (reply priming included), and of the framing
-        of a system message of ours."""
-        count = self.counter.count_text
-        if anthropic:
-            return REPLY_PRIMING_TOKENS + 3 + count("system") + count(self.prompt), 0
-        prompt_msg = (
-            self.counter.count_message({"role": "system", "content": self.prompt}) if self.prompt else 0
-        )
-        return REPLY_PRIMING_TOKENS + prompt_msg, 3 + count("system")
 
-    def plan(self) -> Plan:
-        return plan_for(
-            self.vm,
-            provider=self.provider,
-            counter=self.counter,
-            counter_key=self.counter_key,
-            budget=self.budget,
-            system_tokens=self.system_tokens,
-            tools_tokens=self.tools_tokens,
-            block_overhead=self.block_overhead,
-        )
-
-    def check(self) -> None:
-        """Refuse bad input before anything is planned."""
-        if self.provider is Provider.ANTHROPIC and any(m.get("role") == "system" for m in self.incoming):
-            raise InvalidSessionOperation("build", "Anthropic incoming messages cannot have the system role")
-        self.incoming_counts = [self.counter.count_message(m) for m in self.incoming]
-        required = self.system_tokens + sum(self.incoming_counts) + self.app_tools_tokens
-        if required > self.budget:
-            raise TokenLimitExceeded(self.budget, required, what="system prompt + incoming messages")
-
-    def run(self, plan: Plan, compactions: int) -> BuiltContext:
-        incoming_counts = self.incoming_counts
-        vm = self.vm
-        opens = _opens_turn(self.incoming, self.provider)
-        vm.turn_hint = len(vm.turns) if opens else vm.current_turn
-        vm.counts["builds"] += 1
-        assembly = Assembly(
-            vm,
-            plan,
-            self,
-            incoming=self.incoming,
-            incoming_counts=incoming_counts,
-            answered=_answered_ids(self.incoming, self.provider),
-            query_text=self._query_text(opens),
-        )
-        return assembly.finish(compactions)
-
-    def _query_text(self, opens: bool) -> str:
-        """The user's latest words, for demand paging."""
-        source: list[Message] = self.incoming if opens else []
-        for msg in source:
-            if msg.get("role") == "user":
-                content = msg.get("content")
-                if isinstance(content, str):
-                    return content
-                if isinstance(content, list):
-                    return " ".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
-        if not self.incoming and self.vm.turns:
-            events = self.vm.turns[-1].events
-            if events and len(events) == 1:
-                return events[0].text
-        return ""
+def _run(request: BuildRequest, plan: Plan, compactions: int) -> BuiltContext:
+    vm = request.vm
+    opens = opens_turn(request.incoming, request.provider)
+    vm.turn_hint = len(vm.turns) if opens else vm.current_turn
+    query, vm.call_key = request.query()
+    vm.counts["builds"] += 1
+    assembly = Assembly(
+        vm,
+        plan,
+        request,
+        answered=answered_ids(request.incoming, request.provider),
+        query_text=query,
+    )
+    return assembly.finish(compactions)

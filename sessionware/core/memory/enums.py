@@ -7,7 +7,6 @@ from enum import IntEnum, StrEnum
 __all__ = [
     "CompressionLevel",
     "ContextPrefix",
-    "FaultReason",
     "Modality",
     "MutationType",
     "PageType",
@@ -39,7 +38,6 @@ class PageType(StrEnum):
     """A fact the app asked the memory to keep (``VirtualMemory.add_claim``)."""
     ARTIFACT = "artifact"
     """A tool output."""
-    PROCEDURE = "procedure"
     INDEX = "index"
     """An evicted chunk of turns, addressable as a whole."""
 
@@ -56,18 +54,11 @@ class StorageTier(StrEnum):
     L0 = "L0"
     """In the context sent to the model."""
     L1 = "L1"
-    """Hot in this process (recently evicted, instantly faultable)."""
-    L2 = "L2"
-    """In the session store (events and persisted pages)."""
-    L3 = "L3"
-    """Artifacts on disk."""
-    L4 = "L4"
-    """Cold archive."""
+    """Out of the context, recallable by search and page faults."""
 
 
 class CompressionLevel(IntEnum):
     FULL = 0
-    REDUCED = 1
     ABSTRACT = 2
     REFERENCE = 3
 
@@ -79,14 +70,6 @@ class MutationType(StrEnum):
     COMPRESS = "compress"
     PIN = "pin"
     UNPIN = "unpin"
-    COMPACT = "compact"
-
-
-class FaultReason(StrEnum):
-    USER_REQUESTED_RECALL = "user_requested_recall"
-    """The model called a VM tool."""
-    SPECULATIVE = "speculative"
-    """The demand-paging pre-pass recalled a page before the call."""
 
 
 class ContextPrefix(StrEnum):

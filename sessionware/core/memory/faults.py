@@ -7,9 +7,16 @@ Each served call is recorded as a hidden ``PAGE_FAULT`` event, so the log shows 
 the model recalled and the fault limit survives a reload.
 
 A result is sized so the follow-up request stays inside the budget: the last build kept
-a fault reserve free, and each call may use ``max_faults_per_turn``-th of it for the
-assistant message that carries the call *and* its result, counted exactly with the
-build's counter (the provider's call id gets a fixed allowance).
+a reserve free for memory calls, and each call may use its share of it
+(``VirtualMemory.call_room``) for the assistant message that carries the call *and* its
+result, counted exactly with the build's counter (the provider's call id gets a fixed
+allowance). What a call would have used without that limit is recorded with it and sizes
+the reserve of later builds. The limit of ``max_faults_per_turn`` calls counts the calls
+made for one incoming message, recorded or not (``VirtualMemory.call_key``).
+
+``search_pages`` ranks by score, returns up to ``limit`` (at most the schema's 10)
+whole turns not already in the context, a long one cut around its matching sentences;
+``page_fault`` loads a page whole with its neighbouring turns.
 
 >>> from sessionware.core.store import MemoryBackend, Store
 >>> from sessionware.core.session.registry import registry_for
@@ -27,7 +34,7 @@ from typing import Any
 
 from sessionware.core.memory.enums import CompressionLevel, Modality, MutationType, PageType, Provider, VMTool
 from sessionware.core.memory.pages import MemoryPage
-from sessionware.core.memory.plan import Plan
+from sessionware.core.memory.plan import Plan, current_plan
 from sessionware.core.memory.search import SearchHit
 from sessionware.core.memory.snippets import snippet
 from sessionware.core.memory.transcript import page_line
@@ -44,6 +51,11 @@ _DEFAULT_FAULT_TOKENS = 800
 # A provider's call id ("call_…", "toolu_…") is repeated on the result message.
 _ID_TOKENS = 16
 _MIN_SNIPPET = 8
+_DEFAULT_RESULTS = 5
+# Turns on each side that page_fault brings with a page.
+_NEIGHBOURS = 2
+# Score share a page takes from each neighbour's in search ranking.
+_NEIGHBOUR_SCORE = 0.3
 
 
 def is_vm_tool(name: str) -> bool:
@@ -73,13 +85,15 @@ def handle_vm_tool_call(state: SessionState, name: str, arguments_json: str | di
         if name not in VM_TOOL_NAMES:
             return _error(f"unknown memory tool {name!r}; use page_fault or search_pages")
         turn = vm.turn_hint
+        key = vm.call_key or str(turn)
         limit = vm.policy.max_faults_per_turn
-        if vm.faults_by_turn.get(turn, 0) >= limit:
+        if vm.calls_by_key.get(key, 0) >= limit:
             vm.counts["refused"] += 1
             return _error(f"memory call limit reached ({limit} per turn); answer with what you have")
         # A dict came from an SDK that parsed the model's JSON: count its roomier spelling.
         sent = arguments_json if isinstance(arguments_json, str) else json.dumps(args, ensure_ascii=False)
-        served = _Served(vm, _room(vm, name, args, sent))
+        framing = _framing(vm, name, args, sent)
+        served = _Served(vm, (vm.call_room or _DEFAULT_FAULT_TOKENS) - framing)
         try:
             if name == VMTool.PAGE_FAULT:
                 result, recalled = served.page_fault(args)
@@ -95,16 +109,21 @@ def handle_vm_tool_call(state: SessionState, name: str, arguments_json: str | di
             tool_name=name,
             tool_arguments=args,
             hidden=True,
-            metadata={"turn": turn, "recalled": recalled, "tokens": served.count(result)},
+            metadata={
+                "turn": turn,
+                "call_key": key,
+                "recalled": recalled,
+                "tokens": served.count(result),
+                "wanted": framing + served.wanted,
+            },
         )
         vm.sync()
         return result
 
 
-def _room(vm: VirtualMemory, name: str, args: dict[str, Any], sent: str) -> int:
-    """Tokens the result text may use so the call message and its result fit one fault's share."""
-    plan = vm.current_plan
-    per_fault = plan.layout.per_fault if plan is not None else _DEFAULT_FAULT_TOKENS
+def _framing(vm: VirtualMemory, name: str, args: dict[str, Any], sent: str) -> int:
+    """Tokens of a call besides its result text: the call message and the result's framing."""
+    plan = current_plan(vm)
     counter = plan.counter if plan is not None else vm.counter
     call: dict[str, Any]
     result: dict[str, Any]
@@ -115,14 +134,14 @@ def _room(vm: VirtualMemory, name: str, args: dict[str, Any], sent: str) -> int:
         function = {"name": name, "arguments": sent}
         call = {"role": "assistant", "content": None, "tool_calls": [{"function": function}]}
         result = {"role": "tool", "content": ""}
-    return per_fault - counter.count_message(call) - counter.count_message(result) - _ID_TOKENS
+    return counter.count_message(call) + counter.count_message(result) + _ID_TOKENS
 
 
 def _find(vm: VirtualMemory, page_id: str) -> MemoryPage | None:
     page = vm.table.get(page_id)
     if page is not None:
         return page
-    plan: Plan | None = vm.current_plan
+    plan: Plan | None = current_plan(vm)
     if plan is None:
         return None
     return plan.pages.get(page_id) or plan.chunk_page(page_id)
@@ -134,7 +153,9 @@ class _Served:
     def __init__(self, vm: VirtualMemory, room: int) -> None:
         self.vm = vm
         self.room = room
-        self.plan = vm.current_plan
+        self.wanted = 0
+        """Tokens the result would have used with no room limit."""
+        self.plan = current_plan(vm)
         counter: Counter = self.plan.counter if self.plan is not None else vm.counter
         self.count: Callable[[str], int] = counter.count_text
 
@@ -161,9 +182,12 @@ class _Served:
             return _error(f"unknown page id {page_id!r}; use search_pages to find pages"), None
         compressor = self.plan.compressor if self.plan is not None else None
         recalled = [page.page_id] if page.page_id in vm.table else []
+        around = self._neighbours(page) if level is CompressionLevel.FULL else []
 
-        def render(limit: int) -> str:
-            text = compressor.compress(page.text, level, limit) if compressor is not None else page.text
+        def render(limit: int | None, context: list[MemoryPage]) -> str:
+            text = page.text
+            if limit is not None and compressor is not None:
+                text = compressor.compress(page.text, level, limit)
             body: dict[str, Any] = {
                 "page_id": page.page_id,
                 "modality": Modality.TEXT.value,
@@ -175,22 +199,50 @@ class _Served:
                 body["role"] = page.role.value
             if text != page.text and level is CompressionLevel.FULL:
                 body["truncated"] = True
-            return _dump({"page": body, "effects": {"promoted_to_working_set": bool(recalled)}})
+            out: dict[str, Any] = {"page": body}
+            if context:
+                ordered = sorted(context, key=lambda p: vm.position.get(p.page_id, 0))
+                out["neighbours"] = [page_line(p) for p in ordered]
+            out["effects"] = {"promoted_to_working_set": bool(recalled)}
+            return _dump(out)
 
-        result = self._shrink(render, max(self.room, _MIN_SNIPPET))
+        self.wanted = self.count(render(None, around))
+        result = self._shrink(lambda limit: render(limit, []), max(self.room, _MIN_SNIPPET))
         if result is None:
             return _error("no room for memory results in this budget"), None
+        if '"truncated"' not in result:
+            shown: list[MemoryPage] = []
+            for other in around:  # nearest first, each whole or not at all
+                candidate = render(None, [*shown, other])
+                if self.count(candidate) <= self.room:
+                    shown.append(other)
+                    result = candidate
         page.mark_accessed(vm.turn_hint)
         vm.log(MutationType.FAULT_IN, [page.page_id], cause="page_fault")
         return result, recalled
+
+    def _neighbours(self, page: MemoryPage) -> list[MemoryPage]:
+        """The turns around ``page`` not already in the context, nearest first."""
+        vm = self.vm
+        at = vm.position.get(page.page_id)
+        if at is None:
+            return []
+        out: list[MemoryPage] = []
+        for d in range(1, _NEIGHBOURS + 1):
+            for j in (at - d, at + d):
+                if 0 <= j < len(vm.order) and vm.order[j] not in vm.shown:
+                    other = vm.table.get(vm.order[j])
+                    if other is not None:
+                        out.append(other)
+        return out
 
     def search(self, args: dict[str, Any]) -> tuple[str, list[str] | None]:
         vm = self.vm
         query = str(args.get("query", "")).strip()
         if not query:
             return _error("search_pages needs a query"), None
-        wanted = max(int(args.get("limit", vm.policy.max_search_results) or 1), 1)
-        limit = min(wanted, vm.policy.max_search_results)
+        asked = int(args.get("limit") or _DEFAULT_RESULTS)
+        limit = max(min(asked, vm.policy.max_search_results), 1)
         modality = args.get("modality")
         if modality is not None and modality not in {m.value for m in Modality}:
             return _error(f"unknown modality {modality!r}"), None
@@ -200,9 +252,11 @@ class _Served:
             page = vm.table.get(page_id)
             if page is None or (modality is not None and page.modality.value != modality):
                 return False
-            return plan is None or not plan.in_window(page)
+            return page_id not in vm.shown and (plan is None or not plan.in_window(page))
 
-        found = vm.index.search(query, limit=limit, allow=allow, follow=vm.policy.follow_references)
+        found = vm.index.search(
+            query, limit=limit, allow=allow, follow=vm.policy.follow_references, neighbours=_NEIGHBOUR_SCORE
+        )
         hits = _best_first(found)
         if not hits:
             return _dump({"results": [], "note": "no matching pages"}), []
@@ -212,12 +266,13 @@ class _Served:
         return result, []
 
     def _lines(self, hits: list[SearchHit], query: str) -> str | None:
-        """As many hits as fit, best first; each an equal share, the first shrunk if need be."""
+        """As many hits as fit, best first, each whole; a long page cut around the sentences
+        that match (``snippets.snippet``) to what is left, or half the room."""
         pages = [p for p in (self.vm.table.get(h.page_id) for h in hits) if p is not None]
         vias = {h.page_id: h.via for h in hits}
         compressor = self.plan.compressor if self.plan is not None else None
 
-        def line(page: MemoryPage, limit: int) -> str:
+        def cut(page: MemoryPage, limit: int) -> str:
             if compressor is None:
                 return page_line(page, page.text[: limit * 3])
             text = snippet(page.text, query, limit, compressor, self.count, anchor=vias.get(page.page_id))
@@ -226,24 +281,23 @@ class _Served:
         def render(items: list[str]) -> str:
             return _dump({"results": items})
 
-        # The best hit may take half the room; the others share what is left, and a short
-        # page leaves its unused share to the pages after it.
+        self.wanted = self.count(render([page_line(p) for p in pages]))
         items: list[str] = []
-        left = self.room
-        for n, page in enumerate(pages):
-            share = max(left // (len(pages) - n) - 12, 24)
-            if n == 0:
-                share = max(share, self.room // 2 - 12)
-            candidate = [*items, line(page, share)]
-            used = self.count(render(candidate))
-            if used <= self.room:
-                items = candidate
-                left = self.room - used
+        used = self.count(render(items))
+        for page in pages:
+            candidate = [*items, page_line(page)]
+            size = self.count(render(candidate))
+            if size > self.room and page.tokens > self.room // 4:
+                share = max(min(self.room - used, self.room // 2) - 16, _MIN_SNIPPET)
+                candidate = [*items, cut(page, share)]
+                size = self.count(render(candidate))
+            if size <= self.room:
+                items, used = candidate, size
         if items:
             return render(items)
         if not pages:
             return None
-        return self._shrink(lambda limit: render([line(pages[0], limit)]), max(self.room // 2, 24))
+        return self._shrink(lambda limit: render([cut(pages[0], limit)]), max(self.room // 2, 24))
 
 
 def _best_first(hits: list[SearchHit]) -> list[SearchHit]:

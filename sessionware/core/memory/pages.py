@@ -9,6 +9,7 @@ session reloaded from any store has them again; summaries are persisted as pages
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sessionware.core.memory.enums import CompressionLevel, Modality, PageType, StorageTier
 from sessionware.core.session.enums import Role
 
-__all__ = ["MemoryPage", "PageTable"]
+__all__ = ["Chunk", "MemoryPage", "PageTable"]
 
 
 class MemoryPage(BaseModel):
@@ -106,3 +107,17 @@ class PageTable:
         self._pages.clear()
         for ids in self._by_tier.values():
             ids.clear()
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Turns ``first_turn``..``last_turn`` evicted together by one compaction: addressable
+    as ``chunk_<index + 1>`` (``PageType.INDEX``), summarised as ``summary_id``."""
+
+    index: int
+    first_turn: int
+    last_turn: int
+    page_ids: list[str]
+    tokens: int
+    summary_id: str
+    keywords: list[str] = field(default_factory=list)

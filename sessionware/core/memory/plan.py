@@ -10,14 +10,14 @@ plan is a pure function of the log, the policy and the budget.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from sessionware.core.memory.block import render_block
 from sessionware.core.memory.compression import ExtractiveCompressor
 from sessionware.core.memory.enums import CompressionLevel, MutationType, PageType, Provider, StorageTier
-from sessionware.core.memory.pages import MemoryPage
+from sessionware.core.memory.layout import Layout, fixed_block_tokens, is_compact, make_layout
+from sessionware.core.memory.pages import Chunk, MemoryPage
 from sessionware.core.memory.text import terms
 from sessionware.core.memory.transcript import (
     Message,
@@ -26,54 +26,20 @@ from sessionware.core.memory.transcript import (
     openai_messages,
     to_anthropic,
 )
+from sessionware.core.memory.vm import Counter, VirtualMemory
 from sessionware.core.session.enums import EventType
 from sessionware.core.store.base import PutPages
 
-if TYPE_CHECKING:
-    from sessionware.core.memory.vm import Counter, VirtualMemory
-
-__all__ = ["Chunk", "Layout", "Plan"]
+__all__ = ["Plan", "current_plan", "plan_for"]
 
 logger = logging.getLogger(__name__)
 
+_MAX_PLANS = 4
 _MIN_SUMMARY_TOKENS = 24
 # Folding is decided on the extractive summary's size, kept in the page's metadata: an
 # LLM summary written later (or restored after a reload) must not change where folds fall,
 # or a reloaded session would lay out differently and write its summaries again.
 _PLANNED = "planned_tokens"
-
-
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """Token allocation of one budget (see ``ContextPolicy`` for the fractions)."""
-
-    budget: int
-    system_tokens: int
-    tools_tokens: int
-    block_overhead: int
-    fault_reserve: int
-    per_fault: int
-    recall_cap: int
-    incoming_reserve: int
-    memory_cap: int
-    window_room: int
-    window_high: int
-    window_low: int
-    summary_cap: int
-    manifest_cap: int
-    compact: bool = False
-    """Short rules and tool schemas, no manifest (small budgets)."""
-
-
-@dataclass(slots=True)
-class Chunk:
-    index: int
-    first_turn: int
-    last_turn: int
-    page_ids: list[str]
-    tokens: int
-    summary_id: str
-    keywords: list[str] = field(default_factory=list)
 
 
 class Plan:
@@ -102,6 +68,8 @@ class Plan:
         self.summaries: list[str] = []
         self.rolling_id: str | None = None
         self.compactions = 0
+        self.folds = 0
+        """Rolling summaries made: each has its own id (one compaction may fold twice)."""
         self.evicted_pages = 0
         self.tokens_saved = 0
         self.pending_llm: list[tuple[str, str, int]] = []
@@ -227,10 +195,11 @@ class Plan:
         while len(self.summaries) > 1 and self._summary_tokens() > cap:
             take = max(1, len(self.summaries) // 2)
             folded, self.summaries = self.summaries[:take], self.summaries[take:]
+            self.folds += 1
             parts = [self.pages[i] for i in ([self.rolling_id] if self.rolling_id else []) + folded]
             source = "\n".join(p.text for p in parts)
             rolling = self._summary_page(
-                f"roll_{self.compactions}",
+                f"roll_{self.folds}",
                 source,
                 max(_MIN_SUMMARY_TOKENS, cap // 2),
                 first=parts[0].turn,
@@ -294,7 +263,10 @@ class Plan:
     def block(self) -> tuple[str, int, list[str]]:
         """The memory block text, its exact tokens as sent, and the page ids it shows."""
         if self._block is None:
-            self._block = render_block(self)
+            summaries = ([self.pages[self.rolling_id]] if self.rolling_id else []) + [
+                self.pages[i] for i in self.summaries
+            ]
+            self._block = render_block(self.vm, self.layout, self.counter, summaries=summaries, chunks=self.chunks)
         return self._block
 
     # -- lookups for the fault handler --------------------------------------------------
@@ -329,3 +301,52 @@ def _keywords(text: str, limit: int = 5) -> list[str]:
         if len(term) > 3 and not term.isdigit():
             counts[term] = counts.get(term, 0) + 1
     return [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+def plan_for(
+    vm: VirtualMemory,
+    *,
+    provider: Provider,
+    counter: Counter,
+    counter_key: str,
+    budget: int,
+    system_tokens: int,
+    tools_tokens: int,
+    block_overhead: int,
+) -> Plan:
+    """The session's plan for this shape and budget: cached, or replayed from the log."""
+    key = (provider, counter_key, budget, system_tokens, tools_tokens, vm.layout_epoch)
+    plan = vm.plans.get(key)
+    if not isinstance(plan, Plan):
+        compact = is_compact(vm.policy, budget)
+        layout = make_layout(
+            vm.policy,
+            budget,
+            system_tokens=system_tokens,
+            tools_tokens=tools_tokens,
+            block_overhead=block_overhead,
+            fixed_block_tokens=fixed_block_tokens(vm, counter, compact),
+            compact=compact,
+        )
+        digest = hashlib.sha256(repr(layout).encode()).hexdigest()[:6]
+        plan = Plan(
+            vm,
+            layout,
+            provider,
+            counter,
+            shape=f"{provider.value}:{counter_key}",
+            tag=f"{provider.value[0]}{budget}-{digest}",
+        )
+        vm.plans[key] = plan
+        while len(vm.plans) > _MAX_PLANS:
+            vm.plans.popitem(last=False)
+    else:
+        vm.plans.move_to_end(key)
+    vm.current_plan = plan
+    return plan
+
+
+def current_plan(vm: VirtualMemory) -> Plan | None:
+    """The plan of the session's last build (``None`` before the first)."""
+    plan = vm.current_plan
+    return plan if isinstance(plan, Plan) else None

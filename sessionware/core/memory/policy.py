@@ -41,30 +41,39 @@ class ContextPolicy(BaseModel):
     faults_enabled: bool = True
     max_faults_per_turn: int = Field(default=2, ge=1, le=16)
     """The per-turn limit the rules text tells the model and the handler enforces."""
-    fault_reserve_fraction: float = Field(default=0.2, ge=0.0, le=0.5)
-    """Share of the budget kept free so fault results fit in the same ceiling."""
+    fault_reserve_fraction: float = Field(default=0.1, ge=0.0, le=0.5)
+    """Most of the budget kept free for memory calls, so their results fit in the same
+    ceiling (and the build itself fills the rest). Within it the reserve is sized from
+    what this session's calls actually wanted (``call_history``)."""
     min_fault_tokens: int = Field(default=200, ge=0)
     """Room of one memory call (the call and its result) at least, so a small budget still
     gets useful results; the reserve never takes more than 40 % of the budget for it."""
+    call_history: int = Field(default=32, ge=1, le=1024)
+    """How many recent memory calls size the reserve (their 90th percentile)."""
     compact_below_tokens: int = Field(default=3000, ge=0)
     """Budgets below this get the compact memory: short rules and tool schemas and no
     manifest, so the fixed overhead leaves room for recent turns and recall."""
-    memory_fraction: float = Field(default=0.45, gt=0.0, lt=1.0)
-    """Share of the free budget for the memory block (rules, manifest, summaries, pins)."""
-    recall_fraction: float = Field(default=0.08, ge=0.0, le=0.5)
-    """Share of the budget for pages recalled on earlier turns and by demand paging."""
-    incoming_reserve_fraction: float = Field(default=0.06, ge=0.0, le=0.5)
+    memory_fraction: float = Field(default=0.12, gt=0.0, lt=1.0)
+    """Share of the budget for the memory block (rules, manifest, summaries, pins)."""
+    window_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
+    """Share of the budget the verbatim window of recent turns may grow to; the recall
+    region (pages chosen for the incoming message) fills whatever the build leaves."""
     window_high: float = Field(default=0.8, gt=0.0, le=1.0)
     """The window of verbatim turns is compacted when it passes this share of its room..."""
     window_low: float = Field(default=0.3, gt=0.0, lt=1.0)
     """...down to this share: compaction happens in chunks, so the prefix stays stable."""
     summary_ratio: float = Field(default=0.15, gt=0.0, le=1.0)
     """Summary size relative to the turns it covers."""
-    max_search_results: int = Field(default=5, ge=1, le=50)
+    recall: bool = True
+    """Fill the recall region with the turns that best match the incoming message (and
+    their neighbours), after the cache-stable prefix."""
+    recall_neighbours: int = Field(default=1, ge=0, le=5)
+    """Turns on each side of a recalled turn shown with it (a question and its answer)."""
+    max_search_results: int = Field(default=10, ge=1, le=50)
+    """Most results one ``search_pages`` call returns (the schema's maximum); without a
+    ``limit`` it returns 5."""
     follow_references: int = Field(default=3, ge=0, le=5)
     """Hops ``search_pages`` follows from its best hit through rare identifiers."""
-    demand_paging: bool = True
-    max_prefetch_pages: int = Field(default=2, ge=0, le=10)
     pinned: list[str] = Field(default_factory=list)
     """Texts that are always in the memory block, verbatim."""
     summarize_fn: SummarizeFn | None = Field(default=None, exclude=True)

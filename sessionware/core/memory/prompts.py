@@ -80,7 +80,7 @@ class AvailablePage(BaseModel):
     page_id: str
     modality: Modality = Modality.TEXT
     tier: str
-    levels: list[int] = Field(default_factory=lambda: [0, 1, 2, 3])
+    levels: list[int] = Field(default_factory=lambda: [0, 2, 3])
     hint: str = ""
 
 
@@ -90,7 +90,7 @@ class ManifestPolicies(BaseModel):
     faults_allowed: bool
     max_faults_per_turn: int
     upgrade_budget_tokens: int
-    prefer_levels: list[int] = Field(default_factory=lambda: [2, 1, 0])
+    prefer_levels: list[int] = Field(default_factory=lambda: [2, 0])
 
 
 class VMManifest(BaseModel):
@@ -127,9 +127,8 @@ _PAGE_FAULT: dict[str, Any] = {
                 "page_id": {"type": "string"},
                 "target_level": {
                     "type": "integer",
-                    "description": "0 full, 1 reduced, 2 summary, 3 reference",
-                    "minimum": 0,
-                    "maximum": 3,
+                    "description": "0 full (with neighbouring turns), 2 summary, 3 reference",
+                    "enum": [0, 2, 3],
                     "default": 0,
                 },
             },
@@ -166,7 +165,7 @@ _PAGE_FAULT_COMPACT: dict[str, Any] = {
                 "page_id": {"type": "string"},
                 "target_level": {
                     "type": "integer",
-                    "description": "0 full, 1 reduced, 2 summary, 3 reference",
+                    "description": "0 full, 2 summary, 3 reference",
                 },
             },
             "required": ["page_id"],

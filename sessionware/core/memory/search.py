@@ -1,16 +1,22 @@
-"""Ranked keyword search over pages: an incremental in-memory BM25 index.
+"""Ranked keyword search over pages: an incremental, field-aware in-memory BM25 index.
 
-Pages are added as they are created (O(terms of the page)); a query costs the length
-of its terms' posting lists. Multi-word queries rank by the sum of their terms' BM25
-scores, so "postgres mysql" finds pages with either word, best with both. Results can
-follow references: identifiers in the best hit that occur in only a few other pages
-(a key that names another key) pull those pages in, up to ``follow`` hops.
+Pages are added as they are created (O(terms of the page)). A page has two fields: its
+body and a short label (a speaker's name opening a chat line, a tool's name), which
+weighs less: a question names the person it is about, and half the turns of a chat
+between two people carry each name. Terms are stemmed (``text.terms``).
 
-Two things keep a long session's results useful. A page can be added with a ``weight``
-(the memory gives a user's *question* a lower one: it restates what is asked, not what
-is known). And near-duplicates of a better hit (the same question asked about another
-name, boilerplate repeated every turn) are folded into it, so ``limit`` results cover
-distinct content rather than ten copies of one sentence.
+A query scores its rarer terms over their posting lists and adds its common terms only to
+pages already found (a word in an eighth of the pages ranks little on its own), so a
+query costs the rare terms' postings, not the history. Scores get a mild recency prior
+(newer wins among near-equals: an update over the fact it replaces), and optionally a
+share of the neighbouring pages' scores (in a chat, a question and its answer are next
+to each other and share words only together). Results can follow references:
+identifiers in the best hit that occur in only a few other pages (a key that names
+another key) pull those pages in, up to ``follow`` hops.
+
+A page can be added with a ``weight`` (the memory gives a user's *question* a lower
+one: it restates what is asked, not what is known). ``fold`` folds near-duplicates of a
+better hit into it, so ``limit`` results cover distinct content.
 
 >>> index = SearchIndex()
 >>> index.add("msg_1", "We chose PostgreSQL over MySQL for the ledger.")
@@ -22,7 +28,6 @@ distinct content rather than ten copies of one sentence.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,6 +37,7 @@ __all__ = ["SearchHit", "SearchIndex"]
 
 _K1 = 1.2
 _B = 0.5
+_LABEL_WEIGHT = 0.3
 # Exact identifiers in a query (``retry_budget_7``, ``KX-4711-Q``) name one thing: weigh them up.
 _IDENTIFIER_BOOST = 3.0
 _MAX_REFERENCE_DF = 3
@@ -40,6 +46,13 @@ _MAX_REFERENCE_DF = 3
 _DUPLICATE_OVERLAP = 0.5
 # Candidates looked at per result wanted, so folding stays bounded on huge posting lists.
 _SCAN_PER_RESULT = 40
+# A term in more pages than this share (or ``_COMMON_MIN``) only adds to pages found by
+# rarer terms; a query of common terms only reads their newest ``_SCAN_CAP`` postings.
+_COMMON_SHARE = 8
+_COMMON_MIN = 64
+_SCAN_CAP = 4096
+RECENCY_PRIOR = 0.1
+"""The newest page's score is multiplied by 1.1, the oldest's by 1."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,17 +64,18 @@ class SearchHit:
 
 
 class SearchIndex:
-    """BM25 over page texts; pages are only ever added (or all cleared)."""
+    """BM25F over page bodies and labels; pages are only ever added (or all cleared)."""
 
     def __init__(self) -> None:
-        self._postings: dict[str, dict[int, int]] = {}
+        self._docs: dict[str, list[int]] = {}
+        self._tfs: dict[str, list[float]] = {}
+        self._doc_tf: list[dict[str, float]] = []
         self._ids: list[str] = []
-        self._lengths: list[int] = []
-        self._total_length = 0
+        self._lengths: list[float] = []
+        self._total_length = 0.0
         self._identifiers: dict[str, list[int]] = {}
         self._doc_identifiers: list[list[str]] = []
         self._doc_by_id: dict[str, int] = {}
-        self._doc_terms: list[frozenset[str]] = []
         self._weights: list[float] = []
 
     def __len__(self) -> int:
@@ -70,19 +84,29 @@ class SearchIndex:
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]
 
-    def add(self, page_id: str, text: str, *, weight: float = 1.0) -> None:
-        """Index ``text`` as ``page_id``; ``weight`` scales every score of the page."""
+    def add(self, page_id: str, text: str, *, weight: float = 1.0, label: str = "") -> None:
+        """Index ``text`` (and its ``label``) as ``page_id``; ``weight`` scales every score of the page."""
         doc = len(self._ids)
-        counts = Counter(terms(text))
+        tf: dict[str, float] = {}
+        for term in terms(text):
+            tf[term] = tf.get(term, 0.0) + 1.0
+        for term in terms(label) if label else ():
+            tf[term] = tf.get(term, 0.0) + _LABEL_WEIGHT
         self._ids.append(page_id)
         self._doc_by_id[page_id] = doc
-        self._doc_terms.append(frozenset(counts))
+        self._doc_tf.append(tf)
         self._weights.append(weight)
-        length = sum(counts.values())
+        length = sum(tf.values())
         self._lengths.append(length)
         self._total_length += length
-        for term, tf in counts.items():
-            self._postings.setdefault(term, {})[doc] = tf
+        for term, n in tf.items():
+            docs = self._docs.get(term)
+            if docs is None:
+                self._docs[term] = [doc]
+                self._tfs[term] = [n]
+            else:
+                docs.append(doc)
+                self._tfs[term].append(n)
         idents = identifiers(text)
         self._doc_identifiers.append(idents)
         for ident in idents:
@@ -99,20 +123,22 @@ class SearchIndex:
         limit: int = 5,
         allow: Callable[[str], bool] | None = None,
         follow: int = 0,
+        fold: bool = True,
+        neighbours: float = 0.0,
     ) -> list[SearchHit]:
-        """Best pages for ``query``; ``allow`` filters page ids; ``follow`` hops of references."""
+        """Best pages for ``query``, best first; ``allow`` filters page ids; ``follow`` hops of
+        references; ``fold`` near-duplicates; ``neighbours`` is the share of the adjacent
+        pages' scores a page adds to its own."""
         if not self._ids:
             return []
-        scores, matched = self._scores(query)
-        ranked = sorted(scores, key=lambda d: (-round(scores[d], 9), -d))[: limit * _SCAN_PER_RESULT]
-        # Pages that match the same query words are about the same thing: the newer one
-        # supersedes ("my desk is A" ... "my desk is now B"), whatever BM25's length norm says.
-        weights = self._weights
-        ranked = _newest_first_among_equals(ranked, lambda d: (matched[d], weights[d]))
+        scores = self._scores(query, neighbours)
+        ranked = sorted(scores, key=lambda d: (-scores[d], -d))
+        if fold:
+            ranked = ranked[: limit * _SCAN_PER_RESULT]
         hits: list[SearchHit] = []
         kept: list[int] = []
         for doc in ranked:
-            if (allow is not None and not allow(self._ids[doc])) or self._duplicate(doc, kept):
+            if (allow is not None and not allow(self._ids[doc])) or (fold and self._duplicate(doc, kept)):
                 continue
             kept.append(doc)
             hits.append(SearchHit(self._ids[doc], scores[doc]))
@@ -126,30 +152,46 @@ class SearchIndex:
             hits = [h for h in hits if h.page_id not in chained] + followed
         return hits
 
-    def _scores(self, query: str) -> tuple[dict[int, float], dict[int, int]]:
-        """BM25 score of every matching page, and which query terms it matched (a bit mask)."""
-        avg = self._total_length / len(self._ids) or 1.0
+    def _scores(self, query: str, neighbours: float) -> dict[int, float]:
+        """BM25F score of the pages that match, with the recency prior and neighbours' shares."""
+        n = len(self._ids)
+        avg = self._total_length / n or 1.0
+        lengths = self._lengths
+        common = max(_COMMON_MIN, n // _COMMON_SHARE)
+        found = sorted(
+            ((len(self._docs[t]), t) for t in dict.fromkeys(terms(query)) if t in self._docs), key=lambda x: x[0]
+        )
         scores: dict[int, float] = {}
-        matched: dict[int, int] = {}
-        for bit, term in enumerate(dict.fromkeys(terms(query))):
-            posting = self._postings.get(term)
-            if not posting:
-                continue
-            idf = self._idf(len(posting))
+        k1, b = _K1, _B
+        for df, term in found:
+            idf = self._idf(df)
             if any(ch.isdigit() for ch in term) and any(ch in "-_" for ch in term):
                 idf *= _IDENTIFIER_BOOST
-            for doc, tf in posting.items():
-                norm = tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * self._lengths[doc] / avg))
-                scores[doc] = scores.get(doc, 0.0) + idf * norm
-                matched[doc] = matched.get(doc, 0) | 1 << bit
+            if df <= common or not scores:
+                docs, tfs = self._docs[term], self._tfs[term]
+                for k in range(max(0, df - _SCAN_CAP), df):
+                    doc, tf = docs[k], tfs[k]
+                    norm = tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[doc] / avg))
+                    scores[doc] = scores.get(doc, 0.0) + idf * norm
+            else:
+                doc_tf = self._doc_tf
+                for doc in scores:
+                    common_tf = doc_tf[doc].get(term, 0.0)
+                    if common_tf:
+                        tf = common_tf
+                        scores[doc] += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[doc] / avg))
         weights = self._weights
-        return {doc: score * weights[doc] for doc, score in scores.items()}, matched
+        prior = RECENCY_PRIOR / n
+        out = {doc: score * weights[doc] * (1.0 + prior * doc) for doc, score in scores.items()}
+        if neighbours:
+            out = {d: s + neighbours * (out.get(d - 1, 0.0) + out.get(d + 1, 0.0)) for d, s in out.items()}
+        return out
 
     def _duplicate(self, doc: int, kept: list[int]) -> bool:
         """True when ``doc`` says nearly what a better hit says, and names nothing new."""
-        mine = self._doc_terms[doc]
+        mine = self._doc_tf[doc].keys()
         for other in kept:
-            theirs = self._doc_terms[other]
+            theirs = self._doc_tf[other].keys()
             union = len(mine | theirs)
             if (
                 union
@@ -158,7 +200,6 @@ class SearchIndex:
             ):
                 return True
         return False
-
     def _follow(
         self, hits: list[SearchHit], query: str, hops: int, limit: int, allow: Callable[[str], bool] | None
     ) -> list[SearchHit]:
@@ -189,19 +230,3 @@ class SearchIndex:
 
     def _doc_of(self, page_id: str) -> int:
         return self._doc_by_id[page_id]
-
-
-def _newest_first_among_equals(ranked: list[int], key: Callable[[int], object]) -> list[int]:
-    """``ranked`` with each group of equal ``key`` reordered newest first, in the slots the
-    group already holds (so groups keep their places relative to each other)."""
-    groups: dict[object, list[int]] = {}
-    for doc in ranked:
-        groups.setdefault(key(doc), []).append(doc)
-    newest = {k: sorted(docs, reverse=True) for k, docs in groups.items() if len(docs) > 1}
-    if not newest:
-        return ranked
-    out = []
-    for doc in ranked:
-        docs = newest.get(key(doc))
-        out.append(docs.pop(0) if docs is not None else doc)
-    return out

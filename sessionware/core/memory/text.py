@@ -28,16 +28,49 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _IDENTIFIER = re.compile(r"\b[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)+\b|\b(?=[A-Za-z]*\d)[A-Za-z0-9]{5,}\b")
 
 
+# Irregular forms that suffix stripping cannot join to their base ("met" / "meet").
+_IRREGULAR_TEXT = """
+    met:meet went:go gone:go goes:go bought:buy brought:bring thought:think taught:teach
+    caught:catch saw:see seen:see took:take taken:take gave:give given:give ran:run
+    began:begin begun:begin wrote:write written:write drove:drive driven:drive ate:eat
+    eaten:eat flew:fly flown:fly swam:swim sang:sing sung:sing felt:feel kept:keep
+    left:leave lost:lose found:find heard:hear held:hold built:build sent:send spent:spend
+    won:win chose:choose chosen:choose fell:fall fallen:fall knew:know known:know
+    grew:grow grown:grow threw:throw drew:draw drawn:draw paid:pay sold:sell stood:stand
+    understood:understand forgot:forget forgotten:forget became:become came:come wore:wear
+    worn:wear broke:break broken:break spoke:speak spoken:speak woke:wake rode:ride
+    ridden:ride hid:hide slept:sleep meant:mean led:lead fed:feed sat:sit shot:shoot
+    struck:strike taught:teach children:child men:man women:woman people:person mice:mouse
+    feet:foot teeth:tooth better:good best:good worse:bad worst:bad
+    """
+_IRREGULAR = dict(pair.split(":") for pair in _IRREGULAR_TEXT.split())
+_DOUBLED = frozenset("bdfgkmnprt")
+
+
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A light, deterministic suffix stripper (plural, -ing, -ed), enough for recall."""
-    if len(word) <= 4 or not word.isalpha():
+    """A light, deterministic stemmer: irregular forms, plural, -ing, -ed, a final -e and
+    a doubled last consonant, so "hiking", "hikes" and "hike", or "met" and "meeting",
+    share a stem.
+
+    >>> [stem(w) for w in ("hiking", "hiked", "hike", "met", "meeting", "swimming", "studies")]
+    ['hik', 'hik', 'hik', 'meet', 'meet', 'swim', 'study']
+    """
+    base = _IRREGULAR.get(word)
+    if base is not None:
+        word = base
+    if len(word) <= 3 or not word.isalpha():
         return word
-    for suffix, keep in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+    for suffix, keep in (("ies", "y"), ("ied", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            if suffix == "s" and word.endswith("ss"):
-                return word
-            return word[: len(word) - len(suffix)] + keep
+            if suffix == "s" and word.endswith(("ss", "us", "is")):
+                break
+            word = word[: len(word) - len(suffix)] + keep
+            if not keep and len(word) > 3 and word[-1] == word[-2] and word[-1] in _DOUBLED:
+                word = word[:-1]
+            break
+    if len(word) > 3 and word.endswith("e") and not word.endswith("ee"):
+        word = word[:-1]
     return word
 
 
@@ -47,7 +80,7 @@ def terms(text: str) -> list[str]:
     Compound identifiers (``KX-4711-Q``) are kept whole and also split into parts.
 
     >>> terms("What is my locker-code? KX-4711-Q")
-    ['locker-code', 'locker', 'code', 'kx-4711-q', 'kx', '4711', 'q']
+    ['locker-code', 'locker', 'cod', 'kx-4711-q', 'kx', '4711', 'q']
     """
     out: list[str] = []
     for match in _TERM.findall(text.lower()):

@@ -9,9 +9,10 @@ stays cheap and a build costs the new events plus the budget, not the history.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sessionware.core.accounting.tokens import EncodingCounter, EstimatingCounter, counter_for_model
 from sessionware.core.memory.enums import MutationType, PageType, StorageTier
@@ -26,10 +27,7 @@ from sessionware.core.session.enums import EventSource, EventType, Role
 from sessionware.core.session.models import SessionEvent
 from sessionware.core.session.state import SessionState
 
-if TYPE_CHECKING:
-    from sessionware.core.memory.plan import Plan
-
-__all__ = ["EXTENSION_KEY", "VirtualMemory"]
+__all__ = ["EXTENSION_KEY", "CompactionPlan", "Counter", "VirtualMemory"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +40,11 @@ _WORKING_SET_TOKENS = 16_384
 _QUESTION_WEIGHT = 0.5
 
 
+# A speaker label opening a message ("Caroline: ...", as chat exports and meeting
+# transcripts write them): indexed as its own, lightly weighted field.
+_LABEL = re.compile(r"^(?:\[[^\]]{1,40}\] )?((?:[A-Z][\w'.-]*)(?: [A-Z][\w'.-]*){0,2}): ")
+
+
 def _search_weight(page: MemoryPage) -> float:
     if page.role is not Role.USER:
         return 1.0
@@ -49,7 +52,28 @@ def _search_weight(page: MemoryPage) -> float:
     return _QUESTION_WEIGHT if parts and all(p.endswith("?") for p in parts) else 1.0
 
 
+def _label(page: MemoryPage) -> tuple[str, str]:
+    """(label field, body field) of a page for the search index."""
+    if page.tool_name:
+        return page.tool_name, page.text
+    match = _LABEL.match(page.text)
+    if match is None:
+        return "", page.text
+    return match.group(1), page.text[: match.start(1)] + page.text[match.end() :]
+
+
 Counter = EncodingCounter | EstimatingCounter
+
+
+class CompactionPlan(Protocol):
+    """What the memory itself reads of a compaction plan (``plan.Plan``)."""
+
+    compactions: int
+    evicted_pages: int
+    tokens_saved: int
+    summaries: list[str]
+
+    def invalidate_block(self) -> None: ...
 
 
 class VirtualMemory:
@@ -73,8 +97,11 @@ class VirtualMemory:
         self.table = PageTable()
         self.index = SearchIndex()
         self.turns: list[Turn] = []
-        self.plans: OrderedDict[tuple[Any, ...], Plan] = OrderedDict()
-        self.current_plan: Plan | None = None
+        self.plans: OrderedDict[tuple[Any, ...], CompactionPlan] = OrderedDict()
+        self.current_plan: CompactionPlan | None = None
+        self.order: list[str] = []
+        """Transcript and tool pages in conversation order (neighbours of a recalled page)."""
+        self.position: dict[str, int] = {}
         self.working_set = WorkingSet(_WORKING_SET_TOKENS)
         self.pinned_ids: list[str] = []
         self.claim_ids: list[str] = []
@@ -83,7 +110,18 @@ class VirtualMemory:
         self.restored_pages: dict[str, MemoryPage] = {}
         """Summary pages read back from the store, by ``<plan tag>/<page id>``."""
         self.pages_loaded = False
-        self.faults_by_turn: dict[int, int] = {}
+        self.calls_by_key: dict[str, int] = {}
+        """Memory calls served per incoming message (``call_key``), for the per-turn limit."""
+        self.call_key = ""
+        """The incoming message the last build was for: its turn and a digest of its words."""
+        self.call_wanted: deque[int] = deque(maxlen=policy.call_history)
+        """Tokens recent memory calls wanted (call and result, before fitting): sizes the reserve."""
+        self.call_room = 0
+        """Tokens one memory call may use after the last build (its share of the reserve)."""
+        self.shown: set[str] = set()
+        """Page ids the last build showed (search leaves them out)."""
+        self.lines: dict[tuple[str, str], tuple[str, int]] = {}
+        """A recall line of a page and its exact tokens, per (counter, page id)."""
         self.mutations: list[PageMutation] = []
         self.snapshots: dict[int, ContextSnapshot] = {}
         self.turn_hint = 0
@@ -133,6 +171,7 @@ class VirtualMemory:
     def set_policy(self, policy: ContextPolicy) -> None:
         with self.lock:
             self.policy = policy
+            self.call_wanted = deque(self.call_wanted, maxlen=policy.call_history)
             self.plans.clear()
             self.current_plan = None
             self.layout_epoch += 1
@@ -170,7 +209,11 @@ class VirtualMemory:
         self.current_plan = None
         self.pinned_ids.clear()
         self.segment_summary_ids.clear()
-        self.faults_by_turn.clear()
+        self.calls_by_key.clear()
+        self.call_wanted.clear()
+        self.order.clear()
+        self.position.clear()
+        self.lines.clear()
         self.working_set = WorkingSet(_WORKING_SET_TOKENS)
         from sessionware.core.session.messages import conversation_events
 
@@ -211,7 +254,10 @@ class VirtualMemory:
             self.layout_epoch += 1
             self.log(MutationType.PIN, [page.page_id], cause="pinned at record")
         self.table.register(page)
-        self.index.add(page.page_id, page.text, weight=_search_weight(page))
+        label, body = _label(page)
+        self.index.add(page.page_id, body, weight=_search_weight(page), label=label)
+        self.position[page.page_id] = len(self.order)
+        self.order.append(page.page_id)
         turn.add(event, page.page_id)
 
     def _add_segment_summary(self, event: SessionEvent) -> None:
@@ -237,7 +283,11 @@ class VirtualMemory:
 
     def _note_fault(self, event: SessionEvent) -> None:
         turn = int(event.metadata.get("turn", 0))
-        self.faults_by_turn[turn] = self.faults_by_turn.get(turn, 0) + 1
+        key = str(event.metadata.get("call_key") or turn)
+        self.calls_by_key[key] = self.calls_by_key.get(key, 0) + 1
+        wanted = event.metadata.get("wanted")
+        if isinstance(wanted, int):
+            self.call_wanted.append(wanted)
         for page_id in event.metadata.get("recalled", []):
             page = self.table.get(str(page_id))
             if page is not None:
