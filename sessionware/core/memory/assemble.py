@@ -168,12 +168,13 @@ class Assembly:
         if window_first is None:
             window_first = len(vm.order)
         # What the query leaves free goes to the turns before the window, newest first.
-        for j in range(window_first - 1, max(window_first - _MAX_RECALL_HITS * 4, 0) - 1, -1):
+        last = window_first - 1 if vm.policy.recall else -1
+        for j in range(last, max(window_first - _MAX_RECALL_HITS * 4, 0) - 1, -1):
             if room - used < 16:
                 break
-            page = vm.table.get(vm.order[j])
-            if page is not None and not shown(page.page_id):
-                take(page, room)
+            before = vm.table.get(vm.order[j])
+            if before is not None and not shown(before.page_id):
+                take(before, room)
         if recalled:
             vm.counts["prefetched"] += len(recalled)
             vm.log(MutationType.FAULT_IN, recalled[:50], cause="recall region")
@@ -184,7 +185,11 @@ class Assembly:
         if not b.counter.exact:
             # An estimate rounds each count up, so it is not additive over lines: count the
             # region once as sent (it can only come out lower than the sum).
-            used = b.counter.count_text(text) - b.counter.count_text(_RECALL_HEAD) - b.counter.count_text(_RECALL_TAIL)
+            used = (
+                b.counter.count_text(text)
+                - b.counter.count_text(_RECALL_HEAD)
+                - b.counter.count_text(_RECALL_TAIL)
+            )
         return text, framing + used, ids
 
     def _first_window_position(self, window_from: int) -> int | None:
@@ -343,9 +348,13 @@ class Assembly:
             messages.append({"role": "system", "content": self.b.prompt})
         if p.block[0]:
             messages.append({"role": "system", "content": p.block[0]})
-        messages.extend(history)
+        # The recall region goes before the latest turn: after the cacheable prefix (the
+        # earlier window turns), and never between a tool call and its results.
+        latest = len(p.window[-1][0]) if p.window else 0
+        messages.extend(history[: len(history) - latest])
         if p.recall[0]:
             messages.append({"role": "system", "content": p.recall[0]})
+        messages.extend(history[len(history) - latest :])
         messages.extend(self.incoming)
         return messages
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from sessionware.core.errors import StorageError
 from sessionware.core.memory.assemble import Assembly
@@ -44,6 +44,7 @@ from sessionware.core.session.state import SessionState
 __all__ = ["abuild", "build"]
 
 logger = logging.getLogger(__name__)
+
 
 class _HasState(Protocol):
     @property

@@ -2,8 +2,12 @@
 
 ``Compressor`` is the protocol (one per modality); ``ExtractiveCompressor`` is the
 deterministic offline default. It keeps whole sentences, best first by how much they
-look like facts (digits, identifiers, capitalised names, quotes, "is/are" statements),
-newer first among equals, and prints the kept ones in their original order. An app's
+look like facts (identifiers, capitalised names, quotes, "is/are" statements, numbers in
+a sentence with content), newer first among equals, and prints the kept ones in their
+original order. Speaker prefixes ("U: ", "Caroline: ") are set aside before scoring,
+repeated sentences and filler ("Noted.", "Acknowledged point 12.") are dropped, and a
+statement superseded by a later one about the same thing ("My favourite colour is
+blue." ... "My favourite colour is green now.") gives way to it. An app's
 async ``summarize_fn`` (an LLM) can replace it for summaries; the builder then awaits it
 in ``abuild``.
 
@@ -20,7 +24,7 @@ from typing import Protocol, runtime_checkable
 
 from sessionware.core.accounting.tokens import TokenCounter, counter_for_model
 from sessionware.core.memory.enums import CompressionLevel, Modality
-from sessionware.core.memory.text import identifiers, sentences
+from sessionware.core.memory.text import identifiers, sentences, terms
 
 __all__ = ["Compressor", "CompressorRegistry", "ExtractiveCompressor", "ReferenceCompressor"]
 
@@ -28,7 +32,16 @@ _FACTY = re.compile(r"\b(is|are|was|were|equals|set to|means|called|named|lives?
 _CAPITAL = re.compile(r"\b[A-Z][a-z]+")
 _CODE = re.compile(r"\b[\w-]*\d[\w-]*\b")
 _QUOTED = re.compile(r"\"[^\"]+\"|'[^']{2,}'|`[^`]+`")
-_FILLER = re.compile(r"^(ok|okay|sure|thanks|thank you|great|cool|got it|sounds good)\b", re.I)
+_FILLER = re.compile(
+    r"^(ok|okay|sure|thanks|thank you|great|cool|got it|sounds good|noted|acknowledged|understood|"
+    r"will do|of course|no problem|you're welcome|here is what i found|nice|wow|awesome|lol|haha)\b",
+    re.I,
+)
+_FILLER_SCORE = -3.0
+_NUMBER = re.compile(r"\b\d[\d.,:/]*\b")
+_PREFIX = re.compile(r"^(?:\[[^\]]{1,40}\]\s*)?(?:[A-Z][\w'.-]*(?: [A-Z][\w'.-]*){0,2}:\s+){1,2}")
+_COPULA = re.compile(r"^(?P<subject>.+?)\s+(?:is|are|was|were)\s+(?:now\s+)?(?P<value>.+)$", re.I)
+_UPDATE_CUE = re.compile(r"\b(now|changed|moved|updated?|new|instead|anymore|no longer)\b", re.I)
 
 
 @runtime_checkable
@@ -46,21 +59,59 @@ class Compressor(Protocol):
 _MAX_CHARS_PER_TOKEN = 8
 
 
+def _strip(sentence: str) -> str:
+    """``sentence`` without the speaker prefixes (and date) a transcript line starts with."""
+    return _PREFIX.sub("", sentence, count=1)
+
+
 @lru_cache(maxsize=32768)
 def _score(sentence: str) -> float:
     """How much ``sentence`` looks like a fact worth keeping (cheap, deterministic)."""
+    text = _strip(sentence)
+    if len(text) < 12 or _FILLER.match(text):
+        return _FILLER_SCORE
     score = 0.0
-    codes = _CODE.findall(sentence)
+    codes = [c for c in _CODE.findall(text) if not c.isdigit()]
     if codes:
-        score += 2.0 + 1.5 * min(sum(1 for c in codes if not c.isdigit()), 2)
-    score += 0.5 * min(len(_CAPITAL.findall(sentence, 1)), 3)
-    if _QUOTED.search(sentence):
+        score += 2.0 + 1.5 * min(len(codes), 2)
+    content = [t for t in terms(text) if not t.isdigit()]
+    if _NUMBER.search(text) and len(content) >= 3:
         score += 1.0
-    if _FACTY.search(sentence):
+    score += 0.5 * min(len(_CAPITAL.findall(text, 1)), 3)
+    if _QUOTED.search(text):
         score += 1.0
-    if len(sentence) < 12 or _FILLER.match(sentence):
-        score -= 2.0
+    if _FACTY.search(text):
+        score += 1.0
     return score
+
+
+def _subject(text: str) -> frozenset[str] | None:
+    match = _COPULA.match(text)
+    if match is None:
+        return None
+    subject = frozenset(terms(match.group("subject")))
+    return subject or None
+
+
+def _superseded(parts: list[str]) -> set[int]:
+    """Indexes of sentences a later one replaces: the same subject stated again ("X is a"
+    ... "X is b"), or a subject of two words or more named again with an update cue."""
+    stripped = [_strip(p) for p in parts]
+    subjects = [_subject(s) for s in stripped]
+    out: set[int] = set()
+    later_terms: list[frozenset[str]] = [frozenset(terms(s)) for s in stripped]
+    for i, subject in enumerate(subjects):
+        if subject is None:
+            continue
+        for j in range(i + 1, len(parts)):
+            if stripped[j] == stripped[i]:
+                continue
+            if subjects[j] == subject or (
+                len(subject) >= 2 and subject <= later_terms[j] and _UPDATE_CUE.search(stripped[j])
+            ):
+                out.add(i)
+                break
+    return out
 
 
 class ExtractiveCompressor:
@@ -99,10 +150,21 @@ class ExtractiveCompressor:
         parts = sentences(text)
         if not parts:
             return self._cut(text, max_tokens)
+        seen: set[str] = set()
+        unique: list[str] = []
+        for part in parts:
+            key = " ".join(_strip(part).lower().split())
+            if key not in seen:
+                seen.add(key)
+                unique.append(part)
+        dropped = _superseded(unique)
+        parts = [p for i, p in enumerate(unique) if i not in dropped]
         ranked = sorted(range(len(parts)), key=lambda i: (-_score(parts[i]), -i))
         kept: list[int] = []
         used = 0
         for i in ranked:
+            if _score(parts[i]) <= _FILLER_SCORE:
+                break  # filler is never kept (ranked last, so nothing after it is either)
             room = max_tokens - used
             if len(parts[i]) // _MAX_CHARS_PER_TOKEN + 1 > room:
                 continue

@@ -15,7 +15,7 @@ the reserve of later builds. The limit of ``max_faults_per_turn`` calls counts t
 made for one incoming message, recorded or not (``VirtualMemory.call_key``).
 
 ``search_pages`` ranks by score, returns up to ``limit`` (at most the schema's 10)
-whole turns not already in the context, a long one cut around its matching sentences;
+whole turns from outside the verbatim window, a long one cut around its matching sentences;
 ``page_fault`` loads a page whole with its neighbouring turns.
 
 >>> from sessionware.core.store import MemoryBackend, Store
@@ -252,7 +252,7 @@ class _Served:
             page = vm.table.get(page_id)
             if page is None or (modality is not None and page.modality.value != modality):
                 return False
-            return page_id not in vm.shown and (plan is None or not plan.in_window(page))
+            return plan is None or not plan.in_window(page)
 
         found = vm.index.search(
             query, limit=limit, allow=allow, follow=vm.policy.follow_references, neighbours=_NEIGHBOUR_SCORE

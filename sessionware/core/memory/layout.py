@@ -68,7 +68,9 @@ def make_layout(
     """Split ``budget`` between the stable parts of a context (pure arithmetic)."""
     reserve_cap = fault_reserve_cap(policy, budget)
     free = max(budget - system_tokens - tools_tokens - reserve_cap - block_overhead, 0)
-    memory_cap = max(min(int(budget * policy.memory_fraction), free // 2), fixed_block_tokens + _MIN_SUMMARIES)
+    memory_cap = max(
+        min(int(budget * policy.memory_fraction), free // 2), fixed_block_tokens + _MIN_SUMMARIES
+    )
     manifest_cap = int(memory_cap * 0.12) if policy.tools_enabled and not compact else 0
     summary_cap = max(memory_cap - fixed_block_tokens - manifest_cap, _MIN_SUMMARIES // 2)
     window_room = max(min(int(budget * policy.window_fraction), free - memory_cap), 0)

@@ -266,7 +266,9 @@ class Plan:
             summaries = ([self.pages[self.rolling_id]] if self.rolling_id else []) + [
                 self.pages[i] for i in self.summaries
             ]
-            self._block = render_block(self.vm, self.layout, self.counter, summaries=summaries, chunks=self.chunks)
+            self._block = render_block(
+                self.vm, self.layout, self.counter, summaries=summaries, chunks=self.chunks
+            )
         return self._block
 
     # -- lookups for the fault handler --------------------------------------------------

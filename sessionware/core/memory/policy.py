@@ -64,9 +64,13 @@ class ContextPolicy(BaseModel):
     """...down to this share: compaction happens in chunks, so the prefix stays stable."""
     summary_ratio: float = Field(default=0.15, gt=0.0, le=1.0)
     """Summary size relative to the turns it covers."""
-    recall: bool = True
+    recall: bool = False
     """Fill the recall region with the turns that best match the incoming message (and
-    their neighbours), after the cache-stable prefix."""
+    their neighbours), then the turns before the window, up to the budget less the call
+    reserve; it comes after the cache-stable prefix, before the latest turn. Off by
+    default for now: a region that changes with every question lowers the share of a
+    managed request that provider prompt caches read (the window after it is re-sent
+    uncached), which managed mode's cache figures have not been re-measured for."""
     recall_neighbours: int = Field(default=1, ge=0, le=5)
     """Turns on each side of a recalled turn shown with it (a question and its answer)."""
     max_search_results: int = Field(default=10, ge=1, le=50)

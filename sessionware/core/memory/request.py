@@ -58,7 +58,9 @@ def _user_text(msg: Message) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") != "tool_result")
+        return " ".join(
+            str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") != "tool_result"
+        )
     return ""
 
 

@@ -132,16 +132,18 @@ class SearchIndex:
         if not self._ids:
             return []
         scores = self._scores(query, neighbours)
-        ranked = sorted(scores, key=lambda d: (-scores[d], -d))
+        ids = self._ids
+        allowed = scores if allow is None else [d for d in scores if allow(ids[d])]
+        ranked = sorted(allowed, key=lambda d: (-scores[d], -d))
         if fold:
             ranked = ranked[: limit * _SCAN_PER_RESULT]
         hits: list[SearchHit] = []
         kept: list[int] = []
         for doc in ranked:
-            if (allow is not None and not allow(self._ids[doc])) or (fold and self._duplicate(doc, kept)):
+            if fold and self._duplicate(doc, kept):
                 continue
             kept.append(doc)
-            hits.append(SearchHit(self._ids[doc], scores[doc]))
+            hits.append(SearchHit(ids[doc], scores[doc]))
             if len(hits) >= limit:
                 break
         if follow and hits:
@@ -159,7 +161,8 @@ class SearchIndex:
         lengths = self._lengths
         common = max(_COMMON_MIN, n // _COMMON_SHARE)
         found = sorted(
-            ((len(self._docs[t]), t) for t in dict.fromkeys(terms(query)) if t in self._docs), key=lambda x: x[0]
+            ((len(self._docs[t]), t) for t in dict.fromkeys(terms(query)) if t in self._docs),
+            key=lambda x: x[0],
         )
         scores: dict[int, float] = {}
         k1, b = _K1, _B
@@ -200,6 +203,7 @@ class SearchIndex:
             ):
                 return True
         return False
+
     def _follow(
         self, hits: list[SearchHit], query: str, hops: int, limit: int, allow: Callable[[str], bool] | None
     ) -> list[SearchHit]:

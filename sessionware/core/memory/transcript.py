@@ -72,13 +72,15 @@ def event_text(event: SessionEvent) -> str:
     return text
 
 
-def event_page(event: SessionEvent, turn: int, tokens: int) -> MemoryPage:
+def event_page(event: SessionEvent, turn: int, tokens: int, ordinal: int) -> MemoryPage:
+    """The page of a message or tool event: ``msg_<ordinal>``, its place among the
+    conversation's pages (so bookkeeping events in the log never shift page ids)."""
     is_tool = event.type is EventType.TOOL_CALL or event.role is Role.TOOL
     # Validated construction: faster than model_construct for this model (pydantic-core
     # fills the defaults; model_construct walks every field in Python), and each page gets
     # its own default lists and dicts.
     return MemoryPage(
-        page_id=f"msg_{event.seq}",
+        page_id=f"msg_{ordinal}",
         session_id=event.session_id,
         page_type=PageType.ARTIFACT if is_tool else PageType.TRANSCRIPT,
         role=Role.TOOL if is_tool else (event.role or Role.USER),

@@ -245,7 +245,7 @@ class VirtualMemory:
         if starts_turn or not self.turns:
             self.turns.append(Turn(index=len(self.turns)))
         turn = self.turns[-1]
-        page = event_page(event, turn.index, 0)
+        page = event_page(event, turn.index, 0, len(self.order) + 1)
         page.tokens = self.counter.count_text(page.text)
         if event.metadata.get("pin"):
             page.pinned = True

@@ -108,15 +108,21 @@ def test_a_faulted_page_is_recalled_into_the_next_turns_context(converse: Conver
     assert "PostgreSQL over MySQL" in context_text(ctx.messages)
 
 
-def test_demand_paging_recalls_pages_for_a_recall_phrase(converse: Converse) -> None:
-    state = _with_facts(converse, "demand")
-    incoming = [{"role": "user", "content": "Remind me which database we chose for the billing ledger?"}]
-    ctx = build(state, model=MODEL, budget=3000, incoming_messages=incoming)
+def test_the_recall_region_answers_the_incoming_message(converse: Converse) -> None:
+    state = _with_facts(converse, "recall-region")
+    for i in range(400, 520):
+        add_turn(state, i)
+    asked = [{"role": "user", "content": "Which database did we choose for the billing ledger?"}]
+    ctx = build(state, model=MODEL, budget=3000, incoming_messages=asked, policy=ContextPolicy(recall=True))
+    assert ctx.report is not None and "msg_1" in ctx.report.recalled_pages
     assert "PostgreSQL over MySQL" in context_text(ctx.messages)
-    plain = build(
-        state, model=MODEL, budget=3000, incoming_messages=[{"role": "user", "content": "database ledger"}]
-    )
-    assert plain.report is not None and plain.report.recalled_pages == []
+    recall = [m for m in ctx.messages if m["role"] == "system" and "<VM:RECALL>" in m["content"]]
+    at = ctx.messages.index(recall[0])
+    assert at > 1 and ctx.messages[-1] == asked[0]  # after the stable prefix; the question last
+    other = build(state, model=MODEL, budget=3000, incoming_messages=[{"role": "user", "content": "Thanks!"}])
+    assert other.report is not None and "msg_1" not in other.report.recalled_pages
+    assert other.report.stable_prefix_tokens == ctx.report.stable_prefix_tokens
+    assert other.messages[:2] == ctx.messages[:2]  # per-question recall leaves the prefix alone
 
 
 def test_a_session_reloaded_from_sqlite_can_still_page_fault(tmp_path: Path, converse: Converse) -> None:

