@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/managed_overhead.py
 	$(BIN)/python benchmarks/managed_quality.py
 	$(BIN)/python benchmarks/litellm_overhead.py
+	$(BIN)/python benchmarks/proxy_overhead.py
 	$(BIN)/python benchmarks/zero_code_startup.py
 
 clean:
