@@ -98,25 +98,57 @@ def _row(info: SessionInfo, prices: PriceBook) -> _Row:
 
 
 class SessionCatalog:
-    """Searchable, sortable pages of a store's sessions."""
+    """Searchable, sortable pages of a store's sessions.
+
+    The whole list is read in the background: the first request of the default order
+    (newest first, no search) is answered from ``list_sessions(limit=...)`` meanwhile, and
+    once read, the list is served as it is while a newer copy is read every ``max_age``
+    seconds (stale while it refreshes), so no request waits for 10,000 headers twice.
+    """
 
     def __init__(self, store: Store, prices: PriceBook, *, max_age: float = 2.0) -> None:
         self._store = store
         self._prices = prices
         self._max_age = max_age
         self._lock = threading.Lock()
+        self._loaded = threading.Event()
         self._rows: list[_Row] = []
+        self._infos: list[SessionInfo] = []
         self._read_at = float("-inf")
+        self._reading = False
         self._sorted: dict[tuple[SessionSort, bool], list[_Row]] = {}
 
-    def _current(self) -> list[_Row]:
-        with self._lock:
-            if time.monotonic() - self._read_at > self._max_age:
-                infos = self._store.list_sessions_sync()
-                self._rows = [_row(info, self._prices) for info in infos]
-                self._sorted = {}
+    def _read(self) -> None:
+        try:
+            infos = self._store.list_sessions_sync()
+            rows = [_row(info, self._prices) for info in infos]
+            with self._lock:
+                self._infos, self._rows, self._sorted = infos, rows, {}
                 self._read_at = time.monotonic()
+        finally:
+            with self._lock:
+                self._reading = False
+            self._loaded.set()
+
+    def _refresh_soon(self) -> None:
+        """Start a background read of the list unless one runs or the copy is fresh."""
+        with self._lock:
+            if self._reading or time.monotonic() - self._read_at <= self._max_age:
+                return
+            self._reading = True
+        threading.Thread(target=self._read, name="sessionware-ui-list", daemon=True).start()
+
+    def _current(self) -> list[_Row]:
+        self._refresh_soon()
+        self._loaded.wait()
+        with self._lock:
             return self._rows
+
+    def infos(self) -> list[SessionInfo]:
+        """Every session's header, as of the last read."""
+        self._current()
+        with self._lock:
+            return self._infos
 
     def _ordered(self, sort: SessionSort, descending: bool) -> list[_Row]:
         rows = self._current()
@@ -131,18 +163,36 @@ class SessionCatalog:
         self,
         *,
         query: str = "",
-        sort: SessionSort = SessionSort.UPDATED,
+        sort: SessionSort = SessionSort.CREATED,
         descending: bool = True,
         offset: int = 0,
         limit: int = 50,
     ) -> dict[str, Any]:
-        """One page of sessions matching ``query`` (words, all present, case-insensitive)."""
-        rows = self._ordered(sort, descending)
+        """One page of sessions matching ``query`` (words, all present, case-insensitive).
+
+        ``total`` and ``matched`` are None on a first page served before the whole list
+        was read (``partial``)."""
         words = query.casefold().split()
+        if not self._loaded.is_set() and not words and sort is SessionSort.CREATED and descending:
+            # Read before the whole list is asked for: the store serves reads in order.
+            infos = self._store.list_sessions_sync(limit=offset + limit)
+            self._refresh_soon()
+            return {
+                "total": None,
+                "matched": None,
+                "partial": True,
+                "offset": offset,
+                "limit": limit,
+                "sort": sort.value,
+                "descending": descending,
+                "rows": [_row(info, self._prices).fields for info in infos[offset:]],
+            }
+        rows = self._ordered(sort, descending)
         matched = [r for r in rows if all(w in r.haystack for w in words)] if words else rows
         return {
             "total": len(rows),
             "matched": len(matched),
+            "partial": False,
             "offset": offset,
             "limit": limit,
             "sort": sort.value,

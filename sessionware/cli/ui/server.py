@@ -94,11 +94,11 @@ class _App:
         self.store = store
         self.catalog = SessionCatalog(store, prices)
         self.views = SessionViews(store, prices)
-        self.totals = StoreTotals(store, prices)
+        self.totals = StoreTotals(store, prices, self.catalog)
 
     def api(self, parts: list[str], query: dict[str, list[str]]) -> Any:
         if parts == ["sessions"]:
-            sort_name = query.get("sort", ["updated"])[0]
+            sort_name = query.get("sort", ["created"])[0]
             try:
                 sort = SessionSort(sort_name)
             except ValueError:

@@ -318,19 +318,28 @@ class SessionViews:
         self._keep = keep
         self._lock = threading.Lock()
         self._open: OrderedDict[str, LoadedSession] = OrderedDict()
+        self._loading: dict[str, threading.Lock] = {}
 
     def get(self, session_id: str) -> LoadedSession:
-        """The session, caught up with the store."""
+        """The session, caught up with the store (read once however many requests ask at once)."""
         with self._lock:
             found = self._open.get(session_id)
             if found is not None:
                 self._open.move_to_end(session_id)
-        if found is None:
+            loading = self._loading.setdefault(session_id, threading.Lock()) if found is None else None
+        if found is not None:
+            found.refresh()
+            return found
+        assert loading is not None
+        with loading:
+            with self._lock:
+                found = self._open.get(session_id)
+            if found is not None:
+                return found  # another request loaded it while this one waited
             found = LoadedSession(self._store, session_id, self._prices)
             with self._lock:
                 self._open[session_id] = found
+                self._loading.pop(session_id, None)
                 while len(self._open) > self._keep:
                     self._open.popitem(last=False)
-        else:
-            found.refresh()
         return found

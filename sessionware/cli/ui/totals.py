@@ -2,7 +2,8 @@
 
 The same report as ``sessionware stats`` (``cli.totals.build_report``, folded from every
 event), computed once and kept until the store's sessions change: the list of session
-ids with their ``last_seq`` is the fingerprint checked on every request.
+ids with their ``last_seq`` (from the session list's copy) is the fingerprint checked on
+every request.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import threading
 from typing import Any
 
 from sessionware.cli.totals import build_report
+from sessionware.cli.ui.catalog import SessionCatalog
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.session.models import SessionEvent
 from sessionware.core.store.store import Store
@@ -21,8 +23,9 @@ __all__ = ["StoreTotals"]
 class StoreTotals:
     """The store's usage report, recomputed only when a session changed."""
 
-    def __init__(self, store: Store, prices: PriceBook) -> None:
+    def __init__(self, store: Store, prices: PriceBook, catalog: SessionCatalog) -> None:
         self._store = store
+        self._catalog = catalog
         self._prices = prices
         self._lock = threading.Lock()
         self._fingerprint: tuple[tuple[str, int], ...] | None = None
@@ -30,7 +33,7 @@ class StoreTotals:
 
     def report(self) -> dict[str, Any]:
         with self._lock:
-            infos = self._store.list_sessions_sync()
+            infos = self._catalog.infos()
             fingerprint = tuple(sorted((i.id, i.last_seq) for i in infos))
             if self._report is None or fingerprint != self._fingerprint:
                 store = self._store

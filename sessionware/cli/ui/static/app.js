@@ -71,11 +71,11 @@ function showError(err) {
 
 // -- the session list ---------------------------------------------------------------------
 
-const listState = { q: "", sort: "updated", desc: true, offset: 0 };
+const listState = { q: "", sort: "created", desc: true, offset: 0 };
 let listTimer = null;
 
 const LIST_COLUMNS = [
-  ["id", "session", "id"], ["updated", "updated", "updated_at"], ["turns", "turns", "turns", true],
+  ["id", "session", "id"], ["created", "started", "created_at"], ["updated", "updated", "updated_at"], ["turns", "turns", "turns", true],
   ["calls", "calls", "calls", true], ["tokens", "tokens in / out", null, true],
   ["cache", "cached", "cache_read_share", true], ["cost", "cost", "cost", true],
   ["saved", "saved by cache", "cache_saved_cost", true], [null, "models", "models"],
@@ -110,6 +110,7 @@ async function renderList() {
       r.managed ? h("span", { class: "tag managed" }, "managed") : null,
       r.errors ? h("span", { class: "tag err" }, r.errors + " err") : null,
       r.parent_id ? h("span", { class: "tag" }, "child") : null),
+    h("td", {}, fmt.time(r.created_at)),
     h("td", {}, fmt.time(r.updated_at)),
     h("td", { class: "num" }, fmt.n(r.turns)),
     h("td", { class: "num" }, fmt.n(r.calls)),
@@ -118,17 +119,20 @@ async function renderList() {
     h("td", { class: "num" }, r.calls && r.unpriced_calls >= r.calls ? "?" : fmt.cost(r.cost) + (r.unpriced_calls ? "+" : "")),
     h("td", { class: "num" }, r.cache_read_tokens ? (r.cache_saved_cost === null ? "see session" : fmt.cost(r.cache_saved_cost)) : ""),
     h("td", {}, (r.models || []).join(", "))));
-  const from = data.matched ? data.offset + 1 : 0;
-  const to = Math.min(data.offset + data.limit, data.matched);
+  if (data.partial) setTimeout(() => { if (location.hash.replace(/^#\/?/, "") === "") route(); }, 400);
+  const counted = data.partial ? data.offset + data.rows.length + 1 : data.matched;
+  const from = data.rows.length ? data.offset + 1 : 0;
+  const to = Math.min(data.offset + data.limit, data.partial ? data.offset + data.rows.length : data.matched);
   const pager = h("div", { class: "pager" },
     h("button", { id: "prev", disabled: data.offset === 0, onclick: () => { listState.offset = Math.max(0, listState.offset - PAGE_SESSIONS); route(); } }, "‹ prev"),
-    h("span", { id: "range" }, `${fmt.n(from)}–${fmt.n(to)} of ${fmt.n(data.matched)}` + (data.matched !== data.total ? ` (matching; ${fmt.n(data.total)} in store)` : "")),
-    h("button", { id: "next", disabled: to >= data.matched, onclick: () => { listState.offset += PAGE_SESSIONS; route(); } }, "next ›"));
+    h("span", { id: "range" }, data.partial ? `${fmt.n(from)}–${fmt.n(to)} (counting…)`
+      : `${fmt.n(from)}–${fmt.n(to)} of ${fmt.n(data.matched)}` + (data.matched !== data.total ? ` (matching; ${fmt.n(data.total)} in store)` : "")),
+    h("button", { id: "next", disabled: to >= counted, onclick: () => { listState.offset += PAGE_SESSIONS; route(); } }, "next ›"));
   main().replaceChildren(
     h("h1", {}, "Sessions"),
     h("div", { class: "controls" }, search, h("label", {}, "sort ", sortSel), dirBtn),
     data.rows.length ? h("table", { id: "sessions" }, h("thead", {}, head), h("tbody", {}, rows))
-      : h("p", { class: "muted" }, data.total ? "No session matches." : "No sessions in this store yet."),
+      : h("p", { class: "muted" }, data.total || data.partial ? "No session matches." : "No sessions in this store yet."),
     pager);
   if (document.activeElement !== search && listState.q) {
     search.focus();
@@ -281,11 +285,15 @@ function eventRow(item, sid) {
     body);
 }
 
-async function loadTimeline(sid, box, pagerBox) {
+function eventsPage(sid) {
   const kinds = [...sessionState.kinds].join(",");
   const qs = new URLSearchParams({ offset: String(sessionState.offset), limit: String(PAGE_EVENTS) });
   if (kinds) qs.set("kinds", kinds);
-  const page = await api(`sessions/${encodeURIComponent(sid)}/events?${qs}`);
+  return api(`sessions/${encodeURIComponent(sid)}/events?${qs}`);
+}
+
+async function loadTimeline(sid, box, pagerBox, loaded) {
+  const page = loaded || await eventsPage(sid);
   box.replaceChildren(...page.items.map((it) => eventRow(it, sid)));
   if (!page.items.length) box.append(h("p", { class: "muted" }, "No events of these kinds."));
   const last = Math.min(page.offset + page.limit, page.matched);
@@ -304,7 +312,8 @@ async function renderSession(sid, contextSeq) {
   setNav("sessions");
   if (sessionState.id !== sid) { sessionState.id = sid; sessionState.offset = 0; sessionState.kinds = new Set(); }
   const enc = encodeURIComponent(sid);
-  const [head, series] = await Promise.all([api(`sessions/${enc}`), api(`sessions/${enc}/calls`)]);
+  const [head, series, firstPage] = await Promise.all([api(`sessions/${enc}`), api(`sessions/${enc}/calls`),
+    eventsPage(sid)]);
   const t = head.totals;
   const cards = [
     card("calls", fmt.n(t.calls), `${fmt.n(t.errors)} errors · ${fmt.n(t.page_faults)} page faults`),
@@ -346,7 +355,7 @@ async function renderSession(sid, contextSeq) {
     h("h2", {}, "Calls"), charts(series),
     contextBox,
     h("h2", {}, `Timeline (${fmt.n(head.events)} events)`), chips, pager, timeline);
-  await loadTimeline(sid, timeline, pager);
+  await loadTimeline(sid, timeline, pager, firstPage);
   if (contextSeq !== null) await renderContext(sid, contextSeq, contextBox);
   markReady(contextSeq !== null ? "context" : "session");
 }
