@@ -24,6 +24,7 @@ from sessionware.adapters.engine.guard import AdapterHealth, health, set_strict
 from sessionware.adapters.engine.types import ProviderSpec
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.store.url import StoreLike, open_store
+from sessionware.core.telemetry import OtelSettings
 
 if TYPE_CHECKING:
     from sessionware.core.memory.policy import ContextPolicy
@@ -72,6 +73,7 @@ def wrap(
     store: StoreLike = None,
     mode: WrapMode | str = WrapMode.OBSERVE,
     context: ContextPolicy | None = None,
+    otel: bool | OtelSettings | None = None,
 ) -> ClientT:
     """Record every call ``client`` makes; return the same client object.
 
@@ -90,6 +92,10 @@ def wrap(
     ``sessionware.adapters.managed``). Switching a wrapped client between modes keeps
     its sessions: managed mode picks up the history recorded so far.
 
+    ``otel=True`` (or ``OtelSettings(...)``) also exports each call as OpenTelemetry
+    spans after the GenAI conventions (``sessionware.adapters.otel``); ``False`` keeps
+    this client out of a process-wide ``configure(otel=True)``.
+
     >>> from anthropic import Anthropic
     >>> client = wrap(Anthropic(api_key="sk-ant-..."), session_id="support-42")
     >>> isinstance(client, Anthropic)
@@ -104,7 +110,10 @@ def wrap(
         raise InvalidSessionOperation("wrap", f"session_id must be a non-empty string, got {session_id!r}")
     spec, is_async = _classify(client)
     config = funnel.WrapConfig(
-        spec=spec, session_id=session_id, store=open_store(store) if store is not None else None
+        spec=spec,
+        session_id=session_id,
+        store=open_store(store) if store is not None else None,
+        otel=otel,
     )
     if wrap_mode is WrapMode.MANAGED:
         from sessionware.adapters.managed.hooks import ManagedHooks

@@ -175,6 +175,12 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         "--budget", type=_positive_int, metavar="TOKENS", help="managed mode's input token budget"
     )
     parser.add_argument(
+        "--otel",
+        action="store_true",
+        help="also export every call as OpenTelemetry spans (GenAI conventions) to the program's "
+        "tracer provider",
+    )
+    parser.add_argument(
         "--propagate",
         action="store_true",
         help="also instrument the Python programs it starts (default: only the program itself)",
@@ -198,6 +204,7 @@ environment (options win):
   SESSIONWARE_BUDGET     like --budget
   SESSIONWARE_PROVIDERS  comma-separated SDKs to instrument (default: openai,anthropic,litellm)
   SESSIONWARE_PROPAGATE  1: like --propagate
+  SESSIONWARE_OTEL       1: like --otel
   SESSIONWARE_DISABLED   1: the kill switch; the program runs with nothing patched
 
 The exit code is the program's (126/127: it could not be run or found). If sessionware

@@ -38,6 +38,7 @@ def child_environment(
     mode: str | None,
     budget: int | None,
     propagate: bool,
+    otel: bool = False,
 ) -> dict[str, str]:
     """The program's environment: ``environ`` plus the bootstrap and the settings."""
     from sessionware._bootstrap import BOOTSTRAP_DIR
@@ -45,6 +46,7 @@ def child_environment(
         BUDGET_ENV,
         DISABLED_ENV,
         MODE_ENV,
+        OTEL_ENV,
         PROPAGATE_ENV,
         SESSION_ENV,
         is_true,
@@ -61,6 +63,8 @@ def child_environment(
         env[BUDGET_ENV] = str(budget)
     if propagate:
         env[PROPAGATE_ENV] = "1"
+    if otel:
+        env[OTEL_ENV] = "1"
     existing = env.get("PYTHONPATH")
     env["PYTHONPATH"] = BOOTSTRAP_DIR + (os.pathsep + existing if existing else "")
     return env
@@ -111,5 +115,6 @@ def run(inv: Invocation) -> int:
         mode=args.mode,
         budget=args.budget,
         propagate=args.propagate,
+        otel=args.otel,
     )
     return _launch(inv, argv, env)

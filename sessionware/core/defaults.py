@@ -12,16 +12,20 @@ everything that was given no explicit ``store=`` uses the current default.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.store.store import Store
 from sessionware.core.store.url import StoreLike, open_store
+from sessionware.core.telemetry import OtelSettings, otel_settings
 
-__all__ = ["configure", "default_price_book", "default_store", "resolve_store"]
+__all__ = ["configure", "default_otel", "default_price_book", "default_store", "resolve_store"]
 
 _lock = threading.Lock()
 _store: Store | None = None
 _prices: PriceBook | None = None
+_otel: OtelSettings | None = None
+_KEEP: Any = object()
 
 
 def default_store() -> Store:
@@ -43,15 +47,34 @@ def default_price_book() -> PriceBook:
     return _prices
 
 
-def configure(*, store: StoreLike = None, prices: PriceBook | None = None) -> Store:
-    """Replace the default store (and optionally the price book); return the store."""
-    global _store, _prices
+def configure(
+    *,
+    store: StoreLike = None,
+    prices: PriceBook | None = None,
+    otel: bool | OtelSettings | None = _KEEP,
+) -> Store:
+    """Replace the default store (and optionally the price book); return the store.
+
+    ``otel=True`` (or ``OtelSettings(...)``) exports every call of wrapped and instrumented
+    clients that did not say otherwise as OpenTelemetry spans; ``otel=False`` stops it.
+    Given alone, ``otel=`` leaves the store as it is.
+    """
+    global _store, _prices, _otel
+    if otel is not _KEEP:
+        _otel = otel_settings(otel)
+        if store is None and prices is None:
+            return default_store()
     new_store = open_store(store)
     with _lock:
         _store = new_store
         if prices is not None:
             _prices = prices
     return new_store
+
+
+def default_otel() -> OtelSettings | None:
+    """The OpenTelemetry export of calls that did not choose (None: off, the default)."""
+    return _otel
 
 
 def resolve_store(store: StoreLike) -> Store:

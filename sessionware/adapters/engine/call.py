@@ -25,6 +25,7 @@ from sessionware.adapters.engine.streams import (
 )
 from sessionware.adapters.engine.tee import tee_body
 from sessionware.adapters.engine.types import CallOutput, CallRequest, Endpoint, EndpointKind
+from sessionware.adapters.otel.trace import CallTrace, capture, emit_call
 from sessionware.adapters.scope import SessionScope, active_scope, note_session
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.defaults import default_price_book, default_store
@@ -83,6 +84,7 @@ class InterceptedCall:
         "state",
         "stream",
         "substitute",
+        "trace",
     )
 
     def __init__(
@@ -128,6 +130,9 @@ class InterceptedCall:
         """When set, returned to the app instead of the SDK's last response."""
         self.last_response: Any = None
         """The SDK's response of the round being read (non-streamed calls)."""
+        otel = config.otel_settings()
+        self.trace: CallTrace | None = capture(otel) if otel is not None else None
+        """The OpenTelemetry context of the call, when its spans are exported."""
 
     # -- session ----------------------------------------------------------------------
 
@@ -168,6 +173,8 @@ class InterceptedCall:
     def _adopt(self, state: SessionState, store: Store, scope: SessionScope | None) -> None:
         self.state = state
         self.scope = scope
+        if self.trace is not None:
+            self.trace.mark(state)
         if scope is not None:
             scope.handle.bind(store)
         if self.caller_scope is CALLERS:  # a call resolved later is noted by the caller itself
@@ -511,7 +518,20 @@ class InterceptedCall:
             return
         self._merge_metadata(state)
         facts = self._facts(end=end, first_token_at=first_token_at)
-        record_call(state, facts, self._prices(), output=output, error=error)
+        events = record_call(state, facts, self._prices(), output=output, error=error)
+        if self.trace is not None:
+            try:
+                emit_call(
+                    self.trace,
+                    state,
+                    events,
+                    self._prices(),
+                    started=self.started,
+                    ended=self.ended,
+                    requested_model=self.request.model,
+                )
+            except Exception as exc:
+                guard.report("the OpenTelemetry export", exc)
         if self.endpoint.kind is EndpointKind.RESPONSES:
             # Later calls name this one (previous_response_id) or its conversation.
             if output is not None and output.response_id:

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sessionware.adapters.engine.types import CallOutput, ProviderSpec
 from sessionware.core.accounting.pricing import PriceBook
+from sessionware.core.defaults import default_otel
 from sessionware.core.session.registry import SessionRegistry, registry_for
 from sessionware.core.session.state import SessionState
 from sessionware.core.store.store import Store
+from sessionware.core.telemetry import OtelSettings
 
 if TYPE_CHECKING:
     from sessionware.adapters.engine.call import InterceptedCall
@@ -75,6 +77,8 @@ class WrapConfig:
     fallback_session_id: str = field(default_factory=lambda: f"calls-{uuid.uuid4().hex[:16]}")
     """Where calls without a conversation (embeddings) go when no session is named."""
     threads: ResponseThreads = field(default_factory=ResponseThreads)
+    otel: OtelSettings | bool | None = None
+    """OpenTelemetry export: settings, False (off), or None (the process default)."""
     _registry: tuple[Store, SessionRegistry] | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -90,6 +94,13 @@ class WrapConfig:
         registry = registry_for(store)
         self._registry = (store, registry)
         return registry
+
+    def otel_settings(self) -> OtelSettings | None:
+        """The OpenTelemetry export of this client's calls now, or None."""
+        chosen = self.otel
+        if chosen is None:
+            return default_otel()
+        return chosen if isinstance(chosen, OtelSettings) else (OtelSettings() if chosen else None)
 
     def live_state(self, store: Store, session_id: str) -> SessionState | None:
         """The live state of ``session_id`` in ``store``, or None when it must be opened.

@@ -23,6 +23,7 @@ from sessionware.adapters.engine import background, guard
 from sessionware.adapters.engine.call import InterceptedCall
 from sessionware.adapters.engine.config import WrapConfig
 from sessionware.adapters.engine.types import Endpoint
+from sessionware.adapters.otel.trace import CallTrace, capture
 from sessionware.adapters.scope import SessionHandle, SessionScope, handle_of, note_pending
 from sessionware.core.session.state import SessionState
 from sessionware.core.store.store import Store
@@ -59,7 +60,7 @@ class SessionLater:
 class PendingCall(SessionLater):
     """One captured call: what recording it needs, nothing worked out yet."""
 
-    __slots__ = ("config", "ended", "endpoint", "error", "options", "result", "scope", "started")
+    __slots__ = ("config", "ended", "endpoint", "error", "options", "result", "scope", "started", "trace")
 
     def __init__(
         self, config: WrapConfig, endpoint: Endpoint, options: Any, scope: SessionScope | None, store: Store
@@ -73,6 +74,9 @@ class PendingCall(SessionLater):
         self.error: BaseException | None = None
         self.ended = 0.0
         self.started = time.perf_counter()
+        otel = config.otel_settings()
+        # The OpenTelemetry context is the app's, read here on its path.
+        self.trace: CallTrace | None = capture(otel) if otel is not None else None
 
     def finish(self, result: Any, error: BaseException | None) -> None:
         """The call returned ``result`` or raised ``error``: queue its recording."""
@@ -101,6 +105,7 @@ class PendingCall(SessionLater):
                 caller_scope=self.scope,
             )
             call.started = call.round_started = self.started
+            call.trace = self.trace
             if not call.open_sync():
                 return
             self.state = call.state

@@ -41,6 +41,7 @@ from sessionware.adapters.instrument.patch_table import (
     parse_version,
 )
 from sessionware.core.errors import InvalidSessionOperation
+from sessionware.core.telemetry import OtelSettings
 
 if TYPE_CHECKING:
     from sessionware.adapters.api import WrapMode
@@ -396,6 +397,7 @@ def instrument(
     budget: int | None = None,
     context: ContextPolicy | None = None,
     providers: Iterable[Provider | str] | None = None,
+    otel: bool | OtelSettings | None = None,
 ) -> None:
     """Record every call of the OpenAI, Anthropic and LiteLLM SDKs in this process.
 
@@ -410,6 +412,9 @@ def instrument(
     with ``sessionware.adapters.litellm.managed``; LiteLLM's other calls are recorded by
     its callback).
 
+    ``otel=True`` (or ``OtelSettings``) exports the OpenAI and Anthropic calls as
+    OpenTelemetry spans (``sessionware.configure(otel=...)``, the process default).
+
     >>> import sessionware
     >>> sessionware.instrument(store="memory://", providers=["openai"])
     >>> sessionware.uninstrument()
@@ -419,6 +424,10 @@ def instrument(
         raise InvalidSessionOperation(
             "instrument", f"session_id must be a non-empty string, got {session_id!r}"
         )
+    if otel is not None:
+        from sessionware.core.defaults import configure
+
+        configure(otel=otel)
     _default.instrument(
         _Config(
             store=store,

@@ -13,6 +13,9 @@ sets them from its options):
 ``SESSIONWARE_BUDGET``      managed mode's input token budget
 ``SESSIONWARE_PROVIDERS``   comma-separated subset of ``openai,anthropic,litellm``
 ``SESSIONWARE_PROPAGATE``   ``1``: child Python processes are instrumented too
+``SESSIONWARE_OTEL``        ``1``: calls are also exported as OpenTelemetry spans (the
+                            program configures its tracer provider, e.g. with
+                            ``opentelemetry-instrument``)
 ``SESSIONWARE_DISABLED``    ``1``: the kill switch, nothing is patched or recorded
 ==========================  ========================================================
 
@@ -39,6 +42,7 @@ __all__ = [
     "DISABLED_ENV",
     "MODE_ENV",
     "PROPAGATE_ENV",
+    "OTEL_ENV",
     "PROVIDERS_ENV",
     "SESSION_ENV",
     "STORE_ENV",
@@ -56,6 +60,7 @@ MODE_ENV = "SESSIONWARE_MODE"
 BUDGET_ENV = "SESSIONWARE_BUDGET"
 PROVIDERS_ENV = "SESSIONWARE_PROVIDERS"
 PROPAGATE_ENV = "SESSIONWARE_PROPAGATE"
+OTEL_ENV = "SESSIONWARE_OTEL"
 DISABLED_ENV = "SESSIONWARE_DISABLED"
 
 _SQLITE = "sqlite:///"
@@ -90,6 +95,7 @@ class ZeroCodeSettings(NamedTuple):
     budget: int | None = None
     providers: tuple[str, ...] | None = None
     propagate: bool = False
+    otel: bool = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], *, cwd: str) -> ZeroCodeSettings:
@@ -114,6 +120,7 @@ class ZeroCodeSettings(NamedTuple):
             budget=budget,
             providers=providers,
             propagate=is_true(environ.get(PROPAGATE_ENV)),
+            otel=is_true(environ.get(OTEL_ENV)),
         )
 
 
@@ -139,5 +146,6 @@ def start(environ: MutableMapping[str, str] | None = None) -> bool:
         mode=settings.mode,
         budget=settings.budget,
         providers=settings.providers,
+        otel=settings.otel or None,
     )
     return True
