@@ -26,13 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "cli" / "ui"))
 
-from cdp import Browser  # noqa: E402
+from cdp import Browser
 
-from sessionware.cli.ui import UIServer  # noqa: E402
-from sessionware.core.accounting.usage import TokenUsage  # noqa: E402
-from sessionware.core.session.enums import EventSource, EventType, Role  # noqa: E402
-from sessionware.core.session.models import SessionEvent, SessionInfo  # noqa: E402
-from sessionware.core.store import AppendEvents, CreateSession, open_store  # noqa: E402
+from sessionware.cli.ui import UIServer
+from sessionware.core.accounting.usage import TokenUsage
+from sessionware.core.session.enums import EventSource, EventType, Role
+from sessionware.core.session.models import SessionEvent, SessionInfo
+from sessionware.core.store import AppendEvents, CreateSession, open_store
 
 BIG = "big-managed-session"
 BAR_SECONDS = 1.0
@@ -40,9 +40,7 @@ START = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def _event(sid: str, seq: int, when: datetime, **fields: object) -> SessionEvent:
-    return SessionEvent.model_construct(
-        id=f"{sid}-{seq}", session_id=sid, seq=seq, timestamp=when, **fields
-    )
+    return SessionEvent.model_construct(id=f"{sid}-{seq}", session_id=sid, seq=seq, timestamp=when, **fields)
 
 
 def _call(sid: str, seq: int, when: datetime, turn: int, *, hidden: bool = False) -> SessionEvent:
@@ -54,7 +52,9 @@ def _call(sid: str, seq: int, when: datetime, turn: int, *, hidden: bool = False
         "model": "gpt-4o-mini",
         "provider": "openai",
         "usage": usage,
-        "cost": Decimal("0.00000015") * 400 + Decimal("0.000000075") * (wire - 400) + Decimal("0.0000006") * 40,
+        "cost": Decimal("0.00000015") * 400
+        + Decimal("0.000000075") * (wire - 400)
+        + Decimal("0.0000006") * 40,
         "latency_ms": 400.0 + (turn * 37) % 500,
         "ttft_ms": 120.0 + (turn * 13) % 90,
         "finish_reason": "stop",
@@ -73,7 +73,9 @@ def _call(sid: str, seq: int, when: datetime, turn: int, *, hidden: bool = False
         },
     }
     if not hidden:
-        fields.update(role=Role.ASSISTANT, content=f"Answer {turn}: noted, the tray of bed {turn % 12} moves.")
+        fields.update(
+            role=Role.ASSISTANT, content=f"Answer {turn}: noted, the tray of bed {turn % 12} moves."
+        )
         fields["app_input_tokens"] = 400 + turn * 60
     return _event(sid, seq, when, **fields)
 
@@ -82,29 +84,65 @@ def big_session(n_events: int) -> list[SessionEvent]:
     events: list[SessionEvent] = []
     when = START
     turn = 0
-    prompt = _event(BIG, 1, when, type=EventType.SYSTEM_PROMPT, source=EventSource.SYSTEM, role=Role.SYSTEM,
-                    content="You help plan a community garden.")
+    prompt = _event(
+        BIG,
+        1,
+        when,
+        type=EventType.SYSTEM_PROMPT,
+        source=EventSource.SYSTEM,
+        role=Role.SYSTEM,
+        content="You help plan a community garden.",
+    )
     events.append(prompt)
     while len(events) < n_events:
         turn += 1
         when += timedelta(seconds=30)
         seq = len(events) + 1
         text = f"Week {turn}: the seed tray for bed {turn % 12} is in locker C-{turn:04}; water it often."
-        events.append(_event(BIG, seq, when, type=EventType.MESSAGE, source=EventSource.USER, role=Role.USER,
-                             content=text))
+        events.append(
+            _event(
+                BIG, seq, when, type=EventType.MESSAGE, source=EventSource.USER, role=Role.USER, content=text
+            )
+        )
         if turn % 25 == 0:
             events.append(_call(BIG, len(events) + 1, when, turn, hidden=True))
-            events.append(_event(BIG, len(events) + 1, when, type=EventType.PAGE_FAULT, source=EventSource.LLM,
-                                 tool_name="search_pages", tool_arguments={"query": "shed key"}, hidden=True,
-                                 metadata={"recalled": [f"p{turn - 20}"]}))
+            events.append(
+                _event(
+                    BIG,
+                    len(events) + 1,
+                    when,
+                    type=EventType.PAGE_FAULT,
+                    source=EventSource.LLM,
+                    tool_name="search_pages",
+                    tool_arguments={"query": "shed key"},
+                    hidden=True,
+                    metadata={"recalled": [f"p{turn - 20}"]},
+                )
+            )
         events.append(_call(BIG, len(events) + 1, when, turn))
         if turn % 40 == 0:
-            events.append(_event(BIG, len(events) + 1, when, type=EventType.COMPACTION, source=EventSource.SYSTEM,
-                                 content=f"Turns {turn - 39}-{turn - 20}: trays moved between lockers.",
-                                 metadata={"first_turn": turn - 39, "last_turn": turn - 20}))
+            events.append(
+                _event(
+                    BIG,
+                    len(events) + 1,
+                    when,
+                    type=EventType.COMPACTION,
+                    source=EventSource.SYSTEM,
+                    content=f"Turns {turn - 39}-{turn - 20}: trays moved between lockers.",
+                    metadata={"first_turn": turn - 39, "last_turn": turn - 20},
+                )
+            )
         if turn % 500 == 0:
-            events.append(_event(BIG, len(events) + 1, when, type=EventType.BRANCH, source=EventSource.USER,
-                                 branch_of=len(events) - 2))
+            events.append(
+                _event(
+                    BIG,
+                    len(events) + 1,
+                    when,
+                    type=EventType.BRANCH,
+                    source=EventSource.USER,
+                    branch_of=len(events) - 2,
+                )
+            )
     return events[:n_events]
 
 
@@ -114,12 +152,30 @@ def build_store(url: str, n_sessions: int, n_events: int) -> None:
     for i in range(n_sessions):
         sid = f"session-{i:05}"
         when = START + timedelta(minutes=i)
-        ops.append(CreateSession(SessionInfo(id=sid, created_at=when, updated_at=when,
-                                             metadata={"user": f"u{i % 97}"}, system_prompt="You are terse.")))
+        ops.append(
+            CreateSession(
+                SessionInfo(
+                    id=sid,
+                    created_at=when,
+                    updated_at=when,
+                    metadata={"user": f"u{i % 97}"},
+                    system_prompt="You are terse.",
+                )
+            )
+        )
         events = []
         for turn in range(2):
-            events.append(_event(sid, 2 * turn + 1, when, type=EventType.MESSAGE, source=EventSource.USER,
-                                 role=Role.USER, content=f"question {turn} of {i}"))
+            events.append(
+                _event(
+                    sid,
+                    2 * turn + 1,
+                    when,
+                    type=EventType.MESSAGE,
+                    source=EventSource.USER,
+                    role=Role.USER,
+                    content=f"question {turn} of {i}",
+                )
+            )
             events.append(_call(sid, 2 * turn + 2, when, turn))
         ops.append(AppendEvents(sid, tuple(events)))
         if len(ops) >= 2_000:
@@ -158,8 +214,10 @@ def main() -> int:
         url = f"sqlite:///{tmp}/ui.db"
         t0 = time.perf_counter()
         build_store(url, args.sessions, args.events)
-        print(f"store: {args.sessions:,} sessions + one of {args.events:,} events, written in "
-              f"{time.perf_counter() - t0:.1f} s")
+        print(
+            f"store: {args.sessions:,} sessions + one of {args.events:,} events, written in "
+            f"{time.perf_counter() - t0:.1f} s"
+        )
         server = UIServer(open_store(url), port=0).start()
         rows: list[tuple[str, float, float]] = []
         try:
@@ -196,8 +254,10 @@ def main() -> int:
     worst = max(session[1], session[2])
     print(f"\nconsole errors: {len(errors)}")
     verdict = "met" if worst <= BAR_SECONDS else "MISSED"
-    print(f"bar: session view of the {args.events:,}-event session <= {BAR_SECONDS:.0f} s: "
-          f"first {session[1]:.2f} s, again {session[2]:.2f} s -> {verdict}")
+    print(
+        f"bar: session view of the {args.events:,}-event session <= {BAR_SECONDS:.0f} s: "
+        f"first {session[1]:.2f} s, again {session[2]:.2f} s -> {verdict}"
+    )
     return 0 if worst <= BAR_SECONDS and not errors else 1
 
 

@@ -92,6 +92,9 @@ def wrap(
     ``sessionware.adapters.managed``). Switching a wrapped client between modes keeps
     its sessions: managed mode picks up the history recorded so far.
 
+    On OpenAI's own API, chat and Responses calls get a ``prompt_cache_key`` derived from
+    their session unless the app set one, so a session's calls share a cache shard.
+
     ``otel=True`` (or ``OtelSettings(...)``) also exports each call as OpenTelemetry
     spans after the GenAI conventions (``sessionware.adapters.otel``); ``False`` keeps
     this client out of a process-wide ``configure(otel=True)``.
@@ -114,6 +117,7 @@ def wrap(
         session_id=session_id,
         store=open_store(store) if store is not None else None,
         otel=otel,
+        cache_key=_openai_host(client),
     )
     if wrap_mode is WrapMode.MANAGED:
         from sessionware.adapters.managed.hooks import ManagedHooks
@@ -123,6 +127,14 @@ def wrap(
         config.hooks, config.max_rounds = hooks, hooks.max_hidden_rounds
     install.install(client, config, is_async=is_async)
     return client
+
+
+def _openai_host(client: Any) -> bool:
+    """Whether ``client`` talks to OpenAI's own API (which accepts ``prompt_cache_key``)."""
+    from sessionware.adapters.openai.cache_key import OPENAI_HOST
+
+    base = getattr(client, "base_url", None)
+    return getattr(base, "host", None) == OPENAI_HOST and "azure" not in type(client).__name__.lower()
 
 
 def _mode(mode: WrapMode | str) -> WrapMode:

@@ -71,6 +71,8 @@ from sessionware.adapters.engine import guard
 from sessionware.adapters.engine.call import ASK, InterceptedCall, raw_mode
 from sessionware.adapters.engine.config import CallHooks, HiddenRound, WrapConfig
 from sessionware.adapters.engine.pending import PendingCall
+from sessionware.adapters.engine.types import EndpointKind
+from sessionware.adapters.openai.cache_key import with_cache_key
 from sessionware.adapters.scope import active_scope
 from sessionware.core.defaults import default_store
 
@@ -116,6 +118,9 @@ def suppress_recording() -> Iterator[None]:
         _active.reset(token)
 
 
+_CACHE_KEYED = frozenset({EndpointKind.CHAT, EndpointKind.RESPONSES})
+
+
 def _begin(
     config: WrapConfig, options: Any, stream: bool, *, is_async: bool
 ) -> InterceptedCall | PendingCall | None:
@@ -132,6 +137,10 @@ def _begin(
         body = options.json_data
         if endpoint is None or not isinstance(body, dict):
             return None
+        if config.cache_key and endpoint.kind in _CACHE_KEYED:
+            scope = active_scope()
+            options = with_cache_key(options, config.session_id or (scope.id if scope else None))
+            body = options.json_data
         if not stream and config.hooks is None and raw_mode(options.headers) is None:
             store = config.store if config.store is not None else default_store()
             return PendingCall(config, endpoint, options, active_scope(), store)
@@ -153,7 +162,7 @@ def sync_funnel(config: WrapConfig, original: Callable[..., Any]) -> Callable[..
         if isinstance(call, PendingCall):
             token = _active.set(call)
             try:
-                result = original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
+                result = original(cast_to, call.options, stream=stream, stream_cls=stream_cls, **kwargs)
             except BaseException as exc:
                 call.finish(None, exc)
                 raise
@@ -189,7 +198,7 @@ def async_funnel(
         if isinstance(call, PendingCall):
             token = _active.set(call)
             try:
-                result = await original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
+                result = await original(cast_to, call.options, stream=stream, stream_cls=stream_cls, **kwargs)
             except BaseException as exc:
                 call.finish(None, exc)
                 raise
