@@ -47,7 +47,7 @@ def test_responses_and_requests_are_left_exactly_as_they_were(openai_api: FakeOp
 # -- 12. Transparent rewriting in gateways broke caching and triggered bogus retrievals -------------
 
 
-def test_observe_mode_sends_exactly_what_the_app_built(
+def test_observe_mode_sends_what_the_app_built(
     openai_api: FakeOpenAI, anthropic_api: FakeAnthropic, store: Store
 ) -> None:
     messages = [
@@ -81,6 +81,11 @@ def test_observe_mode_sends_exactly_what_the_app_built(
         model=CLAUDE, max_tokens=9, messages=claude, system=blocks
     )
 
-    assert len(openai_api.requests) == 2 and openai_api.requests[0] == openai_api.requests[1]
+    # The one addition on OpenAI's own API: the session's prompt_cache_key (see
+    # test_prompt_cache_key); everything the app built goes out unchanged.
+    assert len(openai_api.requests) == 2
+    sent = dict(openai_api.requests[1])
+    assert sent.pop("prompt_cache_key").startswith("sw-")
+    assert openai_api.requests[0] == sent
     assert len(anthropic_api.requests) == 2 and anthropic_api.requests[0] == anthropic_api.requests[1]
     assert anthropic_api.requests[1]["system"][0]["cache_control"] == {"type": "ephemeral"}
