@@ -270,3 +270,22 @@ def test_importing_sessionware_does_not_import_opentelemetry() -> None:
     code = "import sys, sessionware; sessionware.wrap; print('opentelemetry' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_instrument_and_run_turn_the_export_on_for_the_process() -> None:
+    from sessionware.adapters.instrument.zero_code import OTEL_ENV, ZeroCodeSettings
+    from sessionware.cli.run import child_environment
+    from sessionware.core.defaults import default_otel
+
+    env = child_environment({}, store=None, session=None, mode=None, budget=None, propagate=False, otel=True)
+    assert env[OTEL_ENV] == "1"
+    assert ZeroCodeSettings.from_environ(env, cwd="/srv").otel is True
+    assert ZeroCodeSettings.from_environ({}, cwd="/srv").otel is False
+
+    sessionware.instrument(store="memory://", providers=["openai"], otel=True)
+    try:
+        assert default_otel() == OtelSettings()
+    finally:
+        sessionware.uninstrument()
+        configure(otel=False)
+    assert default_otel() is None
