@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -159,6 +160,7 @@ def main() -> None:
             proxy.stop()
         upstream.terminate()
         upstream.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)  # configs, logs and the default store
 
 
 if __name__ == "__main__":
