@@ -11,9 +11,11 @@ config builds the hook (LiteLLM's callbacks are instances named ``module.attribu
     litellm_settings:
       callbacks: sessionware_hook.hook
 
-Every worker of every proxy host records into the store the URL names; with a store many
-processes share (``postgresql://...`` or ``redis://...``) a conversation whose requests
-land on different workers is one session, in order, with nothing lost or duplicated.
+Every worker of every proxy host records into the store the URL names (``redis://...`` or
+``postgresql://...`` for several workers or hosts). Not yet exact across workers: while
+each process numbers its own appends to a session, turns of one conversation answered by
+different workers can be refused by the store or recorded twice (the store-ordered log
+of the many-writers work is what makes them one session); one worker is exact today.
 
 What is recorded: chat completions, the Responses API and Anthropic's ``/v1/messages``,
 streamed or not, answered or failed, from the events LiteLLM hands its callbacks once
