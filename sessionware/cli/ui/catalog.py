@@ -2,7 +2,7 @@
 searched, sorted and cut into pages on the server.
 
 The rows come from ``Store.list_sessions_sync`` (headers and totals, no events) and are
-kept for ``max_age`` seconds, so typing in the search box or paging through 10,000
+kept for ``max_age`` seconds (10), so typing in the search box or paging through 10,000
 sessions reads the store once, while a page opened later shows sessions recorded since.
 """
 
@@ -103,10 +103,12 @@ class SessionCatalog:
     The whole list is read in the background: the first request of the default order
     (newest first, no search) is answered from ``list_sessions(limit=...)`` meanwhile, and
     once read, the list is served as it is while a newer copy is read every ``max_age``
-    seconds (stale while it refreshes), so no request waits for 10,000 headers twice.
+    seconds (stale while it refreshes), so no request waits for 10,000 headers twice. The
+    store serves reads one at a time: a re-read of 10,000 headers (seconds on a busy
+    machine) delays a session page opened meanwhile, hence the 10 s default.
     """
 
-    def __init__(self, store: Store, prices: PriceBook, *, max_age: float = 2.0) -> None:
+    def __init__(self, store: Store, prices: PriceBook, *, max_age: float = 10.0) -> None:
         self._store = store
         self._prices = prices
         self._max_age = max_age
