@@ -24,7 +24,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m ruff check sessionware tests examples benchmarks
 	$(BIN)/python -m mypy
-	$(BIN)/python -m coverage run -m pytest $(PYTEST_ARGS)
+	rm -f .coverage .coverage.*
+	$(BIN)/python -m coverage run -m pytest --numprocesses=auto $(PYTEST_ARGS)
+	$(BIN)/python -m coverage combine -q
 	$(BIN)/python -m coverage report --fail-under=90
 
 bench: $(STAMP)

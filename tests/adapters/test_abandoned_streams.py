@@ -24,6 +24,7 @@ LONG = Reply(text="one two three four five six")
 # -- 4. Records lost when a stream is abandoned -----------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("leave", ["break", "close", "gc"])
 def test_an_abandoned_stream_is_recorded_exactly_once(
     leave: str, openai_client: Any, openai_api: FakeOpenAI, store: Store

@@ -259,6 +259,7 @@ with sessionware.session("exiting") as handle:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recorder", ["held", "free"])
 def test_a_normal_exit_loses_no_pending_call(tmp_path: Path, recorder: str) -> None:
     path = tmp_path / "exit.db"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from adapter_support import n_calls
 from openai import NOT_GIVEN, omit
 
@@ -21,6 +22,7 @@ CLAUDE = "claude-haiku-4-5-20251001"
 # -- 7. Coverage gaps ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_endpoint_and_helper_is_recorded(
     openai_client: Any, anthropic_client: Any, store: Store
 ) -> None:

@@ -15,6 +15,9 @@ import pytest
 
 from sessionware.core.store import open_store
 
+# Each test starts interpreters of its own.
+pytestmark = pytest.mark.slow
+
 CALL_OPENAI = """
 import httpx, openai
 from sessionware.adapters.fakes import FakeOpenAI

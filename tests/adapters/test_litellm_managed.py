@@ -377,6 +377,7 @@ def test_bad_settings_are_refused_with_a_typed_error() -> None:
     assert isinstance(managed(), ManagedLiteLLM)
 
 
+@pytest.mark.slow
 def test_the_example_recalls_an_evicted_fact_through_litellm_offline() -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "managed_litellm.py"
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
@@ -391,6 +392,7 @@ def test_the_example_recalls_an_evicted_fact_through_litellm_offline() -> None:
     assert "page faults 1" in done.stdout
 
 
+@pytest.mark.slow
 async def test_instrument_in_managed_mode_manages_litellm_and_records_each_call_once(
     litellm: Any, store: Store
 ) -> None:

@@ -69,6 +69,7 @@ async def test_an_async_completion_is_recorded(litellm: Any, callback: Any, stor
     assert calls(events)[0].usage is not None
 
 
+@pytest.mark.slow
 def test_a_sync_stream_is_recorded_once_when_it_ends(litellm: Any, callback: Any, store: Store):
     stream = litellm.completion(
         model="gpt-4o-mini", messages=[user("Count to three")], mock_response="one two three", stream=True

@@ -37,6 +37,7 @@ def chat(turns: int, client: Any, history: list[dict[str, Any]] | None = None) -
     return history
 
 
+@pytest.mark.slow
 def test_dual_accounting_adds_up_per_call_and_per_session(store: Store) -> None:
     api = FakeOpenAI(RecallModel())
     client = sessionware.wrap(
@@ -72,6 +73,7 @@ def test_dual_accounting_adds_up_per_call_and_per_session(store: Store) -> None:
     assert stats.page_faults == 1
 
 
+@pytest.mark.slow
 def test_a_session_that_switches_modes_keeps_every_event_and_counts_savings_of_managed_calls(
     store: Store,
 ) -> None:
@@ -96,6 +98,7 @@ def test_a_session_that_switches_modes_keeps_every_event_and_counts_savings_of_m
     assert stats.tokens_saved == stats.app_input_tokens - stats.managed_input_tokens > 0
 
 
+@pytest.mark.slow
 def test_managed_mode_picks_up_a_session_recorded_by_an_earlier_process(tmp_path: Any) -> None:
     url = f"sqlite:///{tmp_path / 'chat.db'}"
     earlier = open_store(url)
@@ -145,6 +148,7 @@ def prefix_cached(inner: Any) -> Any:
     return script
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("endpoint", ["chat", "messages"])
 def test_cache_reads_the_provider_reports_show_in_the_session_stats(endpoint: str, store: Store) -> None:
     if endpoint == "chat":
@@ -172,6 +176,7 @@ def summarizing_model(body: Mapping[str, Any]) -> Reply:
     return RecallModel()(body)
 
 
+@pytest.mark.slow
 async def test_summaries_written_through_a_client_are_recorded_as_hidden_cost(store: Store) -> None:
     summaries = FakeOpenAI(summarizing_model)
     summarize = ClientSummarizer(make_openai("AsyncOpenAI", summaries), model="gpt-4o-mini")
@@ -197,6 +202,7 @@ async def test_summaries_written_through_a_client_are_recorded_as_hidden_cost(st
     assert [e.role for e in events if e.type is EventType.MESSAGE][-1] is Role.ASSISTANT
 
 
+@pytest.mark.slow
 def test_a_sync_client_uses_a_sync_summariser_inline(store: Store) -> None:
     summaries = FakeOpenAI(summarizing_model)
     api = FakeOpenAI(summarizing_model)

@@ -82,6 +82,7 @@ class App:
         return seen
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 @pytest.mark.parametrize(("kind", "endpoint"), CASES)
 async def test_a_memory_call_is_served_and_the_app_sees_only_the_answer(
@@ -259,6 +260,7 @@ def test_raw_responses_get_hidden_rounds_and_raw_streams_get_no_memory_tools(sto
     assert "VM:RULES" in sent  # still the managed context, only without memory tools
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["OpenAI", "AsyncOpenAI"])
 @pytest.mark.parametrize("endpoint", ["chat", "responses"])
 async def test_the_sdk_stream_helpers_show_only_the_final_pass(

@@ -138,6 +138,7 @@ def wire_tokens(endpoint: str, body: Mapping[str, Any]) -> int:
     return counter.count_messages(body["input"], body.get("tools"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("endpoint", ["chat", "responses", "messages"])
 def test_every_wire_request_is_inside_the_budget_and_api_valid(endpoint: str, store: Store) -> None:
     budget = 1000
@@ -164,6 +165,7 @@ def create_body(endpoint: str, history: list[dict[str, Any]]) -> dict[str, Any]:
     return {"model": "claude-haiku-4-5", "system": [{"text": SYSTEM}], "messages": history}
 
 
+@pytest.mark.slow
 def test_the_built_count_is_the_exact_count_of_the_chat_wire(store: Store) -> None:
     client, api = managed("chat", store, ContextPolicy(budget=900))
     converse(client, "chat", 40)
@@ -174,6 +176,7 @@ def test_the_built_count_is_the_exact_count_of_the_chat_wire(store: Store) -> No
         assert event.metadata["managed"]["built_tokens"] == wire_tokens("chat", body)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("endpoint", ["chat", "messages"])
 def test_the_wire_prefix_is_byte_identical_until_a_compaction(endpoint: str, store: Store) -> None:
     anthropic_api = endpoint == "messages"

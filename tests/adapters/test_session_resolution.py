@@ -181,6 +181,7 @@ print(sessionware.current_session().id)
 """
 
 
+@pytest.mark.slow
 def test_automatic_session_ids_are_stable_across_clients_and_processes(
     openai_api: FakeOpenAI, store: Store
 ) -> None:

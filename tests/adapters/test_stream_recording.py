@@ -82,6 +82,7 @@ def test_streamed_tool_call_deltas_are_assembled(
     assert event.finish_reason == "tool_calls"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["close", "with", "abandon"])
 def test_a_stream_left_early_records_its_partial_output(
     how: str, openai_client: Any, openai_api: FakeOpenAI, store: Store

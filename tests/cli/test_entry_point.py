@@ -159,6 +159,7 @@ def test_corrupt_rows_exit_1_as_a_storage_error(recorded, cli) -> None:
         assert "stored data is corrupt" in result.err
 
 
+@pytest.mark.slow
 def test_the_store_comes_from_the_option_then_the_environment_then_the_working_directory(
     recorded, run_cli, tmp_path: Path
 ) -> None:
@@ -196,6 +197,7 @@ def test_store_option_may_come_before_or_after_the_subcommand(recorded, cli, tmp
     assert after_wins.code == 0 and len(after_wins.out.splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_a_table_and_a_pipe_gets_tab_separated_lines(recorded, run_cli) -> None:
     piped = run_cli("sessions", "--store", recorded.url)
 
@@ -217,7 +219,8 @@ def test_a_terminal_gets_a_table_and_a_pipe_gets_tab_separated_lines(recorded, r
             break
         chunks.append(chunk)
     os.close(controller)
-    assert proc.wait(timeout=60) == 0
+    _, errors = proc.communicate(timeout=60)  # also closes the stderr pipe
+    assert proc.returncode == 0, errors
     on_terminal = b"".join(chunks).decode().replace("\r\n", "\n")
 
     assert "\t" in piped.stdout and "started\t" in piped.stdout

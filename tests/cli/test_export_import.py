@@ -74,6 +74,7 @@ def test_export_import_as_new_id_export_again_is_identical_apart_from_the_id(
         assert a == b
 
 
+@pytest.mark.slow
 def test_import_restores_header_totals_events_and_pages_in_another_store(
     recorded, run_cli, tmp_path: Path
 ) -> None:

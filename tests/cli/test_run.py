@@ -16,6 +16,9 @@ from sessionware.core.session.enums import EventType
 from sessionware.core.session.models import SessionEvent
 from sessionware.core.store import open_store
 
+# Each test starts interpreters of its own.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 # An "unmodified" app: plain openai, its HTTP answered by the fake API in-process.

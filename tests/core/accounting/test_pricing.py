@@ -99,6 +99,7 @@ USAGES = [
 ]
 
 
+@pytest.mark.slow
 def test_every_model_in_the_snapshot_costs_what_genai_prices_computes() -> None:
     """The fast per-token path must give the library's answer, tiers and cache rates included."""
     book = PriceBook()

@@ -167,6 +167,7 @@ GUARDED_COUNT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_counting_is_offline_and_leaves_the_environment_alone(tmp_path: Path) -> None:
     """In a fresh process, with every socket call refused and tiktoken's cache empty."""
     empty_cache = tmp_path / "tiktoken-cache"

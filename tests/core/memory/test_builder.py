@@ -239,6 +239,7 @@ def test_small_budgets_get_compact_rules_and_tools_and_room_for_fault_results(co
     assert "<VM:MANIFEST_JSON>" in full.messages[1]["content"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("provider", [Provider.OPENAI, Provider.ANTHROPIC])
 def test_a_context_built_every_turn_equals_one_replayed_from_the_log_at_every_turn(
     converse: Converse, provider: Provider

@@ -60,6 +60,7 @@ def test_executed_tools_stay_paired_for_both_providers_and_are_searchable(conver
     assert "Error: upstream slow" in failed
 
 
+@pytest.mark.slow
 def test_an_edited_history_rebuilds_the_memory_from_the_kept_path(converse: Converse) -> None:
     from sessionware.core.memory import handle_vm_tool_call
 

@@ -164,6 +164,7 @@ async def test_sync_durability_on_a_locked_file_raises_and_still_keeps_the_event
     store.close()
 
 
+@pytest.mark.slow
 def test_a_process_that_exits_normally_without_flushing_loses_no_event(tmp_path: Path) -> None:
     path = tmp_path / "exit.db"
     script = textwrap.dedent(

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 DEMO = Path(__file__).resolve().parents[3] / "examples" / "tools_demo.py"
 
 
+@pytest.mark.slow
 def test_the_tools_demo_runs_and_shows_the_fix_the_guards_and_the_reload(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(DEMO), str(tmp_path / "demo.db")],
