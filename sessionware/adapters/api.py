@@ -14,14 +14,15 @@ choosing the session from the calling code.
 
 from __future__ import annotations
 
-import sys
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sessionware.adapters.engine import funnel, install
+from sessionware.adapters import providers
+from sessionware.adapters.engine import install
 from sessionware.adapters.engine.background import settle
+from sessionware.adapters.engine.config import WrapConfig
 from sessionware.adapters.engine.guard import AdapterHealth, health, set_strict
 from sessionware.adapters.engine.types import ProviderSpec
+from sessionware.adapters.mode import WrapMode, parse_mode
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.store.url import StoreLike, open_store
 from sessionware.core.telemetry import OtelSettings
@@ -33,37 +34,24 @@ __all__ = ["AdapterHealth", "WrapMode", "health", "is_wrapped", "set_strict", "s
 
 ClientT = TypeVar("ClientT")
 
-SUPPORTED = (
-    "openai.OpenAI, openai.AsyncOpenAI, openai.AzureOpenAI, openai.AsyncAzureOpenAI, "
-    "anthropic.Anthropic and anthropic.AsyncAnthropic"
-)
 
-
-class WrapMode(StrEnum):
-    """What a wrapped client does with its calls."""
-
-    OBSERVE = "observe"
-    """Record every call; send exactly what the app built (the default)."""
-    MANAGED = "managed"
-    """Also build what is sent from the session's virtual memory (needs ``sessionware.core.memory``)."""
-
-
-def _classify(client: Any) -> tuple[ProviderSpec, bool]:
-    """The provider spec of a supported client and whether it is async."""
-    openai = sys.modules.get("openai")
-    if openai is not None and isinstance(client, openai.OpenAI | openai.AsyncOpenAI):
-        from sessionware.adapters.openai.chat import spec_for as openai_spec
-
-        return openai_spec(client), isinstance(client, openai.AsyncOpenAI)
-    anthropic = sys.modules.get("anthropic")
-    if anthropic is not None and isinstance(client, anthropic.Anthropic | anthropic.AsyncAnthropic):
-        from sessionware.adapters.anthropic.messages import spec_for as anthropic_spec
-
-        return anthropic_spec(client), isinstance(client, anthropic.AsyncAnthropic)
-    kind = type(client)
-    raise TypeError(
-        f"sessionware.wrap supports {SUPPORTED} clients, not {kind.__module__}.{kind.__qualname__}"
+def _supported() -> str:
+    names = [f"{row.name}.{client.path}" for row in providers.providers() for client in row.clients]
+    return (
+        f"{', '.join(names[:-1])} and {names[-1]} clients (and their subclasses, such as openai.AzureOpenAI)"
     )
+
+
+def _classify(client: Any) -> tuple[ProviderSpec, str, bool]:
+    """The provider spec of a supported client, its funnel, and whether it is async."""
+    found = providers.row_of_client(client)
+    if found is None:
+        kind = type(client)
+        raise TypeError(
+            f"sessionware.wrap supports {_supported()}, not {kind.__module__}.{kind.__qualname__}"
+        )
+    row, known = found
+    return providers.adapter_of(row).spec_for(client), row.funnel, known.is_async
 
 
 def wrap(
@@ -104,15 +92,15 @@ def wrap(
     >>> isinstance(client, Anthropic)
     True
     """
-    wrap_mode = _mode(mode)
+    wrap_mode = parse_mode(mode, "wrap")
     if context is not None and wrap_mode is WrapMode.OBSERVE:
         raise InvalidSessionOperation(
             "wrap", "context= configures managed mode; observe mode sends what the app built"
         )
     if session_id is not None and (not isinstance(session_id, str) or not session_id.strip()):
         raise InvalidSessionOperation("wrap", f"session_id must be a non-empty string, got {session_id!r}")
-    spec, is_async = _classify(client)
-    config = funnel.WrapConfig(
+    spec, funnel, is_async = _classify(client)
+    config = WrapConfig(
         spec=spec,
         session_id=session_id,
         store=open_store(store) if store is not None else None,
@@ -125,7 +113,7 @@ def wrap(
 
         hooks = ManagedHooks(context if context is not None else ContextPolicy())
         config.hooks, config.max_rounds = hooks, hooks.max_hidden_rounds
-    install.install(client, config, is_async=is_async)
+    install.install(client, config, funnel=funnel, is_async=is_async)
     return client
 
 
@@ -135,13 +123,6 @@ def _openai_host(client: Any) -> bool:
 
     base = getattr(client, "base_url", None)
     return getattr(base, "host", None) == OPENAI_HOST and "azure" not in type(client).__name__.lower()
-
-
-def _mode(mode: WrapMode | str) -> WrapMode:
-    try:
-        return WrapMode(mode)
-    except ValueError:
-        raise InvalidSessionOperation("wrap", f"mode must be 'observe' or 'managed', got {mode!r}") from None
 
 
 def unwrap(client: ClientT) -> ClientT:

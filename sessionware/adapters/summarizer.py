@@ -2,8 +2,9 @@
 
 The virtual memory summarises the turns it compacts, offline and extractively by
 default. ``ContextPolicy(summarize_fn=ClientSummarizer(client, model="gpt-4o-mini"))``
-has a model write them instead, through an ``OpenAI``/``AsyncOpenAI`` (chat completions)
-or ``Anthropic``/``AsyncAnthropic`` (Messages) client. Each summary call is recorded in
+has a model write them instead, through a client of any provider in the provider table:
+``OpenAI``/``AsyncOpenAI`` (chat completions), ``Anthropic``/``AsyncAnthropic`` (Messages),
+or one added with ``add_provider`` (its adapter says how to ask). Each summary call is recorded in
 the session being summarised as a ``hidden`` call with its usage and cost (so it shows
 in ``hidden_cost``), and never as a conversation of its own, even through a wrapped
 client.
@@ -22,10 +23,10 @@ from __future__ import annotations
 
 import inspect
 import logging
-import sys
 import time
 from typing import Any
 
+from sessionware.adapters import providers
 from sessionware.adapters.engine.funnel import suppress_recording
 from sessionware.adapters.managed.hooks import summarizing_for
 from sessionware.core.accounting.pricing import PriceBook
@@ -59,50 +60,32 @@ class ClientSummarizer:
         self.model = model
         self.instructions = instructions
         self.prices = prices
-        anthropic = sys.modules.get("anthropic")
-        self.anthropic = anthropic is not None and isinstance(
-            client, anthropic.Anthropic | anthropic.AsyncAnthropic
-        )
+        found = providers.row_of_client(client)
+        # A client of no known provider is asked as an OpenAI one (chat completions).
+        row = found[0] if found is not None else providers.provider_named(providers.Provider.OPENAI)
+        assert row is not None
+        self.adapter = providers.adapter_of(row)
+        self.provider = self.adapter.spec_for(client).name
+        """The provider id the summary calls are priced under."""
 
     async def __call__(self, text: str, max_tokens: int) -> str:
         prompt = self.instructions.format(max_tokens=max_tokens)
         started = time.perf_counter()
         with suppress_recording():
-            if self.anthropic:
-                made = self.client.messages.create(
-                    model=self.model,
-                    max_tokens=max_tokens,
-                    system=prompt,
-                    messages=[{"role": "user", "content": text}],
-                )
-            else:
-                made = self.client.chat.completions.create(
-                    model=self.model,
-                    max_tokens=max_tokens,
-                    messages=[{"role": "system", "content": prompt}, {"role": "user", "content": text}],
-                )
+            made = self.adapter.summary_request(
+                self.client, model=self.model, instructions=prompt, text=text, max_tokens=max_tokens
+            )
             response = await made if inspect.isawaitable(made) else made
-        summary, usage = self._read(response)
+        summary, usage = self.adapter.summary_of(response)
         self._record(usage, (time.perf_counter() - started) * 1000.0, getattr(response, "model", None))
         return summary
-
-    def _read(self, response: Any) -> tuple[str, TokenUsage | None]:
-        if self.anthropic:
-            from sessionware.adapters.anthropic.messages import anthropic_usage
-
-            texts = [getattr(b, "text", "") for b in response.content if getattr(b, "type", None) == "text"]
-            return "".join(texts).strip(), anthropic_usage(getattr(response, "usage", None))
-        from sessionware.adapters.openai.chat import openai_usage
-
-        message = response.choices[0].message
-        return (message.content or "").strip(), openai_usage(getattr(response, "usage", None))
 
     def _record(self, usage: TokenUsage | None, latency_ms: float, model: str | None) -> None:
         state = summarizing_for()
         if state is None or usage is None:
             return
         model = model or self.model
-        provider = "anthropic" if self.anthropic else "openai"
+        provider = self.provider
         prices = self.prices or default_price_book()
         try:
             state.record(

@@ -10,7 +10,7 @@ from adapter_support import conversation, make_openai, session_events
 from sessionware.adapters.engine import funnel, install
 from sessionware.adapters.engine.types import CallOutput
 from sessionware.adapters.fakes import FakeOpenAI, Reply
-from sessionware.adapters.openai.chat import OpenAISpec
+from sessionware.adapters.openai.spec import OpenAISpec
 from sessionware.core.session.enums import EventType
 from sessionware.core.store import Store
 
@@ -57,7 +57,10 @@ class AnswerOneToolCall:
 def wrapped(api: FakeOpenAI, store: Store, hooks: Any) -> Any:
     client = make_openai("OpenAI", api)
     install.install(
-        client, funnel.WrapConfig(spec=OpenAISpec(), store=store, session_id="s", hooks=hooks), is_async=False
+        client,
+        funnel.WrapConfig(spec=OpenAISpec(), store=store, session_id="s", hooks=hooks),
+        funnel="request",
+        is_async=False,
     )
     return client
 

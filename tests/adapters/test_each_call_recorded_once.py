@@ -67,11 +67,12 @@ def test_nested_and_suppressed_calls_are_not_recorded_twice(openai_api: FakeOpen
     inner = sessionware.wrap(make_openai("OpenAI", openai_api), store=store)
     outer_hook = inner.request
     # Another of our hooks around this one (an instrumented copy, a second wrapper layer).
-    from sessionware.adapters.engine import funnel, install
-    from sessionware.adapters.openai.chat import OpenAISpec
+    from sessionware.adapters.engine import install
+    from sessionware.adapters.engine.config import WrapConfig
+    from sessionware.adapters.openai.spec import OpenAISpec
 
     holder = type("Holder", (), {"request": staticmethod(outer_hook)})()
-    install.install(holder, funnel.WrapConfig(spec=OpenAISpec(), store=store), is_async=False)
+    install.install(holder, WrapConfig(spec=OpenAISpec(), store=store), funnel="request", is_async=False)
     inner.request = holder.request
     inner.chat.completions.create(model=MODEL, messages=QUESTION)
     with suppress_recording():

@@ -140,8 +140,8 @@ def test_start_instruments_the_interpreter_from_the_environment(
     assert zero_code.start(environ) is True
     assert is_instrumented()
     assert default_instrumentor().patched() == [
-        "anthropic.Anthropic.request",
-        "anthropic.AsyncAnthropic.request",
+        "anthropic.Anthropic._request",
+        "anthropic.AsyncAnthropic._request",
     ]
 
 

@@ -7,9 +7,6 @@ Messages are recorded in the session's provider-neutral shape: an assistant turn
 ``TokenUsage``'s convention: Anthropic reports cache reads and writes *beside*
 ``input_tokens``, so they are added into the input and kept as its subsets.
 
-The hook sits on the client's ``_request``, not ``request``: in anthropic 2.x the body is
-prepared (``Omit`` removed, ``extra_body`` merged, one-shot iterables read) between the
-two, and reading it any earlier could consume an iterator the SDK still needs.
 The SDK is not imported.
 """
 
@@ -24,7 +21,6 @@ from sessionware.adapters.engine.messages import canonical_json, content_text, f
 from sessionware.adapters.engine.types import (
     CallOutput,
     CallRequest,
-    Endpoint,
     EndpointKind,
     StreamAccumulator,
     WireCall,
@@ -33,7 +29,7 @@ from sessionware.adapters.engine.types import (
 from sessionware.core.accounting.usage import TokenUsage
 from sessionware.core.session.enums import Role
 
-__all__ = ["AnthropicSpec", "MessagesAccumulator", "MessagesEndpoint", "anthropic_usage", "spec_for"]
+__all__ = ["MessagesAccumulator", "MessagesEndpoint", "anthropic_usage"]
 
 _TOOL_USES = frozenset({"tool_use"})
 
@@ -249,25 +245,3 @@ class MessagesAccumulator:
             response_id=self.response_id,
             complete=self.stopped,
         )
-
-
-_MESSAGES = MessagesEndpoint()
-
-
-class AnthropicSpec:
-    """Where to hook an Anthropic client and how to read its endpoints."""
-
-    name = "anthropic"
-    funnel = "_request"
-    stream_usage = False
-
-    def endpoint(self, method: str, url: str) -> Endpoint | None:
-        if method.lower() != "post":
-            return None
-        path = url.split("?", 1)[0]
-        return _MESSAGES if path == "/v1/messages" or path.endswith("/v1/messages") else None
-
-
-def spec_for(client: Any) -> AnthropicSpec:
-    """The spec for an ``Anthropic``/``AsyncAnthropic`` client."""
-    return AnthropicSpec()

@@ -29,6 +29,7 @@ _DERIVING = ("copy", "with_options")
 @dataclass
 class _Installed:
     config: WrapConfig
+    funnel: str
     hook: Callable[..., Any]
     previous: dict[str, Any]
     """Instance attributes replaced by ours (usually none: the class methods showed through)."""
@@ -41,8 +42,9 @@ def installed_config(client: Any) -> WrapConfig | None:
     return installed.config if installed is not None else None
 
 
-def install(client: Any, config: WrapConfig, *, is_async: bool) -> WrapConfig:
-    """Hook ``client`` (idempotent: an already wrapped client gets the new settings)."""
+def install(client: Any, config: WrapConfig, *, funnel: str, is_async: bool) -> WrapConfig:
+    """Hook ``client``'s ``funnel`` method (idempotent: an already wrapped client gets the
+    new settings)."""
     attrs = vars(client)
     installed: _Installed | None = attrs.get(_STATE_ATTR)
     if installed is not None:
@@ -51,27 +53,30 @@ def install(client: Any, config: WrapConfig, *, is_async: bool) -> WrapConfig:
             setattr(current, f, getattr(config, f))
         current.enabled = True
         return current
-    funnel = config.spec.funnel
     original = getattr(client, funnel)
     hook = async_funnel(config, original) if is_async else sync_funnel(config, original)
     patched: dict[str, Any] = {funnel: hook}
     for name in _DERIVING:
         derive = getattr(client, name, None)
         if callable(derive):
-            patched[name] = _deriving(derive, config, is_async=is_async)
+            patched[name] = _deriving(derive, config, funnel=funnel, is_async=is_async)
     previous = {name: attrs[name] for name in patched if name in attrs}
     attrs.update(patched)
-    attrs[_STATE_ATTR] = _Installed(config=config, hook=hook, previous=previous, patched=patched)
+    attrs[_STATE_ATTR] = _Installed(
+        config=config, funnel=funnel, hook=hook, previous=previous, patched=patched
+    )
     return config
 
 
-def _deriving(derive: Callable[..., Any], config: WrapConfig, *, is_async: bool) -> Callable[..., Any]:
+def _deriving(
+    derive: Callable[..., Any], config: WrapConfig, *, funnel: str, is_async: bool
+) -> Callable[..., Any]:
     """``client.copy`` / ``with_options`` whose new client is wrapped the same way."""
 
     def make(*args: Any, **kwargs: Any) -> Any:
         derived = derive(*args, **kwargs)
         try:
-            install(derived, dataclasses.replace(config, enabled=True), is_async=is_async)
+            install(derived, dataclasses.replace(config, enabled=True), funnel=funnel, is_async=is_async)
         except Exception as exc:
             guard.report("a derived client", exc)
         return derived

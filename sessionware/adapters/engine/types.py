@@ -1,9 +1,10 @@
 """Provider-neutral shapes of one intercepted call, and what each provider supplies.
 
-A provider adapter (``openai.py``, ``anthropic.py``) is a ``ProviderSpec``: it names the
-client method that every request goes through, and maps request URLs to ``Endpoint``
-readers. An endpoint turns the JSON body into a ``CallRequest`` (the conversation as
-provider-neutral ``WireMessage`` tuples) and a response, or a stream of chunks fed to a
+A provider adapter (``openai/spec.py``, ``anthropic/spec.py``) gives a client's
+``ProviderSpec``, which maps request URLs to ``Endpoint`` readers (the client method
+every request goes through is the provider's row in ``providers``). An endpoint turns
+the JSON body into a ``CallRequest`` (the conversation as provider-neutral
+``WireMessage`` tuples) and a response, or a stream of chunks fed to a
 ``StreamAccumulator``, into a ``CallOutput``. Nothing here imports a provider SDK: the
 readers use attribute access on whatever the SDK built (or on ``AttrDict`` payloads
 when only raw bytes were seen), so SDK objects are never converted or copied.
@@ -196,12 +197,10 @@ class Endpoint(Protocol):
 
 
 class ProviderSpec(Protocol):
-    """A provider adapter: where to hook a client and how to read its endpoints."""
+    """How to read one client's endpoints."""
 
     name: str
     """Provider id for pricing (``openai``, ``azure``, ``anthropic``)."""
-    funnel: str
-    """The client method every request goes through, with the final JSON body."""
 
     def endpoint(self, method: str, url: str) -> Endpoint | None:
         """The reader for a request, or None for calls that are not recorded."""

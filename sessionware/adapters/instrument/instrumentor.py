@@ -7,9 +7,10 @@ of the process, without touching the code that makes them.
 >>> OpenAI().chat.completions.create(...)  # doctest: +SKIP
 >>> sessionware.uninstrument()  # doctest: +SKIP
 
-What is patched is declared once, in ``patch_table.PATCH_TABLE``: the request funnel
-of ``OpenAI``, ``AsyncOpenAI`` (and so their Azure subclasses), ``Anthropic`` and
-``AsyncAnthropic``, on the class, so clients created earlier are covered too; and a
+What is patched is declared once, in the provider table (``providers``): each row's
+request funnel on its client classes (``OpenAI``, ``AsyncOpenAI`` and so their Azure
+subclasses, ``Anthropic``, ``AsyncAnthropic``, and any provider added with
+``add_provider``), so clients created earlier are covered too; and a
 ``SessionCallback`` added to LiteLLM's callbacks (in managed mode, also a managed
 ``litellm.completion`` / ``acompletion``: ``sessionware.adapters.litellm.managed``).
 A module not imported yet is patched by a post-import hook the moment it is.
@@ -32,19 +33,21 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sessionware.adapters.instrument.import_hooks import PostImportFinder
-from sessionware.adapters.instrument.patch_table import (
-    PATCH_TABLE,
-    SUPPORTED_VERSIONS,
+from sessionware.adapters.mode import WrapMode, parse_mode
+from sessionware.adapters.providers import (
     PatchKind,
     PatchTarget,
     Provider,
+    adapter_of,
     parse_version,
+    patch_targets,
+    provider_named,
+    providers,
 )
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.telemetry import OtelSettings
 
 if TYPE_CHECKING:
-    from sessionware.adapters.api import WrapMode
     from sessionware.adapters.instrument.class_hooks import ClassHooks, HookSettings
     from sessionware.core.memory.policy import ContextPolicy
     from sessionware.core.store.url import StoreLike
@@ -59,7 +62,7 @@ _MISSING: Any = object()
 class _Config(NamedTuple):
     store: StoreLike
     session_id: str | None
-    providers: frozenset[Provider]
+    providers: frozenset[str]
     managed: bool = False
     budget: int | None = None
     context: ContextPolicy | None = None
@@ -75,14 +78,14 @@ class _Patch(NamedTuple):
     installed: Any
 
 
-def _module_version(module: ModuleType, provider: Provider) -> str | None:
+def _module_version(module: ModuleType, provider: str) -> str | None:
     version = getattr(module, "__version__", None)
     if isinstance(version, str):
         return version
     try:
         from importlib.metadata import version as dist_version
 
-        return dist_version(provider.value)
+        return dist_version(provider)
     except Exception:
         return None
 
@@ -97,8 +100,9 @@ def _resolve(module: ModuleType, path: str) -> Any:
 class Instrumentor:
     """Patches the targets of one table in and out; ``instrument()`` uses the default one."""
 
-    def __init__(self, table: Iterable[PatchTarget] = PATCH_TABLE) -> None:
-        self.table = tuple(table)
+    def __init__(self, table: Iterable[PatchTarget] | None = None) -> None:
+        self.table = tuple(table) if table is not None else None
+        """The targets to patch (None: the provider table's, read at each ``instrument``)."""
         self._lock = threading.RLock()
         self._config: _Config | None = None
         self._settings: HookSettings | None = None
@@ -129,11 +133,11 @@ class Instrumentor:
             try:
                 pending: dict[str, Callable[[ModuleType], None]] = {}
                 for provider in sorted(config.providers):
-                    module = sys.modules.get(provider.value)
+                    module = sys.modules.get(provider)
                     if module is not None:
                         self._patch_module(provider, module)
                     else:
-                        pending[provider.value] = self._on_import
+                        pending[provider] = self._on_import
                 if pending:
                     self._finder = PostImportFinder(pending, self._import_failed)
                     self._finder.install()
@@ -162,7 +166,7 @@ class Instrumentor:
         with self._lock:
             if self._config is None:
                 return
-            self._patch_module(Provider(module.__name__), module)
+            self._patch_module(module.__name__, module)
 
     def _import_failed(self, name: str, exc: BaseException) -> None:
         # A post-import hook must never break the app's import: say so once, stop.
@@ -176,8 +180,9 @@ class Instrumentor:
         with self._lock:
             self._undo()
 
-    def _supported(self, provider: Provider, module: ModuleType) -> bool:
-        supported = SUPPORTED_VERSIONS.get(provider)
+    def _supported(self, provider: str, module: ModuleType) -> bool:
+        row = provider_named(provider)
+        supported = row.versions if row is not None else None
         if supported is None:
             return True
         text = _module_version(module, provider)
@@ -186,19 +191,19 @@ class Instrumentor:
             return True
         logger.warning(
             "sessionware does not instrument %s %s (supported: %s); its calls are not recorded",
-            provider.value,
+            provider,
             text or "of unknown version",
             supported.describe(),
         )
         return False
 
-    def _patch_module(self, provider: Provider, module: ModuleType) -> None:
-        if any(p.target.provider is provider for p in self._patches):
+    def _patch_module(self, provider: str, module: ModuleType) -> None:
+        if any(p.target.provider == provider for p in self._patches):
             return
         if not self._supported(provider, module):
             return
-        for target in self.table:
-            if target.provider is not provider:
+        for target in self.table if self.table is not None else patch_targets():
+            if target.provider != provider:
                 continue
             try:
                 self._apply(target, module)
@@ -325,14 +330,11 @@ def _managed_hooks(config: _Config) -> tuple[Any, int]:
     return hooks, hooks.max_hidden_rounds
 
 
-def _spec_for(provider: Provider) -> Callable[[Any], Any]:
-    if provider is Provider.OPENAI:
-        from sessionware.adapters.openai.chat import spec_for as openai_spec
-
-        return openai_spec
-    from sessionware.adapters.anthropic.messages import spec_for as anthropic_spec
-
-    return anthropic_spec
+def _spec_for(provider: str) -> Callable[[Any], Any]:
+    row = provider_named(provider)
+    if row is None:
+        raise LookupError(f"no provider {provider!r} in the provider table")
+    return adapter_of(row).spec_for
 
 
 _default = Instrumentor()
@@ -343,21 +345,20 @@ def default_instrumentor() -> Instrumentor:
     return _default
 
 
-def _providers(providers: Iterable[Provider | str] | None) -> frozenset[Provider]:
-    if providers is None:
-        return frozenset(Provider)
-    if isinstance(providers, str):
-        providers = [providers]
-    chosen: set[Provider] = set()
-    for name in providers:
-        try:
-            chosen.add(Provider(name))
-        except ValueError:
-            known = ", ".join(p.value for p in Provider)
+def _providers(chosen: Iterable[Provider | str] | None) -> frozenset[str]:
+    known = [row.name for row in providers()]
+    if chosen is None:
+        return frozenset(known)
+    if isinstance(chosen, str):
+        chosen = [chosen]
+    names: set[str] = set()
+    for name in chosen:
+        if name not in known:
             raise InvalidSessionOperation(
-                "instrument", f"unknown provider {name!r}; known: {known}"
-            ) from None
-    return frozenset(chosen)
+                "instrument", f"unknown provider {name!r}; known: {', '.join(known)}"
+            )
+        names.add(str(name))
+    return frozenset(names)
 
 
 def check_mode(
@@ -373,27 +374,25 @@ def check_mode(
     ``ContextPolicy``) configure managed mode: observe mode refuses them, and only one of
     the two may be given.
     """
-    value = getattr(mode, "value", mode)
-    if value not in ("observe", "managed"):
-        raise InvalidSessionOperation(operation, f"mode must be 'observe' or 'managed', got {mode!r}")
+    chosen = parse_mode(mode, operation)
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0):
         raise InvalidSessionOperation(
             operation, f"budget must be a positive number of tokens, got {budget!r}"
         )
-    if value == "observe" and (budget is not None or context is not None):
+    if chosen is WrapMode.OBSERVE and (budget is not None or context is not None):
         raise InvalidSessionOperation(
             operation, "a token budget configures managed mode; observe mode sends what the app built"
         )
     if budget is not None and context is not None:
         raise InvalidSessionOperation(operation, "give the budget inside the ContextPolicy, not both")
-    return bool(value == "managed")
+    return chosen is WrapMode.MANAGED
 
 
 def instrument(
     *,
     store: StoreLike = None,
     session_id: str | None = None,
-    mode: WrapMode | str = "observe",
+    mode: WrapMode | str = WrapMode.OBSERVE,
     budget: int | None = None,
     context: ContextPolicy | None = None,
     providers: Iterable[Provider | str] | None = None,

@@ -1,21 +1,14 @@
-"""Reading OpenAI requests and responses: chat completions, embeddings (Responses: see
-``openai.responses``), for ``OpenAI``, ``AsyncOpenAI`` and their Azure twins.
+"""Reading OpenAI chat completions and embeddings (the Responses API: ``responses``;
+which endpoint a request goes to: ``spec``).
 
 Readers take whatever the SDK built (``ChatCompletion``, ``ChatCompletionChunk``...) or
 parsed JSON (``AttrDict``) and read it by attribute with defaults, so chunks from
 OpenAI-compatible servers with missing fields (``choices=None``, ``delta=None``, tool
 call deltas without a function) are read, never raised on. The SDK is not imported.
-
-Usage in chat streams: OpenAI sends it only when asked with
-``stream_options.include_usage``. When the app did not ask, the adapter asks for it on
-endpoints known to accept the option (api.openai.com; Azure from API version
-2024-09-01) and hides the extra usage-only chunk from the app; elsewhere the usage is
-estimated locally and labelled as such.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from functools import partial
 from time import perf_counter
@@ -26,22 +19,19 @@ from sessionware.adapters.engine.resent import ResentHistory
 from sessionware.adapters.engine.types import (
     CallOutput,
     CallRequest,
-    Endpoint,
     EndpointKind,
     StreamAccumulator,
     WireCall,
     WireMessage,
 )
-from sessionware.adapters.openai.responses import ResponsesEndpoint, openai_usage
+from sessionware.adapters.openai.responses import openai_usage
 from sessionware.core.session.enums import Role
 
-__all__ = ["ChatEndpoint", "EmbeddingsEndpoint", "OpenAISpec", "openai_usage", "spec_for"]
+__all__ = ["ChatAccumulator", "ChatEndpoint", "EmbeddingsEndpoint"]
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 # Roles whose string equals (and hashes as) their ``Role`` member.
 _PLAIN_ROLES = frozenset({"user", "assistant"})
-_AZURE_USAGE_SINCE = "2024-09-01"
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
 def _wire_calls(tool_calls: Any, function_call: Any = None) -> tuple[WireCall, ...]:
@@ -402,45 +392,3 @@ class EmbeddingsEndpoint:
 
     def with_stream_usage(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
-
-
-_ENDPOINTS: dict[str, Endpoint] = {
-    "/chat/completions": ChatEndpoint(),
-    "/responses": ResponsesEndpoint(),
-    "/embeddings": EmbeddingsEndpoint(),
-}
-
-
-class OpenAISpec:
-    """Where to hook an OpenAI client and how to read its endpoints."""
-
-    funnel = "request"
-
-    def __init__(self, *, name: str = "openai", stream_usage: bool = True) -> None:
-        self.name = name
-        self.stream_usage = stream_usage
-
-    def endpoint(self, method: str, url: str) -> Endpoint | None:
-        if method.lower() != "post":
-            return None
-        found = _ENDPOINTS.get(url)
-        if found is None and url.startswith(("http://", "https://", "/")):
-            path = url.split("?", 1)[0]
-            found = next((e for suffix, e in _ENDPOINTS.items() if path.endswith(suffix)), None)
-        return found
-
-
-def _accepts_stream_usage(client: Any, *, azure: bool) -> bool:
-    if azure:
-        version = str(getattr(client, "_api_version", "") or "")
-        return not _DATE.match(version) or version >= _AZURE_USAGE_SINCE
-    host = getattr(getattr(client, "base_url", None), "host", "")
-    return host == "api.openai.com"
-
-
-def spec_for(client: Any) -> OpenAISpec:
-    """The spec for an ``OpenAI``/``AsyncOpenAI`` client (Azure ones priced as ``azure``)."""
-    azure = any(c.__name__ in ("AzureOpenAI", "AsyncAzureOpenAI") for c in type(client).__mro__)
-    return OpenAISpec(
-        name="azure" if azure else "openai", stream_usage=_accepts_stream_usage(client, azure=azure)
-    )
