@@ -1,6 +1,7 @@
 """Process-wide instrumentation: ``instrument()`` / ``uninstrument()`` and zero-code mode.
 
-``instrumentor`` walks ``patch_table`` (what is patched, in both directions);
+``instrumentor`` walks the provider table's patch targets (``adapters.providers``)
+forwards to patch and what it patched backwards to restore;
 ``import_hooks`` patches SDKs imported later; ``class_hooks`` is the request-funnel hook
 put on client classes; ``zero_code`` configures it all from the environment at
 interpreter start. Importing this package imports the standard library only.
