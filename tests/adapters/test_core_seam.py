@@ -7,7 +7,9 @@ from typing import Any
 
 from adapter_support import conversation, make_openai, session_events
 
-from sessionware.adapters.engine import funnel, install
+from sessionware.adapters.engine import install
+from sessionware.adapters.engine.config import WrapConfig
+from sessionware.adapters.engine.hooked import HookedCall
 from sessionware.adapters.engine.types import CallOutput
 from sessionware.adapters.fakes import FakeOpenAI, Reply
 from sessionware.adapters.openai.spec import OpenAISpec
@@ -21,21 +23,21 @@ class ReplaceMessages:
     def __init__(self, messages: list[dict[str, Any]]) -> None:
         self.messages = messages
 
-    def before_send(self, call: funnel.InterceptedCall) -> Mapping[str, Any] | None:
+    def before_send(self, call: HookedCall) -> Mapping[str, Any] | None:
         call.extra_fields["app_input_tokens"] = 99
         return {**call.body, "messages": self.messages}
 
-    def after_response(self, call: funnel.InterceptedCall, output: CallOutput) -> Mapping[str, Any] | None:
+    def after_response(self, call: HookedCall, output: CallOutput) -> Mapping[str, Any] | None:
         return None
 
 
 class AnswerOneToolCall:
     """Answers the model's first tool call itself and asks again, once."""
 
-    def before_send(self, call: funnel.InterceptedCall) -> Mapping[str, Any] | None:
+    def before_send(self, call: HookedCall) -> Mapping[str, Any] | None:
         return None
 
-    def after_response(self, call: funnel.InterceptedCall, output: CallOutput) -> Mapping[str, Any] | None:
+    def after_response(self, call: HookedCall, output: CallOutput) -> Mapping[str, Any] | None:
         if not output.calls:
             return None
         [tool_call] = output.calls
@@ -58,7 +60,7 @@ def wrapped(api: FakeOpenAI, store: Store, hooks: Any) -> Any:
     client = make_openai("OpenAI", api)
     install.install(
         client,
-        funnel.WrapConfig(spec=OpenAISpec(), store=store, session_id="s", hooks=hooks),
+        WrapConfig(spec=OpenAISpec(), store=store, session_id="s", hooks=hooks),
         funnel="request",
         is_async=False,
     )

@@ -12,7 +12,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sessionware.adapters.engine.types import CallOutput, ProviderSpec
 from sessionware.core.accounting.pricing import PriceBook
@@ -22,18 +22,19 @@ from sessionware.core.session.state import SessionState
 from sessionware.core.store.store import Store
 from sessionware.core.telemetry import OtelSettings
 
-if TYPE_CHECKING:
-    from sessionware.adapters.engine.call import InterceptedCall
-
 __all__ = ["CallHooks", "HiddenRound", "ResponseThreads", "WrapConfig"]
 
 
-class CallHooks(Protocol):
-    """What a wrapping mode does around one call (see the module docstring)."""
+CallT_contra = TypeVar("CallT_contra", contravariant=True)
 
-    def before_send(self, call: InterceptedCall) -> Mapping[str, Any] | None: ...
 
-    def after_response(self, call: InterceptedCall, output: CallOutput) -> Mapping[str, Any] | None: ...
+class CallHooks(Protocol[CallT_contra]):
+    """What a wrapping mode does around one call (see ``funnel``'s docstring): ``CallT_contra`` is
+    the call it is handed (``hooked.HookedCall``)."""
+
+    def before_send(self, call: CallT_contra) -> Mapping[str, Any] | None: ...
+
+    def after_response(self, call: CallT_contra, output: CallOutput) -> Mapping[str, Any] | None: ...
 
 
 @dataclass(slots=True)
@@ -70,7 +71,7 @@ class WrapConfig:
     spec: ProviderSpec
     session_id: str | None = None
     store: Store | None = None
-    hooks: CallHooks | None = None
+    hooks: CallHooks[Any] | None = None
     max_rounds: int = 4
     prices: PriceBook | None = None
     enabled: bool = True

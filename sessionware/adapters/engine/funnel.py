@@ -6,7 +6,7 @@ variant through one client method that receives the final URL and JSON body
 with a hook that, per call:
 
 1. reads the body into a ``CallRequest`` (unknown endpoints pass straight through);
-2. resolves and opens the session (sync clients: ``open_sync``; async: awaited);
+2. resolves and opens the session (``resolve``'s rule; sync clients: ``open``; async: ``aopen``);
 3. builds what to send (``CallHooks.before_send``; usage asked for in chat streams);
 4. calls the SDK's own method, with a recording subclass of its ``stream_cls``;
 5. records the output, the error (then re-raised unchanged), or, for streams, lets the
@@ -68,24 +68,17 @@ from contextlib import contextmanager
 from typing import Any
 
 from sessionware.adapters.engine import guard
-from sessionware.adapters.engine.call import ASK, InterceptedCall, raw_mode
-from sessionware.adapters.engine.config import CallHooks, HiddenRound, WrapConfig
+from sessionware.adapters.engine.call import raw_mode
+from sessionware.adapters.engine.config import WrapConfig
+from sessionware.adapters.engine.hooked import HookedCall
+from sessionware.adapters.engine.observed import ObservedCall
 from sessionware.adapters.engine.pending import PendingCall
 from sessionware.adapters.engine.types import EndpointKind
 from sessionware.adapters.openai.cache_key import with_cache_key
 from sessionware.adapters.scope import active_scope
 from sessionware.core.defaults import default_store
 
-__all__ = [
-    "CallHooks",
-    "HiddenRound",
-    "InterceptedCall",
-    "WrapConfig",
-    "add_outer_recorder",
-    "async_funnel",
-    "suppress_recording",
-    "sync_funnel",
-]
+__all__ = ["add_outer_recorder", "afunnel_hook", "funnel_hook", "suppress_recording"]
 
 
 # The intercepted call in flight in this context, or _SUPPRESSED: nested calls pass through.
@@ -123,7 +116,7 @@ _CACHE_KEYED = frozenset({EndpointKind.CHAT, EndpointKind.RESPONSES})
 
 def _begin(
     config: WrapConfig, options: Any, stream: bool, *, is_async: bool
-) -> InterceptedCall | PendingCall | None:
+) -> ObservedCall | HookedCall | PendingCall | None:
     """How to intercept the call: captured only (a plain observe-mode call, see
     ``pending``), intercepted in full, or not at all (None: it passes through)."""
     if not config.enabled or _active.get() is not None:
@@ -144,15 +137,16 @@ def _begin(
         if not stream and config.hooks is None and raw_mode(options.headers) is None:
             store = config.store if config.store is not None else default_store()
             return PendingCall(config, endpoint, options, active_scope(), store)
-        return InterceptedCall(
-            config, endpoint, options, endpoint.read_request(body), stream=stream, is_async=is_async
-        )
+        kind = ObservedCall if config.hooks is None else HookedCall
+        return kind(config, endpoint, options, endpoint.read_request(body), stream=stream, is_async=is_async)
     except Exception as exc:
         guard.report("a request", exc)
         return None
 
 
-def sync_funnel(config: WrapConfig, original: Callable[..., Any]) -> Callable[..., Any]:
+def funnel_hook(config: WrapConfig, original: Callable[..., Any]) -> Callable[..., Any]:
+    """The hook that replaces a sync client's funnel ``original``."""
+
     def request(
         cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None, **kwargs: Any
     ) -> Any:
@@ -172,9 +166,9 @@ def sync_funnel(config: WrapConfig, original: Callable[..., Any]) -> Callable[..
             return result
         token = _active.set(call)
         try:
-            if not call.open_sync():
+            if not call.open():
                 return original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
-            send, send_cls = call.prepare(stream_cls)
+            send, send_cls = call.prepare(stream_cls, call.replacement())
             return call.send_rounds(
                 send,
                 send_cls,
@@ -186,9 +180,11 @@ def sync_funnel(config: WrapConfig, original: Callable[..., Any]) -> Callable[..
     return request
 
 
-def async_funnel(
+def afunnel_hook(
     config: WrapConfig, original: Callable[..., Awaitable[Any]]
 ) -> Callable[..., Awaitable[Any]]:
+    """The hook that replaces an async client's funnel ``original``."""
+
     async def request(
         cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None, **kwargs: Any
     ) -> Any:
@@ -210,11 +206,11 @@ def async_funnel(
         try:
             opened = call.open_live()
             if opened is None:
-                opened = await call.open_async()
+                opened = await call.aopen()
             if not opened:
                 return await original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
-            hooks = config.hooks
-            send, send_cls = call.prepare(stream_cls, await call.areplacement() if hooks is not None else ASK)
+            replaced = await call.areplacement() if isinstance(call, HookedCall) else None
+            send, send_cls = call.prepare(stream_cls, replaced)
             # The SDK's coroutine itself is awaited: no extra coroutine per call.
             return await call.asend_rounds(
                 send,

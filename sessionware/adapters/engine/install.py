@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sessionware.adapters.engine import guard
-from sessionware.adapters.engine.funnel import WrapConfig, async_funnel, sync_funnel
+from sessionware.adapters.engine.config import WrapConfig
+from sessionware.adapters.engine.funnel import afunnel_hook, funnel_hook
 
 __all__ = ["install", "installed_config", "uninstall"]
 
@@ -54,7 +55,7 @@ def install(client: Any, config: WrapConfig, *, funnel: str, is_async: bool) -> 
         current.enabled = True
         return current
     original = getattr(client, funnel)
-    hook = async_funnel(config, original) if is_async else sync_funnel(config, original)
+    hook = afunnel_hook(config, original) if is_async else funnel_hook(config, original)
     patched: dict[str, Any] = {funnel: hook}
     for name in _DERIVING:
         derive = getattr(client, name, None)

@@ -4,7 +4,7 @@ A plain (not streamed) call of a client without hooks needs nothing from its ses
 before it is sent, so the funnel only captures it: the body the SDK built, the scope it
 was made in, its timings, and what came back (``PendingCall``). The store queues it
 (``Store.defer_unresolved``) and the recorder thread resolves it in order: it reads the
-request, finds or opens the session (``InterceptedCall.open_sync``), and defers the record
+request, finds or opens the session (``InterceptedCall.open``), and defers the record
 there as a fully intercepted call would.
 
 Nothing reads a session before the calls made earlier are in it: every read of the
@@ -20,8 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sessionware.adapters.engine import background, guard
-from sessionware.adapters.engine.call import InterceptedCall
 from sessionware.adapters.engine.config import WrapConfig
+from sessionware.adapters.engine.observed import ObservedCall
 from sessionware.adapters.engine.types import Endpoint
 from sessionware.adapters.otel.trace import CallTrace, capture
 from sessionware.adapters.scope import SessionHandle, SessionScope, handle_of, note_pending
@@ -95,7 +95,7 @@ class PendingCall(SessionLater):
         self.result = self.error = None
         try:
             request = self.endpoint.read_request(self.options.json_data)
-            call = InterceptedCall(
+            call = ObservedCall(
                 self.config,
                 self.endpoint,
                 self.options,
@@ -106,7 +106,7 @@ class PendingCall(SessionLater):
             )
             call.started = call.round_started = self.started
             call.trace = self.trace
-            if not call.open_sync():
+            if not call.open():
                 return
             self.state = call.state
             call.defer_outcome(result, error, self.ended)

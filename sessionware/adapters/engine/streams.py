@@ -40,7 +40,10 @@ _ATTR = "_sessionware_recording"
 
 
 class StreamOwner(Protocol):
-    """The intercepted call a stream belongs to."""
+    """What a stream's recording reports to when the stream ends, once: the intercepted
+    call, or a wrapping mode standing in front of it (managed mode's final round)."""
+
+    __slots__ = ()
 
     def finish_stream(
         self,
@@ -190,7 +193,7 @@ def _notify_close(response: Any, recording: StreamRecording) -> None:
         response.__dict__["aclose"] = aclosing
 
 
-def _record_sync(inner: Iterator[Any], recording: StreamRecording) -> Iterator[Any]:
+def _record(inner: Iterator[Any], recording: StreamRecording) -> Iterator[Any]:
     add: Callable[[Any], bool] = recording.acc.add
     try:
         for item in inner:
@@ -210,7 +213,7 @@ def _record_sync(inner: Iterator[Any], recording: StreamRecording) -> Iterator[A
     recording.finish()
 
 
-async def _record_async(inner: AsyncIterator[Any], recording: StreamRecording) -> AsyncIterator[Any]:
+async def _arecord(inner: AsyncIterator[Any], recording: StreamRecording) -> AsyncIterator[Any]:
     add: Callable[[Any], bool] = recording.acc.add
     try:
         async for item in inner:
@@ -267,7 +270,7 @@ def _make_class(stream_cls: Any, *, is_async: bool) -> Any:
         recording = self.__dict__.get(_ATTR)
         if recording is None:
             return inner
-        gen = _record_async(inner, recording) if is_async else _record_sync(inner, recording)
+        gen = _arecord(inner, recording) if is_async else _record(inner, recording)
         recording.gen = gen
         return gen
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from sessionware.adapters.engine import guard
 from sessionware.adapters.engine.config import CallHooks, ResponseThreads, WrapConfig
-from sessionware.adapters.engine.funnel import async_funnel, sync_funnel
+from sessionware.adapters.engine.funnel import afunnel_hook, funnel_hook
 from sessionware.adapters.engine.types import ProviderSpec
 from sessionware.core.store.store import Store
 
@@ -40,7 +40,7 @@ class HookSettings:
 
     store: Store | None
     session_id: str | None
-    hooks: CallHooks | None = None
+    hooks: CallHooks[Any] | None = None
     max_rounds: int = 4
     threads: ResponseThreads = field(default_factory=ResponseThreads)
     fallback_session_id: str = field(default_factory=lambda: f"calls-{uuid.uuid4().hex[:16]}")
@@ -75,7 +75,7 @@ class ClassHooks:
             fallback_session_id=settings.fallback_session_id,
         )
         bound = functools.partial(original, client)
-        hook = async_funnel(config, bound) if is_async else sync_funnel(config, bound)
+        hook = afunnel_hook(config, bound) if is_async else funnel_hook(config, bound)
         if attrs is not None:
             # Kept on the client, not in a global map, so nothing outlives it.
             attrs[_BINDING_ATTR] = (settings, hook)

@@ -51,9 +51,9 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from sessionware.adapters.engine import background, funnel, guard
-from sessionware.adapters.engine.messages import fingerprint
 from sessionware.adapters.engine.pending import SessionLater
 from sessionware.adapters.engine.record import CallFacts, record_call
+from sessionware.adapters.engine.resolve import choose, merge_scope_metadata
 from sessionware.adapters.litellm.handle import ManagedLiteLLM
 from sessionware.adapters.litellm.read import (
     RECORDED_CALL_TYPES,
@@ -207,33 +207,8 @@ class SessionCallback(CustomLogger):
 
     # -- the session -------------------------------------------------------------------
 
-    def _target(
-        self, call: LiteLLMCall, scope: SessionScope | None
-    ) -> tuple[str, SessionScope | None, dict[str, Any]]:
-        """The session id, the scope that chose it, and the header of a new session."""
-        named = call.metadata.get("session_id") or call.litellm_session_id or self.session_id
-        if named is not None:
-            return str(named), None, {}
-        if scope is not None:
-            return scope.id, scope, {"metadata": dict(scope.handle.metadata)}
-        request = call.request
-        auto = fingerprint(request.system, request.first_user)
-        return auto or self.fallback_session_id, None, {"metadata": {"auto": True}}
-
     def _store(self) -> Store:
         return self.store if self.store is not None else default_store()
-
-    def _adopt(self, state: SessionState, scope: SessionScope | None) -> SessionState:
-        if scope is not None:
-            wanted = scope.handle.metadata
-            if wanted and any(state.info.metadata.get(k) != v for k, v in wanted.items()):
-                state.save_header(metadata={**state.info.metadata, **wanted})
-        return state
-
-    def _header(self, call: LiteLLMCall, header: dict[str, Any]) -> dict[str, Any]:
-        if call.request.system is not None:
-            header["system_prompt"] = call.request.system
-        return header
 
     def _capture(self, call: LiteLLMCall) -> None:
         """Queue ``call`` on the store: its session is worked out, and its record deferred
@@ -247,12 +222,19 @@ class SessionCallback(CustomLogger):
 
     def _resolve(self, call: LiteLLMCall, scope: SessionScope | None, pending: SessionLater) -> None:
         try:
-            session_id, scope, header = self._target(call, scope)
-            registry = registry_for(pending.store)
-            state = registry.cached(session_id) or registry.open_sync(
-                session_id, **self._header(call, header)
+            named = call.metadata.get("session_id") or call.litellm_session_id or self.session_id
+            choice = choose(
+                call.request,
+                named=str(named) if named is not None else None,
+                scope=scope,
+                fallback=self.fallback_session_id,
             )
-            pending.state = self._adopt(state, scope)
+            registry = registry_for(pending.store)
+            state = registry.cached(choice.session_id) or registry.open_sync(
+                choice.session_id, **choice.header(call.request)
+            )
+            merge_scope_metadata(state, choice.scope)
+            pending.state = state
             self._defer(state, call)
         except Exception as exc:
             guard.report("a LiteLLM call", exc)

@@ -90,18 +90,18 @@ class ManagedLiteLLM:
     def completion(self, *args: Any, **kwargs: Any) -> Any:
         """``litellm.completion`` in managed mode (same arguments, same return types)."""
         original = self._original("completion")
-        return self._sync_call(original, args, kwargs)
+        return self._call(original, args, kwargs)
 
     async def acompletion(self, *args: Any, **kwargs: Any) -> Any:
         """``litellm.acompletion`` in managed mode (same arguments, same return types)."""
         original = self._original("acompletion")
-        return await self._async_call(original, args, kwargs)
+        return await self._acall(original, args, kwargs)
 
-    def _sync_call(self, original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _call(self, original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         named = _keywords(original, args, kwargs)
         return self._rounds.completion(original, named.pop("model", None), named.pop("messages", None), named)
 
-    async def _async_call(
+    async def _acall(
         self, original: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         named = _keywords(original, args, kwargs)
@@ -202,7 +202,7 @@ class ManagedLiteLLM:
         self.uninstall()
 
     def _patch(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-        make = self._async_patch if name == "acompletion" else self._sync_patch
+        make = self._apatched if name == "acompletion" else self._patched
         patch = make(name, original)
         setattr(patch, _MARK, self)
         return patch
@@ -211,20 +211,20 @@ class ManagedLiteLLM:
         """Whether ``patch`` manages its call (installed, and not a round we are sending)."""
         return self._patches.get(name) is patch and not sending()
 
-    def _sync_patch(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    def _patched(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
         def completion(*args: Any, **kwargs: Any) -> Any:
             if not self._live(name, completion):
                 return original(*args, **kwargs)
-            return self._sync_call(original, args, kwargs)
+            return self._call(original, args, kwargs)
 
         return completion
 
-    def _async_patch(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    def _apatched(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
         async def acompletion(*args: Any, **kwargs: Any) -> Any:
             if not self._live(name, acompletion):
                 return await original(*args, **kwargs)
-            return await self._async_call(original, args, kwargs)
+            return await self._acall(original, args, kwargs)
 
         return acompletion

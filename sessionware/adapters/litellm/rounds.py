@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sessionware.adapters.engine import guard
-from sessionware.adapters.engine.call import InterceptedCall
 from sessionware.adapters.engine.config import WrapConfig
 from sessionware.adapters.engine.funnel import suppress_recording
+from sessionware.adapters.engine.hooked import HookedCall
 from sessionware.adapters.engine.types import (
     CallOutput,
     CallRequest,
@@ -308,7 +308,7 @@ def _body(model: Any, messages: Any, kwargs: Mapping[str, Any]) -> dict[str, Any
 
 
 class ManagedRounds:
-    """Sends one LiteLLM call's rounds through ``InterceptedCall`` with managed hooks.
+    """Sends one LiteLLM call's rounds through a ``HookedCall`` with managed hooks.
 
     ``config_for(body, provider)`` gives the ``WrapConfig`` of a call (per provider:
     prices and context windows are looked up under it; per-call ``metadata`` may name
@@ -318,7 +318,7 @@ class ManagedRounds:
     def __init__(self, config_for: Callable[[Mapping[str, Any], str], WrapConfig]) -> None:
         self.config_for = config_for
 
-    def _begin(self, body: dict[str, Any], *, is_async: bool) -> InterceptedCall | None:
+    def _begin(self, body: dict[str, Any], *, is_async: bool) -> HookedCall | None:
         try:
             if guard.kept is not None:
                 guard.raise_deferred()  # strict mode: a failure of the recorder thread surfaces
@@ -328,7 +328,7 @@ class ManagedRounds:
             if not config.enabled:
                 return None
             round_ = _Round(body)
-            return InterceptedCall(
+            return HookedCall(
                 config, _ENDPOINT, round_, request, stream=body.get("stream") is True, is_async=is_async
             )
         except Exception as exc:
@@ -361,9 +361,9 @@ class ManagedRounds:
         sending_token = _sending.set(True)
         try:
             with suppress_recording():
-                if not call.open_sync():
+                if not call.open():
                     return original(**body)
-                send, send_cls = call.prepare(ManagedStream if call.stream else None)
+                send, send_cls = call.prepare(ManagedStream if call.stream else None, call.replacement())
 
                 def send_one(send: Any, send_cls: Any) -> Any:
                     result = original(**self._arguments(send, call.rounds == 0))
@@ -385,7 +385,7 @@ class ManagedRounds:
             with suppress_recording():
                 opened = call.open_live()
                 if opened is None:
-                    opened = await call.open_async()
+                    opened = await call.aopen()
                 if not opened:
                     return await original(**body)
                 send, send_cls = call.prepare(

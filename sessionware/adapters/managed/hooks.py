@@ -58,8 +58,10 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sessionware.adapters.engine.funnel import HiddenRound, InterceptedCall
+from sessionware.adapters.engine.config import HiddenRound
+from sessionware.adapters.engine.hooked import HookedCall
 from sessionware.adapters.engine.record import request_drafts
+from sessionware.adapters.engine.streams import StreamOwner
 from sessionware.adapters.engine.types import CallOutput
 from sessionware.adapters.managed.shapes import Served, Shape, shape_for
 from sessionware.adapters.managed.streams import (
@@ -67,9 +69,9 @@ from sessionware.adapters.managed.streams import (
     Peek,
     Verdict,
     VisibleStream,
+    anothing,
     aplay,
     araising,
-    nothing,
     play,
     raising,
     without_memory_calls,
@@ -121,7 +123,7 @@ class _Plan:
 
 @dataclass(slots=True)
 class _Run:
-    """A managed call between its hooks (``InterceptedCall.hook_state``)."""
+    """A managed call between its hooks (``HookedCall.hook_state``)."""
 
     shape: Shape
     state: SessionState
@@ -139,12 +141,12 @@ class _Run:
     forced: bool = False
 
 
-class _FinalOwner:
+class _FinalOwner(StreamOwner):
     """Owner of the streamed round the app reads: records it without memory calls."""
 
     __slots__ = ("call", "hooks", "run")
 
-    def __init__(self, hooks: ManagedHooks, call: InterceptedCall, run: _Run) -> None:
+    def __init__(self, hooks: ManagedHooks, call: HookedCall, run: _Run) -> None:
         self.hooks, self.call, self.run = hooks, call, run
 
     def finish_stream(
@@ -181,7 +183,7 @@ class ManagedHooks:
 
     # -- before the send ----------------------------------------------------------------------
 
-    def before_send(self, call: InterceptedCall) -> Mapping[str, Any] | None:
+    def before_send(self, call: HookedCall) -> Mapping[str, Any] | None:
         plan = self._plan(call)
         if plan is None:
             return None
@@ -197,7 +199,7 @@ class ManagedHooks:
             _summary_target.reset(token)
         return self._send(call, plan, ctx)
 
-    async def abefore_send(self, call: InterceptedCall) -> Mapping[str, Any] | None:
+    async def abefore_send(self, call: HookedCall) -> Mapping[str, Any] | None:
         plan = self._plan(call)
         if plan is None:
             return None
@@ -221,7 +223,7 @@ class ManagedHooks:
             _summary_target.reset(token)
         return self._send(call, plan, ctx)
 
-    def _plan(self, call: InterceptedCall) -> _Plan | None:
+    def _plan(self, call: HookedCall) -> _Plan | None:
         """Record what the session lacks before the latest turn; None: send the app's body."""
         shape = shape_for(call.endpoint.kind)
         request = call.request
@@ -267,7 +269,7 @@ class ManagedHooks:
             hide_calls=hide and not clash and shape.can_hide_calls(body),
         )
 
-    def _budget(self, call: InterceptedCall, body: Mapping[str, Any], model: str) -> int:
+    def _budget(self, call: HookedCall, body: Mapping[str, Any], model: str) -> int:
         policy = self.policy
         if policy.budget is not None:
             return policy.budget
@@ -309,7 +311,7 @@ class ManagedHooks:
             logger.exception("could not load the persisted pages of session %s", state.id)
             vm.pages_loaded = True
 
-    def _refuse(self, call: InterceptedCall, plan: _Plan, exc: TokenLimitExceeded) -> None:
+    def _refuse(self, call: HookedCall, plan: _Plan, exc: TokenLimitExceeded) -> None:
         call.extra_fields["metadata"] = {"managed": {"budget": plan.budget, "refused": "budget"}}
         call.failed(exc)
         raise exc
@@ -318,7 +320,7 @@ class ManagedHooks:
     def _untouched(exc: InvalidSessionOperation) -> None:
         logger.debug("managed mode sends the app's request untouched: %s", exc.reason)
 
-    def _send(self, call: InterceptedCall, plan: _Plan, ctx: BuiltContext) -> Mapping[str, Any]:
+    def _send(self, call: HookedCall, plan: _Plan, ctx: BuiltContext) -> Mapping[str, Any]:
         if not plan.hide_calls and ctx.tools:
             ctx = ctx.model_copy(update={"tools": []})
         wire = plan.shape.wire(call.body, ctx, plan.latest)
@@ -349,7 +351,7 @@ class ManagedHooks:
 
     # -- after a round ----------------------------------------------------------------------
 
-    def after_response(self, call: InterceptedCall, output: CallOutput) -> Mapping[str, Any] | None:
+    def after_response(self, call: HookedCall, output: CallOutput) -> Mapping[str, Any] | None:
         run = call.hook_state
         if not isinstance(run, _Run):
             return None
@@ -360,7 +362,7 @@ class ManagedHooks:
                 call.substitute = shown
         return body
 
-    def _next_body(self, call: InterceptedCall, run: _Run, output: CallOutput) -> Mapping[str, Any] | None:
+    def _next_body(self, call: HookedCall, run: _Run, output: CallOutput) -> Mapping[str, Any] | None:
         """The hidden round after ``output``, or None when ``output`` is what the app gets."""
         memory = [c for c in output.calls if is_vm_tool(c.name)] if run.hide_calls else []
         if not memory or run.forced or run.rounds >= self.max_hidden_rounds:
@@ -423,7 +425,7 @@ class ManagedHooks:
 
     # -- streams ----------------------------------------------------------------------------
 
-    def _stream_started(self, call: InterceptedCall) -> tuple[_Run, Any, Capture, Peek] | None:
+    def _stream_started(self, call: HookedCall) -> tuple[_Run, Any, Capture, Peek] | None:
         """What reading a streamed round ahead needs (None: the app reads it as it is)."""
         run = call.hook_state
         recording = call.recording
@@ -433,7 +435,7 @@ class ManagedHooks:
         recording.owner = capture
         return run, recording, capture, Peek(call.endpoint.kind, self.policy.stream_holdback_chars)
 
-    def after_stream(self, call: InterceptedCall, stream: Any) -> HiddenRound | None:
+    def after_stream(self, call: HookedCall, stream: Any) -> HiddenRound | None:
         started = self._stream_started(call)
         if started is None:
             return None
@@ -458,7 +460,7 @@ class ManagedHooks:
             return None
         return self._stream_read(call, run, stream, buffered, capture, is_async=False)
 
-    async def aafter_stream(self, call: InterceptedCall, stream: Any) -> HiddenRound | None:
+    async def aafter_stream(self, call: HookedCall, stream: Any) -> HiddenRound | None:
         started = self._stream_started(call)
         if started is None:
             return None
@@ -486,7 +488,7 @@ class ManagedHooks:
 
     def _stream_read(
         self,
-        call: InterceptedCall,
+        call: HookedCall,
         run: _Run,
         stream: Any,
         buffered: list[Any],
@@ -503,14 +505,12 @@ class ManagedHooks:
         self._deliver(call, run, capture, finalised=True)
         visible = VisibleStream(call.endpoint.kind)
         if is_async:
-            stream.__dict__["_iterator"] = aplay(buffered, nothing(), visible)
+            stream.__dict__["_iterator"] = aplay(buffered, anothing(), visible)
         else:
             stream.__dict__["_iterator"] = play(buffered, (), visible)
         return None
 
-    def _deliver(
-        self, call: InterceptedCall, run: _Run, capture: Capture, *, finalised: bool = False
-    ) -> None:
+    def _deliver(self, call: HookedCall, run: _Run, capture: Capture, *, finalised: bool = False) -> None:
         """Record the round the app gets, as the stream's recording would have."""
         if capture.output is not None and not finalised:
             self.final(run, capture.output)

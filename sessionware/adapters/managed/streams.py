@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from enum import Enum
 from typing import Any
 
+from sessionware.adapters.engine.streams import StreamOwner
 from sessionware.adapters.engine.types import CallOutput, EndpointKind
 from sessionware.core.memory.faults import is_vm_tool
 
@@ -35,7 +36,7 @@ __all__ = [
     "VisibleStream",
     "aplay",
     "araising",
-    "nothing",
+    "anothing",
     "play",
     "raising",
     "without_memory_calls",
@@ -324,7 +325,7 @@ def without_memory_calls(kind: EndpointKind, response: Any) -> Any:
 # -- reading ahead --------------------------------------------------------------------------
 
 
-class Capture:
+class Capture(StreamOwner):
     """Owner of a streamed round being read ahead: keeps how it ended."""
 
     __slots__ = ("end", "error", "first_token_at", "output")
@@ -352,7 +353,7 @@ def raising(error: BaseException) -> Iterator[Any]:
     raise error
 
 
-async def nothing() -> AsyncIterator[Any]:
+async def anothing() -> AsyncIterator[Any]:
     """The rest of a stream already read to its end."""
     empty: tuple[Any, ...] = ()
     for item in empty:
@@ -360,6 +361,6 @@ async def nothing() -> AsyncIterator[Any]:
 
 
 async def araising(error: BaseException) -> AsyncIterator[Any]:
-    async for item in nothing():
+    async for item in anothing():
         yield item
     raise error
