@@ -63,6 +63,7 @@ from sessionware.adapters.engine.hooked import HookedCall
 from sessionware.adapters.engine.record import request_drafts
 from sessionware.adapters.engine.streams import StreamOwner
 from sessionware.adapters.engine.types import CallOutput
+from sessionware.adapters.managed.sent import SENT_KEY, sent_context
 from sessionware.adapters.managed.shapes import Served, Shape, shape_for
 from sessionware.adapters.managed.streams import (
     Capture,
@@ -335,6 +336,7 @@ class ManagedHooks:
                 compactions=report.compactions,
                 pages_evicted=report.pages_evicted,
             )
+            managed[SENT_KEY] = sent_context(plan.state, ctx, len(plan.later))
         call.extra_fields["app_input_tokens"] = plan.app_tokens
         call.extra_fields["metadata"] = {"managed": managed}
         call.hook_state = _Run(
