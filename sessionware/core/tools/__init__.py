@@ -2,10 +2,12 @@
 
 * ``ToolRegistry``: tools from plain or async functions, schemas from type hints,
   exported as OpenAI or Anthropic ``tools=[...]``.
-* ``ToolRunner``: runs an assistant message's tool calls (concurrently, timed out,
-  retried once for transient failures, optionally cached), guarded, logged in the
-  session as ``TOOL_CALL`` events linked by the provider's call id; ``ToolRound``
-  renders the results for the next request.
+* ``ToolRunner``: runs an assistant message's tool calls through the engine,
+  chuk-tool-processor (concurrently, timed out, retried once for transient failures,
+  optionally cached, in process or in worker processes, MCP tools included), guarded,
+  logged in the session as ``TOOL_CALL`` events linked by the provider's call id;
+  ``ToolRound`` renders the results for the next request. The engine is the ``tools``
+  extra, imported on the first run.
 * ``guards``: budget, runaway, ``$vN`` bindings, ungrounded numbers.
 * ``procedural``: per-session memory of outcomes and fixes, as a hint block.
 
@@ -15,8 +17,6 @@
 from __future__ import annotations
 
 from sessionware.core.tools.bindings import Binding, BindingTable
-from sessionware.core.tools.cache import CachePolicy
-from sessionware.core.tools.executor import NO_RETRY, RetryPolicy, ToolExecutor
 from sessionware.core.tools.guards import (
     BindingGuard,
     BudgetGuard,
@@ -33,7 +33,8 @@ from sessionware.core.tools.guards import (
 )
 from sessionware.core.tools.ledger import ToolLedger, ledger_for
 from sessionware.core.tools.models import ToolFormat, ToolInvocation, ToolResult, ToolScope, ToolStatus
-from sessionware.core.tools.parsing import AssistantTurn, parse_assistant_message
+from sessionware.core.tools.parsing import AssistantTurn, parse_assistant_message, parse_text_calls
+from sessionware.core.tools.policies import NO_RETRY, CachePolicy, RetryPolicy, ToolSchedule
 from sessionware.core.tools.procedural import (
     ArgumentDelta,
     ProceduralMemory,
@@ -65,7 +66,6 @@ __all__ = [
     "RetryPolicy",
     "RunawayGuard",
     "Tool",
-    "ToolExecutor",
     "ToolFormat",
     "ToolInvocation",
     "ToolLedger",
@@ -77,10 +77,12 @@ __all__ = [
     "ToolResult",
     "ToolRound",
     "ToolRunner",
+    "ToolSchedule",
     "ToolScope",
     "ToolStatus",
     "UngroundedGuard",
     "default_guards",
     "ledger_for",
     "parse_assistant_message",
+    "parse_text_calls",
 ]

@@ -1,17 +1,18 @@
 """``ToolLedger``: the tool-related state of one session, folded from its events.
 
 One ledger lives in each ``SessionState`` (under ``extensions["sessionware.tools"]``),
-fed by a listener on every recorded event, whoever records it: a ``ToolRunner``,
-``SessionManager.tool_used``, a wrapped client. It keeps what guards and procedural
-memory need:
+fed by a listener on every recorded event, whoever records it: a ``ToolRunner``, a
+wrapped tool processor, ``SessionManager.tool_used``, a wrapped client. Every tool run
+the session sees counts: a ``TOOL_CALL`` event, and a tool the app ran itself, seen as
+the assistant's tool call followed by the app's tool message with that call id. It
+keeps what guards and procedural memory need:
 
 * the current turn (the number of user messages so far) and per-tool call counts for
   the turn and the session;
 * recent tool records (``ToolRecord``) for runaway detection;
 * the numbers seen in user messages, the system prompt and tool results (what an
   argument may be grounded in);
-* the ``$vN`` bindings and the procedural memory;
-* the session's result cache (in memory only: results are not reused across processes).
+* the ``$vN`` bindings and the procedural memory.
 
 Because it is a fold over the log, reloading a session rebuilds the same ledger.
 """
@@ -19,7 +20,7 @@ Because it is a fold over the log, reloading a session rebuilds the same ledger.
 from __future__ import annotations
 
 import logging
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import replace
 from typing import Any
 
@@ -27,10 +28,14 @@ from sessionware.core.session.enums import EventType, Role
 from sessionware.core.session.models import SessionEvent
 from sessionware.core.session.state import SessionState
 from sessionware.core.tools.bindings import Binding, BindingTable, bindable
-from sessionware.core.tools.cache import ResultCache
 from sessionware.core.tools.models import ToolStatus
 from sessionware.core.tools.procedural.memory import ProceduralMemory
-from sessionware.core.tools.records import ToolRecord, record_from_event
+from sessionware.core.tools.records import (
+    ToolRecord,
+    decode_arguments,
+    record_from_event,
+    record_from_message,
+)
 from sessionware.core.tools.text import args_key, iter_numbers, number_key, numbers_in_text
 
 __all__ = ["EXTENSION_KEY", "ToolLedger", "ledger_for"]
@@ -38,6 +43,7 @@ __all__ = ["EXTENSION_KEY", "ToolLedger", "ledger_for"]
 logger = logging.getLogger(__name__)
 
 EXTENSION_KEY = "sessionware.tools"
+_MAX_ASKED = 256
 
 
 class ToolLedger:
@@ -49,7 +55,6 @@ class ToolLedger:
         self.records: deque[ToolRecord] = deque(maxlen=max_records)
         self.bindings = BindingTable()
         self.memory = ProceduralMemory()
-        self.cache = ResultCache()
         self.turn_counts: Counter[str] = Counter()
         self.session_counts: Counter[str] = Counter()
         self.internal_errors = 0
@@ -58,6 +63,8 @@ class ToolLedger:
         self._grounded: dict[float, None] = {}  # insertion-ordered set; oldest dropped first
         self._turn_results: set[str] = set()
         self._turn_calls: set[tuple[str, str]] = set()
+        # Tool calls the assistant asked for that no tool run answered yet: id -> (tool, arguments).
+        self._asked: OrderedDict[str, tuple[str, Any]] = OrderedDict()
         self._seq = 0
 
     # -- folding -------------------------------------------------------------------------
@@ -73,9 +80,26 @@ class ToolLedger:
     def _observe(self, event: SessionEvent) -> None:
         self._seq = max(self._seq, event.seq)
         if event.type is EventType.TOOL_CALL:
+            if event.tool_call_id:
+                self._asked.pop(event.tool_call_id, None)
             record = record_from_event(event, turn=self.turn, novel=False)
             novel = self.is_novel(record.tool, record.args_key, record.result) and event.error is None
             self.apply(replace(record, novel=novel) if novel else record)
+        elif event.type is EventType.MESSAGE and event.role is Role.ASSISTANT and event.tool_calls:
+            for call in event.tool_calls:
+                self._asked[call.id] = (call.name, decode_arguments(call.arguments))
+            while len(self._asked) > _MAX_ASKED:
+                self._asked.popitem(last=False)
+        elif event.type is EventType.MESSAGE and event.role is Role.TOOL and event.tool_call_id:
+            self.ground(numbers_in_text(event.text))
+            asked = self._asked.pop(event.tool_call_id, None)
+            if asked is not None:  # a tool the app ran itself, answering the model's call
+                tool, arguments = asked
+                record = record_from_message(
+                    event, tool=tool, arguments=arguments, turn=self.turn, novel=False
+                )
+                novel = self.is_novel(tool, record.args_key, record.result)
+                self.apply(replace(record, novel=novel and record.error is None))
         elif event.type is EventType.MESSAGE and event.role is Role.USER:
             self.turn += 1
             self.turn_counts.clear()

@@ -25,6 +25,7 @@ __all__ = [
     "ToolResult",
     "ToolScope",
     "ToolStatus",
+    "refusal",
     "result_text",
 ]
 
@@ -42,7 +43,7 @@ class ToolStatus(StrEnum):
     UNKNOWN_TOOL = "unknown_tool"
     """No tool of that name is registered."""
     BLOCKED = "blocked"
-    """A guard refused the call; the tool did not run."""
+    """A guard refused the call (the tool did not run) or its result (an output check)."""
 
     @property
     def failed(self) -> bool:
@@ -143,3 +144,18 @@ class ToolResult(BaseModel):
         if not self.ok:
             reason = self.error.message if self.error else self.status.value
             raise ToolProcessingError(self.tool, f"{self.status.value}: {reason}", call_id=self.call_id)
+
+
+def refusal(
+    call: ToolInvocation, status: ToolStatus, error_type: str, message: str, **fields: Any
+) -> ToolResult:
+    """A result for a call that did not run (unknown tool, invalid arguments, blocked)."""
+    return ToolResult(
+        call_id=call.id,
+        tool=call.name,
+        status=status,
+        arguments=call.arguments if call.parse_error is None else call.raw_arguments,
+        error=ErrorInfo(type=error_type, message=message),
+        attempts=0,
+        **fields,
+    )

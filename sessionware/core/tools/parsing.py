@@ -5,6 +5,10 @@ whole ``ChatCompletion`` (its first choice), an Anthropic ``Message`` or its
 ``content`` blocks (``tool_use``), a list of tool calls (OpenAI dicts, ``tool_use``
 blocks, ``{"name", "arguments"}`` dicts, ``ToolCall`` or ``ToolInvocation`` models).
 SDK objects are read through ``model_dump()`` so no provider SDK is imported here.
+
+Tool calls written in a model's text (``<tool name="add" args='{"a": 1}'/>``, a JSON
+``tool_calls`` object, a function-call object) are read by the engine's parser plugins
+(``parse_text_calls``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from sessionware.core.errors import ToolProcessingError
 from sessionware.core.session.models import ToolCall
 from sessionware.core.tools.models import ToolFormat, ToolInvocation
 
-__all__ = ["AssistantTurn", "parse_assistant_message"]
+__all__ = ["AssistantTurn", "parse_assistant_message", "parse_text_calls"]
 
 
 class AssistantTurn(BaseModel):
@@ -165,3 +169,42 @@ def parse_assistant_message(message: Any) -> AssistantTurn:
     if isinstance(content, list) and data.get("role") == "assistant" and "tool_calls" not in data:
         return _blocks(content)
     return _calls(list(data.get("tool_calls") or ()), ToolFormat.OPENAI, _text(content))
+
+
+async def parse_text_calls(text: str) -> AssistantTurn:
+    """The tool calls written in ``text``, read by each of the engine's parsers (XML tags,
+    JSON ``tool_calls``, OpenAI and function-call objects); the same call found twice
+    counts once. The text is kept as the assistant's message.
+
+    Imports the engine (see ``engine.load_engine``).
+    """
+    from sessionware.core.tools.engine import load_engine
+
+    load_engine()
+    from chuk_tool_processor.plugins.parsers.function_call_tool import FunctionCallPlugin
+    from chuk_tool_processor.plugins.parsers.json_tool import JsonToolPlugin
+    from chuk_tool_processor.plugins.parsers.openai_tool import OpenAIToolPlugin
+    from chuk_tool_processor.plugins.parsers.xml_tool import XmlToolPlugin
+
+    found: dict[tuple[str, str], ToolInvocation] = {}
+    for parser in (OpenAIToolPlugin(), JsonToolPlugin(), FunctionCallPlugin(), XmlToolPlugin()):
+        try:
+            calls = await parser.try_parse(text)
+        except Exception:  # a parser that cannot read this text finds nothing in it
+            continue
+        for call in calls:
+            invocation = _decode(
+                call.tool,
+                f"call_{uuid.UUID(call.id).hex[:24]}" if _is_uuid(call.id) else call.id,
+                call.arguments,
+            )
+            found.setdefault((invocation.name, invocation.raw_arguments), invocation)
+    return AssistantTurn(format=ToolFormat.OPENAI, text=text, calls=tuple(found.values()))
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

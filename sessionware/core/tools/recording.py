@@ -28,7 +28,9 @@ def _announced(state: SessionState, call_ids: set[str]) -> bool:
     return False
 
 
-def ensure_assistant_message(state: SessionState, turn: AssistantTurn) -> bool:
+def ensure_assistant_message(
+    state: SessionState, turn: AssistantTurn, *, recorded_by: str = "tool_runner"
+) -> bool:
     """Record the assistant message carrying ``turn``'s calls unless the session has it
     (recorded by ``ai_responds`` or a wrapped client). Returns True when it recorded one.
 
@@ -44,7 +46,7 @@ def ensure_assistant_message(state: SessionState, turn: AssistantTurn) -> bool:
         role=Role.ASSISTANT,
         content=turn.text,
         tool_calls=turn.tool_calls(),
-        metadata={"recorded_by": "tool_runner"},
+        metadata={"recorded_by": recorded_by},
     )
     return True
 

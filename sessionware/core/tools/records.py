@@ -1,15 +1,18 @@
 """``ToolRecord``: one executed tool call as read back from a session's ``TOOL_CALL`` event.
 
 Guards and procedural memory work from these records, which are folded from the
-session's event log. Events recorded by a ``ToolRunner`` carry the status, attempts,
-cached flag and binding in their metadata; events recorded some other way
-(``SessionManager.tool_used``, ``track_tool_use``) are read as success or error from
-their ``error`` field.
+session's event log. Events recorded by a ``ToolRunner`` (or a wrapped tool processor)
+carry the status, attempts, cached flag and binding in their metadata; events recorded
+some other way (``SessionManager.tool_used``, ``track_tool_use``) are read as success or
+error from their ``error`` field. A tool the application ran itself shows up as the
+assistant's tool call and the app's tool message answering it (``record_from_message``):
+read as a failure when its text reads as one.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +20,7 @@ from sessionware.core.session.models import ErrorInfo, SessionEvent
 from sessionware.core.tools.models import ToolResult, ToolStatus
 from sessionware.core.tools.text import args_key
 
-__all__ = ["ToolRecord", "decode_arguments", "record_from_event", "record_from_result"]
+__all__ = ["ToolRecord", "decode_arguments", "record_from_event", "record_from_message", "record_from_result"]
 
 # Keys of a TOOL_CALL event's metadata written by the runner.
 META_STATUS = "tool_status"
@@ -130,3 +133,48 @@ def event_metadata(result: ToolResult) -> dict[str, Any]:
     if result.guard:
         meta[META_GUARD] = result.guard
     return meta
+
+
+_FAILURE_TEXT = re.compile(r"^\s*(?:error|exception|traceback|failed)\b", re.IGNORECASE)
+_TYPED = re.compile(r"^\s*(?:Error:\s*)?([A-Z]\w*(?:Error|Exception|Timeout)):\s*(.*)$", re.DOTALL)
+
+
+def _failure(text: str, value: Any) -> ErrorInfo | None:
+    """The error an app's tool message reports, if it reads as one."""
+    if isinstance(value, dict):
+        error = value.get("error")
+        if error or value.get("success") is False or value.get("status") == "error":
+            message = error if isinstance(error, str) else text
+            return ErrorInfo(type="ToolError", message=message[:500])
+        return None
+    if not _FAILURE_TEXT.match(text) and not _TYPED.match(text):
+        return None
+    typed = _TYPED.match(text)
+    if typed:
+        return ErrorInfo(type=typed.group(1), message=typed.group(2).strip()[:500])
+    message = re.sub(r"^\s*error\s*:\s*", "", text, flags=re.IGNORECASE)
+    return ErrorInfo(type="ToolError", message=message[:500])
+
+
+def record_from_message(
+    event: SessionEvent, *, tool: str, arguments: Any, turn: int, novel: bool
+) -> ToolRecord:
+    """The record of a tool the app ran itself: the tool message answering the
+    assistant's call of ``tool`` with ``arguments`` (a JSON text is read as its value)."""
+    text = event.text
+    value = decode_arguments(text)
+    error = _failure(text, value)
+    return ToolRecord(
+        seq=event.seq,
+        turn=turn,
+        call_id=event.tool_call_id,
+        tool=tool,
+        arguments=arguments,
+        args_key=args_key(arguments),
+        status=ToolStatus.ERROR if error is not None else ToolStatus.SUCCESS,
+        result=None if error is not None else value,
+        error=error,
+        latency_ms=None,
+        attempts=1,
+        novel=novel and error is None,
+    )

@@ -90,6 +90,8 @@ class ToolRegistry:
 
     def __init__(self, tools: Iterable[Callable[..., Any]] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self.version = 0
+        """Counts registrations and removals (what an engine registry mirrors checks)."""
         for fn in tools:
             self.register(fn)
 
@@ -138,6 +140,7 @@ class ToolRegistry:
             blocking=blocking,
         )
         self._tools[tool_name] = tool
+        self.version += 1
         return tool
 
     @overload
@@ -170,7 +173,8 @@ class ToolRegistry:
         return decorate
 
     def unregister(self, name: str) -> None:
-        self._tools.pop(name, None)
+        if self._tools.pop(name, None) is not None:
+            self.version += 1
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)

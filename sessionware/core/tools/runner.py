@@ -19,10 +19,13 @@
 ([{'role': 'tool', 'tool_call_id': 'call_1', 'content': '4.0'}], 1)
 
 One round, step by step: the calls are read from the message (OpenAI ``tool_calls``,
-Anthropic ``tool_use`` blocks, ``ToolCall`` models); the assistant message is recorded
+Anthropic ``tool_use`` blocks, ``ToolCall`` models, or tool calls written as XML, JSON or
+function-call text, read by the engine's parsers); the assistant message is recorded
 unless the session already has it; each call is screened (unknown tool, arguments not a
-JSON object), checked by the guard chain (which may repair or block it) and looked up in
-the cache; the rest run concurrently through the ``ToolExecutor``; numeric results get a
+JSON object), checked by the guard chain (which may repair or block it) and validated
+against its tool's schema; the rest run concurrently through the engine,
+chuk-tool-processor's ``ToolProcessor`` (see ``execution``), whose layers retry
+transient failures and answer identical calls from the cache; numeric results get a
 ``$vN`` binding; every result is recorded as a ``TOOL_CALL`` event, in call order, in
 one append. The session's ``ToolLedger`` folds those events into the state guards and
 procedural memory read, so the same happens when the session is reloaded elsewhere.
@@ -30,38 +33,46 @@ procedural memory read, so the same happens when the session is reloaded elsewhe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sessionware.core.errors import InvalidSessionOperation, SessionwareError
 from sessionware.core.session.enums import Durability
 from sessionware.core.session.manager import SessionManager
+from sessionware.core.session.models import ErrorInfo
 from sessionware.core.session.state import SessionState
 from sessionware.core.tools._loop import BackgroundLoop
 from sessionware.core.tools.bindings import bindable
-from sessionware.core.tools.cache import CachePolicy
-from sessionware.core.tools.executor import RetryPolicy, ToolExecutor, refusal
-from sessionware.core.tools.guards.base import Guard, GuardChain, GuardContext
+from sessionware.core.tools.guards.base import Guard, GuardContext, GuardVerdict
+from sessionware.core.tools.guards.chain import GuardChain
 from sessionware.core.tools.guards.defaults import default_guards
 from sessionware.core.tools.ledger import ToolLedger, ledger_for
-from sessionware.core.tools.models import ToolFormat, ToolInvocation, ToolResult, ToolStatus
-from sessionware.core.tools.parsing import AssistantTurn, parse_assistant_message
+from sessionware.core.tools.models import ToolFormat, ToolInvocation, ToolResult, ToolStatus, refusal
+from sessionware.core.tools.parsing import AssistantTurn, parse_assistant_message, parse_text_calls
+from sessionware.core.tools.policies import CachePolicy, RetryPolicy, ToolSchedule
 from sessionware.core.tools.procedural.memory import ProceduralMemory
 from sessionware.core.tools.recording import ensure_assistant_message, result_drafts
 from sessionware.core.tools.records import record_from_result
-from sessionware.core.tools.registry import Tool, ToolRegistry
+from sessionware.core.tools.registry import ToolRegistry
 from sessionware.core.tools.render import (
     anthropic_tool_result_blocks,
     anthropic_tool_result_message,
     openai_tool_messages,
 )
 from sessionware.core.tools.text import args_key
+
+if TYPE_CHECKING:
+    from chuk_tool_processor import ToolProcessor
+
+    from sessionware.core.tools.engine import Outcome
+    from sessionware.core.tools.execution import EngineExecutor, ToolIsolation
 
 __all__ = ["SessionLike", "ToolRound", "ToolRunner"]
 
@@ -121,35 +132,78 @@ class _Pending(BaseModel):
 class ToolRunner:
     """Tool execution with session logging, guards, a result cache and procedural memory.
 
-    ``guards``: None for ``default_guards()``, an empty sequence for none, or your own
-    chain. ``cache``: a ``CachePolicy`` to reuse successful results of identical calls
-    (off by default). ``timeout``, ``retry`` and ``max_concurrency`` go to the
-    ``ToolExecutor``. A runner holds no per-session state: that lives in each session.
+    Tools come from ``registry`` (functions with typed signatures) and, with
+    ``processor``, from an application's own ``chuk_tool_processor.ToolProcessor`` (MCP
+    servers, its registry, its strategy and resilience settings, which then apply; the
+    registry's tools are added to its registry). Without one, the runner builds its own:
+    ``timeout`` per call in seconds (a tool's own ``timeout`` wins; None: no limit),
+    ``retry`` for transient failures (``RetryPolicy``; once by default), ``cache`` to
+    reuse successful results of identical calls (``CachePolicy``; off by default),
+    ``max_concurrency`` calls at once, and ``isolation`` in process or in worker
+    processes. ``schedule`` plans each batch with the engine's scheduler (pools,
+    deadlines, budgets; ``ToolSchedule``). ``guards``: None for ``default_guards()``, an
+    empty sequence for none, or your own chain (the engine's guards fit in it too). A
+    runner holds no per-session state: that lives in each session. The engine is
+    imported on the first run.
     """
 
     def __init__(
         self,
-        registry: ToolRegistry,
+        registry: ToolRegistry | None = None,
         *,
+        processor: ToolProcessor | None = None,
         timeout: float | None = 30.0,
         retry: RetryPolicy | None = None,
         max_concurrency: int = 8,
+        isolation: ToolIsolation | str = "in_process",
         guards: GuardChain | Iterable[Guard] | None = None,
         cache: CachePolicy | None = None,
+        schedule: ToolSchedule | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.registry = registry
-        self.executor = ToolExecutor(registry, timeout=timeout, retry=retry, max_concurrency=max_concurrency)
+        if max_concurrency < 1:
+            raise InvalidSessionOperation(
+                "ToolRunner", f"max_concurrency must be >= 1, got {max_concurrency}"
+            )
+        if timeout is not None and timeout <= 0:
+            raise InvalidSessionOperation("ToolRunner", f"timeout must be positive or None, got {timeout}")
+        if registry is None and processor is None:
+            raise InvalidSessionOperation("ToolRunner", "give it a ToolRegistry, a ToolProcessor, or both")
+        self.registry = registry if registry is not None else ToolRegistry()
+        self.processor = processor
+        self.timeout = timeout
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.max_concurrency = max_concurrency
+        self.isolation = str(isolation)
         if guards is None:
             self.guards = default_guards()
         else:
             self.guards = guards if isinstance(guards, GuardChain) else GuardChain(guards)
         self.cache = cache
+        self.schedule = schedule
         self._clock = clock
+        self._engine: EngineExecutor | None = None
         # Calls run without a session still get guards, bindings and memory, in this ledger.
         self._detached = ToolLedger()
         self._detached_lock = threading.RLock()
         self._background = BackgroundLoop("sessionware-tools")
+
+    def engine(self) -> EngineExecutor:
+        """The runner's way into the engine (imports it on first use)."""
+        if self._engine is None:
+            from sessionware.core.tools.execution import EngineExecutor, ToolIsolation
+
+            self._engine = EngineExecutor(
+                self.registry,
+                processor=self.processor,
+                timeout=self.timeout,
+                retry=self.retry,
+                cache=self.cache,
+                max_concurrency=self.max_concurrency,
+                isolation=ToolIsolation(self.isolation),
+                clock=self._clock,
+            )
+        return self._engine
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -206,30 +260,82 @@ class ToolRunner:
     async def run(self, session: SessionLike, message: Any) -> ToolRound:
         """Execute the tool calls of ``message`` and log them in ``session`` (None: no log).
 
+        ``message`` is an assistant message in any provider shape, or text with tool
+        calls written as XML, JSON or a function call (read by the engine's parsers).
         Returns a ``ToolRound`` whose ``messages()`` go back to the model. Tool failures,
         timeouts, invalid arguments and guard blocks are results, not exceptions; a
         message whose calls cannot be read at all raises ``ToolProcessingError``.
         """
-        turn = parse_assistant_message(message)
+        engine = self.engine()
+        turn = (
+            await parse_text_calls(message) if isinstance(message, str) else parse_assistant_message(message)
+        )
         state = await self._state(session)
         if not turn.calls:
             return ToolRound(format=turn.format, session_id=state.id if state else None)
+        names = await engine.names()
+        if any(call.name not in names for call in turn.calls):
+            names = await engine.names(refresh=True)  # an MCP server may have added tools
         ledger, lock = self._ledger(state)
         with lock:
             if state is not None:
                 self._announce(state, turn)
-            planned = self._plan(turn, ledger)
+            planned = self._plan(turn, ledger, names)
+            scope = self._scope(state, ledger)
         pending = [p for p in planned if isinstance(p, _Pending)]
-        executed = iter(await self.executor.execute([p.call for p in pending]))
-        results = [
-            next(executed).model_copy(update={"warnings": p.warnings}) if isinstance(p, _Pending) else p
-            for p in planned
-        ]
+        if self.schedule is not None and pending:
+            from sessionware.core.tools.execution import run_scheduled
+
+            done = await run_scheduled(engine, [p.call for p in pending], self.schedule, scope=scope)
+            results = [
+                self._scheduled(p, done.get(p.call.id)) if isinstance(p, _Pending) else p for p in planned
+            ]
+        else:
+            outcomes = iter(await asyncio.gather(*(engine.run(p.call, scope=scope) for p in pending)))
+            results = [self._result(p, next(outcomes)) if isinstance(p, _Pending) else p for p in planned]
         with lock:
             results = self._finish(results, ledger, state)
         if isinstance(session, SessionManager) and session.durability is Durability.SYNC:
             await session.flush()
         return ToolRound(format=turn.format, session_id=state.id if state else None, results=tuple(results))
+
+    def _scope(self, state: SessionState | None, ledger: ToolLedger) -> str:
+        from sessionware.core.tools.execution import scope_key
+
+        return scope_key(state.id if state is not None else f"runner-{id(self)}", ledger.turn, self.cache)
+
+    def _scheduled(self, pending: _Pending, done: Outcome | str | None) -> ToolResult:
+        if isinstance(done, str) or done is None:
+            reason = done or "not in the scheduler's plan"
+            return refusal(pending.call, ToolStatus.BLOCKED, "Blocked", reason, guard="scheduler")
+        return self._result(pending, done)
+
+    def _result(self, pending: _Pending, done: Outcome) -> ToolResult:
+        call = pending.call
+        status, value, error, guard = done.status, done.value, done.error, None
+        warnings = list(pending.warnings)
+        if status is ToolStatus.SUCCESS:
+            value, decisions = self.guards.check_output(call, value)
+            warnings.extend(
+                f"{d.guard}: {d.reason}" for d in decisions if d.verdict is not GuardVerdict.BLOCK
+            )
+            blocked = next((d for d in decisions if d.verdict is GuardVerdict.BLOCK), None)
+            if blocked is not None:
+                status, value, guard = ToolStatus.BLOCKED, None, blocked.guard
+                error = ErrorInfo(type="Blocked", message=blocked.reason)
+        return ToolResult(
+            call_id=call.id,
+            tool=call.name,
+            status=status,
+            arguments=call.arguments,
+            result=value,
+            error=error,
+            latency_ms=done.latency_ms,
+            attempts=done.attempts,
+            cached=done.cached,
+            warnings=tuple(warnings),
+            guard=guard,
+        )
 
     def run_sync(self, session: SessionLike, message: Any) -> ToolRound:
         """The blocking twin of ``run``, for sync apps (a sync SDK client, a script).
@@ -244,11 +350,19 @@ class ToolRunner:
         """Stop the event-loop thread ``run_sync`` started, if any (the runner stays usable)."""
         self._background.close()
 
-    def _plan(self, turn: AssistantTurn, ledger: ToolLedger) -> list[ToolResult | _Pending]:
+    async def aclose(self) -> None:
+        """Close the processors the runner built (worker processes of ``isolation="subprocess"``
+        included); an application's own processor is the application's to close."""
+        if self._engine is not None:
+            await self._engine.aclose()
+
+    def _plan(
+        self, turn: AssistantTurn, ledger: ToolLedger, names: frozenset[str]
+    ) -> list[ToolResult | _Pending]:
         planned: list[ToolResult | _Pending] = []
         accepted: list[ToolInvocation] = []
         for call in turn.calls:
-            screened = self.executor.screen(call)
+            screened = self._screen(call, names)
             if screened is not None:
                 planned.append(screened)
                 continue
@@ -266,46 +380,51 @@ class ToolRunner:
                     )
                 )
                 continue
-            accepted.append(outcome.call)
-            hit = self._cached(ledger, outcome.call)
-            if hit is not None:
-                planned.append(
-                    hit.model_copy(
-                        update={
-                            "call_id": call.id,
-                            "cached": True,
-                            "attempts": 0,
-                            "latency_ms": 0.0,
-                            "warnings": outcome.warnings,
-                        }
-                    )
-                )
+            invalid = self._validate(outcome.call)
+            if invalid is not None:
+                planned.append(invalid.model_copy(update={"warnings": outcome.warnings}))
                 continue
+            accepted.append(outcome.call)
             planned.append(_Pending(call=outcome.call, warnings=outcome.warnings))
         return planned
 
-    def _cache_key(self, tool_name: str, arguments: Any) -> tuple[str, str] | None:
-        tool: Tool | None = self.registry.get(tool_name)
-        if self.cache is None or tool is None or not tool.cacheable:
-            return None
-        return tool_name, args_key(arguments)
+    def _screen(self, call: ToolInvocation, names: frozenset[str]) -> ToolResult | None:
+        """The answer to a call that cannot run at all (unknown tool, arguments not a JSON
+        object): screened before guards see it, and never handed to the engine, which
+        would retry a tool it cannot find."""
+        if call.name not in names:
+            own = self.registry.names
+            others = sorted(n for n in names if "." not in n and n not in own)
+            available = ", ".join([*own, *others]) or "none"
+            return refusal(
+                call,
+                ToolStatus.UNKNOWN_TOOL,
+                "UnknownTool",
+                f"unknown tool {call.name!r}; available tools: {available}",
+            )
+        if call.parse_error is not None:
+            return refusal(call, ToolStatus.INVALID_ARGUMENTS, "InvalidArguments", call.parse_error)
+        return None
 
-    def _cached(self, ledger: ToolLedger, call: ToolInvocation) -> ToolResult | None:
-        key = self._cache_key(call.name, call.arguments)
-        if key is None or self.cache is None:
-            return None
-        return ledger.cache.get(key, policy=self.cache, turn=ledger.turn, now=self._clock())
+    def _validate(self, call: ToolInvocation) -> ToolResult | None:
+        """Arguments that do not fit a registry tool's schema never reach the engine."""
+        tool = self.registry.get(call.name)
+        if tool is None:
+            return None  # an engine tool: its own schema checks apply
+        try:
+            tool.validate(call.arguments)
+        except ValidationError as exc:
+            from sessionware.core.tools.execution import validation_message
+
+            return refusal(
+                call, ToolStatus.INVALID_ARGUMENTS, "InvalidArguments", validation_message(tool, exc)
+            )
+        return None
 
     def _finish(
         self, results: list[ToolResult], ledger: ToolLedger, state: SessionState | None
     ) -> list[ToolResult]:
-        final: list[ToolResult] = []
-        for result in results:
-            if result.ok and not result.cached:
-                key = self._cache_key(result.tool, result.arguments)
-                if key is not None and self.cache is not None:
-                    ledger.cache.put(key, result, policy=self.cache, turn=ledger.turn, now=self._clock())
-            final.append(self._bind(result, ledger))
+        final = [self._bind(result, ledger) for result in results]
         if state is not None and self._record(state, final):
             return final
         for result in final:

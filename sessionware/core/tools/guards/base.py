@@ -7,13 +7,12 @@ tool's result). A ``GuardChain`` runs guards in order and stops at the first blo
 
 Guards read a ``GuardContext``: the session's tool history (this turn, counts, bindings,
 grounded numbers) plus the calls of the same batch already let through, so three
-identical calls in one assistant message count as three.
+identical calls in one assistant message count as three. ``chain`` runs them in order.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,14 +26,10 @@ from sessionware.core.tools.records import ToolRecord
 __all__ = [
     "Enforcement",
     "Guard",
-    "GuardChain",
     "GuardContext",
     "GuardDecision",
-    "GuardOutcome",
     "GuardVerdict",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 class GuardVerdict(StrEnum):
@@ -128,64 +123,3 @@ class Guard(Protocol):
     def name(self) -> str: ...
 
     def check(self, call: ToolInvocation, context: GuardContext) -> GuardDecision: ...
-
-
-class GuardOutcome(BaseModel):
-    """The chain's verdict on one call: the call to run (maybe repaired) and every decision."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    call: ToolInvocation
-    decisions: tuple[GuardDecision, ...] = ()
-
-    @property
-    def blocked_by(self) -> GuardDecision | None:
-        return next((d for d in self.decisions if d.verdict is GuardVerdict.BLOCK), None)
-
-    @property
-    def allowed(self) -> bool:
-        return self.blocked_by is None
-
-    @property
-    def warnings(self) -> tuple[str, ...]:
-        return tuple(f"{d.guard}: {d.reason}" for d in self.decisions if d.verdict is GuardVerdict.WARN)
-
-
-class GuardChain:
-    """Guards run in order; a repair feeds the next guard; the first block ends the chain.
-
-    >>> GuardChain().check(ToolInvocation(id="c1", name="add"), GuardContext(ToolLedger())).allowed
-    True
-    """
-
-    def __init__(self, guards: Iterable[Guard] = ()) -> None:
-        self._guards: list[Guard] = list(guards)
-
-    def add(self, guard: Guard) -> GuardChain:
-        self._guards.append(guard)
-        return self
-
-    def __iter__(self) -> Iterator[Guard]:
-        return iter(list(self._guards))
-
-    def __len__(self) -> int:
-        return len(self._guards)
-
-    def check(self, call: ToolInvocation, context: GuardContext) -> GuardOutcome:
-        decisions: list[GuardDecision] = []
-        for guard in self._guards:
-            try:
-                decision = guard.check(call, context)
-            except Exception as exc:
-                logger.exception(
-                    "guard %r raised on a call to %s; treated as a warning", guard.name, call.name
-                )
-                decision = GuardDecision.warn(guard.name, f"the guard failed ({type(exc).__name__}: {exc})")
-            if decision.verdict is GuardVerdict.ALLOW:
-                continue
-            decisions.append(decision)
-            if decision.verdict is GuardVerdict.BLOCK:
-                break
-            if decision.verdict is GuardVerdict.REPAIR and decision.arguments is not None:
-                call = call.with_arguments(decision.arguments)
-        return GuardOutcome(call=call, decisions=tuple(decisions))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sessionware.core.tools.guards.base import GuardChain
 from sessionware.core.tools.guards.budget import BudgetGuard
+from sessionware.core.tools.guards.chain import GuardChain
 from sessionware.core.tools.guards.grounding import BindingGuard, UngroundedGuard
 from sessionware.core.tools.guards.runaway import RunawayGuard
 

@@ -1,5 +1,5 @@
-"""``ToolExecutor``: concurrency with a bound, per-call timeouts, one retry layer for transient
-failures only, and every failure as a typed result."""
+"""Execution through the engine (chuk-tool-processor): concurrency with a bound, per-call
+timeouts, one retry layer for transient failures only, and every failure as a typed result."""
 
 from __future__ import annotations
 
@@ -15,15 +15,32 @@ from sessionware import InvalidSessionOperation, ToolProcessingError
 from sessionware.core.tools import (
     NO_RETRY,
     RetryPolicy,
-    ToolExecutor,
     ToolInvocation,
     ToolRegistry,
+    ToolResult,
+    ToolRunner,
     ToolStatus,
 )
 
 
 def call(name: str, call_id: str = "call_1", **arguments: object) -> ToolInvocation:
     return ToolInvocation(id=call_id, name=name, arguments=dict(arguments))
+
+
+class Executor:
+    """A runner without a session or guards: execution alone."""
+
+    def __init__(self, registry: ToolRegistry, **options: object) -> None:
+        self.runner = ToolRunner(registry, guards=(), **options)  # type: ignore[arg-type]
+
+    async def execute(self, calls: list[ToolInvocation]) -> list[ToolResult]:
+        return list((await self.runner.run(None, list(calls))).results)
+
+    async def execute_one(self, one: ToolInvocation) -> ToolResult:
+        return (await self.execute([one]))[0]
+
+
+ToolExecutor = Executor
 
 
 async def test_a_successful_call_keeps_the_call_id_and_the_arguments(registry: ToolRegistry) -> None:
@@ -244,15 +261,17 @@ async def test_cancellation_propagates_and_is_not_a_result() -> None:
         await task
 
 
-def test_bad_executor_settings_are_refused(registry: ToolRegistry) -> None:
+def test_bad_runner_settings_are_refused(registry: ToolRegistry) -> None:
     with pytest.raises(InvalidSessionOperation, match="max_concurrency"):
-        ToolExecutor(registry, max_concurrency=0)
+        ToolRunner(registry, max_concurrency=0)
     with pytest.raises(InvalidSessionOperation, match="timeout"):
-        ToolExecutor(registry, timeout=0)
+        ToolRunner(registry, timeout=0)
+    with pytest.raises(InvalidSessionOperation, match="ToolRegistry, a ToolProcessor"):
+        ToolRunner()
 
 
-def test_retry_backoff_grows_and_is_capped() -> None:
-    policy = RetryPolicy(max_attempts=5, backoff_s=0.5, backoff_factor=3, max_backoff_s=2)
-    assert [policy.delay(n) for n in (1, 2, 3)] == [0.5, 1.5, 2.0]
-    assert policy.should_retry(ConnectionError(), 4) and not policy.should_retry(ConnectionError(), 5)
-    assert not policy.should_retry(ValueError(), 1)
+def test_retry_backoff_doubles_and_is_capped() -> None:
+    policy = RetryPolicy(max_attempts=5, backoff_s=0.5, max_backoff_s=1.5)
+    assert [policy.delay(n) for n in (1, 2, 3)] == [0.5, 1.0, 1.5]
+    assert policy.transient("ConnectionRefusedError") and policy.transient("TimeoutError")
+    assert not policy.transient("ValueError")
