@@ -23,6 +23,7 @@ from sessionware.adapters.engine.config import WrapConfig
 from sessionware.adapters.engine.guard import AdapterHealth, health, set_strict
 from sessionware.adapters.engine.types import ProviderSpec
 from sessionware.adapters.mode import WrapMode, parse_mode
+from sessionware.adapters.tools import is_tool_processor
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.store.url import StoreLike, open_store
 from sessionware.core.telemetry import OtelSettings
@@ -74,6 +75,9 @@ def wrap(
     process's default store at the time of each call. Wrapping a wrapped client again
     only updates these settings, so nothing is recorded twice.
 
+    A chuk-tool-processor ``ToolProcessor`` is wrapped the same way: every tool it
+    executes is logged in the current session (see ``sessionware.adapters.tools``).
+
     ``mode="managed"`` also replaces what is sent: a context built by the session's
     virtual memory inside the budget of ``context`` (a ``ContextPolicy``; by default the
     model's context window), with memory calls served out of the app's sight (see
@@ -93,6 +97,15 @@ def wrap(
     True
     """
     wrap_mode = parse_mode(mode, "wrap")
+    if is_tool_processor(client):
+        # A chuk-tool-processor ToolProcessor: its executions are logged (observe only).
+        if wrap_mode is not WrapMode.OBSERVE or context is not None or otel:
+            raise InvalidSessionOperation(
+                "wrap", "a tool processor is only observed: no mode, context or otel"
+            )
+        from sessionware.adapters.tools.processor import wrap_processor
+
+        return wrap_processor(client, session_id=session_id, store=open_store(store) if store else None)  # type: ignore[no-any-return]
     if context is not None and wrap_mode is WrapMode.OBSERVE:
         raise InvalidSessionOperation(
             "wrap", "context= configures managed mode; observe mode sends what the app built"
@@ -133,11 +146,19 @@ def unwrap(client: ClientT) -> ClientT:
     >>> unwrap(wrap(plain)) is plain
     True
     """
+    if is_tool_processor(client):
+        from sessionware.adapters.tools.processor import unwrap_processor
+
+        return unwrap_processor(client)  # type: ignore[no-any-return]
     install.uninstall(client)
     return client
 
 
 def is_wrapped(client: Any) -> bool:
     """True while ``client`` is wrapped by sessionware."""
+    if is_tool_processor(client):
+        from sessionware.adapters.tools.processor import is_wrapped_processor
+
+        return is_wrapped_processor(client)
     config = install.installed_config(client)
     return config is not None and config.enabled

@@ -135,9 +135,22 @@ def call_summary(event: SessionEvent) -> str:
     if event.hidden:
         parts.append("hidden from the app")
     if not (event.model or usage is not None):
-        return ""
+        return _tool_run_summary(event)
     # Spaces inside a figure are non-breaking so a wrapped line breaks between figures.
     return " · ".join(part.replace(" ", _NBSP) for part in parts)
+
+
+def _tool_run_summary(event: SessionEvent) -> str:
+    """``12 ms · 2 attempts`` for a tool execution (``cached`` when the cache answered)."""
+    if event.type is not EventType.TOOL_CALL or event.latency_ms is None:
+        return ""
+    parts = [f"{event.latency_ms:,.1f}\u00a0ms"]
+    attempts = event.metadata.get("attempts")
+    if isinstance(attempts, int) and attempts > 1:
+        parts.append(f"{attempts}\u00a0attempts")
+    if event.metadata.get("cached") is True:
+        parts.append("cached")
+    return " · ".join(parts)
 
 
 def _body(event: SessionEvent, replaced: dict[int, int]) -> list[str]:

@@ -3,7 +3,10 @@
 * ``message_key`` / ``event_key``: an in-process identity for a conversation message,
   equal for a message as the app re-sends it and as sessionware recorded it. Text parts
   are compared by their text, tool calls by id, name and arguments; fields that do not
-  change what the model saw (``name``, annotations, thinking blocks) are ignored.
+  change what the model saw (``name``, annotations, thinking blocks) are ignored. A tool
+  result is identified by its call id alone: the id names one execution, and the app's
+  own rendering of the result (``str(result)``, its JSON) need not match the text of a
+  ``TOOL_CALL`` event a tool runner or a wrapped tool processor recorded for it.
 * ``fingerprint``: a stable (cross-process) digest of a conversation's opening.
 * ``AttrDict``: attribute access over parsed JSON, so the readers written for SDK
   objects also read payloads seen only as bytes (``with_streaming_response``).
@@ -83,33 +86,35 @@ def content_text(content: Any) -> str:
 
 def message_key(message: WireMessage) -> int:
     """Identity of a message within this process (collisions are 1 in 2**64)."""
-    return hash((message.role, _text_key(message.content), message.calls, message.call_id or ""))
+    if message.call_id:
+        return hash((message.role, message.call_id))
+    return hash((message.role, _text_key(message.content), message.calls, ""))
 
 
 def message_keys(messages: list[WireMessage]) -> list[int]:
     """``message_key`` of each message (inlined: every message is keyed on every call)."""
     return [
-        hash((m[0], m[1] if m[1].__class__ is str else _text_key(m[1]), m[2], m[3] or "")) for m in messages
+        hash((m[0], m[3]))
+        if m[3]
+        else hash((m[0], m[1] if m[1].__class__ is str else _text_key(m[1]), m[2], ""))
+        for m in messages
     ]
 
 
 def event_key(event: SessionEvent) -> int | None:
     """``message_key`` of a recorded event, or None for events that are not messages."""
     if event.type is EventType.TOOL_CALL:
-        return hash((Role.TOOL, tool_result_text(event), (), event.tool_call_id or ""))
+        if event.tool_call_id:
+            return hash((Role.TOOL, event.tool_call_id))
+        return hash((Role.TOOL, tool_result_text(event), (), ""))
     if event.type is not EventType.MESSAGE or event.role is None:
         return None
+    if event.tool_call_id:
+        return hash((event.role, event.tool_call_id))
     tool_calls = event.tool_calls
     calls = tuple([WireCall(c.id, c.name, c.arguments) for c in tool_calls]) if tool_calls else ()
     content = event.content
-    return hash(
-        (
-            event.role,
-            content if content.__class__ is str else _text_key(content),
-            calls,
-            event.tool_call_id or "",
-        )
-    )
+    return hash((event.role, content if content.__class__ is str else _text_key(content), calls, ""))
 
 
 def fingerprint(system: str | None, first_user: Any) -> str | None:
