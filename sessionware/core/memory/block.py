@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from sessionware.core.memory.enums import StorageTier
-from sessionware.core.memory.layout import Layout
+from sessionware.core.memory.layout import Layout, procedural_cap
 from sessionware.core.memory.pages import Chunk, MemoryPage
 from sessionware.core.memory.prompts import (
     AvailablePage,
@@ -53,9 +53,19 @@ def render_block(
     pages = block_pages(vm, layout, summaries)
     lines.extend(page_line(p) for p in pages)
     manifest = _manifest(vm, layout, counter, pages, chunks) if tools and not compact else None
-    text = memory_block(rules, manifest, lines)
+    text = memory_block(rules, manifest, lines, _procedural(vm, counter, compact))
     tokens = counter.count_text(text) + layout.block_overhead
     return text, tokens, [f"pin_{i + 1}" for i in range(len(policy.pinned))] + [p.page_id for p in pages]
+
+
+def _procedural(vm: VirtualMemory, counter: Counter, compact: bool) -> str:
+    """The session's procedural hints within the room the layout kept for them."""
+    cap = procedural_cap(vm, compact)
+    if cap == 0:
+        return ""
+    from sessionware.core.tools.procedural.context import session_hints
+
+    return session_hints(vm.state, cap, counter.count_text)
 
 
 def _manifest(

@@ -16,7 +16,7 @@ from sessionware.core.memory.policy import ContextPolicy
 from sessionware.core.memory.prompts import rules_text
 from sessionware.core.memory.vm import Counter, VirtualMemory
 
-__all__ = ["Layout", "fault_reserve_cap", "fixed_block_tokens", "is_compact", "make_layout"]
+__all__ = ["Layout", "fault_reserve_cap", "fixed_block_tokens", "is_compact", "make_layout", "procedural_cap"]
 
 _TAGS_TOKENS = 40
 _LINE_TOKENS = 12
@@ -95,11 +95,30 @@ def is_compact(policy: ContextPolicy, budget: int) -> bool:
     return budget < policy.compact_below_tokens
 
 
-def fixed_block_tokens(vm: VirtualMemory, counter: Counter, compact: bool) -> int:
-    """Tokens of the memory block that do not depend on compaction: rules, tags, pins."""
+def procedural_cap(vm: VirtualMemory, compact: bool) -> int:
+    """Tokens the memory block keeps for procedural hints (``ContextPolicy.procedural``):
+    0 when off, in compact budgets, or (by default) before the session's first tool run."""
     policy = vm.policy
-    total = _TAGS_TOKENS + counter.count_text(
-        rules_text(policy.mode, policy.max_faults_per_turn, tools=policy.tools_enabled, compact=compact)
+    if compact or policy.procedural is False or policy.procedural_tokens == 0:
+        return 0
+    if policy.procedural is None:
+        from sessionware.core.tools.procedural.context import has_tool_history
+
+        if not has_tool_history(vm.state):
+            return 0
+    return policy.procedural_tokens
+
+
+def fixed_block_tokens(vm: VirtualMemory, counter: Counter, compact: bool) -> int:
+    """Tokens of the memory block that do not depend on compaction: rules, tags, pins, and
+    the room kept for procedural hints."""
+    policy = vm.policy
+    total = (
+        _TAGS_TOKENS
+        + procedural_cap(vm, compact)
+        + counter.count_text(
+            rules_text(policy.mode, policy.max_faults_per_turn, tools=policy.tools_enabled, compact=compact)
+        )
     )
     total += sum(counter.count_text(t) + _LINE_TOKENS for t in policy.pinned)
     for page_id in vm.pinned_ids + vm.segment_summary_ids:

@@ -16,7 +16,7 @@ import logging
 from sessionware.core.memory.block import render_block
 from sessionware.core.memory.compression import ExtractiveCompressor
 from sessionware.core.memory.enums import CompressionLevel, MutationType, PageType, Provider, StorageTier
-from sessionware.core.memory.layout import Layout, fixed_block_tokens, is_compact, make_layout
+from sessionware.core.memory.layout import Layout, fixed_block_tokens, is_compact, make_layout, procedural_cap
 from sessionware.core.memory.pages import Chunk, MemoryPage
 from sessionware.core.memory.text import terms
 from sessionware.core.memory.transcript import (
@@ -317,10 +317,12 @@ def plan_for(
     block_overhead: int,
 ) -> Plan:
     """The session's plan for this shape and budget: cached, or replayed from the log."""
-    key = (provider, counter_key, budget, system_tokens, tools_tokens, vm.layout_epoch)
+    compact = is_compact(vm.policy, budget)
+    # The layout keeps room for procedural hints from the session's first tool run on.
+    procedural = procedural_cap(vm, compact)
+    key = (provider, counter_key, budget, system_tokens, tools_tokens, vm.layout_epoch, procedural)
     plan = vm.plans.get(key)
     if not isinstance(plan, Plan):
-        compact = is_compact(vm.policy, budget)
         layout = make_layout(
             vm.policy,
             budget,

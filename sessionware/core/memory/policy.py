@@ -80,6 +80,14 @@ class ContextPolicy(BaseModel):
     """Hops ``search_pages`` follows from its best hit through rare identifiers."""
     pinned: list[str] = Field(default_factory=list)
     """Texts that are always in the memory block, verbatim."""
+    procedural: bool | None = None
+    """Procedural hints in the memory block: what the session's tool runs taught (outcomes,
+    error-then-fix patterns, argument deltas; ``sessionware.core.tools.procedural``).
+    None: on once the session has tool history; the block is the cache-stable prefix, so
+    the hints change at compactions only (the turns since are verbatim anyway)."""
+    procedural_tokens: int = Field(default=300, ge=0)
+    """Room the hints may take in the memory block (reserved from the summaries' share);
+    compact budgets get none."""
     summarize_fn: SummarizeFn | None = Field(default=None, exclude=True)
     """Async LLM summariser; ``None`` uses the deterministic offline extractive one."""
     record_compactions: bool = True

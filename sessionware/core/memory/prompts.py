@@ -107,12 +107,17 @@ class VMManifest(BaseModel):
         return self.model_dump_json(exclude_defaults=False)
 
 
-def memory_block(rules: str, manifest: VMManifest | None, context_lines: list[str]) -> str:
-    """The memory block, each section between its unique tags on their own lines."""
+def memory_block(
+    rules: str, manifest: VMManifest | None, context_lines: list[str], procedural: str = ""
+) -> str:
+    """The memory block, each section between its unique tags on their own lines
+    (``procedural``: a ``<procedural_memory>`` section, when there is one)."""
     parts = [f"<VM:RULES>\n{rules}\n</VM:RULES>"]
     if manifest is not None:
         parts.append(f"<VM:MANIFEST_JSON>\n{manifest.to_json()}\n</VM:MANIFEST_JSON>")
     parts.append("<VM:CONTEXT>\n" + "\n".join(context_lines) + "\n</VM:CONTEXT>")
+    if procedural:
+        parts.append(procedural)
     return "\n".join(parts)
 
 
