@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/litellm_overhead.py
 	$(BIN)/python benchmarks/proxy_overhead.py
 	$(BIN)/python benchmarks/zero_code_startup.py
+	$(BIN)/python benchmarks/tool_overhead.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache .coverage
