@@ -13,8 +13,15 @@ from pathlib import Path
 import pytest
 from postgres_server import PostgresMissing, PostgresServer
 
+from sessionware.adapters.engine.guard import STRICT_ENV
 from sessionware.core.store import MemoryBackend, Store
 from sessionware.core.store.sqlite import SQLiteBackend
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Strict mode, the explicit switch: a bookkeeping failure of ours raises in the test
+    # that caused it instead of being logged and counted as in production.
+    os.environ[STRICT_ENV] = "1"
 
 
 @pytest.fixture

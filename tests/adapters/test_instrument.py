@@ -306,3 +306,14 @@ def test_the_docstring_examples_hold():
 
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_the_patch_table_hooks_the_method_wrap_hooks():
+    # One funnel per SDK: instrument() on the class, wrap() on the instance, the same method.
+    from sessionware.adapters.instrument.patch_table import PATCH_TABLE, PatchKind, Provider
+    from sessionware.adapters.anthropic.messages import spec_for as anthropic_spec
+    from sessionware.adapters.openai.chat import spec_for as openai_spec
+
+    specs = {Provider.OPENAI: openai_spec(openai.OpenAI(api_key="k")), Provider.ANTHROPIC: anthropic_spec(None)}
+    funnels = [t for t in PATCH_TABLE if t.kind is not PatchKind.CALLBACK]
+    assert funnels and all(t.attribute == specs[t.provider].funnel for t in funnels)

@@ -345,9 +345,15 @@ class InterceptedCall(StreamOwner):
             register_response(http, self.recording)
 
     def output_of(self, result: Any) -> CallOutput:
-        if self.raw is not None:
-            return self.endpoint.read_response(wrap_json(json.loads(result.http_response.content)))
-        return self.endpoint.read_response(result)
+        """What the response says. A raw body that is empty or not JSON is the provider's
+        business: the call is recorded without output (incomplete), nothing is reported."""
+        if self.raw is None:
+            return self.endpoint.read_response(result)
+        try:
+            data = json.loads(result.http_response.content)
+        except ValueError:
+            return CallOutput(complete=False)
+        return self.endpoint.read_response(wrap_json(data))
 
     # -- recording ----------------------------------------------------------------------
 

@@ -5,10 +5,12 @@ resolving the session, accumulating a stream, recording) runs under ``report`` w
 fails. The app's call then proceeds as if it were not wrapped. Provider errors are not
 bookkeeping failures: adapters re-raise those unchanged and never pass them here.
 
-Strict mode re-raises instead, so a bug of ours is visible where it happens. It is on
-by default when ``pytest`` has been imported (``"pytest" in sys.modules``), and can be
-forced either way with ``set_strict(True)`` / ``set_strict(False)``; ``set_strict(None)``
-goes back to the automatic choice.
+Strict mode re-raises instead, so a bug of ours is visible where it happens. It is an
+explicit switch: the environment variable ``SESSIONWARE_STRICT=1`` (read when a failure
+happens, so setting it before the first call is enough; sessionware's own test suite
+sets it), or ``set_strict(True)`` / ``set_strict(False)`` in code, which wins over the
+variable; ``set_strict(None)`` goes back to the variable. It is never inferred: an app
+that merely imports ``pytest`` runs in production behaviour.
 
 Work deferred to the recorder thread (``background``) fails away from the app: there,
 ``report`` logs and counts in every mode and never raises (the thread must live on). In
@@ -25,11 +27,12 @@ True
 from __future__ import annotations
 
 import logging
-import sys
+import os
 import threading
 from dataclasses import dataclass
 
 __all__ = [
+    "STRICT_ENV",
     "AdapterHealth",
     "health",
     "is_strict",
@@ -40,6 +43,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+STRICT_ENV = "SESSIONWARE_STRICT"
+"""The environment variable that turns strict mode on (``1``, ``true``, ``yes``, ``on``)."""
+_TRUE = frozenset({"1", "true", "yes", "on"})
 
 
 @dataclass
@@ -65,16 +72,17 @@ def health() -> AdapterHealth:
 
 
 def set_strict(value: bool | None) -> None:
-    """Re-raise bookkeeping failures (``True``), swallow them (``False``), or decide
-    automatically (``None``: strict when pytest is imported)."""
+    """Re-raise bookkeeping failures (``True``), swallow them (``False``), or follow the
+    ``SESSIONWARE_STRICT`` environment variable (``None``, the default)."""
     global _strict
     _strict = value
 
 
 def is_strict() -> bool:
+    """Whether bookkeeping failures are raised: ``set_strict``'s choice, else the switch."""
     if _strict is not None:
         return _strict
-    return "pytest" in sys.modules
+    return os.environ.get(STRICT_ENV, "").strip().lower() in _TRUE
 
 
 def report(where: str, exc: BaseException) -> None:

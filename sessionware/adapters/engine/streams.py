@@ -94,9 +94,15 @@ class StreamRecording:
 
         The abandonment joins its store's queue of work that reads settle first, so a
         read of the session right after the collector dropped the stream includes it;
-        the recorder thread runs it otherwise.
+        the recorder thread runs it otherwise. The queued work must not keep the
+        stream's generator, which keeps the SDK's and its HTTP response: the app let go
+        of the stream, so the collector has to be able to free them (and so close the
+        response, releasing its connection) now, not after the queue ran.
         """
+        if self.abandoned:
+            return
         self.abandoned = True
+        self.gen = None
         state = getattr(self.owner, "state", None)  # the call's session (a stand-in owner has none)
         if not isinstance(state, SessionState):
             defer(self.abandon)

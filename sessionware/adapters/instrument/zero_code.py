@@ -33,7 +33,6 @@ import os
 from collections.abc import Mapping, MutableMapping
 from typing import NamedTuple
 
-from sessionware.adapters.engine.guard import set_strict
 from sessionware.adapters.instrument.instrumentor import check_mode, instrument
 from sessionware.core.errors import InvalidSessionOperation
 
@@ -137,9 +136,6 @@ def start(environ: MutableMapping[str, str] | None = None) -> bool:
     if settings.propagate:
         # Children may start elsewhere: they must find the same file.
         env[STORE_ENV] = settings.store
-    # The program did not ask for sessionware: a bookkeeping failure is logged and
-    # counted, never raised into it, even when it is a test run (``pytest`` imported).
-    set_strict(False)
     instrument(
         store=settings.store,
         session_id=settings.session_id,

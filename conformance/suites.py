@@ -1,0 +1,113 @@
+"""Which parts of each SDK's suite the conformance run runs, and how.
+
+A part is a set of test paths of one SDK's source release. ``fast`` parts are what CI
+runs on every submission; the full run runs the others (the full ``tests/`` without
+``api_resources`` includes the fast Anthropic subset, so the fast one is not run twice).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PARTS", "Mode", "Part", "RunResult", "run_part"]
+
+PLUGIN_DIR = Path(__file__).parent / "plugin"
+RUN_TIMEOUT_S = 3600
+
+
+class Mode(StrEnum):
+    BARE = "bare"
+    PRODUCTION = "production"
+    STRICT = "strict"
+
+
+@dataclass(frozen=True)
+class Part:
+    sdk: str
+    name: str
+    paths: tuple[str, ...]
+    ignore: tuple[str, ...] = ()
+    fast: bool = False
+    full: bool = True
+    needs_mock: bool = False
+
+
+PARTS: tuple[Part, ...] = (
+    Part("openai", "tests/ without api_resources", ("tests",), ("tests/api_resources",), fast=True),
+    Part("openai", "tests/api_resources (mock server)", ("tests/api_resources",), needs_mock=True),
+    Part("anthropic", "tests/test_client.py, tests/lib", ("tests/test_client.py", "tests/lib"), fast=True, full=False),
+    Part("anthropic", "tests/ without api_resources", ("tests",), ("tests/api_resources",)),
+)
+
+
+@dataclass
+class RunResult:
+    mode: Mode
+    outcomes: dict[str, str]
+    seconds: float
+    internal_errors: int = 0
+    last_error: str | None = None
+    exit_code: int = 0
+    log: Path | None = None
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for value in self.outcomes.values() if value == outcome)
+
+
+def _uses_xdist(tree: Path) -> bool:
+    try:
+        config = tomllib.loads((tree / "pyproject.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    addopts = config.get("tool", {}).get("pytest", {}).get("ini_options", {}).get("addopts", "")
+    return " -n " in f" {addopts} "
+
+
+def run_part(part: Part, tree: Path, mode: Mode, logs: Path, extra_env: dict[str, str]) -> RunResult:
+    """Run ``part`` of the suite in ``tree`` in one pytest process, in ``mode``."""
+    slug = "".join(c if c.isalnum() else "-" for c in f"{tree.name}-{part.name}-{mode}").strip("-")
+    out = logs / f"{slug}.json"
+    log = logs / f"{slug}.log"
+    out.unlink(missing_ok=True)
+    args = [sys.executable, "-m", "pytest", *part.paths, *(f"--ignore={p}" for p in part.ignore)]
+    # One process, so the plugin's counts are the whole run's (the suites ask for xdist).
+    if _uses_xdist(tree):
+        args += ["-n", "0"]
+    args += ["-p", "sessionware_conformance", "-p", "no:cacheprovider", "-q", "--tb=short"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONWARE_")}
+    env.update(extra_env)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGIN_DIR), env.get("PYTHONPATH")]))
+    env["SESSIONWARE_CONFORMANCE_MODE"] = mode.value
+    env["SESSIONWARE_CONFORMANCE_OUT"] = str(out)
+    if mode is Mode.STRICT:
+        env["SESSIONWARE_STRICT"] = "1"
+    started = time.monotonic()
+    with log.open("w") as handle:
+        try:
+            done = subprocess.run(args, cwd=tree, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                                  timeout=RUN_TIMEOUT_S, check=False)
+            code = done.returncode
+        except subprocess.TimeoutExpired:
+            code = -1
+    seconds = time.monotonic() - started
+    summary: dict[str, Any] = {}
+    if out.exists():
+        summary = json.loads(out.read_text())
+    return RunResult(
+        mode=mode,
+        outcomes=dict(summary.get("outcomes", {})),
+        seconds=seconds,
+        internal_errors=int(summary.get("internal_errors", 0)),
+        last_error=summary.get("last_error"),
+        exit_code=code,
+        log=log,
+    )

@@ -1,0 +1,251 @@
+"""Findings of the SDKs' own suites, reproduced against a real HTTP server on 127.0.0.1.
+
+Each test failed before its fix; a mocked transport hides every one of them (its bodies
+are complete, uncompressed, and hold no connection). See ``local_http``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+from adapter_support import calls, conversation, only_session, session_events
+from local_http import LocalServer, Reply, sse
+
+import sessionware
+from sessionware.adapters.engine import guard
+from sessionware.adapters.instrument import is_instrumented
+from sessionware.core.store import Store
+
+CLAUDE = "claude-haiku-4-5-20251001"
+GPT = "gpt-4o-mini"
+HELLO = {"role": "user", "content": "Hello there"}
+SSE = "text/event-stream"
+
+MESSAGE = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": CLAUDE,
+    "content": [{"type": "text", "text": "General Kenobi"}],
+    "stop_reason": "end_turn",
+    "stop_sequence": None,
+    "usage": {"input_tokens": 11, "output_tokens": 4},
+}
+MESSAGE_EVENTS = (
+    {"type": "message_start", "message": {**MESSAGE, "content": [], "stop_reason": None,
+                                           "usage": {"input_tokens": 11, "output_tokens": 1}}},
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "General "}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Kenobi"}},
+    {"type": "content_block_stop", "index": 0},
+    {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+     "usage": {"output_tokens": 4}},
+    {"type": "message_stop"},
+)
+COMPLETION = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": GPT,
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "General Kenobi"},
+                 "finish_reason": "stop", "logprobs": None}],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+}
+CHUNKS = tuple(
+    {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": GPT,
+     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    for delta, finish in (({"role": "assistant", "content": "General "}, None), ({"content": "Kenobi"}, "stop"))
+)
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    with LocalServer() as running:
+        yield running
+
+
+@pytest.fixture
+def instrumented(store: Store) -> Iterator[Store]:
+    sessionware.instrument(store=store, providers=["openai", "anthropic"])
+    yield store
+    if is_instrumented():
+        sessionware.uninstrument()
+
+
+def claude(server: LocalServer) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=server.url, api_key="k", max_retries=0)
+
+
+def gpt(server: LocalServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url, api_key="k", max_retries=0)
+
+
+def recorded(store: Store) -> list[tuple[str, Any]]:
+    return conversation(session_events(store, only_session(store)))
+
+
+# -- 1. what the app passed is read after the SDK made it final -----------------------------
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "not streamed"])
+def test_an_instrumented_anthropic_call_sends_and_records_a_one_shot_iterable_of_messages(
+    server: LocalServer, instrumented: Store, stream: bool
+):
+    if stream:
+        server.push(Reply(chunks=sse(*MESSAGE_EVENTS), content_type=SSE))
+    else:
+        server.push(Reply.json(MESSAGE))
+
+    reply = claude(server).messages.create(model=CLAUDE, max_tokens=50, messages=iter([HELLO]), stream=stream)
+    text = "".join(e.delta.text for e in reply if e.type == "content_block_delta") if stream else reply.content[0].text
+
+    assert text == "General Kenobi"
+    assert server.bodies[0]["messages"] == [HELLO]
+    assert recorded(instrumented) == [("user", "Hello there"), ("assistant", "General Kenobi")]
+
+
+# -- 2. a stream dropped unread or partway releases its HTTP response ---------------------
+
+
+def released(response: weakref.ref[Any]) -> bool:
+    """The app's dropped stream let go of its HTTP response: closed, or freed."""
+    alive = response()
+    return alive is None or bool(alive.is_closed)
+
+
+@pytest.mark.parametrize("reads", [0, 2], ids=["never read", "read in part"])
+def test_a_dropped_anthropic_stream_lets_go_of_its_response(
+    server: LocalServer, instrumented: Store, reads: int
+):
+    server.push(Reply(chunks=sse(*MESSAGE_EVENTS[:3]), content_type=SSE, hold=True))
+    stream = claude(server).messages.create(model=CLAUDE, max_tokens=50, messages=[HELLO], stream=True)
+    for _ in range(reads):
+        next(stream)
+    response = weakref.ref(stream.response)
+
+    del stream
+    gc.collect()
+
+    assert released(response)
+    if reads:  # the SDK closes a stream it started reading: the server sees the connection go
+        assert server.released.wait(5)
+    [call] = calls(session_events(instrumented, only_session(instrumented)))
+    assert call.metadata["end"] == "abandoned"
+
+
+@pytest.mark.parametrize("reads", [0, 2], ids=["never read", "read in part"])
+async def test_a_dropped_async_anthropic_stream_lets_go_of_its_response(
+    server: LocalServer, instrumented: Store, reads: int
+):
+    server.push(Reply(chunks=sse(*MESSAGE_EVENTS[:3]), content_type=SSE, hold=True))
+    async with anthropic.AsyncAnthropic(base_url=server.url, api_key="k", max_retries=0) as client:
+        stream = await client.messages.create(model=CLAUDE, max_tokens=50, messages=[HELLO], stream=True)
+        for _ in range(reads):
+            await stream.__anext__()
+        response = weakref.ref(stream.response)
+        del stream
+        gc.collect()
+        for _ in range(10):
+            await asyncio.sleep(0)
+
+        assert released(response)
+    if reads:
+        assert server.released.wait(5)
+
+
+# -- 3. with_streaming_response over a gzip-encoded body ----------------------------------
+
+
+def test_a_gzip_encoded_body_read_through_with_streaming_response_is_recorded(
+    server: LocalServer, instrumented: Store
+):
+    server.push(Reply.json(COMPLETION, gzip=True))
+
+    with gpt(server).chat.completions.with_streaming_response.create(model=GPT, messages=[HELLO]) as response:
+        completion = response.parse()
+
+    assert completion.choices[0].message.content == "General Kenobi"
+    [call] = calls(session_events(instrumented, only_session(instrumented)))
+    assert call.content == "General Kenobi"
+    assert call.usage is not None and (call.usage.input_tokens, call.usage.output_tokens) == (9, 3)
+
+
+def test_gzip_encoded_server_sent_events_read_through_with_streaming_response_are_recorded(
+    server: LocalServer, instrumented: Store
+):
+    server.push(Reply(chunks=sse(*MESSAGE_EVENTS), content_type=SSE, gzip=True))
+
+    with claude(server).messages.with_streaming_response.create(
+        model=CLAUDE, max_tokens=50, messages=[HELLO], stream=True
+    ) as response:
+        lines = list(response.iter_lines())
+
+    assert any("General " in line for line in lines)
+    assert recorded(instrumented) == [("user", "Hello there"), ("assistant", "General Kenobi")]
+
+
+# -- 4. empty and cut-off bodies -----------------------------------------------------------
+
+
+def test_a_raw_response_with_an_empty_body_is_recorded_without_output_and_breaks_nothing(
+    server: LocalServer, instrumented: Store
+):
+    server.push(Reply(chunks=[]), Reply.json(COMPLETION))
+    client = gpt(server)
+    errors = guard.health().internal_errors
+
+    raw = client.chat.completions.with_raw_response.create(model=GPT, messages=[HELLO])
+    assert raw.http_response.content == b""
+    sessionware.adapters.api.settle()  # the recorder thread reads it: nothing kept to raise later
+    again = client.chat.completions.create(model=GPT, messages=[HELLO])
+
+    assert again.choices[0].message.content == "General Kenobi"
+    assert guard.health().internal_errors == errors
+    events = session_events(instrumented, only_session(instrumented))
+    first, second = calls(events)
+    assert first.metadata.get("incomplete") and first.content is None
+    assert second.content == "General Kenobi"
+
+
+def test_a_body_cut_by_a_lost_connection_raises_the_http_clients_error(
+    server: LocalServer, instrumented: Store
+):
+    # As bare: with_streaming_response hands the app the HTTP client's own read error.
+    server.push(Reply.json(COMPLETION, cut=True))
+    errors = guard.health().internal_errors
+
+    with pytest.raises(httpx.RemoteProtocolError), gpt(server).chat.completions.with_streaming_response.create(
+        model=GPT, messages=[HELLO]
+    ) as response:
+        response.parse()
+
+    assert guard.health().internal_errors == errors
+    [call] = calls(session_events(instrumented, only_session(instrumented)))
+    assert call.error is not None and call.error.type == "RemoteProtocolError"
+
+
+def test_a_raw_body_cut_by_a_lost_connection_raises_the_sdks_error(server: LocalServer, instrumented: Store):
+    server.push(Reply.json(COMPLETION, cut=True))
+
+    with pytest.raises(openai.APIConnectionError):
+        gpt(server).chat.completions.with_raw_response.create(model=GPT, messages=[HELLO])
+
+
+def test_a_stream_with_its_body_gzip_encoded_is_recorded(server: LocalServer, instrumented: Store):
+    server.push(Reply(chunks=sse(*CHUNKS, done=True), content_type=SSE, gzip=True))
+
+    stream = gpt(server).chat.completions.create(model=GPT, messages=[HELLO], stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+    assert text == "General Kenobi"
+    assert recorded(instrumented) == [("user", "Hello there"), ("assistant", "General Kenobi")]
+    assert json.loads(json.dumps(server.bodies[0]))["stream"] is True
