@@ -1,18 +1,30 @@
 # The README's two commands: `make demo` and `make test`. Each builds .venv on first use
-# (pinned versions from constraints.txt) and reuses it afterwards.
+# (pinned versions from constraints.txt) and reuses it afterwards. `make test-latest` runs
+# the tests in the second environment, .venv-latest: the newest openai and anthropic and
+# no LiteLLM (constraints-latest.txt). `make conformance` runs the SDKs' own test suites
+# bare and under sessionware (README, "Conformance"); `make conformance-fast` is CI's part.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+LATEST := .venv-latest
+LATEST_STAMP := $(LATEST)/.installed-stamp
 PYTEST_ARGS ?=
+CONFORMANCE_ARGS ?=
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-latest conformance conformance-fast lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=24"
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[all,dev]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[all,dev,conformance]"
 	touch $(STAMP)
+
+$(LATEST_STAMP): pyproject.toml constraints-latest.txt
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install -q --upgrade "pip>=24"
+	$(LATEST)/bin/python -m pip install -q -c constraints-latest.txt -e ".[openai,anthropic,redis,postgres,dev,conformance]"
+	touch $(LATEST_STAMP)
 
 DEMO_DB := .demo/demo.db
 
@@ -22,12 +34,23 @@ demo: $(STAMP)
 	$(BIN)/sessionware --store sqlite:///$(DEMO_DB) sessions
 
 test: $(STAMP)
-	$(BIN)/python -m ruff check sessionware tests examples benchmarks
+	$(BIN)/python -m ruff check sessionware tests examples benchmarks conformance
 	$(BIN)/python -m mypy
 	rm -f .coverage .coverage.*
 	$(BIN)/python -m coverage run -m pytest --numprocesses=auto $(PYTEST_ARGS)
 	$(BIN)/python -m coverage combine -q
 	$(BIN)/python -m coverage report --fail-under=90
+
+test-latest: $(LATEST_STAMP)
+	$(LATEST)/bin/python -m pytest $(PYTEST_ARGS)
+
+conformance: $(STAMP) $(LATEST_STAMP)
+	$(BIN)/python -m conformance $(CONFORMANCE_ARGS)
+	$(LATEST)/bin/python -m conformance $(CONFORMANCE_ARGS)
+
+conformance-fast: $(STAMP) $(LATEST_STAMP)
+	$(BIN)/python -m conformance --fast $(CONFORMANCE_ARGS)
+	$(LATEST)/bin/python -m conformance --fast $(CONFORMANCE_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/core_tracking.py
@@ -42,4 +65,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/tool_overhead.py
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(LATEST) .demo .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -17,6 +17,7 @@ from conformance.mock_server import MockUnavailable, mock_server
 from conformance.sources import SourceError, cache_dir, installed_version, source_tree
 from conformance.suites import PARTS, Mode, Part, RunResult, run_part
 
+
 def _differences(bare: RunResult, other: RunResult) -> dict[str, str]:
     """Tests that pass bare and not in ``other`` (``missing`` when they did not run)."""
     return {
@@ -29,7 +30,11 @@ def _differences(bare: RunResult, other: RunResult) -> dict[str, str]:
 def _cell(bare: RunResult, other: RunResult) -> str:
     lost = _differences(bare, other)
     gained = sum(1 for t, o in other.outcomes.items() if o == "passed" and bare.outcomes.get(t) != "passed")
-    text = f"{other.count('passed')} pass" if not lost else f"**{len(lost)} differ** ({other.count('passed')} pass)"
+    text = (
+        f"{other.count('passed')} pass"
+        if not lost
+        else f"**{len(lost)} differ** ({other.count('passed')} pass)"
+    )
     if gained:
         text += f", {gained} pass only here"
     if other.internal_errors:
@@ -61,10 +66,13 @@ def _run(part: Part, modes: list[Mode], args: argparse.Namespace, cache: Path, l
     results: dict[Mode, RunResult] = {}
 
     def run_one(mode: Mode) -> None:
-        results[mode] = result = run_part(part, tree, mode, logs, env)
-        print(f"  {mode.value}: {result.count('passed')} passed, {result.count('failed')} failed, "
-              f"{result.count('error')} errors, {result.count('skipped')} skipped "
-              f"in {result.seconds:.0f} s (log: {result.log})", flush=True)
+        results[mode] = result = run_part(part, tree, mode, logs, extra_env=env, workers=args.workers)
+        print(
+            f"  {mode.value}: {result.count('passed')} passed, {result.count('failed')} failed, "
+            f"{result.count('error')} errors, {result.count('skipped')} skipped "
+            f"in {result.seconds:.0f} s (log: {result.log})",
+            flush=True,
+        )
 
     def run_all() -> None:
         # The suites mostly wait (retry back-offs, timeouts): the modes run side by side.
@@ -89,7 +97,7 @@ def _run(part: Part, modes: list[Mode], args: argparse.Namespace, cache: Path, l
     for mode in (Mode.PRODUCTION, Mode.STRICT):
         other = results.get(mode)
         if other is None:
-            cells.append("–")
+            cells.append("-")
             continue
         lost = _differences(bare, other)
         for test, outcome in sorted(lost.items()):
@@ -104,10 +112,16 @@ def _run(part: Part, modes: list[Mode], args: argparse.Namespace, cache: Path, l
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conformance", description=__doc__)
     parser.add_argument("--fast", action="store_true", help="only the subset CI runs")
-    parser.add_argument("--sdk", action="append", choices=sorted({p.sdk for p in PARTS}),
-                        help="only this SDK (repeatable)")
-    parser.add_argument("--modes", default="bare,production,strict", help="comma-separated: bare,production,strict")
+    parser.add_argument(
+        "--sdk", action="append", choices=sorted({p.sdk for p in PARTS}), help="only this SDK (repeatable)"
+    )
+    parser.add_argument(
+        "--modes", default="bare,production,strict", help="comma-separated: bare,production,strict"
+    )
     parser.add_argument("--jobs", type=int, default=3, help="modes run side by side (default 3)")
+    parser.add_argument(
+        "--workers", type=int, default=3, help="pytest-xdist workers per run (0: one process; default 3)"
+    )
     parser.add_argument("--openapi-spec", help="OpenAI's OpenAPI description, for the mock server")
     args = parser.parse_args(argv)
     modes = [Mode(m.strip()) for m in args.modes.split(",")]
@@ -124,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         status = max(status, worst)
     minutes = (time.monotonic() - started) / 60
-    print(f"\nconformance ({'fast' if args.fast else 'full'}), Python {platform.python_version()}, "
-          f"{minutes:.1f} min; cells: tests passing, differences from bare, [time]")
+    print(
+        f"\nconformance ({'fast' if args.fast else 'full'}), Python {platform.python_version()}, "
+        f"{minutes:.1f} min; cells: tests passing, differences from bare, [time]"
+    )
     print("| suite | bare | instrumented, production | instrumented, strict |")
     print("|---|---|---|---|")
     print("\n".join(rows))

@@ -41,19 +41,30 @@ def source_tree(dist: str, release: str, cache: Path) -> Path:
         print(f"downloading the source release of {dist} {release}", flush=True)
         done = subprocess.run(
             [
-                sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                "--no-binary", ":all:", f"{dist}=={release}", "--dest", str(cache),
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"{dist}=={release}",
+                "--dest",
+                str(cache),
             ],
             capture_output=True,
             text=True,
             check=False,
         )
         if done.returncode != 0 or not archive.exists():
-            raise SourceError(f"pip could not download the source release of {dist} {release}: {done.stderr[-800:]}")
+            raise SourceError(
+                f"pip could not download the source release of {dist} {release}: {done.stderr[-800:]}"
+            )
     with tarfile.open(archive) as bundle:
         bundle.extractall(cache, filter="data")
     if not (tree / "tests").is_dir():
         raise SourceError(
-            f"the source release of {dist} {release} has no tests/ folder; its repository's tag is the fallback"
+            f"the source release of {dist} {release} has no tests/ folder; use its repository's tag"
         )
     return tree

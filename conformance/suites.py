@@ -44,7 +44,13 @@ class Part:
 PARTS: tuple[Part, ...] = (
     Part("openai", "tests/ without api_resources", ("tests",), ("tests/api_resources",), fast=True),
     Part("openai", "tests/api_resources (mock server)", ("tests/api_resources",), needs_mock=True),
-    Part("anthropic", "tests/test_client.py, tests/lib", ("tests/test_client.py", "tests/lib"), fast=True, full=False),
+    Part(
+        "anthropic",
+        "tests/test_client.py, tests/lib",
+        ("tests/test_client.py", "tests/lib"),
+        fast=True,
+        full=False,
+    ),
     Part("anthropic", "tests/ without api_resources", ("tests",), ("tests/api_resources",)),
 )
 
@@ -72,16 +78,20 @@ def _uses_xdist(tree: Path) -> bool:
     return " -n " in f" {addopts} "
 
 
-def run_part(part: Part, tree: Path, mode: Mode, logs: Path, extra_env: dict[str, str]) -> RunResult:
-    """Run ``part`` of the suite in ``tree`` in one pytest process, in ``mode``."""
+def run_part(
+    part: Part, tree: Path, mode: Mode, logs: Path, *, extra_env: dict[str, str], workers: int
+) -> RunResult:
+    """Run ``part`` of the suite in ``tree`` in ``mode`` (with ``workers`` xdist workers when
+    the suite uses xdist; 0: in one process)."""
     slug = "".join(c if c.isalnum() else "-" for c in f"{tree.name}-{part.name}-{mode}").strip("-")
     out = logs / f"{slug}.json"
     log = logs / f"{slug}.log"
-    out.unlink(missing_ok=True)
+    for stale in logs.glob(f"{out.name}*"):
+        stale.unlink()
     args = [sys.executable, "-m", "pytest", *part.paths, *(f"--ignore={p}" for p in part.ignore)]
-    # One process, so the plugin's counts are the whole run's (the suites ask for xdist).
+    # The suites mostly wait (retry back-offs, timeouts): workers beyond the cores help.
     if _uses_xdist(tree):
-        args += ["-n", "0"]
+        args += ["-n", str(workers)]
     args += ["-p", "sessionware_conformance", "-p", "no:cacheprovider", "-q", "--tb=short"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONWARE_")}
     env.update(extra_env)
@@ -93,21 +103,33 @@ def run_part(part: Part, tree: Path, mode: Mode, logs: Path, extra_env: dict[str
     started = time.monotonic()
     with log.open("w") as handle:
         try:
-            done = subprocess.run(args, cwd=tree, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                  timeout=RUN_TIMEOUT_S, check=False)
+            done = subprocess.run(
+                args,
+                cwd=tree,
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                timeout=RUN_TIMEOUT_S,
+                check=False,
+            )
             code = done.returncode
         except subprocess.TimeoutExpired:
             code = -1
     seconds = time.monotonic() - started
     summary: dict[str, Any] = {}
-    if out.exists():
-        summary = json.loads(out.read_text())
+    errors, last_error = 0, None
+    for path in sorted(logs.glob(f"{out.name}*")):
+        part_summary = json.loads(path.read_text())
+        if path == out:
+            summary = part_summary
+        errors += int(part_summary.get("internal_errors", 0))
+        last_error = part_summary.get("last_error") or last_error
     return RunResult(
         mode=mode,
         outcomes=dict(summary.get("outcomes", {})),
         seconds=seconds,
-        internal_errors=int(summary.get("internal_errors", 0)),
-        last_error=summary.get("last_error"),
+        internal_errors=errors,
+        last_error=last_error,
         exit_code=code,
         log=log,
     )

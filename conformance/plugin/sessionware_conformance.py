@@ -10,8 +10,9 @@
 
 Each test's outcome (the worst of its setup, call and teardown) is written as JSON to
 ``SESSIONWARE_CONFORMANCE_OUT``, with sessionware's internal error count, so the
-runner can compare runs test by test. The runner runs suites in one process
-(``-n 0``), so every count is this process's.
+runner can compare runs test by test. Under pytest-xdist every worker is instrumented
+and writes its own error count beside it (``OUT.<worker>``); the controller, which sees
+every test's reports, writes the outcomes.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     out = os.environ.get("SESSIONWARE_CONFORMANCE_OUT")
     if not out:
         return
-    summary: dict[str, Any] = {"mode": _mode, "outcomes": _outcomes}
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    summary: dict[str, Any] = {"mode": _mode, "outcomes": {} if worker else _outcomes}
+    if worker:
+        out = f"{out}.{worker}"
     if _mode != "bare":
         from sessionware.adapters.api import health
 

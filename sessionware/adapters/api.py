@@ -14,6 +14,7 @@ choosing the session from the calling code.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sessionware.adapters import providers
@@ -22,6 +23,7 @@ from sessionware.adapters.engine.background import settle
 from sessionware.adapters.engine.config import WrapConfig
 from sessionware.adapters.engine.guard import AdapterHealth, health, set_strict
 from sessionware.adapters.engine.types import ProviderSpec
+from sessionware.adapters.instrument.versions import check_supported
 from sessionware.adapters.mode import WrapMode, parse_mode
 from sessionware.adapters.tools import is_tool_processor
 from sessionware.core.errors import InvalidSessionOperation
@@ -52,6 +54,9 @@ def _classify(client: Any) -> tuple[ProviderSpec, str, bool]:
             f"sessionware.wrap supports {_supported()}, not {kind.__module__}.{kind.__qualname__}"
         )
     row, known = found
+    module = sys.modules.get(row.name)
+    if module is not None:
+        check_supported(row.name, module, patching=False)
     return providers.adapter_of(row).spec_for(client), row.funnel, known.is_async
 
 

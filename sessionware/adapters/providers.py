@@ -165,6 +165,8 @@ class ProviderRow(NamedTuple):
         return found
 
 
+# The supported versions (``versions``) are the one source: pyproject.toml's extras and the
+# README's "Supported versions" name the same ranges (tests/adapters/test_supported_versions.py).
 _ROWS: dict[str, ProviderRow] = {
     row.name: row
     for row in (
@@ -173,21 +175,21 @@ _ROWS: dict[str, ProviderRow] = {
             clients=(Client("OpenAI", is_async=False), Client("AsyncOpenAI", is_async=True)),
             funnel="request",
             adapter="sessionware.adapters.openai.spec",
-            versions=VersionRange((1, 40), (3,)),
+            versions=VersionRange((2, 20), (4,)),
         ),
         ProviderRow(
             Provider.ANTHROPIC,
             clients=(Client("Anthropic", is_async=False), Client("AsyncAnthropic", is_async=True)),
             funnel="_request",
             adapter="sessionware.adapters.anthropic.spec",
-            versions=VersionRange((0, 40), (3,)),
+            versions=VersionRange((2, 0), (3,)),
         ),
         ProviderRow(
             Provider.LITELLM,
             clients=(),
             funnel="",
             adapter="sessionware.adapters.litellm.callback",
-            versions=VersionRange((1, 70), (2,)),
+            versions=VersionRange((1, 106, 2), (1, 107)),
             callback=True,
         ),
     )

@@ -71,7 +71,9 @@ def recorder_failures_surface() -> Iterator[None]:
 
 @pytest.fixture
 def litellm() -> Iterator[Any]:
-    """The real ``litellm`` module, its callbacks and patches restored after the test."""
+    """The real ``litellm`` module, its callbacks and patches restored after the test (the
+    test skips where LiteLLM is not installed)."""
+    pytest.importorskip("litellm", reason="LiteLLM is not installed in this environment")
     with clean_litellm() as module:
         yield module
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,7 @@ def test_uninstrument_before_the_import_leaves_the_sdk_untouched(tmp_path: Path)
     assert not db.exists() or recorded_texts(db) == []
 
 
+@pytest.mark.skipif(find_spec("litellm") is None, reason="LiteLLM is not installed")
 def test_litellm_imported_after_instrument_gets_the_callback(tmp_path: Path):
     db = tmp_path / "calls.db"
     result = run_child(

@@ -41,14 +41,24 @@ MESSAGE = {
     "usage": {"input_tokens": 11, "output_tokens": 4},
 }
 MESSAGE_EVENTS = (
-    {"type": "message_start", "message": {**MESSAGE, "content": [], "stop_reason": None,
-                                           "usage": {"input_tokens": 11, "output_tokens": 1}}},
+    {
+        "type": "message_start",
+        "message": {
+            **MESSAGE,
+            "content": [],
+            "stop_reason": None,
+            "usage": {"input_tokens": 11, "output_tokens": 1},
+        },
+    },
     {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
     {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "General "}},
     {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Kenobi"}},
     {"type": "content_block_stop", "index": 0},
-    {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-     "usage": {"output_tokens": 4}},
+    {
+        "type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+        "usage": {"output_tokens": 4},
+    },
     {"type": "message_stop"},
 )
 COMPLETION = {
@@ -56,14 +66,28 @@ COMPLETION = {
     "object": "chat.completion",
     "created": 1,
     "model": GPT,
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "General Kenobi"},
-                 "finish_reason": "stop", "logprobs": None}],
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "General Kenobi"},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
+    ],
     "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
 }
 CHUNKS = tuple(
-    {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": GPT,
-     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-    for delta, finish in (({"role": "assistant", "content": "General "}, None), ({"content": "Kenobi"}, "stop"))
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": GPT,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    for delta, finish in (
+        ({"role": "assistant", "content": "General "}, None),
+        ({"content": "Kenobi"}, "stop"),
+    )
 )
 
 
@@ -106,7 +130,11 @@ def test_an_instrumented_anthropic_call_sends_and_records_a_one_shot_iterable_of
         server.push(Reply.json(MESSAGE))
 
     reply = claude(server).messages.create(model=CLAUDE, max_tokens=50, messages=iter([HELLO]), stream=stream)
-    text = "".join(e.delta.text for e in reply if e.type == "content_block_delta") if stream else reply.content[0].text
+    text = (
+        "".join(e.delta.text for e in reply if e.type == "content_block_delta")
+        if stream
+        else reply.content[0].text
+    )
 
     assert text == "General Kenobi"
     assert server.bodies[0]["messages"] == [HELLO]
@@ -223,9 +251,10 @@ def test_a_body_cut_by_a_lost_connection_raises_the_http_clients_error(
     server.push(Reply.json(COMPLETION, cut=True))
     errors = guard.health().internal_errors
 
-    with pytest.raises(httpx.RemoteProtocolError), gpt(server).chat.completions.with_streaming_response.create(
-        model=GPT, messages=[HELLO]
-    ) as response:
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        gpt(server).chat.completions.with_streaming_response.create(model=GPT, messages=[HELLO]) as response,
+    ):
         response.parse()
 
     assert guard.health().internal_errors == errors

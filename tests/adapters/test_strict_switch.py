@@ -25,7 +25,9 @@ def test_a_plain_process_that_imports_pytest_is_not_strict():
     assert _probe() == "False"
 
 
-@pytest.mark.parametrize(("value", "expected"), [("1", "True"), ("true", "True"), ("0", "False"), ("", "False")])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("1", "True"), ("true", "True"), ("0", "False"), ("", "False")]
+)
 def test_the_environment_variable_turns_it_on(value: str, expected: str):
     assert _probe(SESSIONWARE_STRICT=value) == expected
 

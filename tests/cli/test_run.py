@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,7 @@ def test_the_legacy_example_is_tracked_without_edits(tmp_path: Path):
     assert "Summarise the plan in one line." in shown.stdout
 
 
+@pytest.mark.skipif(find_spec("litellm") is None, reason="LiteLLM is not installed")
 def test_a_litellm_program_is_tracked_to_its_last_call(tmp_path: Path):
     app = write(
         tmp_path / "app.py",

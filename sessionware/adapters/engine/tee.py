@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from sessionware.adapters.engine import guard
@@ -58,7 +58,7 @@ def _unbrotli(data: bytes) -> bytes:
     return decoded
 
 
-_DECODERS = {"gzip": _gunzip, "x-gzip": _gunzip, "deflate": _inflate, "br": _unbrotli, "identity": bytes}
+_DECODERS: dict[str, Callable[[bytes], bytes]] = {"gzip": _gunzip, "x-gzip": _gunzip, "deflate": _inflate, "br": _unbrotli, "identity": bytes}
 
 
 def decode_body(data: bytes, content_encoding: str | None) -> bytes:

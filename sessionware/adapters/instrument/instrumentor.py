@@ -33,13 +33,13 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sessionware.adapters.instrument.import_hooks import PostImportFinder
+from sessionware.adapters.instrument.versions import check_supported
 from sessionware.adapters.mode import WrapMode, parse_mode
 from sessionware.adapters.providers import (
     PatchKind,
     PatchTarget,
     Provider,
     adapter_of,
-    parse_version,
     patch_targets,
     provider_named,
     providers,
@@ -76,18 +76,6 @@ class _Patch(NamedTuple):
     previous: Any
     """``owner.__dict__[attribute]`` before (``_MISSING`` when it was inherited)."""
     installed: Any
-
-
-def _module_version(module: ModuleType, provider: str) -> str | None:
-    version = getattr(module, "__version__", None)
-    if isinstance(version, str):
-        return version
-    try:
-        from importlib.metadata import version as dist_version
-
-        return dist_version(provider)
-    except Exception:
-        return None
 
 
 def _resolve(module: ModuleType, path: str) -> Any:
@@ -180,27 +168,10 @@ class Instrumentor:
         with self._lock:
             self._undo()
 
-    def _supported(self, provider: str, module: ModuleType) -> bool:
-        row = provider_named(provider)
-        supported = row.versions if row is not None else None
-        if supported is None:
-            return True
-        text = _module_version(module, provider)
-        version = parse_version(text) if text else None
-        if version is not None and supported.contains(version):
-            return True
-        logger.warning(
-            "sessionware does not instrument %s %s (supported: %s); its calls are not recorded",
-            provider,
-            text or "of unknown version",
-            supported.describe(),
-        )
-        return False
-
     def _patch_module(self, provider: str, module: ModuleType) -> None:
         if any(p.target.provider == provider for p in self._patches):
             return
-        if not self._supported(provider, module):
+        if not check_supported(provider, module, patching=True):
             return
         for target in self.table if self.table is not None else patch_targets():
             if target.provider != provider:
