@@ -41,8 +41,11 @@ test: $(STAMP)
 	$(BIN)/python -m coverage combine -q
 	$(BIN)/python -m coverage report --fail-under=90
 
+# The tests whose outcome depends on the SDKs' versions (the core never imports them).
+LATEST_TESTS ?= tests/adapters tests/cli tests/test_public_api.py
+
 test-latest: $(LATEST_STAMP)
-	$(LATEST)/bin/python -m pytest $(PYTEST_ARGS)
+	$(LATEST)/bin/python -m pytest $(LATEST_TESTS) $(PYTEST_ARGS)
 
 conformance: $(STAMP) $(LATEST_STAMP)
 	$(BIN)/python -m conformance $(CONFORMANCE_ARGS)
