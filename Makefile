@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 $(LATEST_STAMP): pyproject.toml constraints-latest.txt
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install -q --upgrade "pip>=24"
-	$(LATEST)/bin/python -m pip install -q -c constraints-latest.txt -e ".[openai,anthropic,redis,postgres,dev,conformance]"
+	$(LATEST)/bin/python -m pip install -q -c constraints-latest.txt -e ".[openai,anthropic,redis,otel,postgres,dev,conformance]"
 	touch $(LATEST_STAMP)
 
 DEMO_DB := .demo/demo.db

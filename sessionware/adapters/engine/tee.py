@@ -58,7 +58,13 @@ def _unbrotli(data: bytes) -> bytes:
     return decoded
 
 
-_DECODERS: dict[str, Callable[[bytes], bytes]] = {"gzip": _gunzip, "x-gzip": _gunzip, "deflate": _inflate, "br": _unbrotli, "identity": bytes}
+_DECODERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": _gunzip,
+    "x-gzip": _gunzip,
+    "deflate": _inflate,
+    "br": _unbrotli,
+    "identity": bytes,
+}
 
 
 def decode_body(data: bytes, content_encoding: str | None) -> bytes:
