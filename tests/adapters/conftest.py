@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,6 +69,21 @@ def recorder_failures_surface() -> Iterator[None]:
     """A bookkeeping failure of the recorder thread fails the test that caused it."""
     yield
     assert settle()
+
+
+# The newest-SDK environment (``make test-latest``) has no LiteLLM: its test modules
+# (``test_litellm_*.py``) are left out there, and said so in the header.
+HAS_LITELLM = find_spec("litellm") is not None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if not HAS_LITELLM and collection_path.name.startswith("test_litellm_"):
+        return True
+    return None
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return None if HAS_LITELLM else "LiteLLM is not installed: tests/adapters/test_litellm_*.py are skipped"
 
 
 @pytest.fixture

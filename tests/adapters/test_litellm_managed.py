@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import needs_litellm  # noqa: F401  (skips the module without LiteLLM)
 import pytest
 from adapter_support import make_openai, session_events
 from litellm_support import recorded_calls

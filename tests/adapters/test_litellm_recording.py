@@ -11,7 +11,6 @@ import time
 from decimal import Decimal
 from typing import Any
 
-import needs_litellm  # noqa: F401  (skips the module without LiteLLM)
 import pytest
 from adapter_support import calls, conversation
 from litellm_support import await_calls, wait_for_calls

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import needs_litellm  # noqa: F401  (skips the module without LiteLLM)
 import pytest
 import respx
 from adapter_support import calls, make_openai
