@@ -308,15 +308,3 @@ def test_the_docstring_examples_hold():
     assert result.attempted > 0
     assert result.failed == 0
 
-
-def test_instrument_hooks_the_method_wrap_hooks():
-    # One funnel per SDK: instrument() on the class, wrap() on the instance, the same method.
-    from sessionware.adapters.providers import Provider, adapter_of, provider_named
-
-    clients = {
-        Provider.OPENAI: openai.OpenAI(api_key="k"),
-        Provider.ANTHROPIC: anthropic.Anthropic(api_key="k"),
-    }
-    for name, client in clients.items():
-        row = provider_named(name)
-        assert row is not None and adapter_of(row).spec_for(client).funnel == row.funnel

@@ -155,15 +155,16 @@ def test_a_dropped_anthropic_stream_lets_go_of_its_response(
     server: LocalServer, instrumented: Store, reads: int
 ):
     server.push(Reply(chunks=sse(*MESSAGE_EVENTS[:3]), content_type=SSE, hold=True))
-    stream = claude(server).messages.create(model=CLAUDE, max_tokens=50, messages=[HELLO], stream=True)
-    for _ in range(reads):
-        next(stream)
-    response = weakref.ref(stream.response)
+    with claude(server) as client:  # its pool closes what a stream never read leaves open
+        stream = client.messages.create(model=CLAUDE, max_tokens=50, messages=[HELLO], stream=True)
+        for _ in range(reads):
+            next(stream)
+        response = weakref.ref(stream.response)
 
-    del stream
-    gc.collect()
+        del stream
+        gc.collect()
 
-    assert released(response)
+        assert released(response)
     if reads:  # the SDK closes a stream it started reading: the server sees the connection go
         assert server.released.wait(5)
     [call] = calls(session_events(instrumented, only_session(instrumented)))
