@@ -136,10 +136,10 @@ async def measure(rounds: int) -> dict[str, Variant]:
             variant.latencies.append(latencies)
             variant.cpu.append(cpu)
     use_callbacks(litellm, [])
-    store.flush_sync()
-    sessions = store.list_sessions_sync()
+    store.flush()
+    sessions = store.list_sessions()
     assert len(sessions) == rounds + 1, len(sessions)  # one threaded session per conversation
-    events = sum(len(store.load_sync(s.id).events) for s in sessions)
+    events = sum(len(store.load(s.id).events) for s in sessions)
     assert events == (rounds + 1) * (1 + 2 * TURNS), events  # system prompt + every message once
     return variants
 

@@ -100,7 +100,7 @@ async def main() -> None:
 
     await asyncio.gather(refund_question(client), order_question(client))
 
-    for info in await store.list_sessions():
+    for info in await store.alist_sessions():
         stats = sessionware.SessionStats.from_infos([info])
         print(
             f"{info.id} {info.metadata}: {stats.llm_calls} calls, {stats.tool_calls} tool results, "

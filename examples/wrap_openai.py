@@ -118,7 +118,7 @@ async def main() -> None:
     from sessionware.core.store.sqlite import SQLiteBackend
 
     reloaded = sessionware.Store(SQLiteBackend(db))
-    info = reloaded.load_sync(session.id)
+    info = reloaded.load(session.id)
     totals = info.totals
     print(f"reloaded from disk: {len(info.events)} events, {totals.llm_calls} calls, ${totals.cost:.6f}")
     reloaded.close()

@@ -104,10 +104,10 @@ class SessionHandle:
 
     def flush(self) -> None:
         """Block until the session's events are in the store."""
-        self.store.flush_sync()
+        self.store.flush()
 
     async def aflush(self) -> None:
-        await self.store.flush()
+        await self.store.aflush()
 
 
 class SessionScope:

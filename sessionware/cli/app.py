@@ -69,7 +69,7 @@ class Invocation:
         store = open_store(self.store_url)
         self._stores.append(store)
         if must_exist and store.kind == "sqlite" and not Path(store.location).exists():
-            store.flush_sync()  # run in-process, the file may yet come from calls not written
+            store.flush()  # run in-process, the file may yet come from calls not written
             if not Path(store.location).exists():
                 raise StorageError(
                     "open",

@@ -2,8 +2,8 @@
 
 Each takes an ``Invocation`` and returns an exit code; errors are raised as
 ``sessionware`` errors and turned into messages and codes by ``app``. Everything is
-read through the public ``Store`` API (``list_sessions_sync``, ``load_sync``,
-``call_sync``), never with SQL, so every backend works.
+read through the public ``Store`` API (``list_sessions``, ``load``,
+``load_events``), never with SQL, so every backend works.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def _session_plain(info: SessionInfo, cache: CacheFigures) -> list[str]:
 def sessions(inv: Invocation) -> int:
     """``sessionware sessions``: the store's sessions, newest first."""
     store = inv.open_store()
-    infos = _read(store, lambda: store.list_sessions_sync(parent_id=inv.args.parent, limit=inv.args.limit))
+    infos = _read(store, lambda: store.list_sessions(parent_id=inv.args.parent, limit=inv.args.limit))
     prices = default_price_book()
     caches = [_read(store, partial(session_cache, info, prices, partial(_events, store))) for info in infos]
     fmt = inv.output_format
@@ -164,7 +164,7 @@ def sessions(inv: Invocation) -> int:
 def show(inv: Invocation) -> int:
     """``sessionware show ID``: one session as a timeline."""
     store = inv.open_store()
-    session = _read(store, lambda: store.load_sync(inv.args.session_id))
+    session = _read(store, lambda: store.load(inv.args.session_id))
     cache = events_cache(session.events, default_price_book())
     fmt = inv.output_format
     if fmt is OutputFormat.JSON:
@@ -188,18 +188,18 @@ def show(inv: Invocation) -> int:
 
 
 def _events(store: Store, session_id: str) -> list[SessionEvent]:
-    return store.call_sync(store.backend.load_events, session_id)
+    return store.load_events(session_id)
 
 
 def _all_events(store: Store, infos: list[SessionInfo]) -> Iterator[tuple[str, list[SessionEvent]]]:
     for info in infos:
-        yield info.id, _read(store, partial(store.call_sync, store.backend.load_events, info.id))
+        yield info.id, _read(store, partial(store.load_events, info.id))
 
 
 def stats(inv: Invocation) -> int:
     """``sessionware stats``: usage and cost by model and by day."""
     store = inv.open_store()
-    infos = _read(store, store.list_sessions_sync)
+    infos = _read(store, store.list_sessions)
     report = totals.build_report(
         _all_events(store, infos),
         store=store.location,
@@ -274,7 +274,7 @@ def import_(inv: Invocation) -> int:
         code = report_error(inv, str(exc), ExitCode.ERROR)
         inv.note("pass --as NEW_ID to import it under another id")
         return code
-    if info.parent_id and not store.exists_sync(info.parent_id):
+    if info.parent_id and not store.exists(info.parent_id):
         inv.note(f"its parent {info.parent_id!r} is not in this store")
     if store.kind == "memory":
         inv.note("memory:// keeps nothing after this command exits")

@@ -102,8 +102,8 @@ def _first_error(exc: ValidationError) -> str:
 
 def read_export(store: Store, session_id: str) -> SessionExport:
     """Everything the store holds about ``session_id``; ``SessionNotFound`` if nothing."""
-    session = store.load_sync(session_id)
-    pages = store.call_sync(store.backend.load_pages, session_id)
+    session = store.load(session_id)
+    pages = store.load_pages(session_id)
     info = SessionInfo.model_validate(session.model_dump(exclude={"children", "events"}))
     return SessionExport(info=info, events=tuple(session.events), pages=dict(sorted(pages.items())))
 
@@ -252,7 +252,7 @@ def import_session(store: Store, export: SessionExport, *, new_id: str | None = 
     events = export.events
     if sid != export.info.id:
         events = tuple(e.model_copy(update={"session_id": sid}) for e in events)
-    if store.exists_sync(sid):
+    if store.exists(sid):
         raise SessionAlreadyExists(sid, store=store.location)
     ops: list[WriteOp] = [CreateSession(info)]
     if events:
@@ -263,9 +263,9 @@ def import_session(store: Store, export: SessionExport, *, new_id: str | None = 
         ops.append(PutPages(sid, dict(export.pages)))
     # Written through the store's queue as one call rather than ``submit``: the batch is
     # one transaction, and a failure reaches this caller instead of the writer's log.
-    store.call_sync(store.backend.write, ops)
-    store.flush_sync()
-    written = store.call_sync(store.backend.load_info, sid)
+    store.call(store.backend.write, ops)
+    store.flush()
+    written = store.load_info(sid)
     if written.last_seq != len(events):
         raise StorageError(
             _OPERATION, store.kind, store.location, f"wrote {written.last_seq} of {len(events)} events"

@@ -67,7 +67,14 @@ class StorageError(SessionwareError):
     """A storage backend failed; ``location`` is the file path or URL involved."""
 
     def __init__(
-        self, operation: str, backend: str, location: str, reason: str, *, retryable: bool = False
+        self,
+        operation: str,
+        backend: str,
+        location: str,
+        reason: str,
+        *,
+        retryable: bool = False,
+        data_lost: bool = False,
     ) -> None:
         self.operation = operation
         self.backend = backend
@@ -75,6 +82,10 @@ class StorageError(SessionwareError):
         self.reason = reason
         self.retryable = retryable
         """True when the same write may succeed later (locked file, server down)."""
+        self.data_lost = data_lost
+        """True when the store's data vanished under this process (a Redis restarted empty,
+        or flushed): nothing of the write was applied, and what the process still holds
+        must be written again first (the ``Store`` does that)."""
         super().__init__(f"{backend} storage error during {operation} at {location}: {reason}")
 
 

@@ -53,15 +53,15 @@ def make_anthropic(kind: str, api: FakeAnthropic, **kwargs: Any) -> Any:
 def session_events(store: Store, session_id: str) -> list[SessionEvent]:
     """Events of a session as the store holds them (after abandoned streams are recorded)."""
     assert settle()
-    store.flush_sync()
-    return store.load_sync(session_id).events
+    store.flush()
+    return store.load(session_id).events
 
 
 def only_session(store: Store) -> str:
     """The id of the one session in ``store`` (fails if there are more or none)."""
     assert settle()
-    store.flush_sync()
-    infos = store.list_sessions_sync()
+    store.flush()
+    infos = store.list_sessions()
     assert len(infos) == 1, [i.id for i in infos]
     return infos[0].id
 
@@ -87,8 +87,8 @@ Factory = Callable[..., Any]
 def n_calls(store: Store) -> int:
     """LLM calls recorded in the store, over all sessions, once the recorder settled."""
     assert settle()
-    store.flush_sync()
-    return sum(info.totals.llm_calls for info in store.list_sessions_sync())
+    store.flush()
+    return sum(info.totals.llm_calls for info in store.list_sessions())
 
 
 def the_call(store: Store) -> Any:

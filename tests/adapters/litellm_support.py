@@ -51,8 +51,8 @@ def clean_litellm() -> Iterator[Any]:
 
 def all_events(store: Store) -> dict[str, list[SessionEvent]]:
     assert settle()
-    store.flush_sync()
-    return {info.id: store.load_sync(info.id).events for info in store.list_sessions_sync()}
+    store.flush()
+    return {info.id: store.load(info.id).events for info in store.list_sessions()}
 
 
 def recorded_calls(store: Store) -> list[SessionEvent]:

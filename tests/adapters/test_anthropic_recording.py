@@ -86,8 +86,8 @@ def test_a_system_prompt_change_is_recorded_once(anthropic_client: Any, store: S
     ask(anthropic_client, history, system=[{"type": "text", "text": "Be kind."}])
     ask(anthropic_client, history, system="Be brief.")
 
-    store.flush_sync()
-    sessions = store.list_sessions_sync()
+    store.flush()
+    sessions = store.list_sessions()
     assert len(sessions) == 2  # the opening changed, so a second conversation
     for info in sessions:
         prompts = [e.content for e in session_events(store, info.id) if e.type is EventType.SYSTEM_PROMPT]
@@ -144,5 +144,5 @@ def test_count_tokens_is_not_a_call_to_record(
     count = anthropic_client.messages.count_tokens(model=CLAUDE, messages=[{"role": "user", "content": "Hi"}])
 
     assert count.input_tokens == 7
-    store.flush_sync()
-    assert store.list_sessions_sync() == []
+    store.flush()
+    assert store.list_sessions() == []

@@ -207,7 +207,7 @@ def test_a_flush_and_the_context_builder_include_pending_calls(
     try:
         with background.hold(), sessionware.session("flushed"):
             answer = ask(client, [SYSTEM, {"role": "user", "content": "Remember the code word: heron"}])
-            store.flush_sync()
+            store.flush()
             stored = SQLiteBackend(path).load("flushed")  # another connection to the file
             assert conversation(stored.events)[-1] == ("assistant", answer)
 

@@ -39,7 +39,7 @@ def test_calls_start_no_thread(openai_api: FakeOpenAI, tmp_path: Path) -> None:
     store = Store(SQLiteBackend(tmp_path / "s.db"))
     client = sessionware.wrap(make_openai("OpenAI", openai_api), store=store)
     client.chat.completions.create(model=MODEL, messages=QUESTION)
-    store.flush_sync()  # the store's one writer runs from here (it starts with the first write)
+    store.flush()  # the store's one writer runs from here (it starts with the first write)
     before = threading.active_count()
 
     for i in range(25):
@@ -93,5 +93,5 @@ async def test_async_calls_never_block_the_event_loop_on_store_io(
     await task
 
     assert ticks >= 5  # the loop kept running while the session was read from disk
-    assert store.load_sync("s").totals.llm_calls == 3
+    assert store.load("s").totals.llm_calls == 3
     store.close()

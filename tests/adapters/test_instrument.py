@@ -76,9 +76,9 @@ def test_clients_created_before_and_after_are_recorded(store: Store, openai_api:
     early.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "early"}])
     late.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "late"}])
 
-    assert store.flush_sync() is None
+    assert store.flush() is None
     providers = sorted(
-        c.provider for info in store.list_sessions_sync() for c in calls(session_events(store, info.id))
+        c.provider for info in store.list_sessions() for c in calls(session_events(store, info.id))
     )
     assert providers == ["azure", "openai"]
 
@@ -111,7 +111,7 @@ def test_instrumenting_twice_patches_once_and_warns(
     assert default_instrumentor().patched() == patched and vars(openai.OpenAI)["request"] is hook
     assert "already instrumented" in caplog.text
     make_openai("OpenAI", openai_api).chat.completions.create(model="gpt-4o-mini", messages=HELLO)
-    assert len(calls(session_events(store, store.list_sessions_sync()[0].id))) == 1
+    assert len(calls(session_events(store, store.list_sessions()[0].id))) == 1
 
 
 def test_instrumenting_again_with_other_settings_applies_them(store: Store, openai_api: FakeOpenAI):
@@ -138,8 +138,8 @@ def test_after_uninstrument_nothing_is_recorded(store: Store, openai_api: FakeOp
 
     client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
 
-    store.flush_sync()
-    assert store.list_sessions_sync() == []
+    store.flush()
+    assert store.list_sessions() == []
 
 
 @pytest.mark.parametrize("wrap_first", [True, False])
@@ -158,7 +158,7 @@ def test_a_wrapped_client_under_instrumentation_records_once_with_its_own_settin
     for _ in stream:
         pass
 
-    assert [s.id for s in store.list_sessions_sync()] == ["wrapped"]
+    assert [s.id for s in store.list_sessions()] == ["wrapped"]
     assert len(calls(session_events(store, "wrapped"))) == 2
 
 
@@ -182,7 +182,7 @@ def test_only_the_chosen_providers_are_patched(store: Store, anthropic_api: Fake
     make_anthropic("Anthropic", anthropic_api).messages.create(
         model="claude-3-5-sonnet-latest", max_tokens=20, messages=HELLO
     )
-    [info] = store.list_sessions_sync()
+    [info] = store.list_sessions()
     assert conversation(session_events(store, info.id))[0] == ("user", "hello")
 
 
@@ -214,8 +214,8 @@ def test_a_hook_replaced_by_another_library_is_left_in_place_and_switched_off(
         assert vars(openai.OpenAI)["request"] is theirs
         assert "replaced after sessionware patched it" in caplog.text
         make_openai("OpenAI", openai_api).chat.completions.create(model="gpt-4o-mini", messages=HELLO)
-        store.flush_sync()
-        assert store.list_sessions_sync() == []
+        store.flush()
+        assert store.list_sessions() == []
     finally:
         del openai.OpenAI.request
 

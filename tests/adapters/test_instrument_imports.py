@@ -48,7 +48,7 @@ def recorded_texts(db: Path) -> list[str]:
     store = open_store(f"sqlite:///{db}")
     try:
         return [
-            e.text for info in store.list_sessions_sync() for e in store.load_sync(info.id).events if e.role
+            e.text for info in store.list_sessions() for e in store.load(info.id).events if e.role
         ]
     finally:
         store.close()

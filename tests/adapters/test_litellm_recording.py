@@ -218,7 +218,7 @@ def test_the_session_scope_names_the_session(litellm: Any, callback: Any, store:
         litellm.completion(model="gpt-4o-mini", messages=[user("hi")], mock_response="hello")
 
     assert list(wait_for_calls(store, 1)) == ["support-42"]
-    assert store.load_sync("support-42").metadata == {"user": "ana"}
+    assert store.load("support-42").metadata == {"user": "ana"}
 
 
 def test_metadata_wins_over_the_scope_and_the_callbacks_own_session(litellm: Any, store: Store):

@@ -25,7 +25,7 @@ from sessionware.core.store import Store, open_store
 
 def stats_of(store: Store, session_id: str = "s") -> SessionStats:
     session_events(store, session_id)  # settled and flushed
-    return SessionStats.from_infos([store.load_sync(session_id)])
+    return SessionStats.from_infos([store.load(session_id)])
 
 
 def chat(turns: int, client: Any, history: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:

@@ -110,6 +110,6 @@ def test_unknown_and_partial_events_are_tolerated(
     )
     list(anthropic_client.messages.create(model=CLAUDE, max_tokens=9, messages=QUESTION, stream=True))
 
-    store.flush_sync()
-    contents = sorted(str(calls(session_events(store, i.id))[0].content) for i in store.list_sessions_sync())
+    store.flush()
+    contents = sorted(str(calls(session_events(store, i.id))[0].content) for i in store.list_sessions())
     assert contents == ["Hello", "Yo"]

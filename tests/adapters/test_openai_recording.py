@@ -270,8 +270,8 @@ def test_unknown_endpoints_pass_through_untouched(
     page = openai_client.models.list()
 
     assert list(page) == []
-    store.flush_sync()
-    assert store.list_sessions_sync() == []
+    store.flush()
+    assert store.list_sessions() == []
 
 
 def test_a_long_conversation_records_each_message_once(openai_client: Any, store: Store) -> None:

@@ -69,8 +69,8 @@ def test_with_streaming_response_is_recorded_after_the_app_reads_it(
     with openai_client.chat.completions.with_streaming_response.create(
         model=MODEL, messages=QUESTION
     ) as response:
-        store.flush_sync()
-        assert store.list_sessions_sync()[0].totals.llm_calls == 0  # nothing read yet, nothing recorded
+        store.flush()
+        assert store.list_sessions()[0].totals.llm_calls == 0  # nothing read yet, nothing recorded
         body = response.json()
 
     assert body["choices"][0]["message"]["content"] == "Streamed body"

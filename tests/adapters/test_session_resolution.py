@@ -31,8 +31,8 @@ def test_an_explicit_session_id_takes_every_call(openai_client: Any, store: Stor
     ask(client, SYSTEM, {"role": "user", "content": "Lisbon?"})
     ask(client, {"role": "user", "content": "Porto?"})
 
-    store.flush_sync()
-    assert [i.id for i in store.list_sessions_sync()] == ["ticket-1"]
+    store.flush()
+    assert [i.id for i in store.list_sessions()] == ["ticket-1"]
 
 
 def test_a_scope_names_the_session_and_stores_its_metadata(openai_client: Any, store: Store) -> None:
@@ -42,8 +42,8 @@ def test_a_scope_names_the_session_and_stores_its_metadata(openai_client: Any, s
 
     assert handle.id == "support-42"
     assert handle.stats().llm_calls == 1
-    store.flush_sync()
-    assert store.load_sync("support-42").metadata == {"user": "ana", "plan": "pro"}
+    store.flush()
+    assert store.load("support-42").metadata == {"user": "ana", "plan": "pro"}
     assert sessionware.current_session() is not handle
 
 
@@ -71,8 +71,8 @@ def test_scope_metadata_is_merged_into_an_existing_session(openai_client: Any, s
     with sessionware.session("s", channel="email"):
         ask(openai_client, {"role": "user", "content": "one"}, {"role": "user", "content": "two"})
 
-    store.flush_sync()
-    assert store.load_sync("s").metadata == {"user": "ana", "channel": "email"}
+    store.flush()
+    assert store.load("s").metadata == {"user": "ana", "channel": "email"}
 
 
 def test_scopes_nest_and_restore(openai_client: Any, store: Store) -> None:
@@ -159,8 +159,8 @@ def test_an_app_that_resends_its_history_is_threaded_into_one_session(
     ask(openai_client, *history)
     ask(openai_client, SYSTEM, {"role": "user", "content": "A different conversation"})
 
-    store.flush_sync()
-    sessions = store.list_sessions_sync()
+    store.flush()
+    sessions = store.list_sessions()
     assert len(sessions) == 2
     threaded = max(sessions, key=lambda i: i.totals.llm_calls)
     assert threaded.id.startswith("auto-")
@@ -202,8 +202,8 @@ def test_automatic_session_ids_are_stable_across_clients_and_processes(
         env={**os.environ, "PYTHONHASHSEED": "7"},
     ).stdout.strip()
 
-    store.flush_sync()
-    [info] = store.list_sessions_sync()
+    store.flush()
+    [info] = store.list_sessions()
     assert info.totals.llm_calls == 2
     assert info.id == other_process
 
@@ -224,8 +224,8 @@ def test_embeddings_without_a_session_go_to_the_client_s_own_session(
     openai_client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
     openai_client.embeddings.create(model="text-embedding-3-small", input="c")
 
-    store.flush_sync()
-    [info] = store.list_sessions_sync()
+    store.flush()
+    [info] = store.list_sessions()
     assert info.id.startswith("calls-")
     [first, second] = calls(session_events(store, info.id))
     assert first.metadata == {"endpoint": "embeddings", "inputs": 2}

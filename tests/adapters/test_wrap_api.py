@@ -79,8 +79,8 @@ def test_unwrap_restores_the_client_exactly(
     assert vars(client) == before
     assert not is_wrapped(client)
     _call(client, kind)
-    store.flush_sync()
-    assert store.list_sessions_sync() == []
+    store.flush()
+    assert store.list_sessions() == []
 
 
 def test_wrapping_twice_records_each_call_once(openai_api: FakeOpenAI, store: Store) -> None:
@@ -99,8 +99,8 @@ def test_wrapping_again_with_new_settings_updates_them(openai_api: FakeOpenAI, s
 
     client.chat.completions.create(model="gpt-4o-mini", messages=USER)
 
-    store.flush_sync()
-    assert [i.id for i in store.list_sessions_sync()] == ["second"]
+    store.flush()
+    assert [i.id for i in store.list_sessions()] == ["second"]
 
 
 def test_unwrapping_an_unwrapped_client_is_a_no_op(openai_api: FakeOpenAI) -> None:
@@ -151,7 +151,7 @@ def test_a_store_url_is_accepted(openai_api: FakeOpenAI, tmp_path: Any) -> None:
     client.chat.completions.create(model="gpt-4o-mini", messages=USER)
 
     on_disk = sessionware.open_store(url)
-    assert on_disk.load_sync("disk").totals.llm_calls == 1
+    assert on_disk.load("disk").totals.llm_calls == 1
 
 
 def test_isinstance_and_type_are_unchanged(anthropic_api: FakeAnthropic) -> None:

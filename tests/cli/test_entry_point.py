@@ -137,7 +137,7 @@ def test_a_store_that_cannot_be_opened_exits_1_with_its_path(tmp_path: Path, cli
     unopenable = cli("sessions", "--store", f"sqlite:///{directory}")
     corrupt = cli("stats", "--store", str(not_sqlite))
 
-    assert unopenable.code == 1 and str(directory) in unopenable.err and "unable to open" in unopenable.err
+    assert unopenable.code == 1 and str(directory) in unopenable.err and "is a folder" in unopenable.err
     assert corrupt.code == 1 and str(not_sqlite) in corrupt.err and "file is not a database" in corrupt.err
     assert not_sqlite.read_text() == "these are not the sessions you are looking for\n" * 100
 
@@ -168,7 +168,7 @@ def test_the_store_comes_from_the_option_then_the_environment_then_the_working_d
     shutil.copy(recorded.path, workdir / "sessionware.db")
     other = tmp_path / "other.db"
     store = open_store(other)
-    store.exists_sync("x")
+    store.exists("x")
     store.close()
 
     default = run_cli("sessions", "--no-header", cwd=workdir)

@@ -33,7 +33,7 @@ def test_jsonl_is_a_header_then_every_event_as_stored_then_pages(recorded, cli) 
     assert result.code == 0, result.err
     header, *rest = _lines(result.out)
     store = open_store(recorded.url)
-    stored = store.load_sync(recorded.parent)
+    stored = store.load(recorded.parent)
     store.close()
     assert header["kind"] == "session" and header["export_version"] == 1
     assert header["id"] == recorded.parent and header["last_seq"] == 13
@@ -85,8 +85,8 @@ def test_import_restores_header_totals_events_and_pages_in_another_store(
 
     assert result.returncode == 0, result.stderr
     source, dest = open_store(recorded.url), open_store(target)
-    original, copy = source.load_sync(recorded.parent), dest.load_sync(recorded.parent)
-    pages = dest.call_sync(dest.backend.load_pages, recorded.parent)
+    original, copy = source.load(recorded.parent), dest.load(recorded.parent)
+    pages = dest.call(dest.backend.load_pages, recorded.parent)
     source.close()
     dest.close()
     assert copy.model_dump(exclude={"children"}) == original.model_dump(exclude={"children"})
@@ -104,7 +104,7 @@ def test_importing_a_child_keeps_its_parent_and_says_when_the_parent_is_absent(
     assert result.code == 0
     assert f"its parent {recorded.parent!r} is not in this store" in result.err
     store = open_store(tmp_path / "other.db")
-    assert store.load_sync(recorded.child).parent_id == recorded.parent
+    assert store.load(recorded.child).parent_id == recorded.parent
     store.close()
 
 
@@ -120,7 +120,7 @@ def test_an_existing_id_is_refused_with_exit_1_and_nothing_changes(recorded, cli
     assert "--as NEW_ID" in same_id.err
     assert f"session already exists: {recorded.child!r}" in taken_new_id.err
     store = open_store(recorded.url)
-    infos = {i.id: i for i in store.list_sessions_sync()}
+    infos = {i.id: i for i in store.list_sessions()}
     store.close()
     assert set(infos) == {recorded.parent, recorded.child}
     assert (infos[recorded.parent].last_seq, infos[recorded.child].last_seq) == (13, 2)

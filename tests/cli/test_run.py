@@ -65,7 +65,7 @@ def sessionware_run(
 def recorded(db: Path) -> dict[str, list[SessionEvent]]:
     store = open_store(f"sqlite:///{db}")
     try:
-        return {info.id: store.load_sync(info.id).events for info in store.list_sessions_sync()}
+        return {info.id: store.load(info.id).events for info in store.list_sessions()}
     finally:
         store.close()
 

@@ -42,7 +42,7 @@ def test_piped_output_is_one_tab_separated_line_per_session_newest_first(recorde
 
 def test_plain_cost_matches_the_store_totals(recorded, cli) -> None:
     store = open_store(recorded.url)
-    expected = {i.id: i.totals for i in store.list_sessions_sync()}
+    expected = {i.id: i.totals for i in store.list_sessions()}
     store.close()
 
     rows = cli("sessions", "--store", recorded.url, "--no-header").out.splitlines()
@@ -113,7 +113,7 @@ def test_limit_and_parent_filter_the_list(recorded, cli) -> None:
 def test_an_empty_store_prints_only_the_header_when_piped_and_a_note_in_a_table(tmp_path: Path, cli) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     store = open_store(url)
-    assert not store.exists_sync("anything")  # the file now exists, with no session in it
+    assert not store.exists("anything")  # the file now exists, with no session in it
     store.close()
     plain = cli("sessions", "--store", url)
     table = cli("sessions", "--store", url, "--format", "table")

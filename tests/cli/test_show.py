@@ -139,7 +139,7 @@ def test_json_is_the_stored_session(recorded, cli) -> None:
 
     shown = json.loads(result.out)
     store = open_store(recorded.url)
-    stored = store.load_sync(recorded.parent)
+    stored = store.load(recorded.parent)
     store.close()
     cache = shown.pop("cache")
     assert shown == json.loads(stored.model_dump_json())

@@ -19,7 +19,7 @@ def _plain(cli, store_url: str, *extra: str) -> dict[tuple[str, str], dict[str, 
 
 def test_total_row_equals_the_sum_of_the_sessions_own_totals(recorded, cli) -> None:
     store = open_store(recorded.url)
-    infos = store.list_sessions_sync()
+    infos = store.list_sessions()
     store.close()
 
     total = _plain(cli, recorded.url)[("total", "all")]
@@ -90,7 +90,7 @@ def test_json_report(two_days, cli) -> None:
 def test_a_store_without_calls_says_so_in_a_table(tmp_path, cli) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     store = open_store(url)
-    store.exists_sync("nothing")
+    store.exists("nothing")
     store.close()
 
     result = cli("stats", "--store", url, "--format", "table")

@@ -137,8 +137,8 @@ def schedule(state: Any) -> None:
 
 def schedule_resolution(store: Any) -> None:
     """Have the recorder thread run a store's queue of calls whose session is not worked
-    out yet (``Store.defer_unresolved``), then settle what they deferred (as ``schedule``)."""
-    _run_soon(store.settle)
+    out yet (``DeferralBarrier.defer_unresolved``), then settle what they deferred (as ``schedule``)."""
+    _run_soon(store.barrier.settle)
 
 
 def _run_soon(action: Callable[[], None]) -> None:

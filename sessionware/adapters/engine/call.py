@@ -162,7 +162,7 @@ class InterceptedCall(StreamOwner):
         known = threads.get(response_id)
         if known is None:
             # The call it continues may still be waiting to be recorded.
-            self._store().settle()
+            self._store().barrier.settle()
             known = threads.get(response_id)
         return known
 
@@ -194,12 +194,12 @@ class InterceptedCall(StreamOwner):
         """Open the session; False (reported) when that failed and the call must pass through."""
         try:
             store = self._store()
-            store.resolve()  # calls made before this one are threaded first
+            store.barrier.resolve()  # calls made before this one are threaded first
             choice = self._choice()
             state = self.config.live_state(store, choice.session_id)
             if state is None:
                 registry = self.config.registry(store)
-                state = registry.open_sync(choice.session_id, **choice.header(self.request))
+                state = registry.open(choice.session_id, **choice.header(self.request))
             self._adopt(state, store, choice.scope)
             return True
         except Exception as exc:
@@ -211,7 +211,7 @@ class InterceptedCall(StreamOwner):
         when it must be loaded or created (``aopen``), False as ``open``."""
         try:
             store = self._store()
-            if store.unresolved:
+            if store.barrier.unresolved:
                 return None  # calls made before this one are threaded first, off the loop
             choice = self._choice()
             state = self.config.live_state(store, choice.session_id)
@@ -227,12 +227,12 @@ class InterceptedCall(StreamOwner):
         """``open`` for async clients (the store is read without blocking the loop)."""
         try:
             store = self._store()
-            await store.aresolve()
+            await store.barrier.aresolve()
             choice = self._choice()
             registry = self.config.registry(store)
             state = registry.cached(choice.session_id)
             if state is None:
-                state = await registry.open(choice.session_id, **choice.header(self.request))
+                state = await registry.aopen(choice.session_id, **choice.header(self.request))
             self._adopt(state, store, choice.scope)
             return True
         except Exception as exc:

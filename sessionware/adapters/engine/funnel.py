@@ -22,7 +22,7 @@ read or write of the session settles that work first, in order, so the app, a
 A plain (not streamed, not raw) observe-mode call skips steps 1-3 on the app's path: the
 funnel only captures it (``pending.PendingCall``), and the recorder thread reads its
 request and works out its session later, through the store's resolution queue
-(``Store.defer_unresolved``). Every read of the store or of a live session, and every call
+(``DeferralBarrier.defer_unresolved``). Every read of the store or of a live session, and every call
 that opens its session on the app's path, runs that queue first, so the order holds.
 
 Every step but the SDK call runs under the guard: a bookkeeping failure is reported

@@ -3,7 +3,7 @@
 A plain (not streamed) call of a client without hooks needs nothing from its session
 before it is sent, so the funnel only captures it: the body the SDK built, the scope it
 was made in, its timings, and what came back (``PendingCall``). The store queues it
-(``Store.defer_unresolved``) and the recorder thread resolves it in order: it reads the
+(``DeferralBarrier.defer_unresolved``) and the recorder thread resolves it in order: it reads the
 request, finds or opens the session (``InterceptedCall.open``), and defers the record
 there as a fully intercepted call would.
 
@@ -46,13 +46,13 @@ class SessionLater:
         this as the context's last call (``current_session()``)."""
         if scope is not None:
             scope.handle.bind(self.store)
-        if self.store.defer_unresolved(work):
+        if self.store.barrier.defer_unresolved(work):
             background.schedule_resolution(self.store)
         note_pending(self)
 
     def handle(self) -> SessionHandle | None:
         if self.state is None:
-            self.store.resolve()
+            self.store.barrier.resolve()
         state = self.state
         return handle_of(state) if state is not None else None
 

@@ -70,6 +70,13 @@ class ThreadIndex:
         index.sync(state.events)
         return index
 
+    def rewound(self) -> None:
+        """The session's log was rewritten in place (``SessionState.follow``): re-read it all."""
+        self.keys.clear()
+        self.seqs.clear()
+        self.prompt = None
+        self.synced = 0
+
     def sync(self, events: list[SessionEvent]) -> None:
         for i in range(self.synced, len(events)):
             event = events[i]

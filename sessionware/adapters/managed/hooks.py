@@ -307,7 +307,7 @@ class ManagedHooks:
         if vm.pages_loaded:
             return
         try:
-            vm.restore(state.store.call_sync(state.store.backend.load_pages, state.id))
+            vm.restore(state.store.load_pages(state.id))
         except StorageError:
             logger.exception("could not load the persisted pages of session %s", state.id)
             vm.pages_loaded = True

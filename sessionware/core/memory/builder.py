@@ -144,7 +144,7 @@ async def abuild(
     fn = vm.policy.summarize_fn
     if fn is not None and not vm.pages_loaded:
         try:
-            vm.restore(await state.store.load_pages(state.id))
+            vm.restore(await state.store.aload_pages(state.id))
         except StorageError:  # without them, summaries are written again
             logger.exception("could not load the persisted pages of session %s", state.id)
             vm.pages_loaded = True

@@ -180,6 +180,11 @@ class VirtualMemory:
         # Runs under the session lock on the recording thread: queue only.
         self._pending.append(event)
 
+    def rewound(self) -> None:
+        """The session's log was rewritten in place (another process' events merged in
+        before some of this one's): rebuild from it at the next sync."""
+        self._needs_reset = True
+
     # -- folding events -----------------------------------------------------------------
 
     @property

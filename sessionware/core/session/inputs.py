@@ -15,8 +15,19 @@ from sessionware.core.errors import InvalidSessionOperation, ToolProcessingError
 from sessionware.core.session.enums import EventType, Role
 from sessionware.core.session.messages import tool_result_text
 from sessionware.core.session.models import MessageContent, SessionEvent, ToolCall
+from sessionware.core.session.storable import unstorable
 
-__all__ = ["as_tool_calls", "as_usage", "check_content", "context_message"]
+__all__ = ["as_tool_calls", "as_usage", "check_content", "check_storable", "context_message"]
+
+
+def check_storable(operation: str, field: str, value: Any) -> None:
+    """Refuse ``value`` (the argument ``field`` of ``operation``) if a store cannot hold it:
+    ``InvalidSessionOperation`` naming the place, nothing recorded."""
+    if value is None or (type(value) is str and value.isascii()):
+        return
+    problem = unstorable(value, field)
+    if problem is not None:
+        raise InvalidSessionOperation(operation, problem)
 
 
 def as_usage(usage: TokenUsage | Mapping[str, int] | None) -> TokenUsage | None:

@@ -23,7 +23,13 @@ from sessionware.core.accounting.usage import TokenSource, TokenUsage
 from sessionware.core.defaults import default_price_book, resolve_store
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.session.enums import Durability, EventSource, EventType, Role, RunStatus
-from sessionware.core.session.inputs import as_tool_calls, as_usage, check_content, context_message
+from sessionware.core.session.inputs import (
+    as_tool_calls,
+    as_usage,
+    check_content,
+    check_storable,
+    context_message,
+)
 from sessionware.core.session.messages import conversation_events, events_to_messages
 from sessionware.core.session.models import (
     ErrorInfo,
@@ -36,6 +42,7 @@ from sessionware.core.session.models import (
 from sessionware.core.session.registry import SessionRegistry, registry_for
 from sessionware.core.session.state import SessionState
 from sessionware.core.session.stats import SessionStats
+from sessionware.core.session.storable import check_session_id
 from sessionware.core.store.base import DeleteSession
 from sessionware.core.store.url import StoreLike
 
@@ -70,6 +77,12 @@ class SessionManager:
     into child segments past ``token_threshold`` tokens or ``max_turns_per_segment``
     turns, each carrying a rolling summary of the earlier ones; ``session_id`` then
     follows the chain to its newest segment.
+
+    Several processes may track one session at once: every read (``get_messages_for_llm``,
+    ``build_context``, ``get_stats``...) first takes in what the others appended.
+    Arguments a store cannot hold (a session id that is empty, unprintable or longer
+    than 256 characters; text with lone surrogates; objects JSON cannot hold) raise
+    ``InvalidSessionOperation`` naming the argument, and nothing is recorded.
     """
 
     def __init__(
@@ -90,6 +103,12 @@ class SessionManager:
         max_turns_per_segment: int | None = None,
         summarize_fn: SummarizeFn | None = None,
     ) -> None:
+        if session_id is not None:
+            check_session_id(session_id, "SessionManager")
+        if parent_id is not None:
+            check_session_id(parent_id, "SessionManager")
+        check_storable("SessionManager", "system_prompt", system_prompt)
+        check_storable("SessionManager", "metadata", dict(metadata) if metadata else None)
         self._session_id = session_id or uuid.uuid4().hex
         self._explicit_id = session_id is not None
         self._store = resolve_store(store)
@@ -151,7 +170,7 @@ class SessionManager:
         *, store: StoreLike = None, parent_id: str | None = None, limit: int | None = None
     ) -> list[SessionInfo]:
         """Headers and totals of the store's sessions, newest first."""
-        return await resolve_store(store).list_sessions(parent_id=parent_id, limit=limit)
+        return await resolve_store(store).alist_sessions(parent_id=parent_id, limit=limit)
 
     async def _open(self, *, create: bool | None = None) -> SessionState:
         if self._state is None:
@@ -189,6 +208,12 @@ class SessionManager:
             self._counted_events = len(events)
         return self._counted_tokens
 
+    async def _read(self) -> SessionState:
+        """The open state, with what other writers appended taken in."""
+        state = self._state or await self._open()
+        await state.afollow()
+        return state
+
     def _require_state(self) -> SessionState:
         assert self._state is not None
         return self._state
@@ -216,13 +241,16 @@ class SessionManager:
 
     async def _after_record(self) -> None:
         if self.durability is Durability.SYNC:
-            await self._store.flush()
+            await self._store.aflush()
 
     # -- recording --------------------------------------------------------------------
 
     async def user_says(self, message: str | list[dict[str, Any]], **metadata: Any) -> SessionEvent:
         """Record a user message. Keyword arguments are kept as event metadata."""
         content = check_content("user_says", message)
+        check_storable("user_says", "message", content)
+        if metadata:
+            check_storable("user_says", "metadata", metadata)
         state = self._state or await self._open()  # no coroutine per call once open
         if self._segmentation is not None:
             state = await self._maybe_roll_over(state)
@@ -230,7 +258,7 @@ class SessionManager:
             EventType.MESSAGE, EventSource.USER, role=Role.USER, content=content, metadata=metadata
         )
         if self.durability is Durability.SYNC:
-            await self._store.flush()
+            await self._store.aflush()
         return event
 
     async def _maybe_roll_over(self, state: SessionState) -> SessionState:
@@ -268,7 +296,14 @@ class SessionManager:
         locally and labelled ``TokenSource.ESTIMATE``.
         """
         content = check_content("ai_responds", response)
+        check_storable("ai_responds", "response", content)
         calls = as_tool_calls(tool_calls)
+        if calls:
+            check_storable("ai_responds", "tool_calls", calls)
+        for field, value in (("model", model), ("provider", provider), ("finish_reason", finish_reason)):
+            check_storable("ai_responds", field, value)
+        if metadata:
+            check_storable("ai_responds", "metadata", metadata)
         if content is None and not calls:
             raise InvalidSessionOperation("ai_responds", "a response needs text or tool calls")
         state = self._state or await self._open()  # no coroutine per call once open
@@ -309,7 +344,7 @@ class SessionManager:
             self._counted_tokens += message_tokens  # counted already, for the estimate
             self._counted_events = event.seq
         if self.durability is Durability.SYNC:
-            await self._store.flush()
+            await self._store.aflush()
         return event
 
     def _prompt_tokens(self, state: SessionState) -> int:
@@ -332,6 +367,15 @@ class SessionManager:
         """Record a tool execution. ``call_id`` links it to the assistant's tool call."""
         if not tool_name:
             raise InvalidSessionOperation("tool_used", "tool_name must not be empty")
+        for field, value in (
+            ("tool_name", tool_name),
+            ("tool_arguments", arguments),
+            ("tool_result", result),
+            ("error", error if error is None or isinstance(error, str) else str(error)),
+            ("call_id", call_id),
+            ("metadata", metadata or None),
+        ):
+            check_storable("tool_used", field, value)
         state = await self._open()
         info = None
         if error is not None:
@@ -356,6 +400,7 @@ class SessionManager:
 
     async def set_system_prompt(self, prompt: str | None) -> None:
         """Set or change the system prompt; it is persisted with the session."""
+        check_storable("set_system_prompt", "prompt", prompt)
         state = await self._open()
         self._system_prompt_arg = prompt
         self._set_prompt(state, prompt)
@@ -376,7 +421,7 @@ class SessionManager:
 
     async def get_conversation(self) -> list[SessionEvent]:
         """Message and tool events of the conversation (current branch), in order."""
-        state = await self._open()
+        state = await self._read()
         return conversation_events(state.events)
 
     async def get_messages_for_llm(self, include_system: bool = True) -> list[dict[str, Any]]:
@@ -385,7 +430,7 @@ class SessionManager:
         With the VM on, this is the budgeted context (``build_context``); in infinite
         context, the current segment preceded by the summary of the earlier ones.
         """
-        state = await self._open()
+        state = await self._read()
         prompt = state.info.system_prompt if include_system else None
         if self._vm_policy is not None:
             messages = (await self.build_context()).messages
@@ -414,7 +459,7 @@ class SessionManager:
         """The VM's budgeted context for the next call (see ``sessionware.core.memory.build``)."""
         from sessionware.core.memory.builder import abuild
 
-        state = await self._open()
+        state = await self._read()
         return await abuild(
             state,
             model=model or self.default_model,
@@ -429,7 +474,7 @@ class SessionManager:
         from sessionware.core.memory.faults import handle_vm_tool_call
         from sessionware.core.memory.vm import VirtualMemory
 
-        state = await self._open()
+        state = await self._read()
         VirtualMemory.attach(state, self._vm_policy)
         result = handle_vm_tool_call(
             state, name, arguments if isinstance(arguments, str) else dict(arguments)
@@ -441,17 +486,17 @@ class SessionManager:
         """Figures of the session's virtual memory (attached on first use)."""
         from sessionware.core.memory.vm import VirtualMemory
 
-        return VirtualMemory.attach(await self._open(), self._vm_policy).metrics()
+        return VirtualMemory.attach(await self._read(), self._vm_policy).metrics()
 
     async def get_full_history(self) -> list[SessionEvent]:
         """Conversation events of every segment of the chain, oldest first."""
         from sessionware.core.session.segmentation import full_history
 
-        return await full_history(self._store, await self._open())
+        return await full_history(self._store, await self._read())
 
     async def get_stats(self) -> SessionStats:
         """Figures of the session; in infinite context, of the whole segment chain."""
-        state = await self._open()
+        state = await self._read()
         if self._segmentation is not None:
             from sessionware.core.session.segmentation import chain
 
@@ -460,7 +505,7 @@ class SessionManager:
 
     async def get_events(self) -> list[SessionEvent]:
         """Every event of the session, in order."""
-        return list((await self._open()).events)
+        return list((await self._read()).events)
 
     # -- hierarchy --------------------------------------------------------------------
 
@@ -475,7 +520,7 @@ class SessionManager:
 
     async def children(self) -> list[str]:
         await self._open()
-        return [i.id for i in reversed(await self._store.list_sessions(parent_id=self._session_id))]
+        return [i.id for i in reversed(await self._store.alist_sessions(parent_id=self._session_id))]
 
     async def ancestors(self) -> list[str]:
         """Parent ids from the closest to the root."""
@@ -484,7 +529,7 @@ class SessionManager:
         parent = state.info.parent_id
         while parent is not None and parent not in chain:
             chain.append(parent)
-            parent = (await self._store.load_info(parent)).parent_id
+            parent = (await self._store.aload_info(parent)).parent_id
         return chain
 
     # -- runs -------------------------------------------------------------------------
@@ -516,13 +561,13 @@ class SessionManager:
 
     async def flush(self) -> None:
         """Wait until every recorded event is in the store."""
-        await self._store.flush()
+        await self._store.aflush()
 
     async def delete(self) -> None:
         """Delete the session, its events and pages from the store."""
         await self._open()
         self._store.submit([DeleteSession(self._session_id)])
-        await self._store.flush()
+        await self._store.aflush()
         self._registry.forget(self._session_id)
         self._state = None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +13,8 @@ from sessionware.core.session.enums import EventSource, EventType, Role, RunStat
 
 __all__ = [
     "ErrorInfo",
+    "EventDraft",
+    "EventFields",
     "MessageContent",
     "Session",
     "SessionEvent",
@@ -55,7 +57,9 @@ class ErrorInfo(BaseModel):
 class SessionEvent(BaseModel):
     """One immutable entry of a session's append-only log.
 
-    ``seq`` numbers events of a session from 1 without gaps. Message events carry a
+    ``seq`` numbers events of a session from 1 without gaps; the store assigns it at
+    commit (a live session's own events carry a provisional one until then, see
+    ``SessionState``), and ``id`` is an event's identity everywhere. Message events carry a
     ``role`` and ``content``; an assistant message may carry ``tool_calls``; a tool
     result message carries ``tool_call_id``. ``TOOL_CALL`` events (recorded with
     ``SessionManager.tool_used``) carry the tool's name, arguments and result.
@@ -94,6 +98,8 @@ class SessionEvent(BaseModel):
     """For ``BRANCH`` events: the last ``seq`` the edited history still agrees with."""
     run_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    repaired: tuple[str, ...] = ()
+    """Fields whose text the store repaired to hold it (lone surrogates became U+FFFD)."""
 
     @property
     def text(self) -> str:
@@ -104,6 +110,36 @@ class SessionEvent(BaseModel):
             return ""
         return "".join(str(p.get("text", "")) for p in self.content if isinstance(p, dict) and "text" in p)
 
+
+class EventFields(TypedDict, total=False):
+    """The optional fields of a ``SessionEvent``: what a recorder passes to
+    ``SessionState.record`` (typed, so a misspelt field is a type error, not a silent loss)."""
+
+    role: Role | None
+    content: MessageContent
+    name: str | None
+    tool_calls: tuple[ToolCall, ...]
+    tool_call_id: str | None
+    tool_name: str | None
+    tool_arguments: Any
+    tool_result: Any
+    usage: TokenUsage | None
+    cost: Decimal | None
+    model: str | None
+    provider: str | None
+    latency_ms: float | None
+    ttft_ms: float | None
+    finish_reason: str | None
+    error: ErrorInfo | None
+    hidden: bool
+    app_input_tokens: int | None
+    branch_of: int | None
+    run_id: str | None
+    metadata: dict[str, Any]
+
+
+EventDraft = tuple[EventType, EventSource, EventFields]
+"""An event not recorded yet: its type, source and fields (``SessionState.record_many``)."""
 
 _new = object.__new__
 _set = object.__setattr__
@@ -122,7 +158,7 @@ _ALL_EVENT_FIELDS = set(SessionEvent.model_fields)
 
 
 def trusted_event(  # noqa: PLR0917 - positional: called once per recorded event
-    fields: dict[str, Any],
+    fields: EventFields,
     event_id: str,
     session_id: str,
     seq: int,

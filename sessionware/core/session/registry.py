@@ -4,6 +4,12 @@ A ``SessionManager`` and a wrapped client that record into the same session must
 one state, or they would number events twice. The registry of a store hands out that
 state: found in memory, loaded from the store, or created. Recently used states are
 kept; others live as long as something holds them and are reloaded on demand.
+
+Session ids are checked at this door (``check_session_id``). A session opened while the
+store is unreachable is not refused: its state starts unconfirmed (see ``SessionState``)
+and its creation queues with every other write, "open or create", so nothing recorded
+during an outage is lost. After a store lost its data (a Redis restarted empty), the registry
+hands the store what to write again: every session it still holds.
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ import weakref
 from collections import OrderedDict
 from typing import Any
 
-from sessionware.core.errors import SessionAlreadyExists, SessionNotFound
-from sessionware.core.session.models import Session, SessionInfo, SessionTotals
+from sessionware.core.errors import SessionAlreadyExists, SessionNotFound, StorageError
+from sessionware.core.session.models import SessionEvent, SessionInfo, SessionTotals
 from sessionware.core.session.state import SessionState
-from sessionware.core.store.base import CreateSession
+from sessionware.core.session.storable import check_session_id
+from sessionware.core.store.base import AppendEvents, CreateSession, SaveHeader, WriteOp
 from sessionware.core.store.store import Store
 
 __all__ = ["SessionRegistry", "registry_for"]
@@ -63,6 +70,7 @@ class SessionRegistry:
         self.generation = 0
         """Counts ``forget`` calls: a state remembered elsewhere is still the live one of its
         session while this has not changed (a cheaper check than ``cached`` on a hot path)."""
+        store.add_recovery(self.recovery_ops)
 
     def cached(self, session_id: str) -> SessionState | None:
         state = self._alive.get(session_id)
@@ -87,21 +95,29 @@ class SessionRegistry:
         self._touch(state)
         return state
 
-    def _from_session(self, session: Session) -> SessionState:
-        info = SessionInfo(**{k: v for k, v in session.__dict__.items() if k not in ("children", "events")})
-        return self._adopt(SessionState(info, list(session.events), self.store))
+    def _from_read(self, read: tuple[int, SessionInfo, list[SessionEvent]]) -> SessionState:
+        acked, info, events = read
+        return self._adopt(SessionState(info, events, self.store, acked=acked))
 
-    def _new(self, session_id: str, header: dict[str, Any]) -> SessionState:
+    def _new(
+        self, session_id: str, header: dict[str, Any], *, exclusive: bool = False, confirmed: bool = True
+    ) -> SessionState:
         info = SessionInfo(id=session_id, **header)
-        state = SessionState(info, [], self.store)
+        state = SessionState(info, [], self.store, confirmed=confirmed)
         with self._lock:
             existing = self._alive.get(session_id)
             if existing is not None:
                 return existing
-            self.store.submit([CreateSession(_detached(info, header))])
+            self.store.submit([CreateSession(_detached(info, header), exclusive=exclusive)])
             self._alive[session_id] = state
         self._touch(state)
         return state
+
+    def _unreachable(self, session_id: str, header: dict[str, Any], exc: StorageError, create: bool | None) -> SessionState:
+        """The store could not be read: an unconfirmed state whose creation waits in the queue."""
+        if not exc.retryable or create is False:
+            raise exc
+        return self._new(session_id, header, exclusive=bool(create), confirmed=False)
 
     # -- async --------------------------------------------------------------------
 
@@ -117,15 +133,19 @@ class SessionRegistry:
             if create:
                 raise SessionAlreadyExists(session_id, store=self.store.location)
             return state
-        if create is not True:
-            try:
-                return self._from_session(await self.store.load(session_id))
-            except SessionNotFound:
-                if create is False:
-                    raise
-        elif await self.store.exists(session_id):
-            raise SessionAlreadyExists(session_id, store=self.store.location)
-        return self._new(session_id, header)
+        check_session_id(session_id, "open")
+        try:
+            if create is not True:
+                try:
+                    return self._from_read(await self.store.aread_since(session_id, 0))
+                except SessionNotFound:
+                    if create is False:
+                        raise
+            elif await self.store.aexists(session_id):
+                raise SessionAlreadyExists(session_id, store=self.store.location)
+        except StorageError as exc:
+            return self._unreachable(session_id, header, exc, create)
+        return self._new(session_id, header, exclusive=bool(create))
 
     # -- sync twin, for sync SDK clients and the CLI ------------------------------
 
@@ -135,15 +155,37 @@ class SessionRegistry:
             if create:
                 raise SessionAlreadyExists(session_id, store=self.store.location)
             return state
-        if create is not True:
-            try:
-                return self._from_session(self.store.load_sync(session_id))
-            except SessionNotFound:
-                if create is False:
-                    raise
-        elif self.store.exists_sync(session_id):
-            raise SessionAlreadyExists(session_id, store=self.store.location)
-        return self._new(session_id, header)
+        check_session_id(session_id, "open")
+        try:
+            if create is not True:
+                try:
+                    return self._from_read(self.store.read_since(session_id, 0))
+                except SessionNotFound:
+                    if create is False:
+                        raise
+            elif self.store.exists(session_id):
+                raise SessionAlreadyExists(session_id, store=self.store.location)
+        except StorageError as exc:
+            return self._unreachable(session_id, header, exc, create)
+        return self._new(session_id, header, exclusive=bool(create))
+
+    def recovery_ops(self) -> list[WriteOp]:
+        """Writes that put every session this registry holds back in an emptied store.
+
+        Runs on the store's writer thread after the store lost its data: it takes no session
+        lock (a thread holding one may be waiting for that writer). Each state then
+        reads the whole stored log at its next look.
+        """
+        ops: list[WriteOp] = []
+        for state in list(self._alive.values()):
+            info, events = state.recovery_snapshot()
+            header = info.model_copy(update={"totals": SessionTotals(), "last_seq": 0})
+            ops.append(CreateSession(header, exclusive=False))
+            ops.append(SaveHeader(info))
+            if events:
+                ops.append(AppendEvents(info.id, events))
+            state.unconfirm()
+        return ops
 
     def forget(self, session_id: str) -> None:
         """Drop the live state (after a delete)."""

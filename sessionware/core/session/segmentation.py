@@ -159,7 +159,7 @@ async def latest_segment(store: Store, info: SessionInfo) -> str:
     current = info.id
     while True:
         children = [
-            c for c in await store.list_sessions(parent_id=current) if SEGMENT_KEY in (c.metadata or {})
+            c for c in await store.alist_sessions(parent_id=current) if SEGMENT_KEY in (c.metadata or {})
         ]
         if not children:
             return current
@@ -174,7 +174,7 @@ async def chain(store: Store, state: SessionState) -> list[SessionInfo]:
         "segment": state.info.metadata.get(SEGMENT_KEY),
     }
     while current["segment"] and current["parent"]:
-        parent = await store.load_info(current["parent"])
+        parent = await store.aload_info(current["parent"])
         infos.append(parent)
         current = {"parent": parent.parent_id, "segment": parent.metadata.get(SEGMENT_KEY)}
     return list(reversed(infos))
@@ -184,6 +184,6 @@ async def full_history(store: Store, state: SessionState) -> list[SessionEvent]:
     """Every conversation event of the chain, oldest segment first."""
     events: list[SessionEvent] = []
     for info in (await chain(store, state))[:-1]:
-        events.extend(conversation_events(await store.load_events(info.id)))
+        events.extend(conversation_events(await store.aload_events(info.id)))
     events.extend(conversation_events(state.events))
     return events

@@ -1,4 +1,9 @@
-"""In-process storage: the library default, fast, gone when the process exits."""
+"""In-process storage: the library default, fast, gone when the process exits.
+
+Writes are applied on the caller's thread, under one lock, so several ``Store`` objects
+over one ``MemoryBackend`` are several writers of one store, as processes are for SQLite.
+Events are kept as objects, never serialised: any text is storable here.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 
-from sessionware.core.errors import SessionAlreadyExists, SessionNotFound, StorageError
+from sessionware.core.errors import SessionAlreadyExists, SessionNotFound
 from sessionware.core.session.models import Session, SessionEvent, SessionInfo, SessionTotals
 from sessionware.core.store.base import (
     AppendEvents,
@@ -15,17 +20,19 @@ from sessionware.core.store.base import (
     PutPages,
     SaveHeader,
     WriteOp,
+    WriteReceipt,
 )
 
 __all__ = ["MemoryBackend"]
 
 
 class _Entry:
-    __slots__ = ("appended_at", "events", "folded", "info", "pages")
+    __slots__ = ("appended_at", "events", "folded", "ids", "info", "pages")
 
     def __init__(self, info: SessionInfo) -> None:
         self.info = info
         self.events: list[SessionEvent] = []
+        self.ids: set[str] = set()
         self.pages: dict[str, str] = {}
         self.folded = 0
         """How many events ``info.totals`` includes; the rest are folded when read."""
@@ -63,20 +70,45 @@ class MemoryBackend:
     def blocking(self) -> bool:
         return False
 
-    def write(self, ops: Sequence[WriteOp]) -> None:
+    def write(self, ops: Sequence[WriteOp]) -> WriteReceipt:
+        receipt = WriteReceipt()
         with self._lock:
+            if len(ops) > 1:
+                self._validate(ops)  # all or nothing; a single op fails before it changes anything
             for op in ops:
                 if type(op) is AppendEvents:  # the hot path: one recorded event
-                    self._append(self._entry(op.session_id), op.events)
+                    self._append(self._entry(op.session_id), op.events, receipt)
                 else:
                     self._apply(op)
+        return receipt
+
+    def _validate(self, ops: Sequence[WriteOp]) -> None:
+        """Raise what applying ``ops`` in order would raise, changing nothing."""
+        changed: dict[str, bool] = {}
+
+        def exists(session_id: str) -> bool:
+            return changed.get(session_id, session_id in self._sessions)
+
+        for op in ops:
+            if isinstance(op, CreateSession):
+                if exists(op.info.id) and op.exclusive:
+                    raise SessionAlreadyExists(op.info.id, store=self.location)
+                changed[op.info.id] = True
+            elif isinstance(op, DeleteSession):
+                if not exists(op.session_id) and op.must_exist:
+                    raise SessionNotFound(op.session_id, store=self.location)
+                changed[op.session_id] = False
+            else:
+                session_id = op.info.id if isinstance(op, SaveHeader) else op.session_id
+                if not exists(session_id):
+                    raise SessionNotFound(session_id, store=self.location)
 
     def _apply(self, op: WriteOp) -> None:
-        if isinstance(op, AppendEvents):
-            self._append(self._entry(op.session_id), op.events)
-        elif isinstance(op, CreateSession):
+        if isinstance(op, CreateSession):
             if op.info.id in self._sessions:
-                raise SessionAlreadyExists(op.info.id, store=self.location)
+                if op.exclusive:
+                    raise SessionAlreadyExists(op.info.id, store=self.location)
+                return
             self._sessions[op.info.id] = _Entry(
                 op.info.model_copy(update={"totals": SessionTotals(), "last_seq": 0})
             )
@@ -86,23 +118,28 @@ class MemoryBackend:
             entry.info = op.info.model_copy(update={"totals": current.totals, "last_seq": current.last_seq})
         elif isinstance(op, PutPages):
             self._entry(op.session_id).pages.update(op.pages)
-        elif isinstance(op, DeleteSession) and self._sessions.pop(op.session_id, None) is None:
+        elif (
+            isinstance(op, DeleteSession)
+            and self._sessions.pop(op.session_id, None) is None
+            and op.must_exist
+        ):
             raise SessionNotFound(op.session_id, store=self.location)
 
-    def _append(self, entry: _Entry, events: Sequence[SessionEvent]) -> None:
-        if not events:
-            return
-        # Seqs start at 1 without gaps, so the next one is always the log's length + 1.
-        expected = len(entry.events) + 1
-        if events[0].seq != expected:
-            raise StorageError(
-                "append",
-                self.kind,
-                self.location,
-                f"session {entry.info.id!r} expects seq {expected}, got {events[0].seq}",
-            )
-        entry.events.extend(events)
-        entry.appended_at = events[-1].timestamp
+    def _append(self, entry: _Entry, events: Sequence[SessionEvent], receipt: WriteReceipt) -> None:
+        log = entry.events
+        ids = entry.ids
+        for event in events:
+            if event.id in ids:
+                receipt.duplicates += 1
+                continue
+            seq = len(log) + 1
+            if event.seq != seq:  # another writer appended since this one numbered it
+                event = event.model_copy(update={"seq": seq})
+            ids.add(event.id)
+            log.append(event)
+            receipt.appended += 1
+            entry.appended_at = event.timestamp
+        receipt.last_seqs[entry.info.id] = len(log)
 
     def _entry(self, session_id: str) -> _Entry:
         try:
@@ -127,6 +164,14 @@ class MemoryBackend:
     def load_events(self, session_id: str, after_seq: int = 0) -> list[SessionEvent]:
         with self._lock:
             return list(self._entry(session_id).events[after_seq:])
+
+    def last_seq(self, session_id: str) -> int:
+        return len(self._entry(session_id).events)
+
+    def read_since(self, session_id: str, after_seq: int) -> tuple[SessionInfo, list[SessionEvent]]:
+        with self._lock:
+            entry = self._entry(session_id)
+            return entry.current_info().model_copy(deep=True), list(entry.events[after_seq:])
 
     def exists(self, session_id: str) -> bool:
         return session_id in self._sessions

@@ -6,14 +6,13 @@ tables (default ``sessionware``). Requires the ``postgres`` extra (psycopg 3 and
 
 How it keeps the store contract (``sessionware.core.store.base``):
 
-* **One transaction per batch.** An append locks its session's row (``SELECT ... FOR
-  UPDATE``), so appenders to one session queue on that row while other sessions go on in
-  parallel; inside the lock the events must continue the log (``seq`` = last + 1, else a
-  ``StorageError`` and nothing of the batch is written) and the session's totals are
-  folded and rewritten.
-* **Replays are harmless.** Event ids are unique per session (a unique index): a batch
-  replayed after a fault (the connection lost after the server committed it) whose ids
-  are all stored already is skipped instead of refused.
+* **Ordering at commit.** A write batch is one transaction. An append locks its session's
+  row (``SELECT ... FOR UPDATE``), so appenders to one session queue on that row while
+  other sessions go on in parallel; inside the lock the new events get the next ``seq``
+  values and the session's totals are folded and rewritten.
+* **Idempotent appends.** Event ids are unique per session (a unique index); ids already
+  stored are looked up under the same lock and skipped, so a replayed batch neither
+  duplicates nor fails.
 * **Outages.** A connection that cannot be made or is lost raises a retryable
   ``StorageError``; the ``Store`` keeps the batch and retries it. The pool replaces broken
   connections, and checks a pooled connection before handing it out.
@@ -50,10 +49,14 @@ from sessionware.core.store.base import (
     CreateSession,
     DeleteSession,
     PutPages,
+    RepairedEvent,
     SaveHeader,
     WriteOp,
+    WriteReceipt,
     coalesce_appends,
     event_body,
+    header_json,
+    storable_bodies,
 )
 from sessionware.core.store.postgres_schema import NewerSchema, migrate
 
@@ -65,21 +68,25 @@ _INFO_COLUMNS = "id, parent_id, created_at, updated_at, last_seq, header, totals
 
 
 def _insert_events(schema: str) -> str:
-    # One statement per batch; the bodies stay text end to end (PostgreSQL's JSON functions
-    # refuse the \\u0000 escape that a NUL in a message becomes).
+    # One statement per batch: the server numbers each event after the session's last seq
+    # and splices that seq into its body. The bodies stay text end to end (PostgreSQL's
+    # JSON functions refuse the \u0000 escape that a NUL in a message becomes).
     return (
         f"INSERT INTO {schema}.events (session_id, seq, event_id, type, ts, body)"
-        " SELECT %(sid)s, e.seq, e.event_id, e.type, e.ts, e.body"
-        " FROM unnest(%(seqs)s::bigint[], %(ids)s::text[], %(types)s::text[], %(ts)s::timestamptz[],"
-        " %(bodies)s::text[]) AS e(seq, event_id, type, ts, body)"
+        " SELECT %(sid)s, %(last)s + e.ord, e.event_id, e.type, e.ts,"
+        " '{\"seq\":' || (%(last)s + e.ord) || ',' || substr(e.body, 2)"
+        " FROM unnest(%(ids)s::text[], %(types)s::text[], %(ts)s::timestamptz[], %(bodies)s::text[])"
+        " WITH ORDINALITY AS e(event_id, type, ts, body, ord)"
     )
 
 
-_HEADER_EXCLUDE = {"totals", "last_seq", "id", "parent_id", "created_at", "updated_at"}
-
-
-def _header(info: SessionInfo) -> str:
-    return info.model_dump_json(exclude=_HEADER_EXCLUDE)
+def _bodies(events: Sequence[SessionEvent]) -> tuple[Sequence[SessionEvent], list[str], list[RepairedEvent]]:
+    """Each event's stored JSON (without ``seq``), unencodable text repaired first."""
+    try:
+        return events, [event_body(e, exclude_seq=True) for e in events], []
+    except ValueError:  # text UTF-8 cannot encode: repair (and note) it, as every backend does
+        stored, _, repaired = storable_bodies(events, exclude_seq=True)
+        return stored, [event_body(e, exclude_seq=True) for e in stored], repaired
 
 
 def _redact(url: str) -> str:
@@ -111,7 +118,7 @@ def parse_url(url: str) -> tuple[str, str]:
     if not _IDENTIFIER.fullmatch(schema):
         raise InvalidSessionOperation(
             "open_store",
-            f"the schema must be a lower-case SQL name (letters, digits, _): {schema!r} in {_redact(url)!r}",
+            f"schema must be a lower-case SQL identifier (letters, digits, _), got {schema!r} in {_redact(url)!r}",
         )
     return urlunsplit(parts._replace(query=urlencode(kept))), schema
 
@@ -131,8 +138,10 @@ class PostgresBackend:
                 "open", "postgresql", self.url, "psycopg is missing: pip install 'sessionware[postgres]'"
             ) from exc
         self._psycopg = psycopg
-        self._pool_errors: tuple[type[Exception], ...] = (psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed)
-        self._errors: tuple[type[Exception], ...] = (psycopg.Error, *self._pool_errors)
+        self._pool_errors: tuple[type[BaseException], ...] = (
+            psycopg_pool.PoolTimeout,
+            psycopg_pool.PoolClosed,
+        )
         self.pool_size = pool_size
         self.connect_timeout = connect_timeout
         self._pool: Any = None
@@ -186,7 +195,7 @@ class PostgresBackend:
             except NewerSchema as exc:
                 pool.close()
                 raise StorageError("open", self.kind, self.url, str(exc)) from None
-            except self._errors as exc:
+            except (self._psycopg.Error, *self._pool_errors) as exc:
                 pool.close()
                 raise self._error("open", exc) from exc
             self._pool = pool
@@ -202,36 +211,40 @@ class PostgresBackend:
                         yield conn
                 else:
                     yield conn
-        except self._errors as exc:
+        except self._psycopg.errors.UniqueViolation as exc:
+            raise self._error(operation, exc) from exc
+        except (self._psycopg.Error, *self._pool_errors) as exc:
             raise self._error(operation, exc) from exc
 
     # -- writes ---------------------------------------------------------------------
 
-    def write(self, ops: Sequence[WriteOp]) -> None:
+    def write(self, ops: Sequence[WriteOp]) -> WriteReceipt:
+        receipt = WriteReceipt()
         with self._conn("write", write=True) as conn:
             for op in coalesce_appends(ops):
                 if isinstance(op, CreateSession):
-                    self._create(conn, op.info)
+                    self._create(conn, op, receipt)
                 elif isinstance(op, SaveHeader):
-                    self._save_header(conn, op.info)
+                    self._save_header(conn, op.info, receipt)
                 elif isinstance(op, AppendEvents):
-                    self._append(conn, op.session_id, op.events)
+                    self._append(conn, op.session_id, op.events, receipt)
                 elif isinstance(op, PutPages):
                     self._lock_session(conn, op.session_id)
                     if op.pages:
                         with conn.cursor() as cur:
                             cur.executemany(
-                                f"INSERT INTO {self.schema}.pages (session_id, page_id, body)"
-                                " VALUES (%s, %s, %s) ON CONFLICT (session_id, page_id)"
-                                " DO UPDATE SET body = EXCLUDED.body",
+                                f"INSERT INTO {self.schema}.pages (session_id, page_id, body) VALUES (%s, %s, %s)"
+                                " ON CONFLICT (session_id, page_id) DO UPDATE SET body = EXCLUDED.body",
                                 [(op.session_id, pid, body) for pid, body in op.pages.items()],
                             )
                 elif isinstance(op, DeleteSession):
                     cur = conn.execute(f"DELETE FROM {self.schema}.sessions WHERE id = %s", (op.session_id,))
-                    if cur.rowcount == 0:
+                    if cur.rowcount == 0 and op.must_exist:
                         raise SessionNotFound(op.session_id, store=self.url)
+        return receipt
 
-    def _create(self, conn: Any, info: SessionInfo) -> None:
+    def _create(self, conn: Any, op: CreateSession, receipt: WriteReceipt) -> None:
+        info = op.info
         cur = conn.execute(
             f"INSERT INTO {self.schema}.sessions ({_INFO_COLUMNS}) VALUES (%s, %s, %s, %s, 0, %s, %s)"
             " ON CONFLICT (id) DO NOTHING",
@@ -240,17 +253,17 @@ class PostgresBackend:
                 info.parent_id,
                 info.created_at,
                 info.updated_at,
-                _header(info),
+                header_json(info, receipt),
                 SessionTotals().model_dump_json(),
             ),
         )
-        if cur.rowcount == 0:
+        if cur.rowcount == 0 and op.exclusive:
             raise SessionAlreadyExists(info.id, store=self.url)
 
-    def _save_header(self, conn: Any, info: SessionInfo) -> None:
+    def _save_header(self, conn: Any, info: SessionInfo, receipt: WriteReceipt) -> None:
         cur = conn.execute(
             f"UPDATE {self.schema}.sessions SET parent_id = %s, header = %s, updated_at = %s WHERE id = %s",
-            (info.parent_id, _header(info), info.updated_at, info.id),
+            (info.parent_id, header_json(info, receipt), info.updated_at, info.id),
         )
         if cur.rowcount == 0:
             raise SessionNotFound(info.id, store=self.url)
@@ -263,41 +276,50 @@ class PostgresBackend:
             raise SessionNotFound(session_id, store=self.url)
         return int(row[0]), str(row[1])
 
-    def _append(self, conn: Any, session_id: str, events: Sequence[SessionEvent]) -> None:
-        if not events:
-            return
+    def _append(
+        self, conn: Any, session_id: str, events: Sequence[SessionEvent], receipt: WriteReceipt
+    ) -> None:
         last_seq, totals_json = self._lock_session(conn, session_id)
-        if events[0].seq != last_seq + 1:
-            ids = [e.id for e in events]
-            stored = conn.execute(
-                f"SELECT count(*) FROM {self.schema}.events WHERE session_id = %s AND event_id = ANY(%s)",
-                (session_id, ids),
-            ).fetchone()
-            if stored is not None and int(stored[0]) == len(set(ids)):
-                return  # a batch replayed after it was committed: nothing to do
-            raise StorageError(
-                "append",
-                self.kind,
-                self.url,
-                f"session {session_id!r} expects seq {last_seq + 1}, got {events[0].seq}",
+        stored, bodies, repaired = _bodies(events)
+        known = {
+            row[0]
+            for row in conn.execute(
+                f"SELECT event_id FROM {self.schema}.events WHERE session_id = %s AND event_id = ANY(%s)",
+                (session_id, [e.id for e in stored]),
             )
+        }
+        if known or len({e.id for e in stored}) != len(stored):
+            fresh: list[tuple[SessionEvent, str]] = []
+            for event, body in zip(stored, bodies, strict=True):
+                if event.id not in known:
+                    known.add(event.id)
+                    fresh.append((event, body))
+            receipt.duplicates += len(stored) - len(fresh)
+            stored, bodies = [e for e, _ in fresh], [b for _, b in fresh]
+        receipt.last_seqs[session_id] = last_seq + len(stored)
+        if not stored:
+            return
         conn.execute(
             self._insert,
             {
                 "sid": session_id,
-                "seqs": [e.seq for e in events],
-                "ids": [e.id for e in events],
-                "types": [e.type.value for e in events],
-                "ts": [e.timestamp for e in events],
-                "bodies": [event_body(e) for e in events],
+                "last": last_seq,
+                "ids": [e.id for e in stored],
+                "types": [e.type.value for e in stored],
+                "ts": [e.timestamp for e in stored],
+                "bodies": bodies,
             },
         )
+        receipt.appended += len(stored)
+        if repaired:
+            kept = {e.id for e in stored}
+            receipt.note_repaired(r for r in repaired if r.event_id in kept)
         totals = SessionTotals.model_validate_json(totals_json)
-        for event in events:
+        for event in stored:
             totals.fold(event)
         conn.execute(
             f"UPDATE {self.schema}.sessions SET last_seq = %s, updated_at = %s, totals = %s WHERE id = %s",
-            (events[-1].seq, events[-1].timestamp, totals.model_dump_json(), session_id),
+            (last_seq + len(stored), stored[-1].timestamp, totals.model_dump_json(), session_id),
         )
 
     # -- reads ----------------------------------------------------------------------

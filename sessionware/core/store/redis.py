@@ -2,26 +2,47 @@
 
 Layout under a key prefix (default ``sessionware``)::
 
-    {p}:s:{id}        hash  header, parent_id, created_at, updated_at, last_seq, totals
-    {p}:e:{id}        list  event JSON, index i holds seq i + 1
-    {p}:pg:{id}       hash  page id -> page JSON
-    {p}:index         zset  session id scored by creation time
-    {p}:kids:{id}     zset  child ids scored by creation time
+    {p}:epoch         string  a token set by the first writer; gone if the data is gone
+    {p}:s:{id}        hash    header, parent_id, created_at, updated_at, last_seq,
+                              totals, folded (the last seq the totals include)
+    {p}:e:{id}        list    event JSON, index i holds seq i + 1
+    {p}:ids:{id}      hash    event id -> seq (appends are idempotent by id)
+    {p}:pg:{id}       hash    page id -> page JSON
+    {p}:index         zset    session id scored by creation time
+    {p}:kids:{id}     zset    child ids scored by creation time
 
-Appends are optimistic transactions (``WATCH`` the session hash, check ``last_seq``,
-fold totals, ``MULTI`` push + update), so concurrent writers never interleave a log.
-Requires the ``redis`` extra.
+A write batch is one server-side script (``redis_script.lua``): it checks every op, then
+applies them, numbering each new event with the session's next ``seq`` and skipping
+ids already stored, atomically with respect to every other client. It first compares
+the server's epoch with the one this client started from: a server restarted without
+its data (or flushed) has none, and the batch is refused with ``StorageError(data_lost=True)`` before
+anything is written, so the ``Store`` can write its live sessions again first.
+
+Totals are folded from the log by readers, not writers: a header carries the totals of
+its events up to ``folded``, and a read that finds more events folds them and writes
+the result back (compare-and-set), so writers pay one round trip per batch and never
+contend on a header. Requires the ``redis`` extra; Redis Cluster is not supported.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
+from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from sessionware.core.errors import SessionAlreadyExists, SessionNotFound, StorageError
+from sessionware.core.errors import (
+    InvalidSessionOperation,
+    SessionAlreadyExists,
+    SessionNotFound,
+    StorageError,
+)
 from sessionware.core.session.models import Session, SessionEvent, SessionInfo, SessionTotals
+from sessionware.core.session.storable import RepairedEvent, storable_event
 from sessionware.core.store.base import (
     AppendEvents,
     CreateSession,
@@ -29,13 +50,58 @@ from sessionware.core.store.base import (
     PutPages,
     SaveHeader,
     WriteOp,
+    WriteReceipt,
     event_body,
+    header_json,
 )
 
-__all__ = ["RedisBackend"]
+__all__ = ["RedisBackend", "redacted_url"]
 
-_HEADER_EXCLUDE = {"totals", "last_seq", "id", "parent_id", "created_at", "updated_at"}
-_MAX_WATCH_RETRIES = 50
+# Folded totals written back only if no other reader folded meanwhile.
+_SAVE_FOLD = """
+if redis.call('HGET', KEYS[1], 'folded') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'totals', ARGV[2], 'folded', ARGV[3])
+end
+return 1
+"""
+
+
+@cache
+def _batch_script() -> str:
+    return resources.files("sessionware.core.store").joinpath("redis_script.lua").read_text("utf-8")
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages and ``location``)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url.split("@", 1)[-1] if "@" in url else url
+    if not password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _checked_url(url: str) -> str:
+    """``url`` if ``redis.Redis.from_url`` can use it; ``InvalidSessionOperation`` naming it otherwise."""
+    shown = redacted_url(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError as exc:
+        raise InvalidSessionOperation("open_store", f"malformed Redis URL {shown!r}: {exc}") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise InvalidSessionOperation("open_store", f"not a Redis URL: {shown!r}")
+    if parts.scheme != "unix":
+        db = parts.path.strip("/")
+        if db and not db.isdigit():
+            raise InvalidSessionOperation(
+                "open_store", f"malformed Redis URL {shown!r}: the database must be a number, got {db!r}"
+            )
+    return url
 
 
 class RedisBackend:
@@ -46,12 +112,23 @@ class RedisBackend:
             import redis
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise StorageError(
-                "open", "redis", url, "the redis package is missing: pip install 'sessionware[redis]'"
+                "open", "redis", redacted_url(url), "the redis package is missing: pip install 'sessionware[redis]'"
             ) from exc
         self._redis = redis
         self.url = url
         self.prefix = prefix
-        self._client: Any = client if client is not None else redis.Redis.from_url(url, decode_responses=True)
+        self._location = redacted_url(url)
+        if client is None:
+            try:
+                client = redis.Redis.from_url(_checked_url(url), decode_responses=True)
+            except ValueError as exc:
+                raise InvalidSessionOperation(
+                    "open_store", f"malformed Redis URL {self._location!r}: {exc}"
+                ) from None
+        self._client: Any = client
+        self._epoch: str | None = None
+        self._script: Any = None
+        self._save_fold: Any = None
 
     @property
     def kind(self) -> str:
@@ -59,7 +136,7 @@ class RedisBackend:
 
     @property
     def location(self) -> str:
-        return self.url
+        return self._location
 
     @property
     def blocking(self) -> bool:
@@ -71,128 +148,102 @@ class RedisBackend:
     def _error(self, operation: str, exc: Exception) -> StorageError:
         retryable = isinstance(exc, (self._redis.ConnectionError, self._redis.TimeoutError))
         return StorageError(
-            operation, self.kind, self.url, f"{type(exc).__name__}: {exc}", retryable=retryable
+            operation, self.kind, self._location, f"{type(exc).__name__}: {exc}", retryable=retryable
         )
 
-    def write(self, ops: Sequence[WriteOp]) -> None:
-        # Redis has no multi-key rollback across our optimistic steps; each op is atomic.
-        for op in ops:
+    # -- writes -----------------------------------------------------------------------
+
+    def _start_epoch(self) -> str:
+        """The epoch this client writes under: the server's, or a new one if it has none."""
+        key = self._k("epoch")
+        self._client.set(key, os.urandom(12).hex(), nx=True)
+        epoch = self._client.get(key)
+        self._epoch = str(epoch)
+        return self._epoch
+
+    def write(self, ops: Sequence[WriteOp]) -> WriteReceipt:
+        receipt = WriteReceipt()
+        if not ops:
+            return receipt
+        try:
+            if self._script is None:
+                self._script = self._client.register_script(_batch_script())
+            epoch = self._epoch if self._epoch is not None else self._start_epoch()
+            args = self._encode(ops, receipt)
+            reply = self._script(args=[self.prefix, epoch, len(ops), *args])
+        except self._redis.RedisError as exc:
+            raise self._error("write", exc) from exc
+        status = reply[0]
+        if status == "reset":
+            found = reply[1]
             try:
-                self._apply(op)
+                self._start_epoch()
             except self._redis.RedisError as exc:
                 raise self._error("write", exc) from exc
-
-    def _apply(self, op: WriteOp) -> None:
-        if isinstance(op, CreateSession):
-            self._create(op.info)
-        elif isinstance(op, SaveHeader):
-            key = self._k("s", op.info.id)
-            if not self._client.exists(key):
-                raise SessionNotFound(op.info.id, store=self.url)
-            self._client.hset(
-                key,
-                mapping={
-                    "header": op.info.model_dump_json(exclude=_HEADER_EXCLUDE),
-                    "parent_id": op.info.parent_id or "",
-                    "updated_at": op.info.updated_at.isoformat(),
-                },
+            raise StorageError(
+                "write",
+                self.kind,
+                self._location,
+                "the server has no sessionware data any more (restarted empty or flushed)"
+                if not found
+                else "another client found the server's data gone and started over",
+                retryable=True,
+                data_lost=True,
             )
-        elif isinstance(op, AppendEvents):
-            self._append(op.session_id, op.events)
-        elif isinstance(op, PutPages):
-            if not self._client.exists(self._k("s", op.session_id)):
-                raise SessionNotFound(op.session_id, store=self.url)
-            if op.pages:
-                self._client.hset(self._k("pg", op.session_id), mapping=dict(op.pages))
-        elif isinstance(op, DeleteSession):
-            self._delete(op.session_id)
+        if status == "exists":
+            raise SessionAlreadyExists(reply[1], store=self._location)
+        if status == "missing":
+            raise SessionNotFound(reply[1], store=self._location)
+        receipt.appended = int(reply[1])
+        receipt.duplicates = int(reply[2])
+        pairs = reply[3:]
+        for sid, last in zip(pairs[::2], pairs[1::2], strict=True):
+            receipt.last_seqs[sid] = int(last)
+        return receipt
 
-    def _create(self, info: SessionInfo) -> None:
-        key = self._k("s", info.id)
-        created = self._client.hsetnx(key, "created_at", info.created_at.isoformat())
-        if not created:
-            raise SessionAlreadyExists(info.id, store=self.url)
-        score = info.created_at.timestamp()
-        pipe = self._client.pipeline(transaction=True)
-        pipe.hset(
-            key,
-            mapping={
-                "header": info.model_dump_json(exclude=_HEADER_EXCLUDE),
-                "parent_id": info.parent_id or "",
-                "updated_at": info.updated_at.isoformat(),
-                "last_seq": 0,
-                "totals": SessionTotals().model_dump_json(),
-            },
-        )
-        pipe.zadd(self._k("index"), {info.id: score})
-        if info.parent_id:
-            pipe.zadd(self._k("kids", info.parent_id), {info.id: score})
-        pipe.execute()
+    def _encode(self, ops: Sequence[WriteOp], receipt: WriteReceipt) -> list[Any]:
+        repaired = receipt.repaired
+        args: list[Any] = []
+        for op in ops:
+            if type(op) is AppendEvents:
+                args += ("A", op.session_id, len(op.events), op.events[-1].timestamp.isoformat() if op.events else "")
+                for event in op.events:
+                    args += (event.id, self._body(event, repaired))
+            elif isinstance(op, CreateSession):
+                info = op.info
+                args += (
+                    "C",
+                    info.id,
+                    "1" if op.exclusive else "0",
+                    header_json(info, receipt),
+                    info.parent_id or "",
+                    info.created_at.isoformat(),
+                    info.updated_at.isoformat(),
+                    info.created_at.timestamp(),
+                    SessionTotals().model_dump_json(),
+                )
+            elif isinstance(op, SaveHeader):
+                info = op.info
+                args += ("H", info.id, header_json(info, receipt), info.parent_id or "", info.updated_at.isoformat())
+            elif isinstance(op, PutPages):
+                args += ("P", op.session_id, len(op.pages))
+                for page_id, body in op.pages.items():
+                    args += (page_id, body)
+            elif isinstance(op, DeleteSession):
+                args += ("D", op.session_id, "1" if op.must_exist else "0")
+        return args
 
-    def _append(self, session_id: str, events: Sequence[SessionEvent]) -> None:
-        if not events:
-            return
-        key = self._k("s", session_id)
-        bodies = [event_body(e) for e in events]
-        for _ in range(_MAX_WATCH_RETRIES):
-            with self._client.pipeline(transaction=True) as pipe:
-                try:
-                    pipe.watch(key)
-                    last_seq, totals_json = pipe.hmget(key, "last_seq", "totals")
-                    if last_seq is None:
-                        raise SessionNotFound(session_id, store=self.url)
-                    if events[0].seq != int(last_seq) + 1:
-                        raise StorageError(
-                            "append",
-                            self.kind,
-                            self.url,
-                            f"session {session_id!r} expects seq {int(last_seq) + 1}, got {events[0].seq}",
-                        )
-                    totals = SessionTotals.model_validate_json(totals_json)
-                    for event in events:
-                        totals.fold(event)
-                    pipe.multi()
-                    pipe.rpush(self._k("e", session_id), *bodies)
-                    pipe.hset(
-                        key,
-                        mapping={
-                            "last_seq": events[-1].seq,
-                            "updated_at": events[-1].timestamp.isoformat(),
-                            "totals": totals.model_dump_json(),
-                        },
-                    )
-                    pipe.execute()
-                    return
-                except self._redis.WatchError:
-                    continue
-        raise StorageError(
-            "append", self.kind, self.url, "too much contention on the session", retryable=True
-        )
-
-    def _delete(self, session_id: str) -> None:
-        key = self._k("s", session_id)
-        parent = self._client.hget(key, "parent_id")
-        if parent is None:
-            raise SessionNotFound(session_id, store=self.url)
-        pipe = self._client.pipeline(transaction=True)
-        pipe.delete(key, self._k("e", session_id), self._k("pg", session_id), self._k("kids", session_id))
-        pipe.zrem(self._k("index"), session_id)
-        if parent:
-            pipe.zrem(self._k("kids", parent), session_id)
-        pipe.execute()
+    @staticmethod
+    def _body(event: SessionEvent, repaired: list[RepairedEvent]) -> str:
+        try:
+            return event_body(event, exclude_seq=True)
+        except ValueError:  # unencodable text: stored repaired
+            fixed, note = storable_event(event)
+            if note is not None:
+                repaired.append(note)
+            return event_body(fixed, exclude_seq=True)
 
     # -- reads ----------------------------------------------------------------------
-
-    def _info_from(self, session_id: str, row: dict[str, str]) -> SessionInfo:
-        return SessionInfo(
-            **json.loads(row["header"]),
-            id=session_id,
-            parent_id=row.get("parent_id") or None,
-            created_at=datetime.fromisoformat(row["created_at"]),
-            updated_at=datetime.fromisoformat(row["updated_at"]),
-            last_seq=int(row["last_seq"]),
-            totals=SessionTotals.model_validate_json(row["totals"]),
-        )
 
     def _read(self, operation: str, fn: Any, *args: Any) -> Any:
         try:
@@ -200,11 +251,46 @@ class RedisBackend:
         except self._redis.RedisError as exc:
             raise self._error(operation, exc) from exc
 
+    def _info_from(self, session_id: str, row: dict[str, str], events: list[SessionEvent]) -> SessionInfo:
+        """The header of ``row``; ``events`` are the session's events from some seq on,
+        used to fold what the stored totals do not include yet."""
+        last_seq = int(row["last_seq"])
+        folded = int(row.get("folded", last_seq))
+        totals = SessionTotals.model_validate_json(row["totals"])
+        if folded < last_seq:
+            missing = [e for e in events if folded < e.seq <= last_seq]
+            if not missing or missing[0].seq != folded + 1:
+                missing = self._events_between(session_id, folded, last_seq)
+            for event in missing:
+                totals.fold(event)
+            self._save_totals(session_id, folded, totals, last_seq)
+        return SessionInfo(
+            **json.loads(row["header"]),
+            id=session_id,
+            parent_id=row.get("parent_id") or None,
+            created_at=datetime.fromisoformat(row["created_at"]),
+            updated_at=datetime.fromisoformat(row["updated_at"]),
+            last_seq=last_seq,
+            totals=totals,
+        )
+
+    def _events_between(self, session_id: str, after: int, last: int) -> list[SessionEvent]:
+        bodies = self._read("load", self._client.lrange, self._k("e", session_id), after, last - 1)
+        return [SessionEvent.model_validate_json(b) for b in bodies]
+
+    def _save_totals(self, session_id: str, folded: int, totals: SessionTotals, last_seq: int) -> None:
+        if self._save_fold is None:
+            self._save_fold = self._client.register_script(_SAVE_FOLD)
+        try:
+            self._save_fold(keys=[self._k("s", session_id)], args=[folded, totals.model_dump_json(), last_seq])
+        except self._redis.RedisError:
+            return  # a cache: the next reader folds again
+
     def load_info(self, session_id: str) -> SessionInfo:
         row = self._read("load", self._client.hgetall, self._k("s", session_id))
         if not row or "header" not in row:
-            raise SessionNotFound(session_id, store=self.url)
-        return self._info_from(session_id, row)
+            raise SessionNotFound(session_id, store=self._location)
+        return self._info_from(session_id, row, [])
 
     def load_events(self, session_id: str, after_seq: int = 0) -> list[SessionEvent]:
         bodies = self._read("load", self._client.lrange, self._k("e", session_id), after_seq, -1)
@@ -212,10 +298,29 @@ class RedisBackend:
             self._require(session_id)
         return [SessionEvent.model_validate_json(b) for b in bodies]
 
+    def last_seq(self, session_id: str) -> int:
+        last = self._read("last_seq", self._client.hget, self._k("s", session_id), "last_seq")
+        if last is None:
+            raise SessionNotFound(session_id, store=self._location)
+        return int(last)
+
+    def read_since(self, session_id: str, after_seq: int) -> tuple[SessionInfo, list[SessionEvent]]:
+        def snapshot() -> list[Any]:
+            with self._client.pipeline(transaction=True) as pipe:
+                pipe.hgetall(self._k("s", session_id))
+                pipe.lrange(self._k("e", session_id), after_seq, -1)
+                return list(pipe.execute())
+
+        row, bodies = self._read("load", snapshot)
+        if not row or "header" not in row:
+            raise SessionNotFound(session_id, store=self._location)
+        events = [SessionEvent.model_validate_json(b) for b in bodies]
+        return self._info_from(session_id, row, events), events
+
     def load(self, session_id: str) -> Session:
-        info = self.load_info(session_id)
+        info, events = self.read_since(session_id, 0)
         children = self._read("load", self._client.zrange, self._k("kids", session_id), 0, -1)
-        return Session(**info.__dict__, children=list(children), events=self.load_events(session_id))
+        return Session(**info.__dict__, children=list(children), events=events)
 
     def exists(self, session_id: str) -> bool:
         return bool(self._read("exists", self._client.exists, self._k("s", session_id)))
@@ -240,7 +345,7 @@ class RedisBackend:
 
     def _require(self, session_id: str) -> None:
         if not self.exists(session_id):
-            raise SessionNotFound(session_id, store=self.url)
+            raise SessionNotFound(session_id, store=self._location)
 
     def close(self) -> None:
         self._client.close()

@@ -1,9 +1,16 @@
 """SQLite storage: one file, WAL, embedded, persistent. The default for the CLI and
 zero-code mode.
 
-Events are rows of an append-only table keyed by ``(session_id, seq)``; each write
-batch is one ``BEGIN IMMEDIATE`` transaction that also folds the new events into the
-session row's totals, so several processes can share a file safely.
+Events are rows of an append-only table keyed by ``(session_id, seq)``, with a unique
+index on ``(session_id, event_id)``. Each write batch is one ``BEGIN IMMEDIATE``
+transaction: inside it (holding the file's write lock, so no other process interleaves)
+each new event gets the session's next ``seq``, an event whose id is stored already is
+skipped, and the new events are folded into the session row's totals. Any number of
+processes can append to one session of one file.
+
+A file and the folders sessionware creates for it are private to their owner (0600 /
+0700; SQLite gives its ``-wal`` and ``-shm`` files the database file's mode); an existing
+file keeps its mode.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -27,13 +35,17 @@ from sessionware.core.store.base import (
     PutPages,
     SaveHeader,
     WriteOp,
+    WriteReceipt,
     coalesce_appends,
     event_bodies,
+    header_json,
+    storable_bodies,
 )
 
 __all__ = ["SQLiteBackend"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: events keyed by (session_id, seq). 2: plus ``event_id`` and its unique index."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessionware_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,6 +63,7 @@ CREATE INDEX IF NOT EXISTS sessions_by_created ON sessions(created_at);
 CREATE TABLE IF NOT EXISTS events (
     session_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
     type TEXT NOT NULL,
     ts TEXT NOT NULL,
     body TEXT NOT NULL,
@@ -64,18 +77,28 @@ CREATE TABLE IF NOT EXISTS pages (
 ) WITHOUT ROWID;
 """
 
+_MIGRATE_1_TO_2 = """
+ALTER TABLE events ADD COLUMN event_id TEXT NOT NULL DEFAULT '';
+UPDATE events SET event_id = json_extract(body, '$.id');
+"""
+_EVENT_ID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events(session_id, event_id)"
+
 # A batch of events goes in as one JSON array and one statement: SQLite splits it with
 # json_each in a single step, so the writer thread gives up and takes back the GIL once
 # per batch instead of once per row (executemany steps each row separately), which is
 # what a recording thread that releases the GIL itself (the tokenizer) keeps paying for.
+# The bodies come without ``seq``: each gets the session's next one here, in the write
+# transaction (``key`` is the position in the array), spliced in as the body's first field.
 _INSERT_EVENTS = (
-    "INSERT INTO events(session_id, seq, type, ts, body)"
-    " SELECT ?, json_extract(value, '$.seq'), json_extract(value, '$.type'),"
-    " json_extract(value, '$.timestamp'), value FROM json_each(?)"
+    "INSERT INTO events(session_id, seq, event_id, type, ts, body)"
+    " SELECT ?1, ?2 + key + 1, json_extract(value, '$.id'), json_extract(value, '$.type'),"
+    " json_extract(value, '$.timestamp'), '{\"seq\":' || (?2 + key + 1) || ',' || substr(value, 2)"
+    " FROM json_each(?3)"
+)
+_KNOWN_IDS = (
+    "SELECT event_id FROM events WHERE session_id = ? AND event_id IN (SELECT value FROM json_each(?))"
 )
 _JSON_PROBE = "SELECT json_valid('[]')"
-
-_HEADER_EXCLUDE = {"totals", "last_seq", "id", "parent_id", "created_at", "updated_at"}
 
 # SQLite forbids using a connection across fork(): its process-wide lock bookkeeping is
 # copied into the child, so a write in progress at the fork leaves the child waiting on a
@@ -144,12 +167,41 @@ class SQLiteBackend:
             operation, self.kind, self.location, f"{type(exc).__name__}: {exc}", retryable=retryable
         )
 
+    def check_path(self) -> None:
+        """Refuse, before anything is written, a path that cannot hold a database: a
+        folder, or a file or folder this process may not read or write."""
+        path = self.path
+        if path.is_dir():
+            raise StorageError("open", self.kind, self.location, "the path is a folder, not a database file")
+        if path.exists():
+            if not os.access(path, os.R_OK | os.W_OK):
+                raise StorageError("open", self.kind, self.location, "the file is not readable and writable")
+            return
+        parent = next((p for p in path.parents if p.exists()), None)
+        if parent is None or not parent.is_dir():
+            raise StorageError("open", self.kind, self.location, f"{parent} is not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise StorageError("open", self.kind, self.location, f"the folder {parent} is not writable")
+
+    def _create_private(self) -> None:
+        """Create the file (0600) and its missing folders (0700); an existing file is left alone."""
+        missing = [p for p in self.path.parents if not p.exists()]
+        for folder in reversed(missing):
+            try:
+                folder.mkdir(mode=0o700)
+            except FileExistsError:  # another process made it meanwhile
+                continue
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+        except FileExistsError:
+            return
+        os.close(fd)
+
     def _connect(self) -> sqlite3.Connection:
         if self._conn is not None:
             return self._conn
         try:
-            if self.path.parent and not self.path.parent.exists():
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._create_private()
             conn = sqlite3.connect(
                 self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
             )
@@ -164,6 +216,7 @@ class SQLiteBackend:
                 f" VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
             )
             self._check_version(conn)
+            self._migrate(conn)
         except (sqlite3.Error, OSError) as exc:
             raise self._error("open", exc) from exc
         self._conn = conn
@@ -215,6 +268,24 @@ class SQLiteBackend:
                 f"written by a newer sessionware (schema {row[0]}, this version reads {SCHEMA_VERSION})",
             )
 
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        """Bring an older file's schema up to this version (once, whichever process comes first)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT value FROM sessionware_meta WHERE key = 'schema_version'").fetchone()
+            if int(row[0]) < 2:
+                for statement in _MIGRATE_1_TO_2.strip().split(";\n"):
+                    conn.execute(statement)
+            conn.execute(_EVENT_ID_INDEX)
+            conn.execute(
+                "UPDATE sessionware_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
     @contextmanager
     def _tx(self, operation: str) -> Iterator[sqlite3.Connection]:
         with self._lock:
@@ -241,15 +312,16 @@ class SQLiteBackend:
 
     # -- writes ---------------------------------------------------------------------
 
-    def write(self, ops: Sequence[WriteOp]) -> None:
+    def write(self, ops: Sequence[WriteOp]) -> WriteReceipt:
+        receipt = WriteReceipt()
         with self._tx("write") as conn:
             for op in coalesce_appends(ops):
                 if isinstance(op, CreateSession):
-                    self._create(conn, op.info)
+                    self._create(conn, op, receipt)
                 elif isinstance(op, SaveHeader):
-                    self._save_header(conn, op.info)
+                    self._save_header(conn, op.info, receipt)
                 elif isinstance(op, AppendEvents):
-                    self._append(conn, op.session_id, op.events)
+                    self._append(conn, op.session_id, op.events, receipt)
                 elif isinstance(op, PutPages):
                     self._require(conn, op.session_id)
                     conn.executemany(
@@ -257,6 +329,8 @@ class SQLiteBackend:
                         [(op.session_id, pid, body) for pid, body in op.pages.items()],
                     )
                 elif isinstance(op, DeleteSession):
+                    if not op.must_exist and not self._exists(conn, op.session_id):
+                        continue
                     self._require(conn, op.session_id)
                     for table, column in (
                         ("events", "session_id"),
@@ -264,30 +338,33 @@ class SQLiteBackend:
                         ("sessions", "id"),
                     ):
                         conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (op.session_id,))
+        return receipt
 
-    def _create(self, conn: sqlite3.Connection, info: SessionInfo) -> None:
+    def _create(self, conn: sqlite3.Connection, op: CreateSession, receipt: WriteReceipt) -> None:
+        info = op.info
+        verb = "INSERT" if op.exclusive else "INSERT OR IGNORE"
         try:
             conn.execute(
-                "INSERT INTO sessions(id, parent_id, created_at, updated_at, last_seq, header, totals)"
+                f"{verb} INTO sessions(id, parent_id, created_at, updated_at, last_seq, header, totals)"
                 " VALUES (?, ?, ?, ?, 0, ?, ?)",
                 (
                     info.id,
                     info.parent_id,
                     info.created_at.isoformat(),
                     info.updated_at.isoformat(),
-                    info.model_dump_json(exclude=_HEADER_EXCLUDE),
+                    header_json(info, receipt),
                     SessionTotals().model_dump_json(),
                 ),
             )
         except sqlite3.IntegrityError:
             raise SessionAlreadyExists(info.id, store=self.location) from None
 
-    def _save_header(self, conn: sqlite3.Connection, info: SessionInfo) -> None:
+    def _save_header(self, conn: sqlite3.Connection, info: SessionInfo, receipt: WriteReceipt) -> None:
         cur = conn.execute(
             "UPDATE sessions SET parent_id = ?, header = ?, updated_at = ? WHERE id = ?",
             (
                 info.parent_id,
-                info.model_dump_json(exclude=_HEADER_EXCLUDE),
+                header_json(info, receipt),
                 info.updated_at.isoformat(),
                 info.id,
             ),
@@ -295,30 +372,54 @@ class SQLiteBackend:
         if cur.rowcount == 0:
             raise SessionNotFound(info.id, store=self.location)
 
+    @staticmethod
+    def _exists(conn: sqlite3.Connection, session_id: str) -> bool:
+        return conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is not None
+
     def _require(self, conn: sqlite3.Connection, session_id: str) -> tuple[int, str]:
         row = conn.execute("SELECT last_seq, totals FROM sessions WHERE id = ?", (session_id,)).fetchone()
         if row is None:
             raise SessionNotFound(session_id, store=self.location)
         return int(row[0]), str(row[1])
 
-    def _append(self, conn: sqlite3.Connection, session_id: str, events: Sequence[SessionEvent]) -> None:
-        if not events:
-            return
+    def _append(
+        self,
+        conn: sqlite3.Connection,
+        session_id: str,
+        events: Sequence[SessionEvent],
+        receipt: WriteReceipt,
+    ) -> None:
         last_seq, totals_json = self._require(conn, session_id)
-        if events[0].seq != last_seq + 1:
-            raise StorageError(
-                "append",
-                self.kind,
-                self.location,
-                f"session {session_id!r} expects seq {last_seq + 1}, got {events[0].seq}",
-            )
+        stored, bodies, repaired = storable_bodies(events, exclude_seq=True)
+        try:
+            conn.execute(_INSERT_EVENTS, (session_id, last_seq, bodies))
+        except sqlite3.IntegrityError:  # a replay: some of these ids are stored already
+            known = {
+                row[0]
+                for row in conn.execute(_KNOWN_IDS, (session_id, json.dumps([e.id for e in stored])))
+            }
+            fresh = []
+            for event in stored:
+                if event.id not in known:
+                    known.add(event.id)
+                    fresh.append(event)
+            receipt.duplicates += len(stored) - len(fresh)
+            stored = fresh
+            if stored:
+                conn.execute(_INSERT_EVENTS, (session_id, last_seq, event_bodies(stored, exclude_seq=True)))
+        receipt.last_seqs[session_id] = last_seq + len(stored)
+        if not stored:
+            return
+        receipt.appended += len(stored)
+        if repaired:
+            kept = {e.id for e in stored}
+            receipt.repaired.extend(r for r in repaired if r.event_id in kept)
         totals = SessionTotals.model_validate_json(totals_json)
-        for event in events:
+        for event in stored:
             totals.fold(event)
-        conn.execute(_INSERT_EVENTS, (session_id, event_bodies(events)))
         conn.execute(
             "UPDATE sessions SET last_seq = ?, updated_at = ?, totals = ? WHERE id = ?",
-            (events[-1].seq, events[-1].timestamp.isoformat(), totals.model_dump_json(), session_id),
+            (last_seq + len(stored), stored[-1].timestamp.isoformat(), totals.model_dump_json(), session_id),
         )
 
     # -- reads ----------------------------------------------------------------------
@@ -356,6 +457,27 @@ class SQLiteBackend:
             if not rows:
                 self._require(conn, session_id)
         return [SessionEvent.model_validate_json(body) for (body,) in rows]
+
+    def last_seq(self, session_id: str) -> int:
+        with self._read("last_seq") as conn:
+            return self._require(conn, session_id)[0]
+
+    def read_since(self, session_id: str, after_seq: int) -> tuple[SessionInfo, list[SessionEvent]]:
+        with self._read("load") as conn:
+            conn.execute("BEGIN")  # one snapshot for the header and the events
+            try:
+                row = conn.execute(
+                    f"SELECT {self._INFO_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+                ).fetchone()
+                bodies = conn.execute(
+                    "SELECT body FROM events WHERE session_id = ? AND seq > ? ORDER BY seq",
+                    (session_id, after_seq),
+                ).fetchall()
+            finally:
+                conn.execute("COMMIT")
+        if row is None:
+            raise SessionNotFound(session_id, store=self.location)
+        return self._info(row), [SessionEvent.model_validate_json(body) for (body,) in bodies]
 
     def load(self, session_id: str) -> Session:
         info = self.load_info(session_id)

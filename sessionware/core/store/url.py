@@ -1,5 +1,11 @@
 """Choosing a store by URL: ``memory://``, ``sqlite:///path.db``, ``redis://host:6379/0``,
-``postgresql://user@host/db``."""
+``postgresql://user@host/db``.
+
+Every malformed URL is refused here, before anything is written, with a typed error
+naming it (its password masked): an unknown scheme or a bad port or database number is
+``InvalidSessionOperation``; a SQLite path that cannot hold a database (a folder, a file
+or folder this process may not write) is ``StorageError``.
+"""
 
 from __future__ import annotations
 
@@ -58,10 +64,16 @@ def open_store(store: StoreLike = None) -> Store:
         return _shared_store(store, _postgres)
     if store.endswith((".db", ".sqlite", ".sqlite3")) and "://" not in store:
         return _sqlite(store)
-    scheme = urlsplit(store).scheme or store
+    from sessionware.core.store.redis import redacted_url  # standard library only at import
+
+    try:
+        scheme = urlsplit(store).scheme or store
+    except ValueError:
+        scheme = store
     raise InvalidSessionOperation(
         "open_store",
-        f"unknown store {scheme!r}; use memory://, sqlite:///path.db, redis://host:port/db or postgresql://user@host/db",
+        f"unknown store {scheme!r} in {redacted_url(store)!r};"
+        " use memory://, sqlite:///path.db, redis://host:port/db or postgresql://user@host/db",
     )
 
 
@@ -77,8 +89,12 @@ def _sqlite(path: str) -> Store:
     def build(resolved: str) -> Store:
         from sessionware.core.store.sqlite import SQLiteBackend
 
-        return Store(SQLiteBackend(resolved))
+        backend = SQLiteBackend(resolved)
+        backend.check_path()
+        return Store(backend)
 
+    if "\x00" in path:
+        raise InvalidSessionOperation("open_store", f"a SQLite path cannot hold a NUL character: {path!r}")
     return _shared_store(str(Path(path).expanduser().resolve()), build)
 
 

@@ -89,7 +89,7 @@ def record_garden(url: str, turns: int = 24) -> UIStore:
         session_id=OBSERVED,
     )
     _chat(observed, 6)
-    open_store(url).flush_sync()
+    open_store(url).flush()
     return UIStore(url)
 
 

@@ -29,7 +29,7 @@ async def _many(url: str, n: int) -> None:
             model="gpt-4o" if i % 3 else "gpt-4o-mini",
             usage=TokenUsage(input_tokens=100 + i, output_tokens=5, cache_read_tokens=i),
         )
-    await store.flush()
+    await store.aflush()
 
 
 def test_the_list_is_searched_sorted_and_cut_into_pages(tmp_path, serve) -> None:
@@ -66,7 +66,7 @@ def test_a_session_gives_its_header_a_page_of_events_and_per_call_series(garden,
 
     head = fetch(base).json()
     store = open_store(garden.url)
-    info = store.call_sync(store.backend.load_info, garden.managed)
+    info = store.call(store.backend.load_info, garden.managed)
     assert head["totals"]["calls"] == info.totals.llm_calls
     assert head["events"] == info.last_seq
     assert head["managed"]["calls"] > 0
@@ -106,7 +106,7 @@ def test_long_texts_are_cut_in_pages_and_whole_on_request(tmp_path, serve) -> No
 def test_an_observed_call_was_sent_its_branch_of_the_conversation(recorded, serve) -> None:
     server = serve(recorded.url)
     store = open_store(recorded.url)
-    events = store.load_sync(recorded.parent).events
+    events = store.load(recorded.parent).events
     # The Anthropic answer after the app edited its history back to #2 and asked again.
     answer = next(e for e in events if e.model and e.model.startswith("claude"))
 
@@ -131,7 +131,7 @@ def test_an_observed_call_was_sent_its_branch_of_the_conversation(recorded, serv
 def test_a_managed_call_shows_its_parts_by_the_builders_count(garden, serve) -> None:
     server = serve(garden.url)
     store = open_store(garden.url)
-    events = store.load_sync(garden.managed).events
+    events = store.load(garden.managed).events
     last = events[-1]
     report = last.metadata["managed"]
 

@@ -119,7 +119,7 @@ async def test_unreadable_persisted_pages_are_skipped_with_a_warning(
 
     state = converse("garbage", 120)
     state.store.submit([PutPages(state.id, {"x/sum_1": "{not json"})])
-    await state.store.flush()
+    await state.store.aflush()
     with caplog.at_level(logging.WARNING, logger="sessionware.core.memory.vm"):
         ctx = await abuild(state, model=MODEL, budget=2000, policy=ContextPolicy(summarize_fn=summarize))
     assert any("unreadable persisted page x/sum_1" in r.getMessage() for r in caplog.records)

@@ -133,7 +133,7 @@ def test_a_session_reloaded_from_sqlite_can_still_page_fault(tmp_path: Path, con
     for i in range(1, 150):
         add_turn(state, i)
     first = build(state, model=MODEL, budget=2000)
-    store.flush_sync()
+    store.flush()
     persisted = _load_pages(store, "persisted")
     assert any(key.endswith("sum_1") for key in persisted)
     store.close()
@@ -153,7 +153,7 @@ def test_a_session_reloaded_from_sqlite_can_still_page_fault(tmp_path: Path, con
 def _load_pages(store: Store, session_id: str) -> dict[str, str]:
     import asyncio
 
-    return asyncio.run(store.load_pages(session_id))
+    return asyncio.run(store.aload_pages(session_id))
 
 
 async def test_abuild_uses_the_async_summarize_fn(converse: Converse) -> None:
@@ -262,7 +262,7 @@ async def test_llm_summaries_survive_a_reload_without_being_written_again(tmp_pa
     first = await abuild(state, model=MODEL, budget=2000, policy=policy)
     written = len(calls)
     assert written and "LLM summary number" in context_text(first.messages)
-    await store.flush()
+    await store.aflush()
     store.close()
     reopened = Store(SQLiteBackend(path))
     again = registry_for(reopened).open_sync("llm-persisted")

@@ -29,7 +29,7 @@ async def test_segments_roll_over_at_the_threshold_and_keep_turns_whole(memory_s
     assert stats.segments >= 3 and stats.infinite_context
     assert stats.user_messages == 12 and stats.session_chain[0] == first
     for info_id in stats.session_chain:
-        events = (await memory_store.load(info_id)).events
+        events = (await memory_store.aload(info_id)).events
         roles = [e.role for e in events if e.type in (EventType.MESSAGE, EventType.TOOL_CALL)]
         # A segment starts with a user message and never ends inside a turn or a tool pair.
         assert roles[0] is Role.USER and roles[-1] is Role.ASSISTANT

@@ -36,7 +36,7 @@ async def test_the_system_prompt_is_set_updated_persisted_and_reloaded(
     again = await SessionManager.load(sm.session_id, store=store)
     assert again.system_prompt == "You are a lawyer."
     assert (await again.get_messages_for_llm())[0]["content"] == "You are a lawyer."
-    assert (await store.load_info(sm.session_id)).system_prompt == "You are a lawyer."
+    assert (await store.aload_info(sm.session_id)).system_prompt == "You are a lawyer."
 
 
 async def test_opening_an_existing_session_with_another_prompt_changes_it(
@@ -66,7 +66,7 @@ async def test_load_requires_the_session_to_exist(any_store: Store) -> None:
     with pytest.raises(SessionNotFound) as caught:
         await SessionManager.load("missing", store=any_store)
     assert caught.value.session_id == "missing" and caught.value.store == any_store.location
-    assert not await any_store.exists("missing")  # no empty session was made up in its place
+    assert not await any_store.aexists("missing")  # no empty session was made up in its place
 
 
 async def test_create_requires_the_id_to_be_free(any_store: Store, reopen: Reopen) -> None:
@@ -86,10 +86,10 @@ async def test_create_requires_the_id_to_be_free(any_store: Store, reopen: Reope
 
 async def test_a_manager_touches_the_store_only_when_first_awaited(any_store: Store) -> None:
     sm = SessionManager("lazy", store=any_store, metadata={"user": "ada"})
-    assert not await any_store.exists("lazy")
+    assert not await any_store.aexists("lazy")
     await sm.get_stats()
     await sm.flush()
-    assert (await any_store.load_info("lazy")).metadata == {"user": "ada"}
+    assert (await any_store.aload_info("lazy")).metadata == {"user": "ada"}
 
 
 async def test_an_unknown_id_is_created_and_a_known_one_is_reopened(any_store: Store, reopen: Reopen) -> None:
@@ -126,9 +126,9 @@ async def test_children_and_ancestors(any_store: Store, reopen: Reopen) -> None:
     await root.flush()
 
     store = reopen(any_store)
-    loaded = await store.load("root")
+    loaded = await store.aload("root")
     assert sorted(loaded.children) == sorted(["child", second.session_id])
-    assert (await store.load_info("grandchild")).parent_id == "child"
+    assert (await store.aload_info("grandchild")).parent_id == "child"
     again = await SessionManager.load("grandchild", store=store)
     assert await again.ancestors() == ["child", "root"]
 
@@ -156,7 +156,7 @@ async def test_a_run_is_marked_running_then_completed_and_persisted(any_store: S
     assert run.status is RunStatus.COMPLETED and run.ended_at is not None
     assert run.duration_s is not None and run.duration_s >= 0
     await sm.flush()
-    stored = (await reopen(any_store).load_info(sm.session_id)).runs
+    stored = (await reopen(any_store).aload_info(sm.session_id)).runs
     assert [(r.id, r.status, r.metadata) for r in stored] == [
         (run.id, RunStatus.COMPLETED, {"task": "summarise"})
     ]
@@ -170,7 +170,7 @@ async def test_a_failing_run_is_marked_failed_and_the_error_propagates() -> None
     assert run.status is RunStatus.FAILED and "boom" in run.metadata["failure_reason"]
     async with sm.run() as second:
         pass
-    info = (await sm.store.load_info(sm.session_id)).runs
+    info = (await sm.store.aload_info(sm.session_id)).runs
     assert [r.status for r in info] == [RunStatus.FAILED, RunStatus.COMPLETED] and info[1].id == second.id
 
 
@@ -180,10 +180,10 @@ async def test_delete_removes_the_session_from_the_store(any_store: Store, reope
     keep = await SessionManager.create("kept", store=any_store)
     await keep.user_says("stay")
     await sm.delete()
-    assert not await any_store.exists("gone")
+    assert not await any_store.aexists("gone")
     with pytest.raises(SessionNotFound):
         await SessionManager.load("gone", store=any_store)
     store = reopen(any_store)
     assert [i.id for i in await SessionManager.list_sessions(store=store)] == ["kept"]
     with pytest.raises(SessionNotFound):
-        await store.load_events("gone")
+        await store.aload_events("gone")

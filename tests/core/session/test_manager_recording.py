@@ -38,7 +38,7 @@ async def test_user_says_records_a_numbered_user_message_with_metadata(any_store
     assert first.metadata == {"channel": "web", "attempt": 2}
     assert first.session_id == sm.session_id and first.usage is None
     await sm.flush()
-    assert (await any_store.load_events(sm.session_id))[0] == first
+    assert (await any_store.aload_events(sm.session_id))[0] == first
 
 
 @pytest.mark.parametrize("bad", [123, {"text": "x"}, [1, 2], b"bytes"])
@@ -192,7 +192,7 @@ async def test_tool_used_records_the_execution_linked_to_its_call(any_store: Sto
     )
     assert event.error is None and event.latency_ms == 8.0
     await sm.flush()
-    assert (await any_store.load_events(sm.session_id))[-1] == event
+    assert (await any_store.aload_events(sm.session_id))[-1] == event
 
 
 async def test_tool_used_records_an_error_from_text_or_an_exception() -> None:

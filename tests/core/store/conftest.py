@@ -1,4 +1,9 @@
-"""Every backend behind the same fixtures, so one contract test runs on all of them."""
+"""Every backend behind the same fixtures, so one contract suite runs on all of them.
+
+A new backend joins the contract suite (``test_store_contract.py``) by adding one entry
+to ``BACKENDS`` and one branch to ``BackendKind.client``: a function that returns a new
+client of the same data each time it is called (another process would have its own).
+"""
 
 from __future__ import annotations
 
@@ -10,46 +15,30 @@ from typing import Any
 
 import pytest
 
+from store_support import BACKENDS, BackendKind
+
 from sessionware.core.session.enums import EventSource, EventType, Role
 from sessionware.core.session.models import SessionEvent, SessionInfo
-from sessionware.core.store import MemoryBackend, Store, StoreBackend
-from sessionware.core.store.postgres import PostgresBackend
-from sessionware.core.store.redis import RedisBackend
-from sessionware.core.store.sqlite import SQLiteBackend
-
-BACKENDS = [
-    pytest.param("memory", id="memory"),
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("redis", id="redis", marks=pytest.mark.redis),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-]
+from sessionware.core.store import SessionStore, Store
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def make_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreBackend:
-    if kind == "memory":
-        return MemoryBackend()
-    if kind == "sqlite":
-        return SQLiteBackend(tmp_path / "contract.db")
-    if kind == "postgresql":
-        # A fresh PostgreSQL schema per test (created by the backend's migration on first use).
-        return PostgresBackend(f"{request.getfixturevalue('postgres_url')}?schema=t_{uuid.uuid4().hex[:12]}")
-    url: str = request.getfixturevalue("redis_url")
-    # A fresh key prefix per test keeps tests independent on the shared server.
-    return RedisBackend(url, prefix=f"test-{uuid.uuid4().hex[:12]}")
-
-
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreBackend]:
-    made = make_backend(request.param, request, tmp_path)
-    yield made
-    made.close()
+def backend_kind(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BackendKind]:
+    kind = BackendKind(request.param, request, tmp_path)
+    yield kind
+    kind.close()
 
 
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made = Store(make_backend(request.param, request, tmp_path))
+@pytest.fixture
+def backend(backend_kind: BackendKind) -> SessionStore:
+    return backend_kind.client()
+
+
+@pytest.fixture
+def store(backend_kind: BackendKind) -> Iterator[Store]:
+    made = Store(backend_kind.client())
     yield made
     made.close()
 

@@ -97,8 +97,8 @@ async def test_the_injected_store_receives_every_write(tmp_path: Path) -> None:
     exchange = await track_conversation("q", "a", store=injected)
     await sm.flush()
     for session_id, count in ((sm.session_id, 2), (child.session_id, 1), (exchange.session_id, 2)):
-        assert (await injected.load(session_id)).last_seq == count
-        assert not await default_store().exists(session_id)
+        assert (await injected.aload(session_id)).last_seq == count
+        assert not await default_store().aexists(session_id)
     listed = {i.id for i in await SessionManager.list_sessions(store=injected)}
     assert listed == {sm.session_id, child.session_id, exchange.session_id}
     injected.close()
@@ -110,4 +110,4 @@ async def test_configure_replaces_the_default_store(tmp_path: Path, restore_defa
     sm = SessionManager()
     await sm.user_says("to the configured default")
     await sm.flush()
-    assert (await configured.load(sm.session_id)).last_seq == 1
+    assert (await configured.aload(sm.session_id)).last_seq == 1

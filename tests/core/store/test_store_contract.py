@@ -1,11 +1,15 @@
-"""The storage contract, run unchanged against the memory, SQLite and Redis backends."""
+"""The storage contract (``sessionware.core.store.base``), run unchanged against every
+backend: memory, SQLite, a real Redis. A new backend joins by adding a fixture (see
+``conftest.py``)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from store_support import BackendKind
 
 from sessionware.core.accounting.usage import TokenSource, TokenUsage
 from sessionware.core.errors import SessionAlreadyExists, SessionNotFound, StorageError
@@ -17,22 +21,22 @@ from sessionware.core.store import (
     DeleteSession,
     PutPages,
     SaveHeader,
+    SessionStore,
     Store,
-    StoreBackend,
 )
 
 Info = Callable[..., SessionInfo]
 Event = Callable[..., SessionEvent]
 
 
-def test_backend_satisfies_the_protocol(backend: StoreBackend, info: Info, event: Event) -> None:
-    assert isinstance(backend, StoreBackend)
+def test_backend_satisfies_the_protocol(backend: SessionStore, info: Info, event: Event) -> None:
+    assert isinstance(backend, SessionStore)
     assert backend.kind in ("memory", "sqlite", "redis", "postgresql")
     assert backend.location
 
 
 def test_created_session_loads_with_its_header_and_no_events(
-    backend: StoreBackend, info: Info, event: Event
+    backend: SessionStore, info: Info, event: Event
 ) -> None:
     backend.write(
         [CreateSession(info("s1", metadata={"user": "ada"}, system_prompt="Be brief.", parent_id=None))]
@@ -43,7 +47,7 @@ def test_created_session_loads_with_its_header_and_no_events(
     assert backend.exists("s1") and not backend.exists("s2")
 
 
-def test_every_event_field_survives_a_round_trip(backend: StoreBackend, info: Info, event: Event) -> None:
+def test_every_event_field_survives_a_round_trip(backend: SessionStore, info: Info, event: Event) -> None:
     backend.write([CreateSession(info("s1"))])
     rich = event(
         "s1",
@@ -86,13 +90,13 @@ def test_every_event_field_survives_a_round_trip(backend: StoreBackend, info: In
     assert backend.load_events("s1")[0].cost == Decimal("0.000123456789")
 
 
-def test_load_events_after_a_sequence_number(backend: StoreBackend, info: Info, event: Event) -> None:
+def test_load_events_after_a_sequence_number(backend: SessionStore, info: Info, event: Event) -> None:
     backend.write([CreateSession(info("s1")), AppendEvents("s1", tuple(event("s1", i) for i in (1, 2, 3)))])
     assert [e.seq for e in backend.load_events("s1", after_seq=1)] == [2, 3]
     assert backend.load_events("s1", after_seq=3) == []
 
 
-def test_totals_and_last_seq_are_folded_from_appends(backend: StoreBackend, info: Info, event: Event) -> None:
+def test_totals_and_last_seq_are_folded_from_appends(backend: SessionStore, info: Info, event: Event) -> None:
     usage = TokenUsage(input_tokens=100, output_tokens=20, cache_read_tokens=50)
     backend.write(
         [
@@ -137,18 +141,133 @@ def test_totals_and_last_seq_are_folded_from_appends(backend: StoreBackend, info
     assert totals.models == {"gpt-4o": 1, "mystery": 1}
 
 
-def test_an_append_that_skips_a_sequence_number_is_refused_and_changes_nothing(
-    backend: StoreBackend, info: Info, event: Event
+def test_the_store_numbers_appended_events_whatever_seq_they_carry(
+    backend: SessionStore, info: Info, event: Event
 ) -> None:
     backend.write([CreateSession(info("s1")), AppendEvents("s1", (event("s1", 1),))])
-    with pytest.raises(StorageError, match="expects seq 2, got 3") as caught:
-        backend.write([AppendEvents("s1", (event("s1", 3),))])
-    assert caught.value.location == backend.location
-    assert [e.seq for e in backend.load_events("s1")] == [1]
-    assert backend.load_info("s1").last_seq == 1
+    # A writer whose view was stale numbered these 1, 1 and 9: the store says 2, 3, 4.
+    late = (event("s1", 1, content="a"), event("s1", 1, content="b"), event("s1", 9, content="c"))
+    receipt = backend.write([AppendEvents("s1", late)])
+    assert receipt.last_seqs == {"s1": 4} and receipt.appended == 3 and receipt.duplicates == 0
+    stored = backend.load_events("s1")
+    assert [(e.seq, e.content) for e in stored] == [(1, "message 1"), (2, "a"), (3, "b"), (4, "c")]
+    assert [e.id for e in stored[1:]] == [e.id for e in late]
+    assert backend.load_info("s1").last_seq == 4 and backend.last_seq("s1") == 4
 
 
-def test_creating_a_taken_id_raises_already_exists(backend: StoreBackend, info: Info, event: Event) -> None:
+def test_an_append_is_idempotent_by_event_id(backend: SessionStore, info: Info, event: Event) -> None:
+    first = (event("s1", 1), event("s1", 2))
+    backend.write([CreateSession(info("s1")), AppendEvents("s1", first)])
+    replay = backend.write([AppendEvents("s1", first)])  # a batch replayed after a fault
+    assert replay.appended == 0 and replay.duplicates == 2 and replay.last_seqs == {"s1": 2}
+    later = event("s1", 3)
+    partly = backend.write([AppendEvents("s1", (first[1], later, later))])
+    assert partly.appended == 1 and partly.duplicates == 2
+    assert [e.id for e in backend.load_events("s1")] == [first[0].id, first[1].id, later.id]
+    totals = backend.load_info("s1").totals
+    assert totals.events == 3 and totals.messages_by_role == {Role.USER: 3}
+
+
+def test_writers_appending_at_once_lose_nothing_and_keep_their_own_order(
+    backend_kind: BackendKind, info: Info, event: Event
+) -> None:
+    writers = [backend_kind.client() for _ in range(4)]
+    writers[0].write([CreateSession(info("busy"))])
+    batches, per_batch = 25, 4
+    made: dict[int, list[str]] = {}
+
+    def write(index: int) -> None:
+        ids = made.setdefault(index, [])
+        for b in range(batches):
+            batch = tuple(event("busy", 1, content=f"w{index} b{b} e{i}") for i in range(per_batch))
+            writers[index].write([AppendEvents("busy", batch)])
+            ids.extend(e.id for e in batch)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(len(writers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stored = backend_kind.client().load_events("busy")
+    assert [e.seq for e in stored] == list(range(1, 4 * batches * per_batch + 1))
+    position = {e.id: i for i, e in enumerate(stored)}
+    assert len(position) == len(stored)  # nothing twice
+    for ids in made.values():
+        places = [position[i] for i in ids]  # nothing lost (KeyError otherwise)
+        assert places == sorted(places)  # each writer's order kept
+        for b in range(batches):  # and each of its appends contiguous
+            run = places[b * per_batch : (b + 1) * per_batch]
+            assert run == list(range(run[0], run[0] + per_batch))
+    assert backend_kind.client().load_info("busy").totals.events == len(stored)
+
+
+def test_every_event_is_storable_text_is_repaired_and_flagged(
+    backend: SessionStore, info: Info, event: Event
+) -> None:
+    backend.write([CreateSession(info("s1", system_prompt="prompt \udc00"))])
+    bad = event(
+        "s1",
+        1,
+        content="lone \ud800 and a pair \ud83d\ude00",
+        metadata={"k\udfff": ["\ud800"]},
+        tool_calls=(ToolCall(id="c1", name="search", arguments='{"q": "\ud800"}'),),
+    )
+    good = event("s1", 2)
+    receipt = backend.write([AppendEvents("s1", (bad, good))])
+    assert receipt.appended == 2
+    stored = backend.load_events("s1")
+    assert [e.id for e in stored] == [bad.id, good.id]
+    if stored[0].repaired:  # a backend that serialises: repaired, flagged, reported
+        assert stored[0].content == "lone \ufffd and a pair \U0001f600"
+        assert stored[0].tool_calls[0].arguments == '{"q": "\ufffd"}'
+        assert stored[0].metadata == {"k\ufffd": ["\ufffd"]}
+        assert set(stored[0].repaired) == {"content", "metadata.<key>", "metadata.k\ufffd[0]", "tool_calls[0].arguments"}
+        assert [(r.event_id, set(r.fields)) for r in receipt.repaired if r.event_id] == [
+            (bad.id, set(stored[0].repaired))
+        ]
+        assert backend.load_info("s1").system_prompt == "prompt \ufffd"
+    else:  # a backend that keeps objects holds any text as it was given
+        assert stored[0] == bad
+    assert stored[1] == good
+
+
+def test_a_failing_op_applies_nothing_of_its_batch(backend: SessionStore, info: Info, event: Event) -> None:
+    backend.write([CreateSession(info("s1"))])
+    with pytest.raises(SessionNotFound):
+        backend.write(
+            [
+                AppendEvents("s1", (event("s1", 1),)),
+                CreateSession(info("s2")),
+                AppendEvents("missing", (event("missing", 1),)),
+            ]
+        )
+    assert backend.load_events("s1") == [] and not backend.exists("s2")
+
+
+def test_read_since_is_one_consistent_snapshot(backend: SessionStore, info: Info, event: Event) -> None:
+    backend.write([CreateSession(info("s1")), AppendEvents("s1", tuple(event("s1", i) for i in (1, 2, 3)))])
+    header, events = backend.read_since("s1", 1)
+    assert header.last_seq == 3 and [e.seq for e in events] == [2, 3] and header.totals.events == 3
+    header, events = backend.read_since("s1", 3)
+    assert header.last_seq == 3 and events == []
+    with pytest.raises(SessionNotFound):
+        backend.read_since("nope", 0)
+    with pytest.raises(SessionNotFound):
+        backend.last_seq("nope")
+
+
+def test_an_open_or_create_keeps_the_session_that_exists(
+    backend: SessionStore, info: Info, event: Event
+) -> None:
+    backend.write([CreateSession(info("s1", system_prompt="first")), AppendEvents("s1", (event("s1", 1),))])
+    backend.write([CreateSession(info("s1", system_prompt="second"), exclusive=False)])
+    loaded = backend.load_info("s1")
+    assert loaded.system_prompt == "first" and loaded.last_seq == 1
+    backend.write([CreateSession(info("s2"), exclusive=False), DeleteSession("gone", must_exist=False)])
+    assert backend.exists("s2")
+
+
+def test_creating_a_taken_id_raises_already_exists(backend: SessionStore, info: Info, event: Event) -> None:
     backend.write([CreateSession(info("s1"))])
     with pytest.raises(SessionAlreadyExists) as caught:
         backend.write([CreateSession(info("s1"))])
@@ -170,7 +289,7 @@ def test_creating_a_taken_id_raises_already_exists(backend: StoreBackend, info: 
     ids=["load", "load_info", "load_events", "load_pages", "append", "save_header", "put_pages", "delete"],
 )
 def test_an_unknown_session_id_raises_session_not_found(
-    backend: StoreBackend, operation: object, info: Info, event: Event
+    backend: SessionStore, operation: object, info: Info, event: Event
 ) -> None:
     with pytest.raises(SessionNotFound) as caught:
         operation(backend, info, event)  # type: ignore[operator]
@@ -178,7 +297,7 @@ def test_an_unknown_session_id_raises_session_not_found(
 
 
 def test_saving_a_header_replaces_it_and_keeps_totals(
-    backend: StoreBackend, info: Info, event: Event
+    backend: SessionStore, info: Info, event: Event
 ) -> None:
     backend.write([CreateSession(info("s1")), AppendEvents("s1", (event("s1", 1),))])
     run = SessionRun(id="r1", status=RunStatus.COMPLETED)
@@ -189,7 +308,7 @@ def test_saving_a_header_replaces_it_and_keeps_totals(
 
 
 def test_list_is_newest_first_filters_by_parent_and_limits(
-    backend: StoreBackend, info: Info, event: Event
+    backend: SessionStore, info: Info, event: Event
 ) -> None:
     backend.write(
         [
@@ -205,7 +324,7 @@ def test_list_is_newest_first_filters_by_parent_and_limits(
     assert sorted(backend.load("root").children) == ["a", "b"]
 
 
-def test_pages_are_upserted_and_loaded_per_session(backend: StoreBackend, info: Info, event: Event) -> None:
+def test_pages_are_upserted_and_loaded_per_session(backend: SessionStore, info: Info, event: Event) -> None:
     backend.write([CreateSession(info("s1")), CreateSession(info("s2"))])
     backend.write([PutPages("s1", {"p1": '{"v": 1}', "p2": '{"v": 2}'})])
     backend.write([PutPages("s1", {"p1": '{"v": 3}'})])
@@ -214,7 +333,7 @@ def test_pages_are_upserted_and_loaded_per_session(backend: StoreBackend, info: 
 
 
 def test_delete_removes_the_session_its_events_and_pages(
-    backend: StoreBackend, info: Info, event: Event
+    backend: SessionStore, info: Info, event: Event
 ) -> None:
     backend.write(
         [
@@ -242,26 +361,26 @@ async def test_reads_through_the_store_see_every_write_submitted_before_them(
     for seq in range(1, 51):
         store.submit([AppendEvents("s1", (event("s1", seq),))])
     # No flush: the read is ordered after the queued writes.
-    assert len(await store.load_events("s1")) == 50
-    assert (await store.load_info("s1")).last_seq == 50
-    assert store.load_sync("s1").last_seq == 50
-    await store.flush()
+    assert len(await store.aload_events("s1")) == 50
+    assert (await store.aload_info("s1")).last_seq == 50
+    assert store.load("s1").last_seq == 50
+    await store.aflush()
     assert store.stats.pending_ops == 0 and store.stats.written_ops == store.stats.submitted_ops == 51
 
 
 async def test_store_reads_cover_the_whole_backend_api(store: Store, info: Info, event: Event) -> None:
     store.submit([CreateSession(info("p")), CreateSession(info("c", minutes=1, parent_id="p"))])
     store.submit([PutPages("c", {"x": "1"})])
-    assert await store.exists("c") and store.exists_sync("p") and not await store.exists("zz")
-    assert [i.id for i in await store.list_sessions(parent_id="p")] == ["c"]
-    assert [i.id for i in store.list_sessions_sync(limit=1)] == ["c"]
-    assert await store.load_pages("c") == {"x": "1"}
-    assert (await store.load("p")).children == ["c"]
+    assert await store.aexists("c") and store.exists("p") and not await store.aexists("zz")
+    assert [i.id for i in await store.alist_sessions(parent_id="p")] == ["c"]
+    assert [i.id for i in store.list_sessions(limit=1)] == ["c"]
+    assert await store.aload_pages("c") == {"x": "1"}
+    assert (await store.aload("p")).children == ["c"]
     with pytest.raises(SessionNotFound):
-        await store.load("zz")
+        await store.aload("zz")
 
 
-def test_usage_source_survives_storage(backend: StoreBackend, info: Info, event: Event) -> None:
+def test_usage_source_survives_storage(backend: SessionStore, info: Info, event: Event) -> None:
     estimated = TokenUsage(input_tokens=3, output_tokens=4, source=TokenSource.ESTIMATE)
     backend.write(
         [

@@ -221,7 +221,7 @@ async def test_sync_durability_has_the_round_in_the_store_when_run_returns(
         sm = SessionManager("sync", store=store, durability="sync")
         await sm.user_says("add")
         await ToolRunner(registry).run(sm, openai_reply(("c1", "add", {"a": 1, "b": 1})))
-        on_disk = await store.load_events("sync")
+        on_disk = await store.aload_events("sync")
         assert [e.type for e in on_disk][-2:] == [EventType.MESSAGE, EventType.TOOL_CALL]
     finally:
         store.close()
