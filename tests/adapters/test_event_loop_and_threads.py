@@ -57,6 +57,10 @@ class SlowDisk(SQLiteBackend):
         time.sleep(0.3)
         return super().load(session_id)
 
+    def read_since(self, session_id: str, after_seq: int) -> Any:
+        time.sleep(0.3)
+        return super().read_since(session_id, after_seq)
+
 
 async def test_async_calls_never_block_the_event_loop_on_store_io(
     openai_api: FakeOpenAI, tmp_path: Path

@@ -47,9 +47,7 @@ def run_child(*parts: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def recorded_texts(db: Path) -> list[str]:
     store = open_store(f"sqlite:///{db}")
     try:
-        return [
-            e.text for info in store.list_sessions() for e in store.load(info.id).events if e.role
-        ]
+        return [e.text for info in store.list_sessions() for e in store.load(info.id).events if e.role]
     finally:
         store.close()
 

@@ -3,14 +3,15 @@ an app would, and prints one JSON line of what it did and what the store says.
 
     python writer_process.py manager STORE_URL SESSION NAME COUNT [--go FILE] [--batch N] [--acks]
     python writer_process.py wrapped STORE_URL SESSION NAME COUNT [--go FILE]
-    python writer_process.py app NAME COUNT          (run under ``sessionware run``)
+    python writer_process.py app NAME COUNT [--text PREFIX]   (run under ``sessionware run``)
 
 ``manager``: ``SessionManager.user_says`` COUNT times (content ``NAME i``), flushing every
 ``--batch`` records; with ``--acks`` it prints ``acked K`` after each flush, K the records
 the store has acknowledged, so a test may kill it mid-way and know what must be stored.
 ``wrapped``: a real ``openai.OpenAI`` client (HTTP layer mocked) wrapped into SESSION
 (``auto``: the automatic session), COUNT calls of one user message each.
-``app``: the same calls from a plain app that never heard of sessionware.
+``app``: the same calls from a plain app that never heard of sessionware (content
+``PREFIX i``, PREFIX NAME unless ``--text`` says otherwise).
 
 ``--go FILE``: write ``FILE.ready-NAME``, then wait for FILE, so that every writer of a
 test starts at once. SESSION ``-`` means one session per writer, named NAME.
@@ -69,11 +70,11 @@ def chat_client(name: str) -> Any:
     return openai.OpenAI(api_key="sk-test", http_client=httpx.Client(transport=httpx.MockTransport(reply)))
 
 
-def call_chat(client: Any, name: str, count: int) -> float:
+def call_chat(client: Any, prefix: str, count: int) -> float:
     started = time.perf_counter()
     for i in range(count):
         client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": f"{name} {i}"}]
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"{prefix} {i}"}]
         )
     return time.perf_counter() - started
 
@@ -133,7 +134,7 @@ def run_wrapped(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_app(args: argparse.Namespace) -> dict[str, Any]:
     wait_for_go(args.go, args.name)
-    return {"elapsed": call_chat(chat_client(args.name), args.name, args.count)}
+    return {"elapsed": call_chat(chat_client(args.name), args.text or args.name, args.count)}
 
 
 def main() -> None:
@@ -143,6 +144,7 @@ def main() -> None:
     parser.add_argument("--go")
     parser.add_argument("--batch", type=int, default=0)
     parser.add_argument("--acks", action="store_true")
+    parser.add_argument("--text")
     args = parser.parse_args()
     if args.mode == "app":
         args.name, count = args.rest

@@ -40,6 +40,7 @@ from sessionware.adapters.scope import SessionScope, active_scope, note_session
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.defaults import default_price_book, default_store
 from sessionware.core.errors import InvalidSessionOperation
+from sessionware.core.session.models import EventFields
 from sessionware.core.session.state import SessionState
 from sessionware.core.store.store import Store
 
@@ -129,7 +130,7 @@ class InterceptedCall(StreamOwner):
         ) = None
         """What a deferred record reads: response, output, error, end, first token time."""
         self.recording: StreamRecording | None = None
-        self.extra_fields: dict[str, Any] = {}
+        self.extra_fields: EventFields = {}
         self.hide_usage = False
         self.round_started = self.started
         otel = config.otel_settings()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_right
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,7 @@ from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.accounting.tokens import counter_for_model
 from sessionware.core.accounting.usage import TokenSource, TokenUsage
 from sessionware.core.session.enums import EventSource, EventType, Role
-from sessionware.core.session.models import ErrorInfo, SessionEvent, ToolCall
+from sessionware.core.session.models import ErrorInfo, EventDraft, EventFields, SessionEvent, ToolCall
 from sessionware.core.session.state import SessionState
 
 __all__ = ["CallFacts", "ThreadIndex", "estimate_usage", "record_call", "record_hidden", "request_drafts"]
@@ -42,7 +41,7 @@ EXTENSION = "sessionware.adapters.thread"
 _EXACT_COUNT_LIMIT = 32_000
 _ERROR_MESSAGE_LIMIT = 2_000
 
-Draft = tuple[EventType, EventSource, dict[str, Any]]
+Draft = EventDraft
 
 
 class _TooLong(Exception):
@@ -131,7 +130,7 @@ class CallFacts:
     ttft_ms: float | None = None
     end: str | None = None
     """How an incomplete stream ended: ``closed``, ``abandoned`` or ``error``."""
-    extra_fields: Mapping[str, Any] | None = None
+    extra_fields: EventFields | None = None
 
 
 def _tool_calls(message: WireMessage | CallOutput) -> tuple[ToolCall, ...]:
@@ -139,7 +138,7 @@ def _tool_calls(message: WireMessage | CallOutput) -> tuple[ToolCall, ...]:
 
 
 def _message_draft(message: WireMessage) -> Draft:
-    fields: dict[str, Any] = {"role": message.role, "content": message.content}
+    fields: EventFields = {"role": message.role, "content": message.content}
     if message.name:
         fields["name"] = message.name
     if message.role is Role.ASSISTANT:
@@ -210,7 +209,7 @@ def estimate_usage(request: CallRequest, output: CallOutput | None, model: str |
 
 def _call_fields(
     facts: CallFacts, output: CallOutput | None, prices: PriceBook, *, usage_needed: bool
-) -> dict[str, Any]:
+) -> EventFields:
     model = (output.model if output else None) or facts.request.model
     usage = output.usage if output else None
     if usage is None and usage_needed:
@@ -218,7 +217,7 @@ def _call_fields(
     metadata: dict[str, Any] = {"endpoint": facts.kind.value}
     if facts.stream:
         metadata["stream"] = True
-    fields: dict[str, Any] = {
+    fields: EventFields = {
         "model": model,
         "provider": facts.provider,
         "latency_ms": facts.latency_ms,
@@ -247,7 +246,8 @@ def _call_fields(
         extra = facts.extra_fields
         if "metadata" in extra:  # added to the call's metadata, not in place of it
             metadata.update(extra["metadata"])
-            extra = {k: v for k, v in extra.items() if k != "metadata"}
+            extra = extra.copy()
+            del extra["metadata"]
         fields.update(extra)
     return fields
 

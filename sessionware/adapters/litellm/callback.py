@@ -68,6 +68,7 @@ from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.defaults import default_price_book, default_store
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.memory.policy import ContextPolicy
+from sessionware.core.session.models import EventFields
 from sessionware.core.session.registry import registry_for
 from sessionware.core.session.state import SessionState
 from sessionware.core.store.store import Store
@@ -257,7 +258,7 @@ class SessionCallback(CustomLogger):
     def _record(self, state: SessionState, call: LiteLLMCall) -> None:
         prices = self.prices or default_price_book()
         provider = price_provider(call.provider) or call.provider
-        extra_fields: dict[str, Any] = {}
+        extra_fields: EventFields = {}
         output = call.output()
         if output is not None:
             if call.call_id:

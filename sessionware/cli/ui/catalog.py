@@ -1,7 +1,7 @@
 """The session list of ``sessionware ui``: every session's header as a compact row,
 searched, sorted and cut into pages on the server.
 
-The rows come from ``Store.list_sessions_sync`` (headers and totals, no events) and are
+The rows come from ``Store.list_sessions`` (headers and totals, no events) and are
 kept for ``max_age`` seconds (10), so typing in the search box or paging through 10,000
 sessions reads the store once, while a page opened later shows sessions recorded since.
 """
@@ -122,7 +122,7 @@ class SessionCatalog:
 
     def _read(self) -> None:
         try:
-            infos = self._store.list_sessions_sync()
+            infos = self._store.list_sessions()
             rows = [_row(info, self._prices) for info in infos]
             with self._lock:
                 self._infos, self._rows, self._sorted = infos, rows, {}
@@ -177,7 +177,7 @@ class SessionCatalog:
         words = query.casefold().split()
         if not self._loaded.is_set() and not words and sort is SessionSort.CREATED and descending:
             # Read before the whole list is asked for: the store serves reads in order.
-            infos = self._store.list_sessions_sync(limit=offset + limit)
+            infos = self._store.list_sessions(limit=offset + limit)
             self._refresh_soon()
             return {
                 "total": None,

@@ -70,7 +70,7 @@ class LoadedSession:
         self.store = store
         self.id = session_id
         self.prices = prices
-        self.info: SessionInfo = store.call_sync(store.backend.load_info, session_id)
+        self.info: SessionInfo = store.load_info(session_id)
         self.events: list[SessionEvent] = []
         self.lock = threading.Lock()
         self._derived: dict[str, Any] = {}
@@ -78,7 +78,7 @@ class LoadedSession:
 
     def _catch_up(self) -> None:
         after = self.events[-1].seq if self.events else 0
-        fresh = self.store.call_sync(self.store.backend.load_events, self.id, after)
+        fresh = self.store.load_events(self.id, after)
         if fresh:
             self.events.extend(fresh)
             self._derived = {}
@@ -86,7 +86,7 @@ class LoadedSession:
     def refresh(self) -> None:
         """Read the header again and the events appended since the last read."""
         with self.lock:
-            self.info = self.store.call_sync(self.store.backend.load_info, self.id)
+            self.info = self.store.load_info(self.id)
             if self.info.last_seq != (self.events[-1].seq if self.events else 0):
                 self._catch_up()
 

@@ -39,7 +39,7 @@ class StoreTotals:
                 store = self._store
 
                 def events(session_id: str) -> list[SessionEvent]:
-                    return store.call_sync(store.backend.load_events, session_id)
+                    return store.load_events(session_id)
 
                 report = build_report(
                     ((i.id, events(i.id)) for i in infos), store=store.location, prices=self._prices

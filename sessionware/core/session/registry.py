@@ -113,7 +113,9 @@ class SessionRegistry:
         self._touch(state)
         return state
 
-    def _unreachable(self, session_id: str, header: dict[str, Any], exc: StorageError, create: bool | None) -> SessionState:
+    def _unreachable(
+        self, session_id: str, header: dict[str, Any], exc: StorageError, create: bool | None
+    ) -> SessionState:
         """The store could not be read: an unconfirmed state whose creation waits in the queue."""
         if not exc.retryable or create is False:
             raise exc

@@ -363,8 +363,10 @@ class SessionState:
             loaded_ids = {e.id for e in loaded}
             pending = [e for e in tail if e.id not in loaded_ids and e.id not in dropped]
             foreign = [e for e in loaded if e.id not in known]
-            in_order = not pending and len(loaded) >= len(tail) and all(
-                a.id == b.id for a, b in zip(tail, loaded, strict=False)
+            in_order = (
+                not pending
+                and len(loaded) >= len(tail)
+                and all(a.id == b.id for a, b in zip(tail, loaded, strict=False))
             )
             seq = stored.last_seq
             renumbered = []

@@ -160,7 +160,9 @@ def check_session_id(session_id: object, operation: str = "session") -> str:
             operation, f"a session id must be a str, got {type(session_id).__name__}"
         )
     if not session_id.strip():
-        raise InvalidSessionOperation(operation, f"a session id must not be empty or blank, got {session_id!r}")
+        raise InvalidSessionOperation(
+            operation, f"a session id must not be empty or blank, got {session_id!r}"
+        )
     if len(session_id) > MAX_SESSION_ID_LENGTH:
         raise InvalidSessionOperation(
             operation,

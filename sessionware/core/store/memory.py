@@ -128,13 +128,13 @@ class MemoryBackend:
     def _append(self, entry: _Entry, events: Sequence[SessionEvent], receipt: WriteReceipt) -> None:
         log = entry.events
         ids = entry.ids
-        for event in events:
-            if event.id in ids:
+        for given in events:
+            if given.id in ids:
                 receipt.duplicates += 1
                 continue
             seq = len(log) + 1
-            if event.seq != seq:  # another writer appended since this one numbered it
-                event = event.model_copy(update={"seq": seq})
+            # Another writer may have appended since this one numbered its event.
+            event = given if given.seq == seq else given.model_copy(update={"seq": seq})
             ids.add(event.id)
             log.append(event)
             receipt.appended += 1

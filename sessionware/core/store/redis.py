@@ -112,7 +112,10 @@ class RedisBackend:
             import redis
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise StorageError(
-                "open", "redis", redacted_url(url), "the redis package is missing: pip install 'sessionware[redis]'"
+                "open",
+                "redis",
+                redacted_url(url),
+                "the redis package is missing: pip install 'sessionware[redis]'",
             ) from exc
         self._redis = redis
         self.url = url
@@ -206,7 +209,12 @@ class RedisBackend:
         args: list[Any] = []
         for op in ops:
             if type(op) is AppendEvents:
-                args += ("A", op.session_id, len(op.events), op.events[-1].timestamp.isoformat() if op.events else "")
+                args += (
+                    "A",
+                    op.session_id,
+                    len(op.events),
+                    op.events[-1].timestamp.isoformat() if op.events else "",
+                )
                 for event in op.events:
                     args += (event.id, self._body(event, repaired))
             elif isinstance(op, CreateSession):
@@ -224,7 +232,13 @@ class RedisBackend:
                 )
             elif isinstance(op, SaveHeader):
                 info = op.info
-                args += ("H", info.id, header_json(info, receipt), info.parent_id or "", info.updated_at.isoformat())
+                args += (
+                    "H",
+                    info.id,
+                    header_json(info, receipt),
+                    info.parent_id or "",
+                    info.updated_at.isoformat(),
+                )
             elif isinstance(op, PutPages):
                 args += ("P", op.session_id, len(op.pages))
                 for page_id, body in op.pages.items():
@@ -282,7 +296,9 @@ class RedisBackend:
         if self._save_fold is None:
             self._save_fold = self._client.register_script(_SAVE_FOLD)
         try:
-            self._save_fold(keys=[self._k("s", session_id)], args=[folded, totals.model_dump_json(), last_seq])
+            self._save_fold(
+                keys=[self._k("s", session_id)], args=[folded, totals.model_dump_json(), last_seq]
+            )
         except self._redis.RedisError:
             return  # a cache: the next reader folds again
 

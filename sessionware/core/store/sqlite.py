@@ -395,8 +395,7 @@ class SQLiteBackend:
             conn.execute(_INSERT_EVENTS, (session_id, last_seq, bodies))
         except sqlite3.IntegrityError:  # a replay: some of these ids are stored already
             known = {
-                row[0]
-                for row in conn.execute(_KNOWN_IDS, (session_id, json.dumps([e.id for e in stored])))
+                row[0] for row in conn.execute(_KNOWN_IDS, (session_id, json.dumps([e.id for e in stored])))
             }
             fresh = []
             for event in stored:

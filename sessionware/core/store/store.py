@@ -363,4 +363,3 @@ def _install_exit_hook() -> None:
         atexit.register(_flush_all_at_exit)
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=_reset_after_fork)
-

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from sessionware.core.session.enums import EventSource, EventType, Role
+from sessionware.core.session.models import EventDraft
 from sessionware.core.session.state import SessionState
 from sessionware.core.tools.models import ToolResult
 from sessionware.core.tools.parsing import AssistantTurn
@@ -14,7 +14,7 @@ from sessionware.core.tools.records import event_metadata
 
 __all__ = ["ensure_assistant_message", "result_drafts"]
 
-Draft = tuple[EventType, EventSource, dict[str, Any]]
+Draft = EventDraft
 
 # How far back to look for the assistant message of a round: it is normally the last
 # event, a few more when a wrapped client recorded usage or hidden rounds after it.

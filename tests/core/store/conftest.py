@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from store_support import BACKENDS, BackendKind
 
 from sessionware.core.session.enums import EventSource, EventType, Role

@@ -12,7 +12,7 @@ import pytest
 from store_support import BackendKind
 
 from sessionware.core.accounting.usage import TokenSource, TokenUsage
-from sessionware.core.errors import SessionAlreadyExists, SessionNotFound, StorageError
+from sessionware.core.errors import SessionAlreadyExists, SessionNotFound
 from sessionware.core.session.enums import EventSource, EventType, Role, RunStatus
 from sessionware.core.session.models import ErrorInfo, SessionEvent, SessionInfo, SessionRun, ToolCall
 from sessionware.core.store import (
@@ -221,7 +221,12 @@ def test_every_event_is_storable_text_is_repaired_and_flagged(
         assert stored[0].content == "lone \ufffd and a pair \U0001f600"
         assert stored[0].tool_calls[0].arguments == '{"q": "\ufffd"}'
         assert stored[0].metadata == {"k\ufffd": ["\ufffd"]}
-        assert set(stored[0].repaired) == {"content", "metadata.<key>", "metadata.k\ufffd[0]", "tool_calls[0].arguments"}
+        assert set(stored[0].repaired) == {
+            "content",
+            "metadata.<key>",
+            "metadata.k\ufffd[0]",
+            "tool_calls[0].arguments",
+        }
         assert [(r.event_id, set(r.fields)) for r in receipt.repaired if r.event_id] == [
             (bad.id, set(stored[0].repaired))
         ]
