@@ -76,7 +76,7 @@ def deterministic(turns: int, budget: int, stepwise_from: int) -> bool:
     """A session built at every turn from ``stepwise_from`` on, against a copy of its log
     (same session id, another store) built once at the end."""
     stores = [Store(MemoryBackend()), Store(MemoryBackend())]
-    states = [registry_for(store).open_sync("determinism") for store in stores]
+    states = [registry_for(store).open("determinism") for store in stores]
     for state in states:
         state.save_header(system_prompt="You are a precise project assistant.")
     for i in range(turns):
@@ -92,7 +92,7 @@ def deterministic(turns: int, budget: int, stepwise_from: int) -> bool:
 
 def measure(turns: int, budget: int, iterations: int) -> dict[str, float]:
     store = Store(MemoryBackend())
-    state = registry_for(store).open_sync(f"bench-{turns}")
+    state = registry_for(store).open(f"bench-{turns}")
     state.save_header(system_prompt="You are a precise project assistant.")
     for i in range(turns):
         add_turn(state, i)
@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=8000)
     parser.add_argument("--iterations", type=int, default=300)
     args = parser.parse_args()
-    build(registry_for(Store(MemoryBackend())).open_sync("warm"), model=MODEL, budget=1000)  # load tokenizer
+    build(registry_for(Store(MemoryBackend())).open("warm"), model=MODEL, budget=1000)  # load tokenizer
     rows = [measure(n, args.budget, args.iterations) for n in (100, 1_000, 10_000)]
     print(f"context build, budget {args.budget} tokens, {args.iterations} steady-state builds per size")
     print(

@@ -156,7 +156,7 @@ def explain(state: SessionState, probe: Probe, budget: int, row: dict[str, Any])
 
 def run_vm(work: Workload, budget: int, explain_failures: bool = False) -> list[dict[str, Any]]:
     store = Store(MemoryBackend())
-    state = registry_for(store).open_sync(f"quality-{budget}")
+    state = registry_for(store).open(f"quality-{budget}")
     state.save_header(system_prompt=SYSTEM)
     reader = ScriptedReader(max_calls=2)
     rows = []
@@ -177,7 +177,7 @@ def run_baselines(work: Workload) -> tuple[dict[tuple[str, int], list[dict[str, 
     history = History(counter)
     rows: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     seed_tokens: list[int] = []
-    scratch = registry_for(Store(MemoryBackend())).open_sync("scratch")
+    scratch = registry_for(Store(MemoryBackend())).open("scratch")
     for i, turn in enumerate(work.turns):
         probe = work.probes.get(i)
         if probe is not None:

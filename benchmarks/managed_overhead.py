@@ -75,7 +75,7 @@ def preload(store: Any, session_id: str, history: list[dict[str, Any]]) -> None:
     from sessionware.core.session.models import ToolCall
     from sessionware.core.session.registry import registry_for
 
-    state = registry_for(store).open_sync(session_id, system_prompt=SYSTEM)
+    state = registry_for(store).open(session_id, system_prompt=SYSTEM)
     drafts: list[Any] = [
         (EventType.SYSTEM_PROMPT, EventSource.SYSTEM, {"role": Role.SYSTEM, "content": SYSTEM})
     ]
@@ -151,7 +151,7 @@ def measure(turns: int, calls: int) -> dict[str, Any]:
     )
     funnel = Timed(managed.__dict__["request"])
     managed.__dict__["request"] = funnel
-    state = registry_for(store).open_sync("bench")
+    state = registry_for(store).open("bench")
 
     rows: dict[str, list[float]] = {
         "added": [],

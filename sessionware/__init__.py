@@ -1,7 +1,10 @@
 """sessionware: make existing LLM apps session-aware without changing their call sites.
 
 Importing this package is cheap and has no side effects: names are loaded on first
-use, no store is opened and no provider SDK is imported.
+use, no store is opened and no provider SDK is imported. Its one act is the one the
+logging documentation asks of a library: a ``NullHandler`` on the ``sessionware``
+logger, so its messages (a store outage, a call left unrecorded) reach only the
+handlers the app configured, and never stderr on their own.
 
 >>> import sessionware
 >>> sessionware.SessionManager.__name__
@@ -11,6 +14,7 @@ use, no store is opened and no provider SDK is imported.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from sessionware._version import __version__
@@ -68,6 +72,8 @@ if TYPE_CHECKING:
         ToolStatus,
         UngroundedGuard,
     )
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {

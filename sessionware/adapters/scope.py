@@ -84,20 +84,25 @@ class SessionHandle:
     @property
     def state(self) -> SessionState:
         registry = registry_for(self.store)
-        return registry.cached(self.id) or registry.open_sync(self.id)
+        return registry.cached(self.id) or registry.open(self.id)
+
+    def _following(self) -> SessionState:
+        state = self.state
+        state.follow()  # what other processes appended to the session too
+        return state
 
     def stats(self) -> SessionStats:
         """Tokens, cost, calls and messages of the session so far."""
-        return SessionStats.from_infos([self.state.info])
+        return SessionStats.from_infos([self._following().info])
 
     def events(self) -> list[SessionEvent]:
-        state = self.state
+        state = self._following()
         with state.lock:
             return list(state.events)
 
     def messages(self, *, include_system: bool = True) -> list[dict[str, Any]]:
         """The conversation as an OpenAI chat message list."""
-        state = self.state
+        state = self._following()
         with state.lock:
             prompt = state.info.system_prompt if include_system else None
             return events_to_messages(state.events, system_prompt=prompt)

@@ -34,7 +34,7 @@ the store from the events, so they match the exported ones.
 >>> from sessionware.core.session.registry import registry_for
 >>> from sessionware.core.store import open_store
 >>> store = open_store("memory://")
->>> state = registry_for(store).open_sync("demo")
+>>> state = registry_for(store).open("demo")
 >>> _ = state.record(EventType.MESSAGE, EventSource.USER, role=Role.USER, content="hi")
 >>> text = "".join(dump_export(read_export(store, "demo"), ExportFormat.JSONL))
 >>> import_session(store, parse_export(text), new_id="copy").last_seq

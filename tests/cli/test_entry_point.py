@@ -234,7 +234,7 @@ def test_a_reader_that_stops_early_is_not_an_error(tmp_path: Path) -> None:
 
     url = f"sqlite:///{tmp_path / 'long.db'}"
     store = open_store(url)
-    state = registry_for(store).open_sync("long")
+    state = registry_for(store).open("long")
     state.record_many(
         [
             (EventType.MESSAGE, EventSource.USER, {"role": Role.USER, "content": "x" * 200})

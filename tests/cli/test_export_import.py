@@ -268,7 +268,7 @@ def test_a_session_without_events_round_trips_and_shows_as_empty(tmp_path: Path,
 
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     store = open_store(url)
-    registry_for(store).open_sync("blank", metadata={"note": "nothing yet"})
+    registry_for(store).open("blank", metadata={"note": "nothing yet"})
     store.close()
     path = tmp_path / "blank.json"
 

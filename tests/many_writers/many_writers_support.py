@@ -32,7 +32,18 @@ class Writers:
     def writer(self, mode: str, store: str, session: str, name: str, count: int, *more: str) -> None:
         self.spawn(
             name,
-            [sys.executable, str(WRITER), mode, store, session, name, str(count), "--go", str(self.go), *more],
+            [
+                sys.executable,
+                str(WRITER),
+                mode,
+                store,
+                session,
+                name,
+                str(count),
+                "--go",
+                str(self.go),
+                *more,
+            ],
         )
 
     def release(self, timeout: float = 60.0) -> None:

@@ -40,7 +40,9 @@ class RedisProcess:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        durability = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        durability = (
+            ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        )
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--save", "", *durability, "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL,

@@ -67,7 +67,9 @@ def test_wrapped_clients_in_four_processes_record_every_call(
     assert all(r["dropped_events"] == 0 and r["lost_sessions"] == [] for r in reports.values())
 
 
-def _run(tmp_path: Path, url: str, name: str, count: int, *options: str, text: str | None = None) -> list[str]:
+def _run(
+    tmp_path: Path, url: str, name: str, count: int, *options: str, text: str | None = None
+) -> list[str]:
     """``sessionware run`` of the app of ``writer_process.py`` (it never imports sessionware)."""
     app = [sys.executable, str(WRITER), "app", name, str(count), "--go", str(tmp_path / "go")]
     return [sys.executable, "-m", "sessionware", "run", "--store", url, *options, "--", *app] + (

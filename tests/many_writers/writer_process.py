@@ -95,7 +95,7 @@ def figures(store: Any) -> dict[str, Any]:
 
 
 async def run_manager(args: argparse.Namespace) -> dict[str, Any]:
-    from sessionware import SessionManager
+    from sessionware import SessionManager, StorageError
     from sessionware.core.store import open_store
 
     store = open_store(args.store)
@@ -106,10 +106,21 @@ async def run_manager(args: argparse.Namespace) -> dict[str, Any]:
     for i in range(args.count):
         await sm.user_says(f"{args.name} {i}")
         if args.batch and (i + 1) % args.batch == 0:
-            await sm.flush()
+            try:
+                await sm.flush()
+            except StorageError:  # an outage: the writes stay queued and are retried
+                continue
             if args.acks:
                 print(f"acked {i + 1}", flush=True)
-    await sm.flush()
+    deadline = time.monotonic() + 60
+    while True:  # an app that must know its records are stored waits out an outage
+        try:
+            await sm.flush()
+            break
+        except StorageError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
     elapsed = time.perf_counter() - started
     seen = [e.text for e in await sm.get_events()]
     store.close()

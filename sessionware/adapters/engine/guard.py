@@ -31,6 +31,8 @@ import os
 import threading
 from dataclasses import dataclass
 
+from sessionware.core.store.store import StoreHealth, store_health
+
 __all__ = [
     "STRICT_ENV",
     "AdapterHealth",
@@ -51,11 +53,32 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 
 @dataclass
 class AdapterHealth:
-    """Counters of bookkeeping failures, for monitoring (and for tests)."""
+    """Counters of bookkeeping failures, for monitoring (and for tests); ``stores`` and the
+    properties after it say what the process's stores did with what was recorded."""
 
     internal_errors: int = 0
     last_error: str | None = None
     last_where: str | None = None
+
+    @property
+    def stores(self) -> StoreHealth:
+        """Pending, dropped, repaired and duplicate-skipped writes of every store, summed."""
+        return store_health()
+
+    @property
+    def dropped_events(self) -> int:
+        """Recorded events that will never be stored (exact: a replay is not a drop)."""
+        return store_health().dropped_events
+
+    @property
+    def repaired_events(self) -> int:
+        """Events stored with text repaired (lone surrogates from a provider or a call)."""
+        return store_health().repaired_events
+
+    @property
+    def lost_sessions(self) -> frozenset[str]:
+        """Sessions with recorded events missing from their store."""
+        return store_health().lost_sessions
 
 
 _health = AdapterHealth()

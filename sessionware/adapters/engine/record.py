@@ -289,7 +289,14 @@ def record_call(
     output: CallOutput | None = None,
     error: BaseException | None = None,
 ) -> list[SessionEvent]:
-    """Record a finished call: the request's new messages, then its output or error."""
+    """Record a finished call: the request's new messages, then its output or error.
+
+    The request is compared with the session as the store has it: what other processes
+    appended is taken in first (``SessionState.follow``), so a conversation whose calls
+    land on several workers is recorded once.
+    """
+    if facts.request.conversational:
+        state.follow()
     with state.lock:
         drafts = _request_drafts(state, facts.request) if facts.request.conversational else []
         if error is not None:

@@ -231,7 +231,7 @@ class SessionCallback(CustomLogger):
                 fallback=self.fallback_session_id,
             )
             registry = registry_for(pending.store)
-            state = registry.cached(choice.session_id) or registry.open_sync(
+            state = registry.cached(choice.session_id) or registry.open(
                 choice.session_id, **choice.header(call.request)
             )
             merge_scope_metadata(state, choice.scope)

@@ -18,7 +18,7 @@ incoming turn.
 >>> from sessionware.core.store import MemoryBackend, Store
 >>> from sessionware.core.session.registry import registry_for
 >>> from sessionware.core.session.enums import EventSource, EventType, Role
->>> state = registry_for(Store(MemoryBackend())).open_sync("doc")
+>>> state = registry_for(Store(MemoryBackend())).open("doc")
 >>> _ = state.record(EventType.MESSAGE, EventSource.USER, role=Role.USER, content="Hi")
 >>> ctx = build(state, model="gpt-4o-mini", budget=2000)
 >>> [m["role"] for m in ctx.messages], ctx.report.tokens <= 2000

@@ -20,7 +20,7 @@ whole turns from outside the verbatim window, a long one cut around its matching
 
 >>> from sessionware.core.store import MemoryBackend, Store
 >>> from sessionware.core.session.registry import registry_for
->>> state = registry_for(Store(MemoryBackend())).open_sync("faults")
+>>> state = registry_for(Store(MemoryBackend())).open("faults")
 >>> handle_vm_tool_call(state, "page_fault", '{"page_id": "msg_404"}')
 '{"error":"unknown page id \\'msg_404\\'; use search_pages to find pages"}'
 """

@@ -81,7 +81,7 @@ class VirtualMemory:
 
     >>> from sessionware.core.store import MemoryBackend, Store
     >>> from sessionware.core.session.registry import registry_for
-    >>> state = registry_for(Store(MemoryBackend())).open_sync("demo")
+    >>> state = registry_for(Store(MemoryBackend())).open("demo")
     >>> vm = VirtualMemory.attach(state)
     >>> _ = state.record(EventType.MESSAGE, EventSource.USER, role=Role.USER, content="hi")
     >>> vm.sync()

@@ -56,6 +56,11 @@ __all__ = ["SessionManager"]
 
 DEFAULT_MODEL = "gpt-4o-mini"
 
+# Enum members read once per recorded message: module constants (an Enum attribute lookup
+# costs about as much as a dict lookup on the instance of a small class, twice over).
+_MESSAGE, _USER_SOURCE, _LLM = EventType.MESSAGE, EventSource.USER, EventSource.LLM
+_USER, _ASSISTANT, _SYNC = Role.USER, Role.ASSISTANT, Durability.SYNC
+
 
 class SessionManager:
     """Track one conversation: messages, tool calls, tokens and cost, in a store.
@@ -174,13 +179,13 @@ class SessionManager:
 
     async def _open(self, *, create: bool | None = None) -> SessionState:
         if self._state is None:
-            state = await self._registry.open(self._session_id, create=create, **self._pending_header)
+            state = await self._registry.aopen(self._session_id, create=create, **self._pending_header)
             if self._segmentation is not None and create is not True:
                 from sessionware.core.session.segmentation import latest_segment
 
                 latest = await latest_segment(self._store, state.info)
                 if latest != state.id:
-                    state = await self._registry.open(latest, create=False)
+                    state = await self._registry.aopen(latest, create=False)
                     self._session_id = latest
             self._adopt(state)
         return self._require_state()
@@ -248,16 +253,15 @@ class SessionManager:
     async def user_says(self, message: str | list[dict[str, Any]], **metadata: Any) -> SessionEvent:
         """Record a user message. Keyword arguments are kept as event metadata."""
         content = check_content("user_says", message)
-        check_storable("user_says", "message", content)
+        if not (type(content) is str and content.isascii()):
+            check_storable("user_says", "message", content)
         if metadata:
             check_storable("user_says", "metadata", metadata)
         state = self._state or await self._open()  # no coroutine per call once open
         if self._segmentation is not None:
             state = await self._maybe_roll_over(state)
-        event = state.record(
-            EventType.MESSAGE, EventSource.USER, role=Role.USER, content=content, metadata=metadata
-        )
-        if self.durability is Durability.SYNC:
+        event = state.record(_MESSAGE, _USER_SOURCE, role=_USER, content=content, metadata=metadata)
+        if self.durability is _SYNC:
             await self._store.aflush()
         return event
 
@@ -296,12 +300,18 @@ class SessionManager:
         locally and labelled ``TokenSource.ESTIMATE``.
         """
         content = check_content("ai_responds", response)
-        check_storable("ai_responds", "response", content)
+        if not (type(content) is str and content.isascii()):
+            check_storable("ai_responds", "response", content)
         calls = as_tool_calls(tool_calls)
         if calls:
             check_storable("ai_responds", "tool_calls", calls)
-        for field, value in (("model", model), ("provider", provider), ("finish_reason", finish_reason)):
-            check_storable("ai_responds", field, value)
+        if (
+            (model and not model.isascii())
+            or (provider and not provider.isascii())
+            or (finish_reason and not finish_reason.isascii())
+        ):
+            for field, value in (("model", model), ("provider", provider), ("finish_reason", finish_reason)):
+                check_storable("ai_responds", field, value)
         if metadata:
             check_storable("ai_responds", "metadata", metadata)
         if content is None and not calls:
@@ -327,9 +337,9 @@ class SessionManager:
             )
         cost = default_price_book().cost(model, reported, provider)
         event = state.record(
-            EventType.MESSAGE,
-            EventSource.LLM,
-            role=Role.ASSISTANT,
+            _MESSAGE,
+            _LLM,
+            role=_ASSISTANT,
             content=content,
             tool_calls=calls,
             usage=reported,
@@ -343,7 +353,7 @@ class SessionManager:
         if message_tokens is not None and self._counted_events == event.seq - 1:
             self._counted_tokens += message_tokens  # counted already, for the estimate
             self._counted_events = event.seq
-        if self.durability is Durability.SYNC:
+        if self.durability is _SYNC:
             await self._store.aflush()
         return event
 

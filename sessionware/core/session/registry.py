@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import warnings
 import weakref
 from collections import OrderedDict
 from typing import Any
@@ -123,8 +124,8 @@ class SessionRegistry:
 
     # -- async --------------------------------------------------------------------
 
-    async def open(self, session_id: str, *, create: bool | None = None, **header: Any) -> SessionState:
-        """The state of ``session_id``.
+    async def aopen(self, session_id: str, *, create: bool | None = None, **header: Any) -> SessionState:
+        """The state of ``session_id`` (``open`` is the blocking twin).
 
         ``create=None`` loads it or creates it; ``True`` requires that it does not exist
         (``SessionAlreadyExists``); ``False`` requires that it does (``SessionNotFound``).
@@ -151,7 +152,8 @@ class SessionRegistry:
 
     # -- sync twin, for sync SDK clients and the CLI ------------------------------
 
-    def open_sync(self, session_id: str, *, create: bool | None = None, **header: Any) -> SessionState:
+    def open(self, session_id: str, *, create: bool | None = None, **header: Any) -> SessionState:
+        """``aopen`` for sync code: blocks the calling thread while the store is read."""
         state = self.cached(session_id)
         if state is not None:
             if create:
@@ -170,6 +172,16 @@ class SessionRegistry:
         except StorageError as exc:
             return self._unreachable(session_id, header, exc, create)
         return self._new(session_id, header, exclusive=bool(create))
+
+    def open_sync(self, session_id: str, *, create: bool | None = None, **header: Any) -> SessionState:
+        """Deprecated: ``open``."""
+        warnings.warn(
+            "SessionRegistry.open_sync is deprecated and will be removed in the next release;"
+            " use SessionRegistry.open (async twin: SessionRegistry.aopen)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.open(session_id, create=create, **header)
 
     def recovery_ops(self) -> list[WriteOp]:
         """Writes that put every session this registry holds back in an emptied store.

@@ -133,7 +133,7 @@ async def roll_over(
         metadata={"segment_end": True, "covers": covers},
     )
     index = int(segment.get("index", 0)) + 1
-    child = await registry.open(
+    child = await registry.aopen(
         uuid.uuid4().hex,
         create=True,
         parent_id=state.id,

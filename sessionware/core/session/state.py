@@ -214,6 +214,16 @@ class SessionState:
     # -- recording ------------------------------------------------------------------
 
     def _check(self, fields: EventFields) -> None:
+        content = fields.get("content")
+        if (
+            type(content) is str
+            and len(content) <= self.max_event_bytes
+            and "tool_result" not in fields
+            and "tool_arguments" not in fields
+        ):  # a message: only its metadata is left to check
+            metadata = fields.get("metadata")
+            if not metadata or _content_size(metadata) <= self.max_event_bytes:
+                return
         for key in _CHECKED_FIELDS:
             value = fields.get(key)
             if not value:

@@ -36,33 +36,34 @@ class Settles(Protocol):
 class DeferralBarrier:
     """Deferred work of one store's sessions. Thread-safe.
 
-    ``unresolved`` is the queue of unresolved work itself, read (never written) by the
-    recording hot path: its truth value is the cheapest "anything to resolve?" there is.
+    ``unresolved`` and ``unsettled`` are the queue and the set themselves, read (never
+    written) by the recording hot path: their truth values are the cheapest "anything
+    deferred?" there is.
     """
 
-    __slots__ = ("_lock", "_resolving", "_unsettled", "blocking", "unresolved")
+    __slots__ = ("_lock", "_resolving", "blocking", "unresolved", "unsettled")
 
     def __init__(self, *, blocking: bool) -> None:
         self.blocking = blocking
         """Whether resolving may wait on I/O (then ``aresolve`` runs it off the event loop)."""
         self.unresolved: deque[Callable[[], None]] = deque()
-        self._unsettled: set[Settles] = set()
+        self.unsettled: set[Settles] = set()
         self._lock = threading.RLock()
         self._resolving: int | None = None
 
     @property
     def pending(self) -> bool:
         """True while any session holds deferred records or any call waits to be resolved."""
-        return bool(self._unsettled) or bool(self.unresolved)
+        return bool(self.unsettled) or bool(self.unresolved)
 
     # -- unsettled sessions -------------------------------------------------------------
 
     def add_unsettled(self, holder: Settles) -> None:
         """``holder`` has deferred records: settle it before flushes and reads."""
-        self._unsettled.add(holder)
+        self.unsettled.add(holder)
 
     def discard_unsettled(self, holder: Settles) -> None:
-        self._unsettled.discard(holder)
+        self.unsettled.discard(holder)
 
     def settle(self, session_id: str | None = None) -> None:
         """Resolve queued calls, then apply the deferred records of every session, or of
@@ -70,13 +71,13 @@ class DeferralBarrier:
         if self.unresolved:
             self.resolve()
         if session_id is not None:
-            for holder in list(self._unsettled):
+            for holder in list(self.unsettled):
                 if holder.id == session_id:
                     holder.settle()
             return
-        while self._unsettled:
+        while self.unsettled:
             try:
-                holder = self._unsettled.pop()
+                holder = self.unsettled.pop()
             except KeyError:  # emptied by another thread
                 return
             holder.settle()
@@ -136,7 +137,7 @@ class DeferralBarrier:
         settle ``session_id`` or every session."""
         if self.unresolved:
             await self.aresolve()
-        if self._unsettled or self.unresolved:
+        if self.unsettled or self.unresolved:
             self.settle(session_id)
 
     def after_fork(self) -> None:

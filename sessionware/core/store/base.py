@@ -43,8 +43,8 @@ pages (``PutPages`` / ``load_pages``) are the nearest thing today.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from itertools import chain, groupby
 from typing import TYPE_CHECKING, NamedTuple, Protocol, cast, runtime_checkable
@@ -129,24 +129,30 @@ class DeleteSession:
 WriteOp = CreateSession | SaveHeader | AppendEvents | PutPages | DeleteSession
 
 
-@dataclass(slots=True)
 class WriteReceipt:
-    """What a committed batch did."""
+    """What a committed batch did. (A plain class allocating only what it must: one is
+    built per write, often per recorded event.)"""
 
-    last_seqs: dict[str, int] = field(default_factory=dict)
-    """For each session appended to: its last ``seq`` after the batch."""
-    appended: int = 0
-    """Events stored by this batch."""
-    duplicates: int = 0
-    """Events skipped because the session already held their id (a replay)."""
-    repaired: list[RepairedEvent] = field(default_factory=list)
-    """Events stored with text repaired (see ``storable_event``)."""
+    __slots__ = ("appended", "duplicates", "last_seqs", "repaired")
 
-    def add(self, other: WriteReceipt) -> None:
-        self.last_seqs.update(other.last_seqs)
-        self.appended += other.appended
-        self.duplicates += other.duplicates
-        self.repaired.extend(other.repaired)
+    def __init__(self) -> None:
+        self.last_seqs: dict[str, int] = {}
+        """For each session appended to: its last ``seq`` after the batch."""
+        self.appended = 0
+        """Events stored by this batch."""
+        self.duplicates = 0
+        """Events skipped because the session already held their id (a replay)."""
+        self.repaired: Sequence[RepairedEvent] = ()
+        """Events (or headers) stored with text repaired (see ``storable_event``)."""
+
+    def note_repaired(self, notes: Iterable[RepairedEvent]) -> None:
+        self.repaired = [*self.repaired, *notes]
+
+    def __repr__(self) -> str:
+        return (
+            f"WriteReceipt(last_seqs={self.last_seqs}, appended={self.appended},"
+            f" duplicates={self.duplicates}, repaired={self.repaired})"
+        )
 
 
 def event_body(event: SessionEvent, *, exclude_seq: bool = False) -> str:
@@ -201,7 +207,7 @@ def header_json(info: SessionInfo, receipt: WriteReceipt) -> str:
         return info.model_dump_json(exclude=_HEADER_EXCLUDE)
     except ValueError:
         fixed, notes = storable_model(info, "header")
-        receipt.repaired.append(RepairedEvent(info.id, None, tuple(notes)))
+        receipt.note_repaired([RepairedEvent(info.id, None, tuple(notes))])
         return fixed.model_dump_json(exclude=_HEADER_EXCLUDE)
 
 

@@ -73,11 +73,19 @@ class MemoryBackend:
     def write(self, ops: Sequence[WriteOp]) -> WriteReceipt:
         receipt = WriteReceipt()
         with self._lock:
-            if len(ops) > 1:
-                self._validate(ops)  # all or nothing; a single op fails before it changes anything
+            if (
+                len(ops) == 1
+            ):  # the hot path: one recorded event, or one op failing before it changes anything
+                op = ops[0]
+                if type(op) is AppendEvents:
+                    self._append(op.session_id, op.events, receipt)
+                else:
+                    self._apply(op)
+                return receipt
+            self._validate(ops)  # all or nothing
             for op in ops:
-                if type(op) is AppendEvents:  # the hot path: one recorded event
-                    self._append(self._entry(op.session_id), op.events, receipt)
+                if type(op) is AppendEvents:
+                    self._append(op.session_id, op.events, receipt)
                 else:
                     self._apply(op)
         return receipt
@@ -125,9 +133,26 @@ class MemoryBackend:
         ):
             raise SessionNotFound(op.session_id, store=self.location)
 
-    def _append(self, entry: _Entry, events: Sequence[SessionEvent], receipt: WriteReceipt) -> None:
+    def _append(self, session_id: str, events: Sequence[SessionEvent], receipt: WriteReceipt) -> None:
+        entry = self._entry(session_id)
         log = entry.events
         ids = entry.ids
+        if len(events) == 1:  # the hot path: one recorded event
+            event = events[0]
+            event_id = event.id
+            if event_id in ids:
+                receipt.duplicates = 1
+            else:
+                seq = len(log) + 1
+                if event.seq != seq:  # another writer appended since it was numbered
+                    event = event.model_copy(update={"seq": seq})
+                ids.add(event_id)
+                log.append(event)
+                receipt.appended += 1
+                entry.appended_at = event.timestamp
+            receipt.last_seqs[session_id] = len(log)
+            return
+        before = len(log)
         for given in events:
             if given.id in ids:
                 receipt.duplicates += 1
@@ -137,9 +162,10 @@ class MemoryBackend:
             event = given if given.seq == seq else given.model_copy(update={"seq": seq})
             ids.add(event.id)
             log.append(event)
-            receipt.appended += 1
-            entry.appended_at = event.timestamp
-        receipt.last_seqs[entry.info.id] = len(log)
+        if len(log) > before:
+            receipt.appended += len(log) - before
+            entry.appended_at = log[-1].timestamp
+        receipt.last_seqs[session_id] = len(log)
 
     def _entry(self, session_id: str) -> _Entry:
         try:

@@ -205,7 +205,7 @@ class RedisBackend:
         return receipt
 
     def _encode(self, ops: Sequence[WriteOp], receipt: WriteReceipt) -> list[Any]:
-        repaired = receipt.repaired
+        repaired: list[RepairedEvent] = []
         args: list[Any] = []
         for op in ops:
             if type(op) is AppendEvents:
@@ -245,6 +245,8 @@ class RedisBackend:
                     args += (page_id, body)
             elif isinstance(op, DeleteSession):
                 args += ("D", op.session_id, "1" if op.must_exist else "0")
+        if repaired:
+            receipt.note_repaired(repaired)
         return args
 
     @staticmethod

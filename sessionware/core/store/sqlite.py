@@ -412,7 +412,7 @@ class SQLiteBackend:
         receipt.appended += len(stored)
         if repaired:
             kept = {e.id for e in stored}
-            receipt.repaired.extend(r for r in repaired if r.event_id in kept)
+            receipt.note_repaired(r for r in repaired if r.event_id in kept)
         totals = SessionTotals.model_validate_json(totals_json)
         for event in stored:
             totals.fold(event)

@@ -22,6 +22,7 @@ import os
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sessionware.core.errors import InvalidSessionOperation, StorageError
@@ -30,7 +31,7 @@ from sessionware.core.store.barrier import DeferralBarrier
 from sessionware.core.store.base import DeleteSession, SessionStore, WriteOp
 from sessionware.core.store.writer import DEFAULT_WRITE_DELAY, Recovery, StoreStats, Writer
 
-__all__ = ["DEFAULT_WRITE_DELAY", "Store", "StoreStats", "live_stores"]
+__all__ = ["DEFAULT_WRITE_DELAY", "Store", "StoreHealth", "StoreStats", "live_stores", "store_health"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +42,44 @@ _exit_hook_installed = False
 
 
 def live_stores() -> list[Store]:
-    """The stores of this process that have written and are not closed."""
+    """The stores of this process that have started writing (closed ones too, while alive)."""
     return list(_live_stores)
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    """What every store of this process did with what was recorded, summed (``health()``)."""
+
+    pending_writes: int = 0
+    """Writes queued, not stored yet (an outage keeps them here, retried)."""
+    dropped_writes: int = 0
+    dropped_events: int = 0
+    """Recorded events that will never be stored."""
+    repaired_events: int = 0
+    """Events stored with unencodable text repaired (``SessionEvent.repaired``)."""
+    duplicate_events: int = 0
+    """Events a replayed write found stored already (skipped, so not duplicated)."""
+    resets: int = 0
+    restored_sessions: int = 0
+    lost_sessions: frozenset[str] = frozenset()
+    """Sessions with recorded events that are not in their store (see ``StoreStats``)."""
+    last_error: str | None = None
+
+
+def store_health() -> StoreHealth:
+    """The figures of every store this process has written to, summed."""
+    stores = [s.stats for s in list(_live_stores)]
+    return StoreHealth(
+        pending_writes=sum(s.pending_ops for s in stores),
+        dropped_writes=sum(s.dropped_ops for s in stores),
+        dropped_events=sum(s.dropped_events for s in stores),
+        repaired_events=sum(s.repaired_events for s in stores),
+        duplicate_events=sum(s.duplicate_events for s in stores),
+        resets=sum(s.resets for s in stores),
+        restored_sessions=sum(s.restored_sessions for s in stores),
+        lost_sessions=frozenset().union(*(s.lost_sessions for s in stores)),
+        last_error=next((s.last_error for s in stores if s.last_error), None),
+    )
 
 
 class Store:
@@ -151,16 +188,16 @@ class Store:
 
     def submit(self, ops: Sequence[WriteOp]) -> None:
         """Queue writes. Inline for non-blocking backends (their errors raise here)."""
-        if self.barrier.pending:
+        barrier = self.barrier
+        if barrier.unsettled or barrier.unresolved:
             for op in ops:
                 if type(op) is DeleteSession:  # records made before a delete land before it
-                    self.barrier.settle(op.session_id)
+                    barrier.settle(op.session_id)
         stats = self.stats
         stats.submitted_ops += len(ops)
         if self._inline:
-            receipt = self.backend.write(ops)
+            self.backend.write(ops)
             stats.written_ops += len(ops)
-            stats.appended_events += receipt.appended
             return
         if not self._writer.started or self._closed:
             self._ensure_writer()
@@ -327,7 +364,6 @@ class Store:
             self._closed = True
             self._writer.stop(timeout)
             self.backend.close()
-            _live_stores.discard(self)
 
     def _after_fork(self) -> None:
         self._writer.after_fork()

@@ -26,7 +26,7 @@ def converse(store: Store) -> Converse:
     def make(
         session_id: str, turns: int, *, tools_every: int = 0, prompt: str | None = "You are helpful."
     ) -> SessionState:
-        state = registry_for(store).open_sync(session_id)
+        state = registry_for(store).open(session_id)
         if prompt:
             state.save_header(system_prompt=prompt)
         for i in range(turns):

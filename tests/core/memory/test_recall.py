@@ -128,7 +128,7 @@ def test_the_recall_region_answers_the_incoming_message(converse: Converse) -> N
 def test_a_session_reloaded_from_sqlite_can_still_page_fault(tmp_path: Path, converse: Converse) -> None:
     path = tmp_path / "vm.db"
     store = Store(SQLiteBackend(path))
-    state = registry_for(store).open_sync("persisted")
+    state = registry_for(store).open("persisted")
     add_turn(state, 0, fact="My locker code is KX-4711-Q.")
     for i in range(1, 150):
         add_turn(state, i)
@@ -138,7 +138,7 @@ def test_a_session_reloaded_from_sqlite_can_still_page_fault(tmp_path: Path, con
     assert any(key.endswith("sum_1") for key in persisted)
     store.close()
     reopened = Store(SQLiteBackend(path))
-    again = registry_for(reopened).open_sync("persisted")
+    again = registry_for(reopened).open("persisted")
     rebuilt = build(again, model=MODEL, budget=2000)
     assert context_text(rebuilt.messages).replace("persisted", "") == context_text(first.messages).replace(
         "persisted", ""
@@ -255,7 +255,7 @@ async def test_llm_summaries_survive_a_reload_without_being_written_again(tmp_pa
 
     path = tmp_path / "llm.db"
     store = Store(SQLiteBackend(path))
-    state = registry_for(store).open_sync("llm-persisted")
+    state = registry_for(store).open("llm-persisted")
     for i in range(150):
         add_turn(state, i)
     policy = ContextPolicy(summarize_fn=summarize)
@@ -265,7 +265,7 @@ async def test_llm_summaries_survive_a_reload_without_being_written_again(tmp_pa
     await store.aflush()
     store.close()
     reopened = Store(SQLiteBackend(path))
-    again = registry_for(reopened).open_sync("llm-persisted")
+    again = registry_for(reopened).open("llm-persisted")
     rebuilt = await abuild(again, model=MODEL, budget=2000, policy=policy)
     assert len(calls) == written
     assert context_text(rebuilt.messages).replace("persisted", "") == context_text(first.messages).replace(

@@ -197,7 +197,7 @@ def test_sync_code_records_from_threads_without_an_event_loop(sqlite_path: Path)
     with pytest.raises(RuntimeError):
         asyncio.get_running_loop()
     store = open_store(f"sqlite:///{sqlite_path}")
-    state = registry_for(store).open_sync("threads")
+    state = registry_for(store).open("threads")
 
     def record(worker: int) -> None:
         for i in range(250):
@@ -214,7 +214,7 @@ def test_sync_code_records_from_threads_without_an_event_loop(sqlite_path: Path)
     assert sorted(str(e.content) for e in loaded.events) == sorted(
         f"{w}:{i}" for w in range(4) for i in range(250)
     )
-    assert registry_for(store).open_sync("threads") is state
+    assert registry_for(store).open("threads") is state
     store.close()
 
 
@@ -266,7 +266,7 @@ async def test_bad_content_is_refused_and_nothing_stored_is_touched(
 
 def test_several_events_are_recorded_atomically_in_one_write(sqlite_path: Path) -> None:
     store = Store(SQLiteBackend(sqlite_path))
-    state = registry_for(store).open_sync("batch")
+    state = registry_for(store).open("batch")
     store.flush()
     before = store.stats.submitted_ops
     events = state.record_many(

@@ -139,7 +139,7 @@ async def test_a_retryable_failure_while_isolating_keeps_the_rest_buffered(
 
 async def test_an_outage_longer_than_the_buffer_drops_the_oldest_writes(backend: FailingBackend) -> None:
     store = Store(backend, max_pending_ops=3)
-    state = registry_for(store).open_sync("s")
+    state = registry_for(store).open("s")
     store.flush()
     backend.failures = [down()] * 1000
     for i in range(6):

@@ -271,7 +271,7 @@ def test_a_sync_app_runs_tools_with_run_sync(registry: ToolRegistry, calls: Call
     store = Store(SQLiteBackend(tmp_path / "sync.db"))
     runner = ToolRunner(registry)
     try:
-        state = registry_for(store).open_sync("sync-app")  # what a wrapped sync client records into
+        state = registry_for(store).open("sync-app")  # what a wrapped sync client records into
         state.record(EventType.MESSAGE, EventSource.USER, role=Role.USER, content="sqrt of 2 and 1/0")
         done = runner.run_sync(
             state, openai_reply(("c1", "sqrt", {"x": 2}), ("c2", "divide", {"a": 1, "b": 0}))
