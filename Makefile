@@ -66,6 +66,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/proxy_overhead.py
 	$(BIN)/python benchmarks/zero_code_startup.py
 	$(BIN)/python benchmarks/tool_overhead.py
+	$(BIN)/python benchmarks/many_writers.py
 
 clean:
 	rm -rf $(VENV) $(LATEST) .demo .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -27,6 +27,7 @@ from sessionware.adapters.instrument.versions import check_supported
 from sessionware.adapters.mode import WrapMode, parse_mode
 from sessionware.adapters.tools import is_tool_processor
 from sessionware.core.errors import InvalidSessionOperation
+from sessionware.core.session.storable import check_session_id
 from sessionware.core.store.url import StoreLike, open_store
 from sessionware.core.telemetry import OtelSettings
 
@@ -115,8 +116,8 @@ def wrap(
         raise InvalidSessionOperation(
             "wrap", "context= configures managed mode; observe mode sends what the app built"
         )
-    if session_id is not None and (not isinstance(session_id, str) or not session_id.strip()):
-        raise InvalidSessionOperation("wrap", f"session_id must be a non-empty string, got {session_id!r}")
+    if session_id is not None:
+        check_session_id(session_id, "wrap")
     spec, funnel, is_async = _classify(client)
     config = WrapConfig(
         spec=spec,

@@ -21,12 +21,12 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from sessionware.core.defaults import default_store
-from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.session.messages import events_to_messages
 from sessionware.core.session.models import SessionEvent
 from sessionware.core.session.registry import registry_for
 from sessionware.core.session.state import SessionState
 from sessionware.core.session.stats import SessionStats
+from sessionware.core.session.storable import check_session_id
 from sessionware.core.store.store import Store
 
 __all__ = ["SessionHandle", "SessionScope", "current_session", "session"]
@@ -124,10 +124,7 @@ class SessionScope:
     __slots__ = ("_tokens", "handle")
 
     def __init__(self, session_id: str, metadata: dict[str, Any]) -> None:
-        if not isinstance(session_id, str) or not session_id.strip():
-            raise InvalidSessionOperation(
-                "session", f"a session id must be a non-empty string, got {session_id!r}"
-            )
+        check_session_id(session_id, "session")
         self.handle = SessionHandle(session_id, metadata)
         self._tokens: list[contextvars.Token[SessionScope | None]] = []
 

@@ -139,7 +139,7 @@ def test_bad_wrap_arguments_are_refused_before_anything_is_hooked(openai_api: Fa
         sessionware.wrap(client, context=sessionware.ContextPolicy(budget=1000))
     with pytest.raises(InvalidSessionOperation, match="mode must be 'observe' or 'managed'"):
         sessionware.wrap(client, mode="turbo")
-    with pytest.raises(InvalidSessionOperation, match="session_id must be a non-empty string"):
+    with pytest.raises(InvalidSessionOperation, match="a session id must not be empty or blank"):
         sessionware.wrap(client, session_id=" ")
     assert not is_wrapped(client)
 

@@ -78,8 +78,9 @@ class StoreStats:
     restored_sessions: int = 0
     """Sessions written again after a reset from what this process held."""
     lost_sessions: set[str] = field(default_factory=set)
-    """Sessions with events that are not in the store: dropped writes, or data that
-    vanished in a reset while this process no longer held the session."""
+    """Sessions with events that are not in the store as far as this process knows:
+    dropped writes, or data that vanished in a reset while this process no longer held
+    the session (another process that holds it writes it again)."""
     last_error: str | None = None
 
 
@@ -336,7 +337,11 @@ class Writer:
         """The backend lost its data: write again what this process holds, then retry."""
         self.stats.resets += 1
         self.stats.last_error = str(exc)
-        restore = self.recovery()
+        try:
+            restore = self.recovery()
+        except Exception:  # the writer thread must live on: what it could not gather is lost
+            logger.exception("could not gather the sessions to write again to %s", self.backend.location)
+            restore = []
         restored = {op.info.id for op in restore if type(op) is CreateSession}
         lost = self.touched - restored
         self.touched = set(restored)

@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from sessionware import InvalidSessionOperation, SessionManager, configure, open_store, track_conversation
+from sessionware import (
+    InvalidSessionOperation,
+    SessionManager,
+    StorageError,
+    configure,
+    open_store,
+    track_conversation,
+)
 from sessionware.core.defaults import default_store
+from sessionware.core.session.registry import registry_for
 from sessionware.core.store import MemoryBackend, Store
 from sessionware.core.store.sqlite import SQLiteBackend
 
@@ -111,3 +119,56 @@ async def test_configure_replaces_the_default_store(tmp_path: Path, restore_defa
     await sm.user_says("to the configured default")
     await sm.flush()
     assert (await configured.aload(sm.session_id)).last_seq == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://127.0.0.1:notaport/0", "malformed Redis URL 'redis://127.0.0.1:notaport/0'"),
+        ("redis://127.0.0.1:6379/zero", "the database must be a number"),
+        (
+            "redis://:hunter2@127.0.0.1:notaport/0",
+            "malformed Redis URL 'redis://:\\*\\*\\*@127.0.0.1:notaport/0'",
+        ),
+        ("mysql://db.example/sessions", "unknown store 'mysql' in 'mysql://db.example/sessions'"),
+        ("sqlite:/relative.db", "SQLite URLs look like"),
+        ("sqlite:///bad\x00name.db", "cannot hold a NUL"),
+    ],
+    ids=["port", "database", "password-masked", "scheme", "sqlite-form", "nul"],
+)
+def test_a_malformed_store_url_is_a_typed_error_naming_it(url: str, message: str) -> None:
+    with pytest.raises(InvalidSessionOperation, match=message) as caught:
+        open_store(url)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_sqlite_path_that_cannot_hold_a_database_is_a_storage_error(tmp_path: Path) -> None:
+    folder = tmp_path / "a-folder.db"
+    folder.mkdir()
+    with pytest.raises(StorageError, match="is a folder") as caught:
+        open_store(f"sqlite:///{folder}")
+    assert caught.value.location == str(folder)
+    regular = tmp_path / "file"
+    regular.write_text("x")
+    with pytest.raises(StorageError, match="is not a folder"):
+        open_store(f"sqlite:///{regular}/below.db")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "   ", "a" * 257, "line\nbreak", "tab\there", "nul\x00", "lone \ud800", 42, None],
+    ids=["empty", "blank", "too-long", "newline", "tab", "nul", "surrogate", "int", "none-explicit"],
+)
+async def test_session_ids_are_checked_at_every_door(bad: object) -> None:
+    import sessionware
+
+    if bad is None:
+        bad = b"bytes"
+    with pytest.raises(InvalidSessionOperation, match="session id"):
+        SessionManager(bad, store="memory://")  # type: ignore[arg-type]
+    with pytest.raises(InvalidSessionOperation, match="session id"):
+        sessionware.session(bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidSessionOperation, match="session id"):
+        await registry_for(open_store("memory://")).aopen(bad)  # type: ignore[arg-type]
+    ok = "ticket-42 · ünïcode ✓" + "x" * 200
+    assert SessionManager(ok, store="memory://").session_id == ok
