@@ -66,7 +66,7 @@ def wait_for(store: Store, session_id: str, count: int) -> list[SessionEvent]:
     events: list[SessionEvent] = []
     while time.monotonic() < deadline:
         try:
-            events = store.call_sync(store.backend.load, session_id).events
+            events = store.load(session_id).events
         except SessionNotFound:
             events = []
         if len(messages(events)) >= count:
@@ -104,7 +104,7 @@ def test_chat_completions_are_recorded_in_the_session_the_metadata_names(proxy: 
     theirs = Decimal(raw.headers["x-litellm-response-cost"])
     assert event.metadata["litellm_cost"] == pytest.approx(float(theirs))
     assert event.cost is not None and abs(event.cost - theirs) <= theirs * Decimal("0.01")
-    assert store.call_sync(store.backend.load_info, session).system_prompt == "Be terse."
+    assert store.load_info(session).system_prompt == "Be terse."
 
 
 def test_a_streamed_chat_is_recorded_once_with_its_time_to_first_token(proxy: Proxy, store: Store) -> None:
@@ -157,7 +157,7 @@ def test_anthropic_messages_are_recorded(proxy: Proxy, store: Store, stream: boo
     events = wait_for(store, session, 2)
     assert messages(events) == [("user", "hi claude"), ("assistant", text)]
     assert answer(events).usage is not None
-    assert store.call_sync(store.backend.load_info, session).system_prompt == "Be brief."
+    assert store.load_info(session).system_prompt == "Be brief."
 
 
 def test_a_conversation_without_a_session_id_threads_by_its_opening(proxy: Proxy, store: Store) -> None:
@@ -173,11 +173,7 @@ def test_a_conversation_without_a_session_id_threads_by_its_opening(proxy: Proxy
     )
     deadline = time.monotonic() + _WAIT_SECONDS
     while time.monotonic() < deadline:
-        found = [
-            info
-            for info in store.call_sync(store.backend.list_sessions)
-            if info.system_prompt == opening[0]["content"]
-        ]
+        found = [info for info in store.list_sessions() if info.system_prompt == opening[0]["content"]]
         if found and found[0].last_seq >= 4:
             break
         time.sleep(0.1)
@@ -211,7 +207,7 @@ def test_a_failed_call_reaches_the_client_unchanged_and_is_recorded(proxy: Proxy
     errors: list[SessionEvent] = []
     while time.monotonic() < deadline and not errors:
         try:
-            errors = [e for e in store.call_sync(store.backend.load, session).events if e.error is not None]
+            errors = [e for e in store.load(session).events if e.error is not None]
         except SessionNotFound:
             pass
         time.sleep(0.1)
@@ -231,7 +227,7 @@ def test_the_proxy_still_refuses_a_key_it_does_not_know(proxy: Proxy, store: Sto
         )
     # Without a database the proxy knows only its master key, and says so (400); with one, 401.
     assert refused.value.status_code in (400, 401)
-    assert not store.call_sync(store.backend.exists, session)
+    assert not store.exists(session)
 
 
 def test_the_proxy_example_runs_offline_and_lists_what_it_recorded(tmp_path: Path) -> None:
@@ -244,7 +240,7 @@ def test_the_proxy_example_runs_offline_and_lists_what_it_recorded(tmp_path: Pat
     assert "responses: You said: Summarise the trip." in done.stdout
     sessions = open_store(f"sqlite:///{db}")
     try:
-        ids = {info.id for info in sessions.list_sessions_sync()}
+        ids = {info.id for info in sessions.list_sessions()}
         assert {"ticket-42", "ticket-43", "ticket-44"} <= ids
         assert len(ids) == 4  # and the unnamed chat, threaded by its opening
     finally:

@@ -114,8 +114,8 @@ class StreamRecording:
         def join_session() -> None:
             state.defer(abandon)
 
-        state.store.defer_unresolved(join_session)
-        defer(state.store.settle)
+        state.store.barrier.defer_unresolved(join_session)
+        defer(state.store.barrier.settle)
 
     def on_closed(self) -> None:
         gen = self.gen
