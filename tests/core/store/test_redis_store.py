@@ -69,3 +69,36 @@ async def test_an_unreachable_server_is_a_storage_error_naming_the_url() -> None
         await SessionManager.load("any", store=store)
     assert caught.value.location == url and caught.value.retryable
     store.close()
+
+
+def test_a_redis_emptied_under_a_live_process_gets_back_what_it_holds_and_names_the_rest(
+    redis_url: str,
+) -> None:
+    import gc
+
+    import redis
+
+    from sessionware.adapters.api import health
+    from sessionware.core.session.enums import EventSource, EventType, Role
+    from sessionware.core.session.registry import registry_for
+
+    prefix = f"reset-{uuid.uuid4().hex[:12]}"
+    store = Store(RedisBackend(redis_url, prefix=prefix))
+    registry = registry_for(store)
+    held, gone = registry.open("held"), registry.open("gone")
+    for state, text in ((held, "kept 1"), (gone, "not held any more")):
+        state.record(EventType.MESSAGE, EventSource.USER, role=Role.USER, content=text)
+    store.flush()
+    registry.forget("gone")
+    del gone, state
+    gc.collect()
+    server = redis.Redis.from_url(redis_url)
+    server.delete(*server.keys(f"{prefix}:*"))  # the server lost everything, as after a restart without data
+    server.close()
+    held.record(EventType.MESSAGE, EventSource.USER, role=Role.USER, content="kept 2")
+    store.flush()  # no error: the reset was handled before anything was written
+    assert [e.text for e in store.load("held").events] == ["kept 1", "kept 2"]
+    stats = store.stats
+    assert (stats.resets, stats.restored_sessions, stats.lost_sessions) == (1, 1, {"gone"})
+    assert stats.dropped_events == 0 and "gone" in health().lost_sessions
+    store.close()
