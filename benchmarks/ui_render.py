@@ -186,7 +186,7 @@ def build_store(url: str, n_sessions: int, n_events: int) -> None:
     for at in range(0, len(events), 1_000):
         ops.append(AppendEvents(BIG, tuple(events[at : at + 1_000])))
     store.submit(ops)  # type: ignore[arg-type]
-    store.flush_sync(timeout=600)
+    store.flush(timeout=600)
 
 
 def visit(browser: Browser, url: str, ready: str) -> float:

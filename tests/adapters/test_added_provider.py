@@ -76,7 +76,7 @@ def test_a_wrapped_client_of_the_added_provider_records_its_conversation(
     recorded = calls(events)
     assert [e.provider for e in recorded] == ["acme", "acme"]
     assert all(e.usage is not None and e.usage.input_tokens > 0 for e in recorded)
-    assert store.load_sync(only_session(store)).system_prompt == "Be brief."
+    assert store.load(only_session(store)).system_prompt == "Be brief."
     sessionware.unwrap(client)
     assert "request" not in vars(client)
     client.close()

@@ -78,7 +78,7 @@ def test_a_call_is_one_client_span_with_the_session_usage_cache_and_cost(spans) 
 def client_events(session_id: str):
     from sessionware.core.defaults import default_store
 
-    return default_store().load_sync(session_id).events
+    return default_store().load(session_id).events
 
 
 def test_content_is_exported_only_when_asked_for(spans) -> None:

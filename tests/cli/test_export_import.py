@@ -86,7 +86,7 @@ def test_import_restores_header_totals_events_and_pages_in_another_store(
     assert result.returncode == 0, result.stderr
     source, dest = open_store(recorded.url), open_store(target)
     original, copy = source.load(recorded.parent), dest.load(recorded.parent)
-    pages = dest.call(dest.backend.load_pages, recorded.parent)
+    pages = dest.load_pages(recorded.parent)
     source.close()
     dest.close()
     assert copy.model_dump(exclude={"children"}) == original.model_dump(exclude={"children"})

@@ -118,7 +118,8 @@ def parse_url(url: str) -> tuple[str, str]:
     if not _IDENTIFIER.fullmatch(schema):
         raise InvalidSessionOperation(
             "open_store",
-            f"schema must be a lower-case SQL identifier (letters, digits, _), got {schema!r} in {_redact(url)!r}",
+            f"schema must be a lower-case SQL identifier (letters, digits, _),"
+            f" got {schema!r} in {_redact(url)!r}",
         )
     return urlunsplit(parts._replace(query=urlencode(kept))), schema
 
@@ -138,10 +139,8 @@ class PostgresBackend:
                 "open", "postgresql", self.url, "psycopg is missing: pip install 'sessionware[postgres]'"
             ) from exc
         self._psycopg = psycopg
-        self._pool_errors: tuple[type[BaseException], ...] = (
-            psycopg_pool.PoolTimeout,
-            psycopg_pool.PoolClosed,
-        )
+        self._pool_errors: tuple[type[Exception], ...] = (psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed)
+        self._errors: tuple[type[Exception], ...] = (psycopg.Error, *self._pool_errors)
         self.pool_size = pool_size
         self.connect_timeout = connect_timeout
         self._pool: Any = None
@@ -195,7 +194,7 @@ class PostgresBackend:
             except NewerSchema as exc:
                 pool.close()
                 raise StorageError("open", self.kind, self.url, str(exc)) from None
-            except (self._psycopg.Error, *self._pool_errors) as exc:
+            except self._errors as exc:
                 pool.close()
                 raise self._error("open", exc) from exc
             self._pool = pool
@@ -213,7 +212,7 @@ class PostgresBackend:
                     yield conn
         except self._psycopg.errors.UniqueViolation as exc:
             raise self._error(operation, exc) from exc
-        except (self._psycopg.Error, *self._pool_errors) as exc:
+        except self._errors as exc:
             raise self._error(operation, exc) from exc
 
     # -- writes ---------------------------------------------------------------------
@@ -233,7 +232,8 @@ class PostgresBackend:
                     if op.pages:
                         with conn.cursor() as cur:
                             cur.executemany(
-                                f"INSERT INTO {self.schema}.pages (session_id, page_id, body) VALUES (%s, %s, %s)"
+                                f"INSERT INTO {self.schema}.pages (session_id, page_id, body)"
+                                " VALUES (%s, %s, %s)"
                                 " ON CONFLICT (session_id, page_id) DO UPDATE SET body = EXCLUDED.body",
                                 [(op.session_id, pid, body) for pid, body in op.pages.items()],
                             )

@@ -66,7 +66,7 @@ def test_a_session_gives_its_header_a_page_of_events_and_per_call_series(garden,
 
     head = fetch(base).json()
     store = open_store(garden.url)
-    info = store.call(store.backend.load_info, garden.managed)
+    info = store.load_info(garden.managed)
     assert head["totals"]["calls"] == info.totals.llm_calls
     assert head["events"] == info.last_seq
     assert head["managed"]["calls"] > 0

@@ -69,8 +69,8 @@ def test_a_store_url_opens_the_postgresql_backend(schema_url: str) -> None:
     try:
         assert store.kind == "postgresql"
         store.submit([CreateSession(info("by-url"))])
-        store.flush_sync()
-        assert store.call_sync(store.backend.exists, "by-url")
+        store.flush()
+        assert store.exists("by-url")
     finally:
         store.close()
 
@@ -165,15 +165,15 @@ def test_a_server_outage_loses_nothing_the_app_recorded(
     try:
         store.submit([CreateSession(info("outage"))])
         store.submit([AppendEvents("outage", (event("outage", 0),))])
-        store.flush_sync()
+        store.flush()
         postgres_server.kill()
         try:
             for n in range(1, 21):  # recorded while the server is down: queued, not raised
                 store.submit([AppendEvents("outage", (event("outage", n),))])
         finally:
             postgres_server.restart()
-        store.flush_sync(timeout=60)
-        stored = store.call_sync(store.backend.load_events, "outage", 0)
+        store.flush(timeout=60)
+        stored = store.load_events("outage", 0)
     finally:
         store.close()
     assert [e.content for e in stored] == [f"message {n}" for n in range(21)]
