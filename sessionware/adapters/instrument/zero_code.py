@@ -123,6 +123,19 @@ class ZeroCodeSettings(NamedTuple):
         )
 
 
+def _show_start_up_problems() -> None:
+    """Under ``sessionware run``, a problem met when an SDK loads (an unknown store) is the
+    run's one warning line on stderr. Only instrumentation says so there: the library's
+    other messages (a store outage) stay with the app's logging, as in any app."""
+    import logging
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger("sessionware.adapters.instrument.instrumentor").addHandler(handler)
+
+
 def start(environ: MutableMapping[str, str] | None = None) -> bool:
     """Instrument this interpreter from ``environ``; False when the kill switch is on.
 
@@ -136,6 +149,7 @@ def start(environ: MutableMapping[str, str] | None = None) -> bool:
     if settings.propagate:
         # Children may start elsewhere: they must find the same file.
         env[STORE_ENV] = settings.store
+    _show_start_up_problems()
     instrument(
         store=settings.store,
         session_id=settings.session_id,
