@@ -172,3 +172,21 @@ async def test_session_ids_are_checked_at_every_door(bad: object) -> None:
         await registry_for(open_store("memory://")).aopen(bad)  # type: ignore[arg-type]
     ok = "ticket-42 · ünïcode ✓" + "x" * 200
     assert SessionManager(ok, store="memory://").session_id == ok
+
+
+def test_former_sync_names_still_work_for_a_release_and_say_so(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "old-names.db")
+    registry = registry_for(store)
+    with pytest.warns(DeprecationWarning, match="use SessionRegistry.open"):
+        registry.open_sync("s")
+    with pytest.warns(DeprecationWarning, match=r"use Store\.flush \(async twins carry the 'a' prefix"):
+        store.flush_sync()
+    with pytest.warns(DeprecationWarning, match=r"use Store\.load"):
+        assert store.load_sync("s").id == "s"
+    with pytest.warns(DeprecationWarning, match=r"use Store\.exists"):
+        assert store.exists_sync("s")
+    with pytest.warns(DeprecationWarning, match=r"use Store\.list_sessions"):
+        assert [i.id for i in store.list_sessions_sync()] == ["s"]
+    with pytest.warns(DeprecationWarning, match=r"use Store\.call"):
+        assert store.call_sync(store.backend.exists, "s")
+    store.close()
