@@ -183,12 +183,14 @@ class InterceptedCall(StreamOwner):
     def settled_state(self) -> SessionState:
         """The call's session with every record captured before this call applied.
 
-        For hooks (managed mode) building what to send from the session.
+        For hooks (managed mode) building what to send from the session: what other
+        processes appended is taken in too (``SessionState.follow``).
         """
         state = self.state
         if state is None:
             raise InvalidSessionOperation("settled_state", "the call's session is not open yet")
         state.settle()
+        state.follow()
         return state
 
     def open(self) -> bool:
@@ -367,7 +369,7 @@ class InterceptedCall(StreamOwner):
         end: str | None = None,
         first_token_at: float | None = None,
         since: float | None = None,
-        extra_fields: dict[str, Any] | None = None,
+        extra_fields: EventFields | None = None,
     ) -> CallFacts:
         """Facts of the app's call, or (``since``: the round's start) of one hidden round."""
         hidden = since is not None

@@ -21,6 +21,7 @@ from sessionware.adapters.engine.record import record_hidden
 from sessionware.adapters.engine.streams import StreamRecording
 from sessionware.adapters.engine.types import CallOutput
 from sessionware.core.errors import TokenLimitExceeded
+from sessionware.core.session.models import EventFields
 
 __all__ = ["HookedCall", "UNASKED"]
 
@@ -43,7 +44,7 @@ class HookedCall(InterceptedCall):
         self.rounds = 0
         self.hook_state: Any = None
         """What the wrapping mode keeps about this call between its hooks."""
-        self.hidden_fields: dict[str, Any] = {}
+        self.hidden_fields: EventFields = {}
         """Fields of the next hidden event (``extra_fields`` belong to the app's call)."""
         self.substitute: Any = None
         """When set, returned to the app instead of the SDK's last response."""
