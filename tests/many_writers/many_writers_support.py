@@ -63,7 +63,13 @@ class Writers:
         """Each writer's JSON report; fails on a non-zero exit or any stderr output."""
         out: dict[str, dict[str, Any]] = {}
         for name, proc in self.procs.items():
-            stdout, stderr = proc.communicate(timeout=timeout)
+            # Read through the pipes' own file objects: a test may have read lines from
+            # stdout already, and what those buffered would be lost to ``communicate``.
+            assert proc.stdout is not None and proc.stderr is not None
+            stdout, stderr = proc.stdout.read(), proc.stderr.read()
+            proc.stdout.close()
+            proc.stderr.close()
+            proc.wait(timeout=timeout)
             assert proc.returncode == 0, f"writer {name} failed: {stderr}"
             assert stderr == "", f"writer {name} wrote to stderr: {stderr}"
             out[name] = json.loads(stdout.strip().splitlines()[-1])
@@ -73,7 +79,7 @@ class Writers:
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.kill()
-                proc.wait()
+            proc.communicate()  # reaps it and closes its pipes
 
 
 def stored(url: str, session_id: str) -> list[SessionEvent]:

@@ -1,4 +1,9 @@
-"""A redis-server of a test's own, to kill and restart (the shared one must stay up)."""
+"""A redis-server of a test's own, to kill and restart (the shared one must stay up).
+
+It listens on a Unix socket in the test's folder, not a TCP port: a port freed by a kill
+could be taken by another program before the restart, and the writers would go on
+talking to a server that is not this one.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RedisProcess:
@@ -32,26 +31,31 @@ class RedisProcess:
         self.binary = binary
         self.workdir = workdir
         self.persistent = persistent
-        self.port = free_port()
+        self.socket = workdir / "redis.sock"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"unix://{self.socket}?db=0"
 
     def start(self) -> None:
         durability = (
             ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
         )
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--save", "", *durability, "--dir", str(self.workdir)],
+            [
+                *(self.binary, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700"),
+                *("--save", "", *durability, "--dir", str(self.workdir)),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                with socket.socket(socket.AF_UNIX) as probe:
+                    probe.settimeout(0.2)
+                    probe.connect(str(self.socket))
                     return
             except OSError:
                 time.sleep(0.02)

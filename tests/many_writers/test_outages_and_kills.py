@@ -144,7 +144,7 @@ def test_a_writer_killed_mid_batch_leaves_whole_appends_and_the_others_lose_noth
         while acked < 500:
             acked = int(victim.stdout.readline().split()[1])
         victim.kill()  # SIGKILL: no exit handler, no flush
-        victim.wait()
+        victim.communicate()
         del writers.procs["b"]
         reports = writers.results()
     finally:
