@@ -187,10 +187,10 @@ async def test_an_initialized_processor_wrapped_later_and_rewrapped_logs_once(st
     sessionware.wrap(p, store=store, session_id="first")
     sessionware.wrap(p, store=store, session_id="second")  # only the settings change
     await p.process(tool_calls(("c1", "add", {"a": 1, "b": 1})))
-    store.settle()
-    store.flush_sync()
-    assert [i.id for i in store.list_sessions_sync()] == ["second"]
-    events = store.load_sync("second").events
+    store.barrier.settle()
+    store.flush()
+    assert [i.id for i in store.list_sessions()] == ["second"]
+    events = store.load("second").events
     assert [e.tool_call_id for e in events if e.type is EventType.TOOL_CALL] == ["c1"]
 
 
@@ -205,9 +205,9 @@ async def test_without_a_scope_or_an_earlier_call_the_processor_has_a_session_of
         await p.process(tool_calls(("c2", "add", {"a": 3, "b": 3})))
 
     await contextvars.Context().run(asyncio.ensure_future, alone())  # a context with no last call
-    store.settle()
-    store.flush_sync()
-    [info] = store.list_sessions_sync()
+    store.barrier.settle()
+    store.flush()
+    [info] = store.list_sessions()
     assert info.id.startswith("tools-") and info.totals.tool_calls == 2
 
 

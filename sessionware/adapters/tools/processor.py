@@ -87,7 +87,7 @@ class _Recorder:
             return last[1]
         if scope is not None:
             scope.handle.bind(store)  # the scope's handle reads where its calls went
-        state = registry.open_sync(target)
+        state = registry.open(target)
         note_session(state)
         self._last = (key, state)
         return state
