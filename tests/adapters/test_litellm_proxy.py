@@ -227,7 +227,16 @@ def test_the_proxy_still_refuses_a_key_it_does_not_know(proxy: Proxy, store: Sto
         )
     # Without a database the proxy knows only its master key, and says so (400); with one, 401.
     assert refused.value.status_code in (400, 401)
-    assert not store.exists(session)
+    # The same session, then, with the proxy's key: only that call is in it (a refused
+    # caller's request would be an unauthenticated write into a session it named).
+    openai_client(proxy).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}], metadata={"session_id": session}
+    )
+    events = wait_for(store, session, 2)
+    time.sleep(1.0)  # a refused call recorded late would show up meanwhile
+    events = store.load(session).events
+    assert messages(events)[0] == ("user", "hello") and len(messages(events)) == 2
+    assert not [e for e in events if e.error is not None]
 
 
 def test_the_proxy_example_runs_offline_and_lists_what_it_recorded(tmp_path: Path) -> None:

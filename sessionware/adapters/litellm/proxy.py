@@ -65,11 +65,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from sessionware.adapters.instrument.zero_code import ZeroCodeSettings
 from sessionware.adapters.litellm.callback import SessionCallback
 from sessionware.adapters.litellm.read import PROXY_CALL_TYPES, RECORDED_CALL_TYPES
 from sessionware.core.errors import InvalidSessionOperation
+
+# LiteLLM's ProxyErrorTypes values for a caller the proxy could not authenticate.
+_REFUSALS = frozenset(
+    {"auth_error", "expired_key", "token_not_found_in_db", "auth_provider_unavailable", "no_db_connection"}
+)
 
 __all__ = ["ProxyHook"]
 
@@ -100,3 +106,26 @@ class ProxyHook(SessionCallback):
                 " (sessionware.wrap(..., mode='managed') or sessionware.adapters.litellm.managed)",
             )
         return cls(store=settings.store, session_id=settings.session_id)
+
+    def log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        if not refused_caller(kwargs):
+            super().log_failure_event(kwargs, response_obj, start_time, end_time)
+
+    async def async_log_failure_event(
+        self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        if not refused_caller(kwargs):
+            await super().async_log_failure_event(kwargs, response_obj, start_time, end_time)
+
+
+def refused_caller(kwargs: Any) -> bool:
+    """Whether the proxy refused to authenticate the caller (an unknown or expired key, or
+    no way to check it) before any model was asked. Such a request is not part of any
+    conversation, and recording it would let anyone without a valid key write into any
+    session they name. The proxy logs it as a failure whose ``ProxyException`` has one of
+    these types. (Calls of a known key refused for budget or model access are recorded:
+    their caller is known and the app may want to see the refusal in its session.)"""
+    if not isinstance(kwargs, dict):
+        return False
+    kind = getattr(kwargs.get("exception"), "type", None)
+    return str(getattr(kind, "value", kind)) in _REFUSALS
