@@ -83,14 +83,8 @@ class GuardChain:
             try:
                 decision = guard.check(call, context)
             except Exception as exc:
-                logger.exception(
-                    "guard %r raised on a call to %s; treated as a warning", guard.name, call.name
-                )
-                decision = GuardDecision.warn(guard.name, f"the guard failed ({type(exc).__name__}: {exc})")
-            if decision.verdict is GuardVerdict.ALLOW:
-                continue
-            decisions.append(decision)
-            if decision.verdict is GuardVerdict.BLOCK:
+                decision = _failed(guard.name, f"a call to {call.name}", exc)
+            if _kept(decision, decisions):
                 break
             if decision.verdict is GuardVerdict.REPAIR and decision.arguments is not None:
                 call = call.with_arguments(decision.arguments)
@@ -108,13 +102,21 @@ class GuardChain:
             try:
                 decision, value = guard.check_output(call, value)
             except Exception as exc:
-                logger.exception(
-                    "guard %r raised on the output of %s; treated as a warning", guard.name, call.name
-                )
-                decision = GuardDecision.warn(guard.name, f"the guard failed ({type(exc).__name__}: {exc})")
-            if decision.verdict is GuardVerdict.ALLOW:
-                continue
-            decisions.append(decision)
-            if decision.verdict is GuardVerdict.BLOCK:
+                decision = _failed(guard.name, f"the output of {call.name}", exc)
+            if _kept(decision, decisions):
                 break
         return value, tuple(decisions)
+
+
+def _failed(guard: str, what: str, exc: Exception) -> GuardDecision:
+    """A guard that raised: logged, and read as a warning."""
+    logger.exception("guard %r raised on %s; treated as a warning", guard, what)
+    return GuardDecision.warn(guard, f"the guard failed ({type(exc).__name__}: {exc})")
+
+
+def _kept(decision: GuardDecision, decisions: list[GuardDecision]) -> bool:
+    """Keep a decision that is not an allow; True when it ends the chain (a block)."""
+    if decision.verdict is GuardVerdict.ALLOW:
+        return False
+    decisions.append(decision)
+    return decision.verdict is GuardVerdict.BLOCK
