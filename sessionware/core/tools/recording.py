@@ -17,14 +17,15 @@ __all__ = ["ensure_assistant_message", "result_drafts"]
 Draft = EventDraft
 
 # How far back to look for the assistant message of a round: it is normally the last
-# event, a few more when a wrapped client recorded usage or hidden rounds after it.
+# event, a few more when a wrapped client recorded usage, results or hidden rounds after it.
 _LOOKBACK = 64
 
 
 def _announced(state: SessionState, call_ids: set[str]) -> bool:
+    """Whether the latest assistant message that asked for tools asked for these."""
     for event in reversed(state.events[-_LOOKBACK:]):
-        if event.role is Role.ASSISTANT and any(c.id in call_ids for c in event.tool_calls):
-            return True
+        if event.tool_calls and event.role is Role.ASSISTANT:
+            return any(c.id in call_ids for c in event.tool_calls)
     return False
 
 
