@@ -44,10 +44,19 @@ load_engine()  # before any engine module: undoes what importing the engine does
 
 from chuk_tool_processor import InProcessStrategy, SubprocessStrategy, ToolProcessor, create_registry  # noqa: E402
 from chuk_tool_processor import ToolCall as EngineCall  # noqa: E402
+from chuk_tool_processor.core.exceptions import ErrorInfo as EngineErrorInfo  # noqa: E402
 from chuk_tool_processor.execution.wrappers.caching import CacheInterface, CachingToolExecutor  # noqa: E402
 from chuk_tool_processor.execution.wrappers.retry import RetryableToolExecutor, RetryConfig  # noqa: E402
 
-__all__ = ["EngineExecutor", "RegisteredTool", "ToolIsolation", "cache_scope", "run_scheduled", "scope_key"]
+__all__ = [
+    "EngineExecutor",
+    "RegisteredTool",
+    "ToolIsolation",
+    "TransientRetry",
+    "cache_scope",
+    "run_scheduled",
+    "scope_key",
+]
 
 # Longest any engine strategy waits for one of our tools, which time themselves out.
 _BACKSTOP_S = 24 * 3600.0
@@ -142,8 +151,10 @@ class RegisteredTool:
         return to_jsonable_python(value, serialize_unknown=True)
 
 
-class _TransientRetry(RetryConfig):
-    """The engine's retry layer, deciding by exception type instead of "retry everything"."""
+class TransientRetry(RetryConfig):
+    """The engine's ``RetryConfig`` deciding by exception type (``RetryPolicy.retry_on``)
+    instead of retrying every failure. For an app's own processor:
+    ``ToolProcessor(retry_config=TransientRetry(RetryPolicy()))``."""
 
     def __init__(self, policy: RetryPolicy) -> None:
         super().__init__(
@@ -159,7 +170,11 @@ class _TransientRetry(RetryConfig):
     ) -> bool:
         if attempt >= self.max_retries:
             return False
-        kind = outcome_kind(error_str or "")
+        text = error_str or (str(error) if error is not None else "")
+        kind = outcome_kind(text)
+        if kind is None:  # an engine-native tool: only its message is known, read by the engine
+            category = EngineErrorInfo.from_error_string(text).category.value
+            kind = {"connection": "ConnectionError", "timeout": "TimeoutError"}.get(category)
         return kind is not None and self.policy.transient(kind)
 
 
@@ -282,7 +297,7 @@ class EngineExecutor:
         once = RetryConfig(max_retries=0)
         executor: Any = RetryableToolExecutor(
             processor.executor,
-            default_config=_TransientRetry(self.retry),
+            default_config=TransientRetry(self.retry),
             tool_configs={t.name: once for t in self.registry if not t.retryable},
         )
         if self.cache is not None and self.cache_policy is not None:

@@ -219,3 +219,35 @@ async def test_output_checks_block_replace_or_survive_a_broken_guard(registry: T
         assert (result.status, result.result) == (status, value), verdict
     with pytest.raises(TypeError, match="not a guard"):
         GuardChain([object()])
+
+
+async def test_an_application_processor_can_retry_as_the_runner_does() -> None:
+    from sessionware.core.tools import RetryPolicy
+    from sessionware.core.tools.execution import TransientRetry
+
+    runs = {"flaky": 0, "broken": 0}
+
+    class Flaky:
+        async def execute(self) -> str:
+            runs["flaky"] += 1
+            if runs["flaky"] == 1:
+                raise ConnectionResetError("connection reset by peer")
+            return "ok"
+
+    class Broken:
+        async def execute(self) -> str:
+            runs["broken"] += 1
+            raise ValueError("always")
+
+    engine_registry = create_registry()
+    await engine_registry.register_tool(Flaky(), name="flaky")
+    await engine_registry.register_tool(Broken(), name="broken")
+    policy = RetryPolicy(max_attempts=3, backoff_s=0)
+    processor = ToolProcessor(registry=engine_registry, retry_config=TransientRetry(policy))
+    runner = ToolRunner(processor=processor, guards=())
+    done = await runner.run(None, openai_reply(("c1", "flaky", {}), ("c2", "broken", {})))
+    # An engine-native tool keeps only its message through the engine, read by the engine's
+    # own categories: a dropped connection is retried, a ValueError is not.
+    assert [r.status for r in done.results] == [ToolStatus.SUCCESS, ToolStatus.ERROR]
+    assert runs == {"flaky": 2, "broken": 1}
+    await processor.close()
