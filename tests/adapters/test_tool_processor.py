@@ -218,3 +218,19 @@ async def test_unwrapping_before_the_first_call_leaves_the_processor_as_it_was(s
     with sessionware.session("agent") as handle:
         await p.process(tool_calls(("c1", "add", {"a": 1, "b": 1})))
     assert tool_events(handle) == []
+
+
+async def test_a_runner_over_a_wrapped_processor_logs_each_call_once(store: Store) -> None:
+    from sessionware import SessionManager
+    from sessionware.core.tools import ToolRunner
+
+    p = sessionware.wrap(await processor(), store=store)
+    runner = ToolRunner(processor=p)
+    sm = SessionManager(store=store, session_id="agent")
+    with sessionware.session("agent") as handle:
+        done = await runner.run(sm, tool_calls(("c1", "add", {"a": 1, "b": 2})))
+        # Without a session the runner logs nothing: the wrapped processor's own logging stays.
+        await runner.run(None, tool_calls(("c2", "add", {"a": 2, "b": 2})))
+    assert done.openai_messages() == [{"role": "tool", "tool_call_id": "c1", "content": "3"}]
+    assert [e.tool_call_id for e in tool_events(handle)] == ["c1", "c2"]
+    assert handle.stats().tool_calls == 2

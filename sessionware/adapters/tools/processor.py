@@ -44,7 +44,7 @@ from sessionware.core.store.store import Store
 from sessionware.core.tools.engine import outcome, tame_logging
 from sessionware.core.tools.models import ToolFormat, ToolInvocation, ToolResult
 from sessionware.core.tools.parsing import AssistantTurn
-from sessionware.core.tools.recording import ensure_assistant_message, result_drafts
+from sessionware.core.tools.recording import ensure_assistant_message, result_drafts, runner_is_logging
 
 __all__ = ["is_wrapped_processor", "unwrap_processor", "wrap_processor"]
 
@@ -99,8 +99,8 @@ class _Recorder:
         and the record queued on it; the recorder thread writes it, and any read of the
         session writes it first, as for a wrapped client's calls.
         """
-        if not self.enabled or not calls:
-            return
+        if not self.enabled or not calls or runner_is_logging():
+            return  # a ToolRunner logging into a session runs these calls: it logs them
         try:
             state = self._state()
             work = partial(self._write, state, list(calls), list(results), elapsed_ms)

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from sessionware.core.session.enums import EventSource, EventType, Role
 from sessionware.core.session.models import EventDraft
@@ -12,13 +14,33 @@ from sessionware.core.tools.models import ToolResult
 from sessionware.core.tools.parsing import AssistantTurn
 from sessionware.core.tools.records import event_metadata
 
-__all__ = ["ensure_assistant_message", "result_drafts"]
+__all__ = ["ensure_assistant_message", "logged_by_runner", "runner_is_logging", "result_drafts"]
 
 Draft = EventDraft
 
 # How far back to look for the assistant message of a round: it is normally the last
 # event, a few more when a wrapped client recorded usage, results or hidden rounds after it.
 _LOOKBACK = 64
+
+
+_runner_logging: ContextVar[bool] = ContextVar("sessionware_runner_logging", default=False)
+
+
+@contextmanager
+def logged_by_runner() -> Iterator[None]:
+    """While a ``ToolRunner`` executes calls it logs itself: a wrapped ``ToolProcessor`` it
+    runs them through (``ToolRunner(processor=...)``) must not log them a second time.
+    Tasks started inside inherit it."""
+    token = _runner_logging.set(True)
+    try:
+        yield
+    finally:
+        _runner_logging.reset(token)
+
+
+def runner_is_logging() -> bool:
+    """True inside ``logged_by_runner``."""
+    return _runner_logging.get()
 
 
 def _announced(state: SessionState, call_ids: set[str]) -> bool:

@@ -58,7 +58,7 @@ from sessionware.core.tools.models import ToolFormat, ToolInvocation, ToolResult
 from sessionware.core.tools.parsing import AssistantTurn, parse_assistant_message, parse_text_calls
 from sessionware.core.tools.policies import CachePolicy, RetryPolicy, ToolSchedule
 from sessionware.core.tools.procedural.memory import ProceduralMemory
-from sessionware.core.tools.recording import ensure_assistant_message, result_drafts
+from sessionware.core.tools.recording import ensure_assistant_message, logged_by_runner, result_drafts
 from sessionware.core.tools.records import record_from_result
 from sessionware.core.tools.registry import ToolRegistry
 from sessionware.core.tools.render import (
@@ -282,22 +282,31 @@ class ToolRunner:
                 self._announce(state, turn)
             planned = self._plan(turn, ledger, names)
             scope = self._scope(state, ledger)
-        pending = [p for p in planned if isinstance(p, _Pending)]
-        if self.schedule is not None and pending:
-            from sessionware.core.tools.execution import run_scheduled
-
-            done = await run_scheduled(engine, [p.call for p in pending], self.schedule, scope=scope)
-            results = [
-                self._scheduled(p, done.get(p.call.id)) if isinstance(p, _Pending) else p for p in planned
-            ]
+        if state is None:
+            results = await self._execute(engine, planned, scope)
         else:
-            outcomes = iter(await asyncio.gather(*(engine.run(p.call, scope=scope) for p in pending)))
-            results = [self._result(p, next(outcomes)) if isinstance(p, _Pending) else p for p in planned]
+            with logged_by_runner():  # an app's wrapped processor must not log them again
+                results = await self._execute(engine, planned, scope)
         with lock:
             results = self._finish(results, ledger, state)
         if isinstance(session, SessionManager) and session.durability is Durability.SYNC:
             await session.flush()
         return ToolRound(format=turn.format, session_id=state.id if state else None, results=tuple(results))
+
+    async def _execute(
+        self, engine: EngineExecutor, planned: list[ToolResult | _Pending], scope: str
+    ) -> list[ToolResult]:
+        """Run the planned calls through the engine: each one's result, in call order."""
+        pending = [p for p in planned if isinstance(p, _Pending)]
+        if self.schedule is not None and pending:
+            from sessionware.core.tools.execution import run_scheduled
+
+            done = await run_scheduled(engine, [p.call for p in pending], self.schedule, scope=scope)
+            return [
+                self._scheduled(p, done.get(p.call.id)) if isinstance(p, _Pending) else p for p in planned
+            ]
+        outcomes = iter(await asyncio.gather(*(engine.run(p.call, scope=scope) for p in pending)))
+        return [self._result(p, next(outcomes)) if isinstance(p, _Pending) else p for p in planned]
 
     def _scope(self, state: SessionState | None, ledger: ToolLedger) -> str:
         from sessionware.core.tools.execution import scope_key
