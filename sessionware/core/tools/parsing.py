@@ -14,6 +14,7 @@ Tool calls written in a model's text (``<tool name="add" args='{"a": 1}'/>``, a 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,6 +26,8 @@ from sessionware.core.session.models import ToolCall
 from sessionware.core.tools.models import ToolFormat, ToolInvocation
 
 __all__ = ["AssistantTurn", "parse_assistant_message", "parse_text_calls"]
+
+logger = logging.getLogger(__name__)
 
 
 class AssistantTurn(BaseModel):
@@ -190,7 +193,8 @@ async def parse_text_calls(text: str) -> AssistantTurn:
     for parser in (OpenAIToolPlugin(), JsonToolPlugin(), FunctionCallPlugin(), XmlToolPlugin()):
         try:
             calls = await parser.try_parse(text)
-        except Exception:  # a parser that cannot read this text finds nothing in it
+        except Exception as exc:  # a parser that cannot read this text finds nothing in it
+            logger.debug("%s found no tool calls: %r", type(parser).__name__, exc)
             continue
         for call in calls:
             invocation = _decode(
