@@ -251,3 +251,33 @@ async def test_an_application_processor_can_retry_as_the_runner_does() -> None:
     assert [r.status for r in done.results] == [ToolStatus.SUCCESS, ToolStatus.ERROR]
     assert runs == {"flaky": 2, "broken": 1}
     await processor.close()
+
+
+async def test_an_application_processors_circuit_breaker_answers_for_the_tool() -> None:
+    runs = {"down": 0}
+
+    class Down:
+        async def execute(self) -> str:
+            runs["down"] += 1
+            raise RuntimeError("backend unavailable")
+
+    engine_registry = create_registry()
+    await engine_registry.register_tool(Down(), name="down")
+    processor = ToolProcessor(
+        registry=engine_registry,
+        enable_retries=False,
+        enable_caching=False,
+        enable_circuit_breaker=True,
+        circuit_breaker_threshold=2,
+        circuit_breaker_timeout=60,
+    )
+    runner = ToolRunner(processor=processor, guards=())
+    sm = SessionManager(store="memory://")
+    await sm.user_says("try the backend three times")
+    results = [(await runner.run(sm, openai_reply((f"c{i}", "down", {})))).results[0] for i in range(3)]
+    await processor.close()
+    # Two failures open the circuit: the third call is answered without running the tool.
+    assert [r.status for r in results] == [ToolStatus.ERROR] * 3
+    assert [r.error.type for r in results if r.error] == ["ToolError", "ToolError", "CircuitOpen"]
+    assert runs == {"down": 2}
+    assert (await sm.get_stats()).errors == 3
