@@ -41,7 +41,8 @@ async def add(a: int, b: int) -> int:
     return a + b
 
 def message(i):
-    call = {"id": f"c{i}", "type": "function", "function": {"name": "add", "arguments": json.dumps({"a": i, "b": 1})}}
+    function = {"name": "add", "arguments": json.dumps({"a": i, "b": 1})}
+    call = {"id": f"c{i}", "type": "function", "function": function}
     return {"role": "assistant", "content": None, "tool_calls": [call]}
 
 async def main():
@@ -122,6 +123,9 @@ def main() -> None:
         f"engine / in-house executor, per call: {median('new', 'execute') / median('old', 'execute'):.2f}x;"
         f"  ToolRunner.run: {median('new', 'run') / median('old', 'run'):.2f}x"
     )
+    pairs = zip(runs["old"], runs["new"], strict=True)
+    spread = ", ".join(f"{new['execute'] / old['execute']:.1f}x" for old, new in pairs)
+    print(f"per pair, per call: {spread} (a pair's processes ran one after the other)")
 
 
 if __name__ == "__main__":
