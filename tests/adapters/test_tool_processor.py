@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from adapter_support import make_openai
+from pydantic import BaseModel
 
 import sessionware
 from sessionware.adapters.api import is_wrapped
@@ -20,8 +22,10 @@ from sessionware.core.tools.engine import load_engine
 
 chuk = pytest.importorskip("chuk_tool_processor")
 load_engine()  # imported as sessionware does it: without its side effects on the test process
-from chuk_tool_processor import ToolCall, ToolProcessor, create_registry  # noqa: E402
+from chuk_tool_processor import InProcessStrategy, ToolCall, ToolProcessor, create_registry  # noqa: E402
 from chuk_tool_processor.execution.wrappers.retry import RetryConfig  # noqa: E402
+from chuk_tool_processor.models.streaming_tool import StreamingTool  # noqa: E402
+from chuk_tool_processor.models.tool_result import ToolResult as EngineResult  # noqa: E402
 
 
 class Add:
@@ -234,3 +238,76 @@ async def test_a_runner_over_a_wrapped_processor_logs_each_call_once(store: Stor
     assert done.openai_messages() == [{"role": "tool", "tool_call_id": "c1", "content": "3"}]
     assert [e.tool_call_id for e in tool_events(handle)] == ["c1", "c2"]
     assert handle.stats().tool_calls == 2
+
+
+class Countdown(StreamingTool):
+    """Yields ``start``, ``start - 1``... down to 1 (a streaming tool: one result per item)."""
+
+    class Arguments(BaseModel):
+        start: int
+
+    async def _stream_execute(self, start: int) -> AsyncIterator[int]:
+        for value in range(start, 0, -1):
+            await asyncio.sleep(0)
+            yield value
+
+
+class InOrder(InProcessStrategy):
+    """Streams the calls one after the other, a streaming tool item by item (the engine's own
+    ``InProcessStrategy.stream_run`` of 0.26.1 fails once two results wait in its queue)."""
+
+    async def stream_run(
+        self, calls: list[Any], timeout: float | None = None, on_tool_start: Any = None
+    ) -> AsyncIterator[Any]:
+        for call in calls:
+            tool = await self.registry.get_tool(call.tool)
+            if getattr(tool, "supports_streaming", False):
+                async for item in tool().stream_execute(**call.arguments):
+                    yield EngineResult(call_id=call.id, tool=call.tool, result=item)
+            else:
+                for result in await self.run([call], timeout):
+                    yield result
+
+
+async def streaming_processor() -> ToolProcessor:
+    registry = create_registry()
+    await registry.register_tool(Countdown, name="countdown")
+    await registry.register_tool(Add(), name="add")
+    return ToolProcessor(
+        registry=registry, strategy=InOrder(registry), enable_retries=False, enable_caching=False
+    )
+
+
+async def test_a_streamed_run_logs_each_call_once_with_its_items(store: Store) -> None:
+    p = sessionware.wrap(await streaming_processor(), store=store)
+    await p.initialize()
+    calls = [
+        ToolCall(id="c1", tool="countdown", arguments={"start": 3}),
+        ToolCall(id="c2", tool="add", arguments={"a": 1, "b": 2}),
+    ]
+    with sessionware.session("agent") as handle:
+        # The strategy's stream, reached through processor.executor as before the wrap.
+        streamed = [r.result async for r in p.executor.stream_run(calls)]
+    assert streamed == [3, 2, 1, 3]
+    events = tool_events(handle)
+    assert [(e.tool_call_id, e.tool_result) for e in events] == [("c1", [3, 2, 1]), ("c2", 3)]
+    assert all(e.metadata["tool_status"] == "success" for e in events)
+    await p.close()
+
+
+async def test_a_stream_left_early_logs_what_came_by_then(store: Store) -> None:
+    p = sessionware.wrap(await streaming_processor(), store=store)
+    await p.initialize()
+    calls = [
+        ToolCall(id="c1", tool="countdown", arguments={"start": 5}),
+        ToolCall(id="c2", tool="add", arguments={"a": 1, "b": 2}),
+    ]
+    with sessionware.session("agent") as handle:
+        stream = p.strategy.stream_run(calls)
+        assert (await anext(stream)).result == 5
+        assert (await anext(stream)).result == 4
+        await stream.aclose()
+    # The call that had started streaming is logged with its items so far; the one that
+    # never ran is not logged at all.
+    assert [(e.tool_call_id, e.tool_result) for e in tool_events(handle)] == [("c1", [5, 4])]
+    await p.close()

@@ -13,7 +13,9 @@ How: the engine runs every execution through one chain of layers (``executor``, 
 by ``initialize()``); a recording layer goes in front of it, so it sees the calls and
 the results whatever the entry point. ``process(..., return_order=...)`` is the one path
 that skips that chain (the engine hands it to the strategy directly): the strategy's
-``run`` is observed for it. Nothing is recorded twice.
+``run`` is observed for it. Its ``stream_run`` (results as each call completes, a
+streaming tool's item by item) is observed too: each call is logged once, when the
+stream ends, its items as its value. Nothing is recorded twice.
 
 Which session: ``session_id=`` when given; else the innermost
 ``with sessionware.session(...)``; else the session the last wrapped model call of this
@@ -30,7 +32,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -92,8 +94,9 @@ class _Recorder:
         self._last = (key, state)
         return state
 
-    def record(self, calls: Sequence[Any], results: Sequence[Any], elapsed_ms: float) -> None:
+    def record(self, calls: Sequence[Any], results: Sequence[Any], elapsed_ms: float | None) -> None:
         """Log ``results`` (paired with their ``calls``) in the session; never raises.
+        ``elapsed_ms``: the execution's whole time, or None to read each result's own.
 
         On the app's path only the session is chosen (it depends on the caller's context)
         and the record queued on it; the recorder thread writes it, and any read of the
@@ -111,7 +114,9 @@ class _Recorder:
         except Exception as exc:
             guard.report("a tool execution", exc)
 
-    def _write(self, state: SessionState, calls: list[Any], results: list[Any], elapsed_ms: float) -> None:
+    def _write(
+        self, state: SessionState, calls: list[Any], results: list[Any], elapsed_ms: float | None
+    ) -> None:
         try:
             self._record(state, calls, results, elapsed_ms)
         except SessionwareError as exc:
@@ -119,7 +124,9 @@ class _Recorder:
         except Exception as exc:
             guard.report("a tool execution", exc)
 
-    def _record(self, state: SessionState, calls: list[Any], results: list[Any], elapsed_ms: float) -> None:
+    def _record(
+        self, state: SessionState, calls: list[Any], results: list[Any], elapsed_ms: float | None
+    ) -> None:
         invocations = [_invocation(call) for call in calls]
         ours = []
         for invocation, result in zip(invocations, _pair(calls, results), strict=True):
@@ -127,7 +134,7 @@ class _Recorder:
                 continue
             done = outcome(result)
             # One call's own time is the execution's (retries and waits included).
-            latency = elapsed_ms if len(calls) == 1 else done.latency_ms
+            latency = elapsed_ms if len(calls) == 1 and elapsed_ms is not None else done.latency_ms
             ours.append(
                 ToolResult(
                     call_id=invocation.id,
@@ -168,6 +175,37 @@ def _pair(calls: Sequence[Any], results: Sequence[Any]) -> list[Any | None]:
     return [by_id.get(call.id) or next(rest, None) for call in calls]
 
 
+def _streamed(calls: Sequence[Any], results: Sequence[Any]) -> list[Any]:
+    """One result per call of a ``stream_run``, whose results come in completion order, a
+    streaming tool's as one result per item: the items of a call become its value (a
+    list, or the item when there is one), its first failure its error, its time from the
+    first start to the last end. A result without a call id (the subprocess strategy
+    leaves it out) goes to the first call of its tool that has none yet."""
+    by_call: dict[str, list[Any]] = {}
+    ids = {call.id for call in calls}
+    for result in results:
+        call_id = getattr(result, "call_id", None)
+        if call_id not in ids:
+            match = next((c for c in calls if c.tool == result.tool and c.id not in by_call), None)
+            if match is None:
+                continue
+            call_id = match.id
+        by_call.setdefault(str(call_id), []).append(result)
+    merged = []
+    for call in calls:
+        parts = by_call.get(call.id)
+        if not parts:
+            continue
+        update: dict[str, Any] = {"call_id": call.id, "end_time": parts[-1].end_time}
+        failed = next((p for p in parts if p.error is not None), None)
+        if failed is not None:
+            update.update(result=None, error=failed.error)
+        elif len(parts) > 1:
+            update["result"] = [p.result for p in parts]
+        merged.append(parts[0].model_copy(update=update))
+    return merged
+
+
 class RecordingExecutor:
     """The head of a wrapped processor's chain: runs the chain, then logs what it did.
 
@@ -181,6 +219,11 @@ class RecordingExecutor:
         # ToolProcessor.execute() passes use_cache= to the head of its chain, which a bare
         # strategy (no retry or cache layer) refuses: only pass it on to a layer that takes it.
         self._takes_cache_flag = "use_cache" in inspect.signature(executor.execute).parameters
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else an app reads on ``processor.executor`` is the layer below's, as
+        # before the wrap (``stream_run`` of a bare strategy, a cache, ``close``).
+        return getattr(self.__dict__["executor"], name)
 
     async def execute(
         self, calls: list[Any], *, timeout: float | None = None, use_cache: bool = True
@@ -198,6 +241,36 @@ class RecordingExecutor:
         return results  # type: ignore[no-any-return]
 
 
+def _recorded_stream(original: Any, recorder: _Recorder) -> Any:
+    """A strategy's ``stream_run`` that logs each call once its stream ends (read to the
+    end, closed or dropped early: what came by then)."""
+
+    async def stream_run(calls: list[Any], *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        seen: list[Any] = []
+        results = original(calls, *args, **kwargs).__aiter__()
+        try:
+            while True:
+                # Only the strategy's own steps count as inside (a ``run`` it calls is this
+                # stream's); the app's loop body between items does not.
+                token = _inside.set(True)
+                try:
+                    result = await results.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    _inside.reset(token)
+                seen.append(result)
+                yield result
+        finally:
+            if not _inside.get():
+                recorder.record(calls, _streamed(calls, seen), None)
+            close = getattr(results, "aclose", None)
+            if close is not None:
+                await close()
+
+    return stream_run
+
+
 class _Installed:
     """What ``wrap`` changed on one processor, to undo it."""
 
@@ -206,6 +279,7 @@ class _Installed:
         self.recorder = recorder
         self.initialize = processor.initialize
         self.run: Any = None
+        self.stream_run: Any = None
 
     def attach(self) -> None:
         """Put the recording layer in front of the chain ``initialize()`` built (once)."""
@@ -226,15 +300,20 @@ class _Installed:
                 return results
 
             strategy.__dict__["run"] = run
+        if strategy is not None and self.stream_run is None and hasattr(strategy, "stream_run"):
+            self.stream_run = strategy.stream_run
+            strategy.__dict__["stream_run"] = _recorded_stream(strategy.stream_run, self.recorder)
 
     def detach(self) -> None:
         processor = self.processor
         processor.__dict__.pop("initialize", None)
         if isinstance(processor.executor, RecordingExecutor):
             processor.executor = processor.executor.executor
-        if self.run is not None and processor.strategy is not None:
-            processor.strategy.__dict__.pop("run", None)
-            self.run = None
+        if processor.strategy is not None:
+            for name in ("run", "stream_run"):
+                if getattr(self, name) is not None:
+                    processor.strategy.__dict__.pop(name, None)
+                    setattr(self, name, None)
 
 
 def wrap_processor(processor: Any, *, session_id: str | None = None, store: Store | None = None) -> Any:
