@@ -247,6 +247,9 @@ class Countdown(StreamingTool):
         start: int
 
     async def _stream_execute(self, start: int) -> AsyncIterator[int]:
+        if start > 10:
+            yield start
+            raise ValueError("too far to count down")
         for value in range(start, 0, -1):
             await asyncio.sleep(0)
             yield value
@@ -262,8 +265,11 @@ class InOrder(InProcessStrategy):
         for call in calls:
             tool = await self.registry.get_tool(call.tool)
             if getattr(tool, "supports_streaming", False):
-                async for item in tool().stream_execute(**call.arguments):
-                    yield EngineResult(call_id=call.id, tool=call.tool, result=item)
+                try:
+                    async for item in tool().stream_execute(**call.arguments):
+                        yield EngineResult(call_id=call.id, tool=call.tool, result=item)
+                except ValueError as exc:  # as the engine's strategies report a stream's failure
+                    yield EngineResult(call_id=call.id, tool=call.tool, error=f"Streaming error: {exc}")
             else:
                 for result in await self.run([call], timeout):
                     yield result
@@ -310,4 +316,16 @@ async def test_a_stream_left_early_logs_what_came_by_then(store: Store) -> None:
     # The call that had started streaming is logged with its items so far; the one that
     # never ran is not logged at all.
     assert [(e.tool_call_id, e.tool_result) for e in tool_events(handle)] == [("c1", [5, 4])]
+    await p.close()
+
+
+async def test_a_stream_that_fails_midway_is_logged_as_a_failed_call(store: Store) -> None:
+    p = sessionware.wrap(await streaming_processor(), store=store)
+    await p.initialize()
+    with sessionware.session("agent") as handle:
+        stream = p.strategy.stream_run([ToolCall(id="c1", tool="countdown", arguments={"start": 99})])
+        assert [r.error is None async for r in stream] == [True, False]
+    [event] = tool_events(handle)
+    assert event.error is not None and "too far to count down" in event.error.message
+    assert event.metadata["tool_status"] == "error" and handle.stats().errors == 1
     await p.close()
