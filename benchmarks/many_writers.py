@@ -44,7 +44,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BASELINE = "73110af"  # main before the many-writers change (store-assigned order)
+BASELINE = "6d57b15"  # main just before the many-writers change (the writers branch's base)
 WRITERS = (1, 2, 4, 8)
 BAR_SQLITE = 2_000.0
 BAR_REDIS = 5_000.0

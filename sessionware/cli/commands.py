@@ -9,6 +9,7 @@ read through the public ``Store`` API (``list_sessions``, ``load``,
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -230,9 +231,17 @@ def stats(inv: Invocation) -> int:
 
 def _write_file(path: Path, chunks: Iterator[str]) -> None:
     # Written beside the target and renamed, so a failure never leaves half an export.
+    # A conversation is private: a new file is its owner's alone (0600, whatever the
+    # umask); a file replaced keeps the mode it had.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with tmp.open("w", encoding="utf-8", newline="\n") as handle:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = stat.S_IRUSR | stat.S_IWUSR
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+        with open(fd, "w", encoding="utf-8", newline="\n") as handle:
+            os.chmod(fd, mode)
             handle.writelines(chunks)
         tmp.replace(path)
     except BaseException:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -240,6 +242,21 @@ def test_export_to_a_file_matches_standard_output(recorded, cli, tmp_path: Path)
     assert f"exported {recorded.parent!r}: 13 events, 2 pages to {path}" in to_file.err
     assert path.read_text(encoding="utf-8") == to_stdout.out
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left over
+
+
+def test_an_export_file_is_private_and_a_replaced_one_keeps_its_mode(recorded, cli, tmp_path: Path) -> None:
+    previous = os.umask(0o022)  # the usual umask: new files world-readable unless asked otherwise
+    try:
+        new = tmp_path / "new.jsonl"
+        assert cli("export", recorded.parent, "--store", recorded.url, "-o", str(new)).code == 0
+        shared = tmp_path / "shared.jsonl"
+        shared.write_text("old")
+        os.chmod(shared, 0o640)
+        assert cli("export", recorded.parent, "--store", recorded.url, "-o", str(shared)).code == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o600
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o640 and shared.read_text() == new.read_text()
 
 
 def test_export_errors_exit_with_their_codes(recorded, cli, tmp_path: Path) -> None:

@@ -95,7 +95,12 @@ def _checked_url(url: str) -> str:
         raise InvalidSessionOperation("open_store", f"malformed Redis URL {shown!r}: {exc}") from None
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise InvalidSessionOperation("open_store", f"not a Redis URL: {shown!r}")
-    if parts.scheme != "unix":
+    if parts.scheme == "unix":
+        if not parts.path.strip("/"):
+            raise InvalidSessionOperation(
+                "open_store", f"malformed Redis URL {shown!r}: a unix:// URL needs the socket's path"
+            )
+    else:
         db = parts.path.strip("/")
         if db and not db.isdigit():
             raise InvalidSessionOperation(

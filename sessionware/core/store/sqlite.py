@@ -99,6 +99,7 @@ _KNOWN_IDS = (
     "SELECT event_id FROM events WHERE session_id = ? AND event_id IN (SELECT value FROM json_each(?))"
 )
 _JSON_PROBE = "SELECT json_valid('[]')"
+_SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
 # SQLite forbids using a connection across fork(): its process-wide lock bookkeeping is
 # copied into the child, so a write in progress at the fork leaves the child waiting on a
@@ -176,12 +177,28 @@ class SQLiteBackend:
         if path.exists():
             if not os.access(path, os.R_OK | os.W_OK):
                 raise StorageError("open", self.kind, self.location, "the file is not readable and writable")
+            self._check_header()
             return
         parent = next((p for p in path.parents if p.exists()), None)
         if parent is None or not parent.is_dir():
             raise StorageError("open", self.kind, self.location, f"{parent} is not a folder")
         if not os.access(parent, os.W_OK | os.X_OK):
             raise StorageError("open", self.kind, self.location, f"the folder {parent} is not writable")
+
+    def _check_header(self) -> None:
+        """Refuse an existing file that is not a SQLite database (an empty one becomes one)."""
+        try:
+            with self.path.open("rb") as handle:
+                head = handle.read(len(_SQLITE_HEADER))
+        except OSError as exc:
+            raise StorageError("open", self.kind, self.location, f"the file cannot be read: {exc}") from None
+        if head and head != _SQLITE_HEADER:
+            raise StorageError(
+                "open",
+                self.kind,
+                self.location,
+                "the file is not a SQLite database (its header says otherwise)",
+            )
 
     def _create_private(self) -> None:
         """Create the file (0600) and its missing folders (0700); an existing file is left alone."""

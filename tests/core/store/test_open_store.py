@@ -131,10 +131,11 @@ async def test_configure_replaces_the_default_store(tmp_path: Path, restore_defa
             "malformed Redis URL 'redis://:\\*\\*\\*@127.0.0.1:notaport/0'",
         ),
         ("mysql://db.example/sessions", "unknown store 'mysql' in 'mysql://db.example/sessions'"),
+        ("unix://", "a unix:// URL needs the socket's path"),
         ("sqlite:/relative.db", "SQLite URLs look like"),
         ("sqlite:///bad\x00name.db", "cannot hold a NUL"),
     ],
-    ids=["port", "database", "password-masked", "scheme", "sqlite-form", "nul"],
+    ids=["port", "database", "password-masked", "scheme", "unix-no-path", "sqlite-form", "nul"],
 )
 def test_a_malformed_store_url_is_a_typed_error_naming_it(url: str, message: str) -> None:
     with pytest.raises(InvalidSessionOperation, match=message) as caught:
@@ -152,6 +153,19 @@ def test_a_sqlite_path_that_cannot_hold_a_database_is_a_storage_error(tmp_path: 
     regular.write_text("x")
     with pytest.raises(StorageError, match="is not a folder"):
         open_store(f"sqlite:///{regular}/below.db")
+
+
+def test_a_file_that_is_not_a_sqlite_database_is_refused_at_open(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.db"
+    notes.write_text("my notes, not a database\n")
+    with pytest.raises(StorageError, match="not a SQLite database") as caught:
+        open_store(f"sqlite:///{notes}")
+    assert caught.value.location == str(notes)
+    assert notes.read_text() == "my notes, not a database\n"  # left as it was
+    empty = tmp_path / "empty.db"
+    empty.touch()  # an empty file becomes a database
+    store = open_store(empty)
+    store.close()
 
 
 @pytest.mark.parametrize(
