@@ -197,7 +197,7 @@ class SQLiteBackend:
                 "open",
                 self.kind,
                 self.location,
-                "the file is not a SQLite database (its header says otherwise)",
+                "file is not a database (it does not start with the SQLite header)",
             )
 
     def _create_private(self) -> None:

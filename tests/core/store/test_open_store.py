@@ -158,7 +158,7 @@ def test_a_sqlite_path_that_cannot_hold_a_database_is_a_storage_error(tmp_path: 
 def test_a_file_that_is_not_a_sqlite_database_is_refused_at_open(tmp_path: Path) -> None:
     notes = tmp_path / "notes.db"
     notes.write_text("my notes, not a database\n")
-    with pytest.raises(StorageError, match="not a SQLite database") as caught:
+    with pytest.raises(StorageError, match="file is not a database") as caught:
         open_store(f"sqlite:///{notes}")
     assert caught.value.location == str(notes)
     assert notes.read_text() == "my notes, not a database\n"  # left as it was

@@ -110,7 +110,10 @@ async def test_a_corrupt_file_gives_a_storage_error_naming_the_path_and_is_left_
 ) -> None:
     garbage = b"this is not a database, " * 200
     sqlite_path.write_bytes(garbage)
-    store = open_store(sqlite_path)
+    with pytest.raises(StorageError, match="file is not a database") as refused:
+        open_store(sqlite_path)  # refused at the door
+    assert refused.value.location == str(sqlite_path) and not refused.value.retryable
+    store = Store(SQLiteBackend(sqlite_path))  # a backend built by hand: refused at first use
     with pytest.raises(StorageError) as caught:
         await SessionManager.load("any", store=store)
     assert caught.value.location == str(sqlite_path)
