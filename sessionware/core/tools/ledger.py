@@ -101,16 +101,21 @@ class ToolLedger:
                 novel = self.is_novel(tool, record.args_key, record.result)
                 self.apply(replace(record, novel=novel and record.error is None))
         elif event.type is EventType.MESSAGE and event.role is Role.USER:
-            self.turn += 1
-            self.turn_counts.clear()
-            self._turn_results.clear()
-            self._turn_calls.clear()
+            self.start_turn()
             self.ground(numbers_in_text(event.text))
         elif event.type is EventType.SYSTEM_PROMPT or (
             event.type is EventType.MESSAGE and event.role is Role.TOOL
         ):
             # A tool result the app produced itself grounds numbers just as ours do.
             self.ground(numbers_in_text(event.text))
+
+    def start_turn(self) -> None:
+        """A new user turn: what is counted per turn starts again (a user message does this;
+        a runner used without a session, which sees no user messages, at each message)."""
+        self.turn += 1
+        self.turn_counts.clear()
+        self._turn_results.clear()
+        self._turn_calls.clear()
 
     def apply(self, record: ToolRecord) -> None:
         """Fold one tool record (from an event, or directly when no session logs it)."""

@@ -183,7 +183,8 @@ class ToolRunner:
         self.schedule = schedule
         self._clock = clock
         self._engine: EngineExecutor | None = None
-        # Calls run without a session still get guards, bindings and memory, in this ledger.
+        # Calls run without a session still get guards, bindings and memory, in this
+        # ledger; each message is a turn of its own there.
         self._detached = ToolLedger()
         self._detached_lock = threading.RLock()
         self._background = BackgroundLoop("sessionware-tools")
@@ -258,7 +259,8 @@ class ToolRunner:
     # -- running ----------------------------------------------------------------------
 
     async def run(self, session: SessionLike, message: Any) -> ToolRound:
-        """Execute the tool calls of ``message`` and log them in ``session`` (None: no log).
+        """Execute the tool calls of ``message`` and log them in ``session`` (None: no log;
+        the runner's own ledger then keeps guards, bindings and memory, each message a turn).
 
         ``message`` is an assistant message in any provider shape, or text with tool
         calls written as XML, JSON or a function call (read by the engine's parsers).
@@ -280,6 +282,10 @@ class ToolRunner:
         with lock:
             if state is not None:
                 self._announce(state, turn)
+            else:
+                # No session, no user turns to see: each message is a turn of its own, or
+                # the per-turn budget and loop checks would run out for good.
+                ledger.start_turn()
             planned = self._plan(turn, ledger, names)
             scope = self._scope(state, ledger)
         if state is None:
@@ -311,7 +317,9 @@ class ToolRunner:
     def _scope(self, state: SessionState | None, ledger: ToolLedger) -> str:
         from sessionware.core.tools.execution import scope_key
 
-        return scope_key(state.id if state is not None else f"runner-{id(self)}", ledger.turn, self.cache)
+        if state is None:  # the runner's own cache, its turns aside (each message is one)
+            return scope_key(f"runner-{id(self)}", 0, self.cache)
+        return scope_key(state.id, ledger.turn, self.cache)
 
     def _scheduled(self, pending: _Pending, done: Outcome | str | None) -> ToolResult:
         if isinstance(done, str) or done is None:

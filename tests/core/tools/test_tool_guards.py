@@ -122,6 +122,22 @@ async def test_a_turn_budget_resets_at_the_next_user_message_and_a_session_budge
         assert done.results[0].status is second_turn
 
 
+async def test_without_a_session_each_message_is_a_turn_and_the_budget_never_runs_out(
+    registry: ToolRegistry, calls: Calls
+) -> None:
+    # A long-lived runner used without sessions blocked every call after its 50th.
+    runner = ToolRunner(registry)
+    for i in range(60):
+        done = await runner.run(None, openai_reply((f"c{i}", "note", {"text": f"n{i}"})))
+        assert done.results[0].status is ToolStatus.SUCCESS, (i, done.results[0].error)
+    # Within one message the per-turn budget still holds.
+    capped = ToolRunner(registry, guards=[BudgetGuard(max_calls=2)])
+    many = openai_reply(*((f"m{i}", "note", {"text": f"m{i}"}) for i in range(3)))
+    statuses = [r.status for r in (await capped.run(None, many)).results]
+    assert statuses == [ToolStatus.SUCCESS, ToolStatus.SUCCESS, ToolStatus.BLOCKED]
+    assert calls["note"] == 62
+
+
 def test_negative_caps_are_refused() -> None:
     with pytest.raises(InvalidSessionOperation, match="max_calls must be >= 0"):
         BudgetGuard(max_calls=-1)
