@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -74,11 +74,20 @@ if TYPE_CHECKING:
     from sessionware.core.tools.engine import Outcome
     from sessionware.core.tools.execution import EngineExecutor, ToolIsolation
 
-__all__ = ["SessionLike", "ToolRound", "ToolRunner"]
+__all__ = ["LiveSession", "SessionLike", "ToolRound", "ToolRunner"]
 
 logger = logging.getLogger(__name__)
 
-SessionLike = SessionManager | SessionState | None
+
+class LiveSession(Protocol):
+    """A session named by its live state: what ``sessionware.current_session()`` returns,
+    the session a wrapped client records into."""
+
+    @property
+    def state(self) -> SessionState: ...
+
+
+SessionLike = SessionManager | SessionState | LiveSession | None
 
 
 class ToolRound(BaseModel):
@@ -218,9 +227,13 @@ class ToolRunner:
             except InvalidSessionOperation:
                 await session.get_stats()  # the cheapest public call that opens the session
                 return session.state
+        state = getattr(session, "state", None)
+        if isinstance(state, SessionState):
+            return state
         raise InvalidSessionOperation(
             "run_tools",
-            f"session must be a SessionManager, a SessionState or None, not {type(session).__name__}",
+            "session must be a SessionManager, a SessionState, a wrapped client's session "
+            f"(sessionware.current_session()) or None, not {type(session).__name__}",
         )
 
     def _ledger(self, state: SessionState | None) -> tuple[ToolLedger, AbstractContextManager[Any]]:
@@ -259,8 +272,10 @@ class ToolRunner:
     # -- running ----------------------------------------------------------------------
 
     async def run(self, session: SessionLike, message: Any) -> ToolRound:
-        """Execute the tool calls of ``message`` and log them in ``session`` (None: no log;
-        the runner's own ledger then keeps guards, bindings and memory, each message a turn).
+        """Execute the tool calls of ``message`` and log them in ``session``: a
+        ``SessionManager``, a wrapped client's ``sessionware.current_session()``, or None
+        for no log (the runner's own ledger then keeps guards, bindings and memory, each
+        message a turn).
 
         ``message`` is an assistant message in any provider shape, or text with tool
         calls written as XML, JSON or a function call (read by the engine's parsers).
