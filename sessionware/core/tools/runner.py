@@ -326,7 +326,10 @@ class ToolRunner:
             return [
                 self._scheduled(p, done.get(p.call.id)) if isinstance(p, _Pending) else p for p in planned
             ]
-        outcomes = iter(await asyncio.gather(*(engine.run(p.call, scope=scope) for p in pending)))
+        if len(pending) == 1:  # the usual message: no task to start for one call
+            outcomes = iter([await engine.run(pending[0].call, scope=scope)])
+        else:
+            outcomes = iter(await asyncio.gather(*(engine.run(p.call, scope=scope) for p in pending)))
         return [self._result(p, next(outcomes)) if isinstance(p, _Pending) else p for p in planned]
 
     def _scope(self, state: SessionState | None, ledger: ToolLedger) -> str:
