@@ -77,17 +77,20 @@ def _run(
     )
 
 
-def test_sessionware_run_in_four_processes_records_all_200_calls(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'nightly.db'}"
+@pytest.mark.parametrize("kind", STORES)
+def test_sessionware_run_in_four_processes_records_all_200_calls(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url, session = store_url(kind, tmp_path, request), f"nightly-{uuid.uuid4().hex[:8]}"
     writers = Writers(tmp_path)
     try:
         for name in ("a", "b", "c", "d"):
-            writers.spawn(name, _run(tmp_path, url, name, 50, "--session", "nightly"))
+            writers.spawn(name, _run(tmp_path, url, name, 50, "--session", session))
         writers.release()
         writers.results()
     finally:
         writers.kill_all()
-    events = stored(url, "nightly")
+    events = stored(url, session)
     check_log(events)
     assert texts_by_writer(events) == {name: list(range(50)) for name in "abcd"}
     messages = [e for e in events if e.type is EventType.MESSAGE]
