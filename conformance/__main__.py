@@ -7,7 +7,9 @@ a suite could not run at all.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import resource
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from conformance.mock_server import MockUnavailable, mock_server
 from conformance.sources import SourceError, cache_dir, installed_version, source_tree
-from conformance.suites import PARTS, Mode, Part, RunResult, run_part
+from conformance.suites import PARTS, RUN_TIMEOUT_S, Mode, Part, RunResult, run_part
 
 
 def _differences(bare: RunResult, other: RunResult) -> dict[str, str]:
@@ -25,6 +27,16 @@ def _differences(bare: RunResult, other: RunResult) -> dict[str, str]:
         for test, outcome in bare.outcomes.items()
         if outcome == "passed" and other.outcomes.get(test) != "passed"
     }
+
+
+def _exit_note(result: RunResult) -> str:
+    if result.exit_code == -1:
+        return f" (killed after {result.seconds:.0f} s: --run-timeout)"
+    return f" (pytest exit {result.exit_code})" if result.exit_code not in (0, 1) else ""
+
+
+def _time(result: RunResult) -> str:
+    return f"{result.seconds:.0f} s, {result.cpu_seconds:.0f} CPU-s"
 
 
 def _cell(bare: RunResult, other: RunResult) -> str:
@@ -39,7 +51,8 @@ def _cell(bare: RunResult, other: RunResult) -> str:
         text += f", {gained} pass only here"
     if other.internal_errors:
         text += f", {other.internal_errors} internal errors"
-    return f"{text} [{other.seconds:.0f} s]"
+    text += _exit_note(other)
+    return f"{text} [{_time(other)}]"
 
 
 def _bare_cell(bare: RunResult) -> str:
@@ -47,9 +60,8 @@ def _bare_cell(bare: RunResult) -> str:
     text = f"{bare.count('passed')} pass"
     if failed:
         text += f" ({failed} fail bare)"
-    if bare.exit_code not in (0, 1):
-        text += f" (pytest exit {bare.exit_code})"
-    return f"{text} [{bare.seconds:.0f} s]"
+    text += _exit_note(bare)
+    return f"{text} [{_time(bare)}]"
 
 
 def _run(part: Part, modes: list[Mode], args: argparse.Namespace, cache: Path, logs: Path) -> tuple[str, int]:
@@ -66,11 +78,13 @@ def _run(part: Part, modes: list[Mode], args: argparse.Namespace, cache: Path, l
     results: dict[Mode, RunResult] = {}
 
     def run_one(mode: Mode) -> None:
-        results[mode] = result = run_part(part, tree, mode, logs, extra_env=env, workers=args.workers)
+        results[mode] = result = run_part(
+            part, tree, mode, logs, extra_env=env, workers=args.workers, timeout=args.run_timeout
+        )
         print(
             f"  {mode.value}: {result.count('passed')} passed, {result.count('failed')} failed, "
             f"{result.count('error')} errors, {result.count('skipped')} skipped "
-            f"in {result.seconds:.0f} s (log: {result.log})",
+            f"in {_time(result)} (log: {result.log})",
             flush=True,
         )
 
@@ -122,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=3, help="pytest-xdist workers per run (0: one process; default 3)"
     )
+    parser.add_argument(
+        "--run-timeout",
+        type=float,
+        default=RUN_TIMEOUT_S,
+        help=f"seconds after which one run of a suite is killed (default {RUN_TIMEOUT_S:.0f})",
+    )
     parser.add_argument("--openapi-spec", help="OpenAI's OpenAPI description, for the mock server")
     args = parser.parse_args(argv)
     modes = [Mode(m.strip()) for m in args.modes.split(",")]
@@ -132,15 +152,21 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(exist_ok=True)
     parts = [p for p in PARTS if (p.fast if args.fast else p.full) and (not args.sdk or p.sdk in args.sdk)]
     started = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_before = before.ru_utime + before.ru_stime
     rows, status = [], 0
     for part in parts:
         row, worst = _run(part, modes, args, cache, logs)
         rows.append(row)
         status = max(status, worst)
     minutes = (time.monotonic() - started) / 60
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_minutes = (usage.ru_utime + usage.ru_stime - cpu_before) / 60
     print(
         f"\nconformance ({'fast' if args.fast else 'full'}), Python {platform.python_version()}, "
-        f"{minutes:.1f} min; cells: tests passing, differences from bare, [time]"
+        f"{minutes:.1f} min wall, {cpu_minutes:.1f} CPU-min on {os.cpu_count()} cores "
+        f"(load average at the end: {os.getloadavg()[0]:.1f}); "
+        "cells: tests passing, differences from bare, [wall time, CPU time]"
     )
     print("| suite | bare | instrumented, production | instrumented, strict |")
     print("|---|---|---|---|")

@@ -42,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or report.outcome != "passed":
-        outcome = report.outcome
+        outcome: str = report.outcome
         if report.when != "call" and outcome == "failed":
             outcome = "error"
         previous = _outcomes.get(report.nodeid)
