@@ -45,7 +45,7 @@ test: $(STAMP)
 LATEST_TESTS ?= tests/adapters tests/cli tests/test_public_api.py
 
 test-latest: $(LATEST_STAMP)
-	$(LATEST)/bin/python -m pytest $(LATEST_TESTS) $(PYTEST_ARGS)
+	$(LATEST)/bin/python -m pytest --numprocesses=auto $(LATEST_TESTS) $(PYTEST_ARGS)
 
 conformance: $(STAMP) $(LATEST_STAMP)
 	$(BIN)/python -m conformance $(CONFORMANCE_ARGS)
