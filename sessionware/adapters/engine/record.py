@@ -20,9 +20,10 @@ from __future__ import annotations
 import logging
 from bisect import bisect_right
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sessionware.adapters.engine.messages import content_text, event_key, message_keys, usage_of
+from sessionware.adapters.engine.messages import content_text, event_key, message_key, message_keys, usage_of
 from sessionware.adapters.engine.types import CallOutput, CallRequest, EndpointKind, WireMessage
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.accounting.tokens import counter_for_model
@@ -40,6 +41,8 @@ EXTENSION = "sessionware.adapters.thread"
 # instead of with the tokenizer, so finalising a stream never stalls an event loop.
 _EXACT_COUNT_LIMIT = 32_000
 _ERROR_MESSAGE_LIMIT = 2_000
+# How far apart the clocks of hosts sharing a store may be (see ``_answered_already``).
+_CLOCK_SKEW = timedelta(seconds=5)
 
 Draft = EventDraft
 
@@ -175,6 +178,39 @@ def _request_drafts(state: SessionState, request: CallRequest) -> list[Draft]:
     return drafts
 
 
+def _answered_already(
+    state: SessionState, request: CallRequest, output: CallOutput, latency_ms: float
+) -> int | None:
+    """The ``seq`` of the answer ``output`` when this call was recorded late, else None.
+
+    Workers of a proxy fleet (processes sharing a store) record a call after answering
+    it, so the next turn of the conversation, answered by another worker, can reach the
+    store first, carrying this call's messages and answer in its history. The call is
+    late when the session holds its whole conversation, then its answer, then a message
+    recorded after the call began (within ``_CLOCK_SKEW`` for hosts' clocks). An app that
+    regenerates an answer sends its request again later than that, and branches.
+    """
+    index = ThreadIndex.of(state)
+    if request.continues is not None or (request.system is not None and request.system != index.prompt):
+        return None
+    keys = request.keys if request.keys is not None else message_keys(request.messages)
+    n = len(keys)
+    if not keys or len(index.keys) < n + 2 or index.keys[:n] != keys:
+        return None
+    content = output.text if output.text else output.refusal
+    if index.keys[n] != message_key(WireMessage(Role.ASSISTANT, content or None, tuple(output.calls))):
+        return None
+    after = index.seqs[n + 1]
+    events = state.events
+    following = events[after - 1] if 0 < after <= len(events) and events[after - 1].seq == after else None
+    if following is None:
+        following = next((e for e in events if e.seq == after), None)
+    began = datetime.now(UTC) - timedelta(milliseconds=latency_ms) - _CLOCK_SKEW
+    if following is None or following.timestamp < began:
+        return None
+    return index.seqs[n]
+
+
 def request_drafts(state: SessionState, request: CallRequest) -> list[Draft]:
     """Drafts of the events ``request`` adds to the session (its system prompt if changed,
     a branch point if edited, its new messages); call under ``state.lock``. Managed mode
@@ -298,6 +334,17 @@ def record_call(
     if facts.request.conversational:
         state.follow()
     with state.lock:
+        late = (
+            _answered_already(state, facts.request, output, facts.latency_ms)
+            if error is None and output is not None and facts.request.conversational
+            else None
+        )
+        if late is not None:
+            # The messages are in the log already (see ``_answered_already``): the call
+            # itself is recorded, usage and cost included, pointing at its answer.
+            fields = _call_fields(facts, output, prices, usage_needed=True)
+            fields["metadata"]["answer_seq"] = late
+            return [state.record(EventType.LLM_CALL, EventSource.LLM, **fields)]
         drafts = _request_drafts(state, facts.request) if facts.request.conversational else []
         if error is not None:
             drafts.append(_error_draft(facts, error, output, prices))

@@ -1,0 +1,94 @@
+"""One conversation recorded by several workers (a proxy fleet): records arrive late and
+out of order, and the session still holds every message once, in order.
+
+Two ``Store`` objects on one SQLite file are two worker processes. Each worker records a
+turn from what its call carried (the whole history resent, and the answer), as the proxy
+hook does after the response went out; a worker that is slow to record lets the next
+turn, answered by the other worker, reach the store first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sessionware.adapters.engine.record import CallFacts, record_call
+from sessionware.adapters.engine.types import CallOutput, EndpointKind
+from sessionware.adapters.openai.chat import ChatEndpoint
+from sessionware.core.accounting.pricing import PriceBook
+from sessionware.core.accounting.usage import TokenUsage
+from sessionware.core.session.enums import EventType, Role
+from sessionware.core.session.registry import registry_for
+from sessionware.core.store import Store
+from sessionware.core.store.sqlite import SQLiteBackend
+
+SYSTEM = {"role": "system", "content": "You are a fleet test."}
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[tuple[Store, Store]]:
+    a = Store(SQLiteBackend(tmp_path / "fleet.db"))
+    b = Store(SQLiteBackend(tmp_path / "fleet.db"))
+    yield a, b
+    a.close()
+    b.close()
+
+
+def history(turns: int) -> list[dict[str, Any]]:
+    """The messages a client sends for turn ``turns`` (0-based): the turns before, answered."""
+    sent: list[dict[str, Any]] = [SYSTEM]
+    for turn in range(turns):
+        sent += [{"role": "user", "content": f"u{turn}"}, {"role": "assistant", "content": f"a{turn}"}]
+    return [*sent, {"role": "user", "content": f"u{turns}"}]
+
+
+def record_turn(store: Store, turn: int) -> None:
+    request = ChatEndpoint().read_request({"model": "gpt-4o-mini", "messages": history(turn)})
+    facts = CallFacts(
+        provider="openai", kind=EndpointKind.CHAT, request=request, stream=False, latency_ms=5.0
+    )
+    output = CallOutput(
+        text=f"a{turn}", model="gpt-4o-mini", usage=TokenUsage(input_tokens=10 * (turn + 1), output_tokens=3)
+    )
+    state = registry_for(store).open("conversation")
+    record_call(state, facts, PriceBook(), output=output)
+    store.flush()
+
+
+def logged(store: Store) -> list[str]:
+    events = store.backend.load_events("conversation")
+    return [str(e.content) for e in events if e.type is EventType.MESSAGE]
+
+
+def expected(turns: int) -> list[str]:
+    return [text for turn in range(turns) for text in (f"u{turn}", f"a{turn}")]
+
+
+def test_turns_recorded_in_order_by_alternating_workers(workers: tuple[Store, Store]) -> None:
+    for turn in range(6):
+        record_turn(workers[turn % 2], turn)
+    assert logged(workers[0]) == expected(6)
+
+
+def test_a_turn_recorded_after_the_next_one_adds_no_message_and_keeps_its_usage(
+    workers: tuple[Store, Store],
+) -> None:
+    a, b = workers
+    record_turn(a, 0)
+    record_turn(b, 2)  # turn 1's worker has not recorded yet; turn 2 carries it in its history
+    record_turn(a, 1)
+    record_turn(b, 3)
+    assert logged(a) == expected(4)
+    events = a.backend.load_events("conversation")
+    # Every call's tokens are counted once: the late turn's usage is on an event of its own.
+    assert sum(e.usage.input_tokens for e in events if e.usage is not None) == 10 + 20 + 30 + 40
+    assert [e.type for e in events].count(EventType.BRANCH) == 0
+    totals = a.backend.load_info("conversation").totals
+    assert totals.usage.input_tokens == 100 and totals.llm_calls == 4
+    assert totals.messages_by_role[Role.ASSISTANT] == 4
+    late = next(e for e in events if e.type is EventType.LLM_CALL)
+    answer = next(e for e in events if e.type is EventType.MESSAGE and e.content == "a1")
+    assert late.metadata["answer_seq"] == answer.seq and late.usage is not None
