@@ -1,6 +1,8 @@
 """Many writers: processes appending to one session (and each to its own) at once.
 
-For 1, 2, 4 and 8 processes on SQLite and on a real Redis, each process records
+For 1, 2, 4 and 8 processes on SQLite, a real Redis and a real PostgreSQL (Debian's
+server, started on a temporary folder by ``tests/postgres_server.py``, fsync on), each
+process records
 ``--events`` user messages through ``SessionManager`` (write-behind, flushing every 200),
 all starting together. Printed per case: events per second (all events over the time from
 the first start to the last finish), lost (recorded, not stored) and duplicated (stored
@@ -305,6 +307,18 @@ class RedisServer:
 # -- the report ---------------------------------------------------------------------------------
 
 
+def start_postgres() -> Any:
+    """A PostgreSQL server for the run (the tests' fixture, durable), or None without one."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from postgres_server import PostgresMissing, PostgresServer
+
+    try:
+        return PostgresServer.start(durable=True)
+    except PostgresMissing as exc:
+        print(f"{exc}: PostgreSQL figures left out")
+        return None
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
@@ -313,7 +327,7 @@ def throughput_section(stores: list[tuple[str, str | None]], events: int, workdi
     print(
         f"Many writers: {events} events per process, SessionManager, write-behind (flush every {FLUSH_EVERY})"
     )
-    print(f"{'store':<7} {'processes':>9} | {'one session: events/s':>22} {'lost':>5} {'dup':>4} | ", end="")
+    print(f"{'store':<10} {'processes':>9} | {'one session: events/s':>22} {'lost':>5} {'dup':>4} | ", end="")
     print(f"{'own sessions: events/s':>23} {'lost':>5} {'dup':>4}")
     figures: dict[tuple[str, int], float] = {}
     exact = True
@@ -327,9 +341,12 @@ def throughput_section(stores: list[tuple[str, str | None]], events: int, workdi
             exact &= one["reported_dropped"] == own["reported_dropped"] == 0
             left = f"{one['events_per_s']:>22,.0f} {one['lost']:>5} {one['duplicated']:>4}"
             right = f"{own['events_per_s']:>23,.0f} {own['lost']:>5} {own['duplicated']:>4}"
-            print(f"{kind:<7} {n:>9} | {left} | {right}")
+            print(f"{kind:<10} {n:>9} | {left} | {right}")
     ok = exact
     print()
+    for kind, _ in stores:
+        if (kind, 1) in figures:
+            print(f"per event, one writer on {kind}: {1e6 / figures[(kind, 1)]:.1f} us")
     for kind, bar in (("sqlite", BAR_SQLITE), ("redis", BAR_REDIS)):
         if (kind, 4) in figures:
             rate = figures[(kind, 4)]
@@ -374,7 +391,7 @@ def follow_section(stores: list[tuple[str, str | None]], quick: bool, workdir: P
         f = follow_costs(url or f"sqlite:///{workdir}/follow.db", 500 if quick else 2_000)
         quiet, cpu, merged = f["quiet_us"], f["quiet_cpu_us"], f["merge_10_us"]
         print(
-            f"  {kind:<7} nobody else appended: {quiet:.1f} us ({cpu:.1f} us of CPU);"
+            f"  {kind:<10} nobody else appended: {quiet:.1f} us ({cpu:.1f} us of CPU);"
             f" another writer's 10 events merged: {merged:.0f} us"
         )
     print(f"  memory  nobody else appended: {follow_costs_memory(20_000):.2f} us of CPU")
@@ -398,6 +415,7 @@ def main() -> int:
     events = args.events or (500 if args.quick else 2_000)
     workdir = Path(tempfile.mkdtemp(prefix="many-writers-"))
     ok = True
+    postgres = start_postgres()
     try:
         with RedisServer(workdir) as redis:
             stores: list[tuple[str, str | None]] = [("sqlite", None)]
@@ -405,6 +423,8 @@ def main() -> int:
                 print("redis-server not found: Redis figures left out")
             else:
                 stores.append(("redis", redis.url))
+            if postgres is not None:
+                stores.append(("postgresql", postgres.url))
             if "writers" not in skip:
                 ok &= throughput_section(stores, events, workdir)
             if "cost" not in skip:
@@ -412,6 +432,8 @@ def main() -> int:
             if "follow" not in skip:
                 follow_section(stores, args.quick, workdir)
     finally:
+        if postgres is not None:
+            postgres.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nall bars: {verdict(ok)}")
     return 0 if ok else 1
