@@ -3,13 +3,19 @@ side of each endpoint, and readers of wire bodies of all three shapes."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sessionware.adapters.fakes import Reply
+from adapter_support import ASYNC_KINDS, make_anthropic, make_openai
+
+import sessionware
+from sessionware.adapters.fakes import FakeAnthropic, FakeOpenAI, Reply
+from sessionware.core.memory import ContextPolicy
+from sessionware.core.store import Store
 
 FACT = "The locker code for Maya is ZX-4412."
 CODE = "ZX-4412"
@@ -102,6 +108,8 @@ class RecallModel:
     ignore_tool_choice: bool = False
     app_tool: str | None = None
     preamble: str | None = None
+    app_first: bool = False
+    """The app tool's call comes before the memory call in the same message."""
     seen: list[dict[str, Any]] = field(default_factory=list)
 
     def __call__(self, body: Mapping[str, Any]) -> Reply:
@@ -121,7 +129,8 @@ class RecallModel:
                 ids = _PAGE_ID.findall(text)
                 calls = [("page_fault", {"page_id": ids[0] if ids else "msg_1"})]
             if self.app_tool and done == 0:
-                calls.append((self.app_tool, {"city": "Oslo"}))
+                app_call = (self.app_tool, {"city": "Oslo"})
+                calls = [app_call, *calls] if self.app_first else [*calls, app_call]
             return Reply(text=self.preamble, tool_calls=calls)
         if self.app_tool and "remember" in question and "sunny" not in wire_text(body):
             return Reply(tool_calls=[(self.app_tool, {"city": "Oslo"})])
@@ -155,6 +164,8 @@ class Seen:
     text: str
     calls: list[str]
     chunks: int = 0
+    items: list[Any] = field(default_factory=list)
+    """The chunks (or events) of a stream, as the app read them."""
 
 
 def history_for(endpoint: str, turns: int) -> list[dict[str, Any]]:
@@ -216,7 +227,7 @@ def read_chunks(endpoint: str, chunks: list[Any]) -> Seen:
                 text += chunk.delta.text
             if chunk.type == "content_block_start" and chunk.content_block.type == "tool_use":
                 calls.append(chunk.content_block.name)
-    return Seen(text, calls, len(chunks))
+    return Seen(text, calls, len(chunks), chunks)
 
 
 def ask(
@@ -294,3 +305,37 @@ def _valid_responses(items: list[dict[str, Any]]) -> None:
             assert not pending, f"calls {pending} unanswered before {item.get('role')}"
             assert item.get("role") in ("system", "developer", "user", "assistant"), item
     assert not pending
+
+
+# -- an app talking to a managed client ------------------------------------------------------
+
+
+class App:
+    """An app talking to a managed client, re-sending its whole history every call."""
+
+    def __init__(self, kind: str, endpoint: str, model: RecallModel, store: Store, **policy: Any) -> None:
+        self.kind, self.endpoint, self.is_async = kind, endpoint, kind in ASYNC_KINDS
+        anthropic = endpoint == "messages"
+        self.api = FakeAnthropic(model) if anthropic else FakeOpenAI(model)
+        client = make_anthropic(kind, self.api) if anthropic else make_openai(kind, self.api)
+        context = ContextPolicy(**{"budget": 1200, **policy})
+        self.client = sessionware.wrap(client, store=store, session_id="s", mode="managed", context=context)
+        self.history: list[dict[str, Any]] = []
+
+    async def ask(self, *, stream: bool = False, **extra: Any) -> Seen:
+        if self.is_async:
+            return await aask(self.client, self.endpoint, self.history, stream=stream, **extra)
+        return ask(self.client, self.endpoint, self.history, stream=stream, **extra)
+
+    async def converse(self, turns: int) -> None:
+        for i in range(turns):
+            self.history.append({"role": "user", "content": user_text(i)})
+            seen = await self.ask()
+            self.history.append({"role": "assistant", "content": seen.text})
+
+    async def probe(self, *, stream: bool = False, **extra: Any) -> Seen:
+        self.history.append({"role": "user", "content": QUESTION})
+        before = copy.deepcopy(self.history)
+        seen = await self.ask(stream=stream, **extra)
+        assert self.history == before  # the app's list and its messages are untouched
+        return seen

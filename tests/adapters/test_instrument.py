@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -255,6 +256,27 @@ def test_managed_mode_sends_the_built_context_and_records_both_sides(store: Stor
     [answer] = calls(session_events(store, "managed"))
     assert answer.metadata["managed"]["budget"] == 3000
     assert answer.app_input_tokens is not None
+
+
+def test_managed_calls_of_an_instrumented_client_are_taken_at_the_resource_method(
+    store: Store, openai_api: FakeOpenAI
+):
+    client = make_openai("OpenAI", openai_api)
+    sessionware.instrument(
+        store=store, session_id="managed", mode="managed", budget=3000, providers=["openai"]
+    )
+    client.chat.completions.create(model="gpt-4o-mini", messages=[SYSTEM_PROMPT, *HELLO])
+    assert "create" in vars(client.chat.completions)  # hooked when the client was first seen
+
+    client.chat.completions.create(model="gpt-4o-mini", messages=[SYSTEM_PROMPT, *HELLO, *HELLO])
+    assert "page_fault" in json.dumps(openai_api.requests[-1])
+    assert len(calls(session_events(store, "managed"))) == 2
+
+    sessionware.uninstrument()
+    client.chat.completions.create(model="gpt-4o-mini", messages=[SYSTEM_PROMPT, *HELLO])
+    assert "page_fault" not in json.dumps(openai_api.requests[-1])  # passed through, as sent
+    assert openai_api.requests[-1]["messages"] == [SYSTEM_PROMPT, *HELLO]
+    assert len(calls(session_events(store, "managed"))) == 2
 
 
 @pytest.mark.parametrize(

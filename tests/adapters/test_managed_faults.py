@@ -7,38 +7,29 @@ the model, and the app's view (responses, stream chunks) proves it never saw the
 
 from __future__ import annotations
 
-import copy
 import json
-from typing import Any
 
 import httpx
 import openai
 import pytest
 from adapter_support import (
     ANTHROPIC_KINDS,
-    ASYNC_KINDS,
     OPENAI_KINDS,
-    make_anthropic,
-    make_openai,
     session_events,
 )
 from managed_support import (
     CODE,
     QUESTION,
+    App,
     RecallModel,
-    Seen,
-    aask,
-    ask,
     last_turn,
     offered_tools,
     read_response,
     tools_allowed,
-    user_text,
 )
 
 import sessionware
-from sessionware.adapters.fakes import FakeAnthropic, FakeOpenAI, sse
-from sessionware.core.memory import ContextPolicy
+from sessionware.adapters.fakes import sse
 from sessionware.core.session.enums import EventType, Role
 from sessionware.core.store import Store
 
@@ -49,37 +40,6 @@ CASES = [
 ]
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 WEATHER_ANTHROPIC = {"name": "get_weather", "input_schema": {"type": "object"}}
-
-
-class App:
-    """An app talking to a managed client, re-sending its whole history every call."""
-
-    def __init__(self, kind: str, endpoint: str, model: RecallModel, store: Store, **policy: Any) -> None:
-        self.kind, self.endpoint, self.is_async = kind, endpoint, kind in ASYNC_KINDS
-        anthropic = endpoint == "messages"
-        self.api = FakeAnthropic(model) if anthropic else FakeOpenAI(model)
-        client = make_anthropic(kind, self.api) if anthropic else make_openai(kind, self.api)
-        context = ContextPolicy(**{"budget": 1200, **policy})
-        self.client = sessionware.wrap(client, store=store, session_id="s", mode="managed", context=context)
-        self.history: list[dict[str, Any]] = []
-
-    async def ask(self, *, stream: bool = False, **extra: Any) -> Seen:
-        if self.is_async:
-            return await aask(self.client, self.endpoint, self.history, stream=stream, **extra)
-        return ask(self.client, self.endpoint, self.history, stream=stream, **extra)
-
-    async def converse(self, turns: int) -> None:
-        for i in range(turns):
-            self.history.append({"role": "user", "content": user_text(i)})
-            seen = await self.ask()
-            self.history.append({"role": "assistant", "content": seen.text})
-
-    async def probe(self, *, stream: bool = False, **extra: Any) -> Seen:
-        self.history.append({"role": "user", "content": QUESTION})
-        before = copy.deepcopy(self.history)
-        seen = await self.ask(stream=stream, **extra)
-        assert self.history == before  # the app's list and its messages are untouched
-        return seen
 
 
 @pytest.mark.slow
@@ -200,22 +160,6 @@ async def test_a_short_preamble_before_a_memory_call_stays_hidden_in_streams(
     seen = await app.probe(stream=True)
 
     assert (seen.text, seen.calls) == (f"The code is {CODE}.", [])
-
-
-@pytest.mark.parametrize(("kind", "endpoint"), CASES)
-async def test_a_long_answer_streams_live_and_a_late_memory_call_is_left_out(
-    kind: str, endpoint: str, store: Store
-) -> None:
-    long_text = "A long answer that keeps going. " * 12
-    app = App(kind, endpoint, RecallModel(preamble=long_text), store)
-    await app.converse(30)
-
-    seen = await app.probe(stream=True)
-
-    assert (seen.text, seen.calls) == (long_text, [])
-    final = session_events(store, "s")[-1]
-    assert (final.content, final.tool_calls) == (long_text, ())
-    assert final.metadata["managed"]["memory_calls_left_out"] == 1
 
 
 def test_a_provider_error_while_reading_ahead_reaches_the_app_where_it_would_have(store: Store) -> None:

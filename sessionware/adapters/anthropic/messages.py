@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from time import perf_counter
 from typing import Any
 
-from sessionware.adapters.engine.messages import canonical_json, content_text, field, to_int, usage_of
+from sessionware.adapters.engine.messages import canonical_json, content_text, field, plain, to_int, usage_of
 from sessionware.adapters.engine.types import (
     CallOutput,
     CallRequest,
@@ -89,7 +89,9 @@ def _user(content: Any, out: list[WireMessage]) -> None:
 
 def _read_messages(raw: list[Any]) -> Iterator[WireMessage]:
     """The conversation of a Messages request, one message at a time."""
-    for message in raw:
+    for given in raw:
+        # Read before the SDK prepared it (managed mode), content may hold SDK objects.
+        message = plain(given)
         if not isinstance(message, dict):
             continue
         if message.get("role") == "assistant":

@@ -109,17 +109,22 @@ class InterceptedCall(StreamOwner):
         stream: bool,
         is_async: bool,
         caller_scope: Any = CALLERS,
+        arguments: Mapping[str, Any] | None = None,
+        raw: str | None = None,
     ) -> None:
         self.config = config
         self.caller_scope = caller_scope
         """The scope the call was made in (``CALLERS``: this thread's, read when needed)."""
         self.endpoint = endpoint
         self.options = options
-        self.body: Mapping[str, Any] = options.json_data
+        """The SDK's request options (None for a call taken early, until it is adopted)."""
+        self.body: Mapping[str, Any] = options.json_data if options is not None else arguments or {}
+        """The request body; for a call taken early (managed mode, at the resource method),
+        the app's arguments as read there until the SDK's request is adopted."""
         self.request = request
         self.stream = stream
         self.is_async = is_async
-        self.raw = raw_mode(options.headers)
+        self.raw = raw_mode(options.headers) if options is not None else raw
         self.started = time.perf_counter()
         self.state: SessionState | None = None
         self.scope: SessionScope | None = None

@@ -53,6 +53,13 @@ The seam for managed mode
 * A hook refuses a call before anything is sent by raising ``TokenLimitExceeded``: it
   reaches the app (the hook records the refusal); every other hook failure is reported
   and the app's own request is sent.
+* A mode may take a call **early**, at the SDK's resource method (managed mode does, so
+  the SDK prepares the built request instead of the app's whole history): it opens the
+  session and builds what to send there, then hands the call over (``hand_over``) with a
+  header the funnel takes out again; the funnel adopts the call (``HookedCall.adopt``;
+  the optional hook ``adopted(call)`` may still change the prepared body) and runs the
+  rounds as for any other call. ``resend`` sends a later round of a call whose funnel
+  already returned (a stream the app is reading that goes on with the next round).
 * Calls of a client with hooks record **inline**, on the caller's thread (outputs,
   errors, streams' ends and hidden rounds alike), so what a hook reads next includes
   them. ``call.settled_state()`` is the session with every record captured before this
@@ -63,6 +70,9 @@ The seam for managed mode
 from __future__ import annotations
 
 import contextvars
+import itertools
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -73,12 +83,26 @@ from sessionware.adapters.engine.config import WrapConfig
 from sessionware.adapters.engine.hooked import HookedCall
 from sessionware.adapters.engine.observed import ObservedCall
 from sessionware.adapters.engine.pending import PendingCall
+from sessionware.adapters.engine.streams import pending_stream
 from sessionware.adapters.engine.types import EndpointKind
 from sessionware.adapters.openai.cache_key import with_cache_key
 from sessionware.adapters.scope import active_scope
 from sessionware.core.defaults import default_store
+from sessionware.core.errors import InvalidSessionOperation
 
-__all__ = ["add_outer_recorder", "afunnel_hook", "funnel_hook", "suppress_recording"]
+__all__ = [
+    "EARLY_HEADER",
+    "active_call",
+    "add_outer_recorder",
+    "afunnel_hook",
+    "aresend",
+    "funnel_hook",
+    "hand_over",
+    "recorded_above",
+    "resend",
+    "suppress_recording",
+    "take_back",
+]
 
 
 # The intercepted call in flight in this context, or _SUPPRESSED: nested calls pass through.
@@ -90,6 +114,59 @@ _active: contextvars.ContextVar[Any] = contextvars.ContextVar("sessionware_activ
 # wrap it in ``suppress_recording()`` (LiteLLM's callback runs after the call): such
 # calls pass through, so they are counted once.
 _recorded_above: list[Callable[[], bool]] = []
+
+
+def active_call() -> Any:
+    """The intercepted call in flight in this context (None when there is none)."""
+    return _active.get()
+
+
+def recorded_above() -> bool:
+    """True while a higher-level adapter records the call in progress (see ``add_outer_recorder``)."""
+    return bool(_recorded_above) and any(check() for check in _recorded_above)
+
+
+# Calls taken early (at the resource method), waiting for the SDK's request: by token.
+EARLY_HEADER = "X-Sessionware-Call"
+_EARLY_LIMIT = 256
+_early: OrderedDict[str, HookedCall] = OrderedDict()
+_early_lock = threading.Lock()
+_tokens = itertools.count(1)
+
+
+def hand_over(call: HookedCall) -> str:
+    """Register a call taken early; send the SDK's request with ``{EARLY_HEADER: token}``
+    among its headers and the funnel adopts it. A request never made (the SDK refused the
+    arguments, a stream manager never entered) is forgotten after ``_EARLY_LIMIT`` more."""
+    token = f"{next(_tokens)}"
+    with _early_lock:
+        _early[token] = call
+        while len(_early) > _EARLY_LIMIT:
+            _early.popitem(last=False)
+    return token
+
+
+def take_back(token: str) -> None:
+    """Forget a call handed over whose request was not made (the SDK raised before)."""
+    with _early_lock:
+        _early.pop(token, None)
+
+
+def _claim(config: WrapConfig, options: Any) -> tuple[Any, HookedCall | None]:
+    """The options without our header, and the call taken early they carry."""
+    headers = options.headers
+    if not isinstance(headers, dict) or EARLY_HEADER not in headers:
+        return options, None
+    token = headers[EARLY_HEADER]
+    options = options.model_copy(update={"headers": {k: v for k, v in headers.items() if k != EARLY_HEADER}})
+    with _early_lock:
+        call = _early.pop(token, None)
+    if call is None or call.config is not config or not config.enabled:
+        return options, None
+    if config.cache_key and call.endpoint.kind in _CACHE_KEYED:
+        # The session the call was taken into (the app's conversation, not the built one).
+        options = with_cache_key(options, call.state.id if call.state is not None else None)
+    return options, call
 
 
 def add_outer_recorder(check: Callable[[], bool]) -> None:
@@ -121,7 +198,7 @@ def _begin(
     ``pending``), intercepted in full, or not at all (None: it passes through)."""
     if not config.enabled or _active.get() is not None:
         return None
-    if _recorded_above and any(check() for check in _recorded_above):
+    if recorded_above():
         return None
     if guard.kept is not None:
         guard.raise_deferred()  # strict mode: a failure of the recorder thread surfaces here
@@ -150,6 +227,18 @@ def funnel_hook(config: WrapConfig, original: Callable[..., Any]) -> Callable[..
     def request(
         cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None, **kwargs: Any
     ) -> Any:
+        if config.hooks is not None:
+            options, early = _claim(config, options)
+            if early is not None:
+                return _send_early(
+                    early,
+                    options,
+                    stream=stream,
+                    stream_cls=stream_cls,
+                    send=original,
+                    cast_to=cast_to,
+                    kwargs=kwargs,
+                )
         call = _begin(config, options, stream, is_async=False)
         if call is None:
             return original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
@@ -188,6 +277,18 @@ def afunnel_hook(
     async def request(
         cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None, **kwargs: Any
     ) -> Any:
+        if config.hooks is not None:
+            options, early = _claim(config, options)
+            if early is not None:
+                return await _asend_early(
+                    early,
+                    options,
+                    stream=stream,
+                    stream_cls=stream_cls,
+                    send=original,
+                    cast_to=cast_to,
+                    kwargs=kwargs,
+                )
         call = _begin(config, options, stream, is_async=True)
         if call is None:
             return await original(cast_to, options, stream=stream, stream_cls=stream_cls, **kwargs)
@@ -221,3 +322,79 @@ def afunnel_hook(
             _active.reset(token)
 
     return request
+
+
+def _send_early(
+    call: HookedCall,
+    options: Any,
+    *,
+    stream: bool,
+    stream_cls: Any,
+    send: Callable[..., Any],
+    cast_to: Any,
+    kwargs: dict[str, Any],
+) -> Any:
+    """The rounds of a call taken early (its session is open, its body built)."""
+    token = _active.set(call)
+    try:
+        options, send_cls = call.prepare(stream_cls, call.adopt(options, stream))
+        return call.send_rounds(
+            options, send_cls, lambda opts, cls: send(cast_to, opts, stream=stream, stream_cls=cls, **kwargs)
+        )
+    finally:
+        _active.reset(token)
+
+
+async def _asend_early(
+    call: HookedCall,
+    options: Any,
+    *,
+    stream: bool,
+    stream_cls: Any,
+    send: Callable[..., Awaitable[Any]],
+    cast_to: Any,
+    kwargs: dict[str, Any],
+) -> Any:
+    token = _active.set(call)
+    try:
+        options, send_cls = call.prepare(stream_cls, call.adopt(options, stream))
+        return await call.asend_rounds(
+            options, send_cls, lambda opts, cls: send(cast_to, opts, stream=stream, stream_cls=cls, **kwargs)
+        )
+    finally:
+        _active.reset(token)
+
+
+def resend(call: HookedCall, options: Any) -> Any:
+    """Send another round of ``call`` after the funnel returned (a stream the app is reading
+    goes on with it): the same way as its first rounds, recorded by its current recording."""
+    if call.sender is None:
+        raise InvalidSessionOperation("resend", "the call has sent no round yet")
+    send_one, send_cls = call.sender
+    token = _active.set(call)
+    pending = pending_stream.set(call.recording)
+    try:
+        return send_one(options, send_cls)
+    except BaseException as exc:
+        call.failed(exc)
+        raise
+    finally:
+        pending_stream.reset(pending)
+        _active.reset(token)
+
+
+async def aresend(call: HookedCall, options: Any) -> Any:
+    """``resend`` for async clients."""
+    if call.sender is None:
+        raise InvalidSessionOperation("resend", "the call has sent no round yet")
+    send_one, send_cls = call.sender
+    token = _active.set(call)
+    pending = pending_stream.set(call.recording)
+    try:
+        return await send_one(options, send_cls)
+    except BaseException as exc:
+        call.failed(exc)
+        raise
+    finally:
+        pending_stream.reset(pending)
+        _active.reset(token)

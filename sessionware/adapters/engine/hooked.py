@@ -34,7 +34,7 @@ UNASKED: Any = object()
 class HookedCall(InterceptedCall):
     """A call of a client with hooks (see the module docstring)."""
 
-    __slots__ = ("hidden_fields", "hook_state", "hooks", "last_response", "rounds", "substitute")
+    __slots__ = ("hidden_fields", "hook_state", "hooks", "last_response", "rounds", "sender", "substitute")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -50,6 +50,26 @@ class HookedCall(InterceptedCall):
         """When set, returned to the app instead of the SDK's last response."""
         self.last_response: Any = None
         """The SDK's response of the round being read (non-streamed calls)."""
+        self.sender: tuple[Callable[[Any, Any], Any], Any] | None = None
+        """How the rounds are sent (``send_one`` and the stream class): a round sent later,
+        from inside the app's reading of a stream, goes the same way (``funnel.resend``)."""
+
+    def adopt(self, options: Any, stream: bool) -> Mapping[str, Any] | None:
+        """Take over the SDK's request of a call taken early (at the resource method, see
+        ``funnel.hand_over``); return the body to send instead of the one the SDK prepared
+        (the optional hook ``adopted(call)``; None: the SDK's as it is)."""
+        self.options = options
+        self.body = options.json_data
+        self.stream = stream
+        adopted = getattr(self.hooks, "adopted", None)
+        if adopted is None:
+            return None
+        try:
+            body: Mapping[str, Any] | None = adopted(self)
+            return body
+        except Exception as exc:
+            guard.report("a request", exc)
+            return None
 
     # -- before the send ----------------------------------------------------------------
 
@@ -83,6 +103,7 @@ class HookedCall(InterceptedCall):
     def send_rounds(self, send: Any, send_cls: Any, send_one: Callable[[Any, Any], Any]) -> Any:
         """Send ``send``, then every hidden round the hooks ask for; return what the app
         receives. Errors are recorded and re-raised."""
+        self.sender = (send_one, send_cls)
         while True:
             result = self.send_once(send, send_cls, send_one)
             send = self.completed(result)
@@ -93,6 +114,7 @@ class HookedCall(InterceptedCall):
         self, send: Any, send_cls: Any, send_one: Callable[[Any, Any], Awaitable[Any]]
     ) -> Any:
         """``send_rounds`` for async clients (a streamed round is read with ``aafter_stream``)."""
+        self.sender = (send_one, send_cls)
         while True:
             result = await self.asend_once(send, send_cls, send_one)
             send = await self.acompleted(result)
@@ -135,6 +157,11 @@ class HookedCall(InterceptedCall):
             logger.warning("hidden rounds stopped at max_rounds=%d", self.config.max_rounds)
             return None
         return self._next_round(HiddenRound(body, output))
+
+    def hidden_round(self, hidden: HiddenRound) -> Any:
+        """Record ``hidden`` (a round the app did not see, or saw part of) and return the
+        options of the round after it, to send with ``funnel.resend``."""
+        return self._next_round(hidden)
 
     def _next_round(self, hidden: HiddenRound | None) -> Any:
         """Record ``hidden`` and return the options of the round after it (None: no round)."""

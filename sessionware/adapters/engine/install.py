@@ -1,7 +1,9 @@
 """Hooking a client instance, idempotently and reversibly.
 
 ``install`` puts the funnel hook (``funnel``) on the client **instance**, so the same
-object is returned, other clients are untouched and ``isinstance`` is unaffected. The
+object is returned, other clients are untouched and ``isinstance`` is unaffected. A
+mode's hooks may hook the client further (optional ``attach(client, config, is_async=)``
+/ ``detach(client)``: managed mode's resource methods, see ``managed.resource``). The
 client's ``copy``/``with_options`` are hooked too, so derived clients record the same
 way. The record of what was replaced lives on the instance (not in a global registry
 that would keep clients alive), and ``uninstall`` walks it back exactly.
@@ -50,9 +52,12 @@ def install(client: Any, config: WrapConfig, *, funnel: str, is_async: bool) -> 
     installed: _Installed | None = attrs.get(_STATE_ATTR)
     if installed is not None:
         current = installed.config
+        if current.hooks is not config.hooks:
+            _detach(client, current)
         for f in ("session_id", "store", "hooks", "max_rounds", "prices"):
             setattr(current, f, getattr(config, f))
         current.enabled = True
+        _attach(client, current, is_async=is_async)
         return current
     original = getattr(client, funnel)
     hook = afunnel_hook(config, original) if is_async else funnel_hook(config, original)
@@ -66,7 +71,27 @@ def install(client: Any, config: WrapConfig, *, funnel: str, is_async: bool) -> 
     attrs[_STATE_ATTR] = _Installed(
         config=config, funnel=funnel, hook=hook, previous=previous, patched=patched
     )
+    _attach(client, config, is_async=is_async)
     return config
+
+
+def _attach(client: Any, config: WrapConfig, *, is_async: bool) -> None:
+    """Let the mode hook the client further (``attach``: managed mode's resource methods)."""
+    attach = getattr(config.hooks, "attach", None)
+    if attach is not None:
+        try:
+            attach(client, config, is_async=is_async)
+        except Exception as exc:
+            guard.report("a client", exc)
+
+
+def _detach(client: Any, config: WrapConfig) -> None:
+    detach = getattr(config.hooks, "detach", None)
+    if detach is not None:
+        try:
+            detach(client)
+        except Exception as exc:
+            guard.report("a client", exc)
 
 
 def _deriving(
@@ -96,6 +121,7 @@ def uninstall(client: Any) -> bool:
     if installed is None:
         return False
     installed.config.enabled = False
+    _detach(client, installed.config)
     for name, ours in installed.patched.items():
         if attrs.get(name) is not ours:
             logger.warning(

@@ -10,13 +10,18 @@
 * ``fingerprint``: a stable (cross-process) digest of a conversation's opening.
 * ``AttrDict``: attribute access over parsed JSON, so the readers written for SDK
   objects also read payloads seen only as bytes (``with_streaming_response``).
+* ``plain``: an argument the app gave the SDK (a message, a content part) as the JSON
+  the SDK would send: readers that run before the SDK prepared the request (managed
+  mode takes the app's arguments at the resource method) read messages through it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sessionware.adapters.engine.types import WireCall, WireMessage
@@ -34,6 +39,8 @@ __all__ = [
     "fingerprint",
     "message_key",
     "message_keys",
+    "plain",
+    "reading_once",
     "to_int",
     "usage_of",
     "wrap_json",
@@ -43,6 +50,83 @@ _TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
 # Parts that carry no conversation content of their own for identity purposes: the
 # provider returns them and the app may or may not send them back.
 _IGNORED_PARTS = frozenset({"thinking", "redacted_thinking", "reasoning", "tool_use", "function_call"})
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+# One-shot iterables ``plain`` has read during the current ``reading_once`` block, by
+# ``id``: read again, they give what was read the first time.
+_read_once: contextvars.ContextVar[dict[int, tuple[Any, list[Any]]] | None] = contextvars.ContextVar(
+    "sessionware_read_once", default=None
+)
+
+
+@contextmanager
+def reading_once() -> Iterator[dict[int, tuple[Any, list[Any]]]]:
+    """A block in which every iterable ``plain`` reads is read once: a second ``plain`` of
+    the same object gives the same list, not what an exhausted iterator has left."""
+    memo: dict[int, tuple[Any, list[Any]]] = {}
+    token = _read_once.set(memo)
+    try:
+        yield memo
+    finally:
+        _read_once.reset(token)
+
+
+def plain(value: Any) -> Any:
+    """``value`` as the JSON the SDK would send for it: pydantic models dumped as the SDKs
+    dump them (``exclude_unset``, JSON mode), tuples and other iterables as lists, in
+    nested values too. Already plain values are returned as they are (no copy); a
+    changed dict or list is a copy, so the app's objects are never changed.
+
+    >>> m = {"role": "user", "content": ({"type": "text", "text": "hi"},)}
+    >>> plain(m)
+    {'role': 'user', 'content': [{'type': 'text', 'text': 'hi'}]}
+    >>> plain(m) is m, plain({"role": "user", "content": "hi"})["content"]
+    (False, 'hi')
+    """
+    cls = value.__class__
+    if cls in _SCALARS:
+        return value
+    if cls is dict:
+        out: dict[str, Any] | None = None
+        for key, item in value.items():
+            if item.__class__ in _SCALARS:
+                continue
+            read = plain(item)
+            if read is not item:
+                if out is None:
+                    out = dict(value)
+                out[key] = read
+        return value if out is None else out
+    if cls is list:
+        copied: list[Any] | None = None
+        for i, item in enumerate(value):
+            if item.__class__ in _SCALARS:
+                continue
+            read = plain(item)
+            if read is not item:
+                if copied is None:
+                    copied = list(value)
+                copied[i] = read
+        return value if copied is None else copied
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        exclude = getattr(value, "__api_exclude__", None)
+        return plain(dump(mode="json", exclude_unset=True, by_alias=True, exclude=exclude))
+    if isinstance(value, dict):
+        return plain(dict(value))
+    if isinstance(value, str | bytes | bytearray) or not isinstance(value, Iterable):
+        return value
+    memo = _read_once.get()
+    if memo is not None:
+        seen = memo.get(id(value))
+        if seen is not None:
+            return seen[1]
+    items = [plain(item) for item in value]
+    if memo is not None:
+        memo[id(value)] = (value, items)
+    return items
 
 
 def canonical_json(value: Any) -> str:

@@ -63,6 +63,11 @@ def _copy(value: Any) -> Any:
 def _snapshot(messages: list[Any]) -> list[Any]:
     out = []
     for message in messages:
+        if message.__class__ is not dict:
+            # An SDK object the app re-sends (read before the SDK prepared the request):
+            # kept by reference, equal to itself only.
+            out.append(message)
+            continue
         copy = dict(message)
         for name, value in copy.items():
             if value.__class__ is dict or value.__class__ is list:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from sessionware.adapters.engine import guard
 from sessionware.adapters.engine.config import CallHooks, ResponseThreads, WrapConfig
 from sessionware.adapters.engine.funnel import afunnel_hook, funnel_hook
+from sessionware.adapters.engine.install import installed_config
 from sessionware.adapters.engine.types import ProviderSpec
 from sessionware.core.store.store import Store
 
@@ -47,10 +49,31 @@ class HookSettings:
 
 
 class ClassHooks:
-    """The settings every class hook of one ``Instrumentor`` reads."""
+    """The settings every class hook of one ``Instrumentor`` reads.
+
+    A mode whose hooks take calls earlier (managed mode's resource methods, see
+    ``CallHooks``'s optional ``attach``) hooks each client when its binding is made; those
+    bindings' configurations are switched off when the settings change, so the earlier
+    hooks of a client made under old settings pass through.
+    """
 
     def __init__(self) -> None:
-        self.settings: HookSettings | None = None
+        self._settings: HookSettings | None = None
+        self._attached: list[weakref.ref[WrapConfig]] = []
+
+    @property
+    def settings(self) -> HookSettings | None:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: HookSettings | None) -> None:
+        if settings is not self._settings:
+            for ref in self._attached:
+                config = ref()
+                if config is not None:
+                    config.enabled = False
+            self._attached = []
+        self._settings = settings
 
     def binding(
         self, client: Any, original: Callable[..., Any], spec_for: SpecFor, *, is_async: bool
@@ -79,6 +102,11 @@ class ClassHooks:
         if attrs is not None:
             # Kept on the client, not in a global map, so nothing outlives it.
             attrs[_BINDING_ATTR] = (settings, hook)
+            attach = getattr(settings.hooks, "attach", None)
+            if attach is not None and installed_config(client) is None:  # wrap()'s own hooks win
+                attach(client, config, is_async=is_async)
+                self._attached = [r for r in self._attached if r() is not None]
+                self._attached.append(weakref.ref(config))
         return hook
 
 

@@ -3,25 +3,34 @@
 ``sessionware.wrap(client, mode="managed", context=ContextPolicy(budget=8000))`` keeps the
 app's code as it is: it still sends its whole history. Per call, the wrapper
 
-1. records the messages the session has not seen (the latest turn included), so the
+1. takes the app's arguments at the SDK's resource method, before the SDK prepares them
+   (``resource``, ``arguments``: an iterable is read once and what was read is used), and
+   records the messages the session has not seen (the latest turn included), so the
    virtual memory (``sessionware.core.memory``) knows the conversation up to now;
 2. builds the context (``build`` / ``abuild``): the app's system prompt, the memory block,
-   recent turns verbatim, then the app's latest turn exactly as the app sent it, inside
-   the budget (``ContextPolicy.budget``, else the model's context window from the price
-   data minus the reserved output, or the app's ``max_tokens`` when larger);
-3. sends that instead of the app's messages (a new body; the app's list is never
-   touched), with the VM tools ``page_fault`` / ``search_pages`` added to the app's tools;
+   recent turns verbatim, the recall region, then the app's latest turn exactly as the
+   app sent it (a trailing assistant message too: a prefill or a retry), inside the
+   budget (``ContextPolicy.budget``, else the model's context window from the price data
+   minus the reserved output, or the app's ``max_tokens`` when larger);
+3. hands the SDK that instead of the app's messages (the app's list is never touched),
+   with the VM tools ``page_fault`` / ``search_pages`` added to the app's tools;
 4. serves the model's memory calls itself and re-sends (hidden rounds), so the app only
-   ever receives an answer without them, streamed or not.
+   ever receives an answer without them, streamed or not. What the calls recalled stays
+   in the recall region for the rest of the user turn, through the app's own tool rounds.
 
 Memory calls mixed with the app's own calls
 -------------------------------------------
-A response that calls a memory tool is a hidden round, whatever else it calls: the
+A response that calls a memory tool beside the app's own tools is a hidden round: the
 memory calls are served, and the round is re-sent with the assistant message carrying
 only those calls and their results. The app's calls in that message are left out (they
 were never run; the API would refuse calls without results), and the model, now seeing
-what it recalled, asks for them again in the next round, usually with better arguments.
-The app then receives a genuine response from the provider, never one edited by us.
+what it recalled, asks for them again in the next round, often with better arguments:
+that response is handed over as the provider sent it. Two cases hand the app's call over
+at once instead (the response without its memory calls, which are served all the same
+and show in the turn's later rounds): when the re-sent round would have to be forced
+(the memory-call limit is reached, so the model could not call anything), and when the
+model, answering a mixed round, mixes again. ``benchmarks/managed_mixed_calls.py``
+counts the extra rounds.
 
 Limits
 ------
@@ -32,10 +41,12 @@ are bounded by ``max_faults_per_turn + 1``. Should a response still carry a memo
 after that (a server ignoring ``tool_choice``), the app gets it without the call: a copy
 of the response, or the stream with those chunks left out.
 
-Streams read ahead until they show what the round is (see ``managed.streams``): a
-memory call makes it hidden, an answer is handed to the app from its first chunk once
-``stream_holdback_chars`` of text arrived. Time to first token is recorded for hidden
-rounds (from their own send) and for the final one (from the app's call).
+Streams read ahead until they show what the round is (see ``managed.live``): a memory
+call makes it hidden, an answer is handed to the app from its first chunk once
+``stream_holdback_chars`` of text arrived. A memory call that comes after that is
+served, and the same stream goes on with the model's continuation: the app reads one
+message, one finish and one usage. Time to first token is recorded for hidden rounds
+(from their own send) and for the final one (the app's first token, from its call).
 
 Accounting: the final event of a call carries ``app_input_tokens`` (what the app asked
 to send, counted locally) beside the provider's usage of what was sent, and
@@ -58,25 +69,15 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sessionware.adapters.engine.config import HiddenRound
+from sessionware.adapters.engine.config import HiddenRound, WrapConfig
 from sessionware.adapters.engine.hooked import HookedCall
 from sessionware.adapters.engine.record import request_drafts
-from sessionware.adapters.engine.streams import StreamOwner
 from sessionware.adapters.engine.types import CallOutput
+from sessionware.adapters.managed import live, resource
+from sessionware.adapters.managed.run import Run
 from sessionware.adapters.managed.sent import SENT_KEY, sent_context
 from sessionware.adapters.managed.shapes import Served, Shape, shape_for
-from sessionware.adapters.managed.streams import (
-    Capture,
-    Peek,
-    Verdict,
-    VisibleStream,
-    anothing,
-    aplay,
-    araising,
-    play,
-    raising,
-    without_memory_calls,
-)
+from sessionware.adapters.managed.streams import without_memory_calls
 from sessionware.adapters.managed.tokens import AppTokens
 from sessionware.core.accounting.tokens import counter_for_model
 from sessionware.core.defaults import default_price_book
@@ -122,47 +123,6 @@ class _Plan:
     hide_calls: bool
 
 
-@dataclass(slots=True)
-class _Run:
-    """A managed call between its hooks (``HookedCall.hook_state``)."""
-
-    shape: Shape
-    state: SessionState
-    body: Mapping[str, Any]
-    """What was sent last."""
-    hide_calls: bool
-    """Whether memory tools were offered (their calls are then served and hidden)."""
-    model: str
-    budget: int
-    managed: dict[str, Any]
-    """``metadata["managed"]`` of the call's final event (updated in place)."""
-    later: list[Any]
-    """The latest turn's drafts until recorded (the answer's record takes them otherwise)."""
-    rounds: int = 0
-    forced: bool = False
-
-
-class _FinalOwner(StreamOwner):
-    """Owner of the streamed round the app reads: records it without memory calls."""
-
-    __slots__ = ("call", "hooks", "run")
-
-    def __init__(self, hooks: ManagedHooks, call: HookedCall, run: _Run) -> None:
-        self.hooks, self.call, self.run = hooks, call, run
-
-    def finish_stream(
-        self,
-        output: CallOutput | None,
-        *,
-        error: BaseException | None,
-        end: str | None,
-        first_token_at: float | None,
-    ) -> None:
-        if output is not None:
-            self.hooks.final(self.run, output)
-        self.call.finish_stream(output, error=error, end=end, first_token_at=first_token_at)
-
-
 def _drive(coro: Coroutine[Any, Any, BuiltContext]) -> BuiltContext | None:
     """Run ``coro`` to its end on this thread if it never waits (None if it would)."""
     try:
@@ -181,6 +141,15 @@ class ManagedHooks:
         self.policy = policy
         self.max_hidden_rounds = policy.max_faults_per_turn + 1
         self._warned: set[str] = set()
+
+    # -- the client -----------------------------------------------------------------------------
+
+    def attach(self, client: Any, config: WrapConfig, *, is_async: bool) -> None:
+        """Take the client's managed calls at its resource methods (``managed.resource``)."""
+        resource.attach(client, config, is_async=is_async)
+
+    def detach(self, client: Any) -> None:
+        resource.detach(client)
 
     # -- before the send ----------------------------------------------------------------------
 
@@ -339,7 +308,7 @@ class ManagedHooks:
             managed[SENT_KEY] = sent_context(plan.state, ctx, len(plan.later))
         call.extra_fields["app_input_tokens"] = plan.app_tokens
         call.extra_fields["metadata"] = {"managed": managed}
-        call.hook_state = _Run(
+        call.hook_state = Run(
             shape=plan.shape,
             state=plan.state,
             body=wire,
@@ -348,28 +317,80 @@ class ManagedHooks:
             budget=plan.budget,
             managed=managed,
             later=plan.later,
+            vm_tools=plan.shape.vm_tools(ctx),
         )
         return wire
+
+    def adopted(self, call: HookedCall) -> Mapping[str, Any] | None:
+        """The body of a call taken at the resource method, as the SDK prepared it from the
+        built arguments, with the memory tools added."""
+        run = call.hook_state
+        if not isinstance(run, Run):
+            return None
+        body = call.body
+        if run.vm_tools:
+            body = {**body, "tools": [*(body.get("tools") or ()), *run.vm_tools]}
+        run.body = body
+        return body
 
     # -- after a round ----------------------------------------------------------------------
 
     def after_response(self, call: HookedCall, output: CallOutput) -> Mapping[str, Any] | None:
         run = call.hook_state
-        if not isinstance(run, _Run):
+        if not isinstance(run, Run):
             return None
-        body = self._next_body(call, run, output)
+        body = self.next_body(call, run, output)
         if body is None and run.hide_calls and call.raw is None and call.last_response is not None:
             shown = without_memory_calls(call.endpoint.kind, call.last_response)
             if shown is not call.last_response:
                 call.substitute = shown
         return body
 
-    def _next_body(self, call: HookedCall, run: _Run, output: CallOutput) -> Mapping[str, Any] | None:
+    def next_body(self, call: HookedCall, run: Run, output: CallOutput) -> Mapping[str, Any] | None:
         """The hidden round after ``output``, or None when ``output`` is what the app gets."""
         memory = [c for c in output.calls if is_vm_tool(c.name)] if run.hide_calls else []
         if not memory or run.forced or run.rounds >= self.max_hidden_rounds:
             self.final(run, output)
             return None
+        app_calls = len(output.calls) - len(memory)
+        if app_calls and run.mixed:
+            # The model asks again for its own call, beside more memory calls: the app gets
+            # it now; the memory calls are served for the turn's later rounds.
+            self.final(run, output, serve=True)
+            return None
+        served, refused = self._serve(run, memory)
+        force = bool(refused) or run.rounds + 1 >= self.max_hidden_rounds
+        if app_calls and force:
+            # A forced round could not repeat the app's call: the app gets it now, and what
+            # was recalled shows in the turn's later rounds.
+            self.final(run, output, served=True)
+            return None
+        run.rounds += 1
+        run.mixed = bool(app_calls)
+        body: Mapping[str, Any] = run.shape.follow_up(run.body, output, served + refused)
+        if refused and self._tokens(run, body) > run.budget:
+            # The refusal does not fit the budget: the round goes without it, tools off.
+            body = run.shape.follow_up(run.body, output, served) if served else run.body
+        if force:
+            body = run.shape.forced(body)
+            run.forced = True
+        run.body = body
+        run.managed["hidden_rounds"] = run.rounds
+        call.hidden_fields = {
+            "metadata": {
+                "managed": {
+                    "round": run.rounds,
+                    "memory_calls": [c.name for c in memory],
+                    "refused": len(refused),
+                    "app_calls_left_out": app_calls,
+                    "next_forced": force,
+                }
+            }
+        }
+        return body
+
+    def _serve(self, run: Run, memory: list[Any]) -> tuple[Served, Served]:
+        """Serve memory calls: (served, refused over the per-turn limit), each with its result."""
         if run.later:  # the turn goes in the log before the memory calls it caused
             run.state.record_many(run.later)
             run.later = []
@@ -380,32 +401,10 @@ class ManagedHooks:
             before = vm.counts["refused"]
             text = handle_vm_tool_call(run.state, memory_call.name, memory_call.arguments)
             (refused if vm.counts["refused"] > before else served).append((memory_call, text))
-        run.rounds += 1
-        force = bool(refused) or run.rounds >= self.max_hidden_rounds
-        body: Mapping[str, Any] = run.shape.follow_up(run.body, output, served + refused)
-        if refused and self._tokens(run, body) > run.budget:
-            # The refusal does not fit the budget: the round goes without it, tools off.
-            body = run.shape.follow_up(run.body, output, served) if served else run.body
-        if force:
-            body = run.shape.forced(body)
-            run.forced = True
-        run.body = body
-        run.managed["hidden_rounds"] = run.rounds
         run.managed["memory_calls"] += len(memory)
-        call.hidden_fields = {
-            "metadata": {
-                "managed": {
-                    "round": run.rounds,
-                    "memory_calls": [c.name for c in memory],
-                    "refused": len(refused),
-                    "app_calls_left_out": len(output.calls) - len(memory),
-                    "next_forced": force,
-                }
-            }
-        }
-        return body
+        return served, refused
 
-    def _tokens(self, run: _Run, body: Mapping[str, Any]) -> int:
+    def _tokens(self, run: Run, body: Mapping[str, Any]) -> int:
         counter = counter_for_model(run.model)
         messages = list(body.get("messages") or body.get("input") or ())
         system = body.get("system") or body.get("instructions")
@@ -414,111 +413,36 @@ class ManagedHooks:
             chat.insert(0, {"role": "system", "content": system})
         return counter.count_messages(chat, list(body.get("tools") or ()))
 
-    def final(self, run: _Run, output: CallOutput) -> None:
-        """``output`` is what the app gets: the recorded answer has no memory calls either."""
+    def final(self, run: Run, output: CallOutput, *, serve: bool = False, served: bool = False) -> None:
+        """``output`` is what the app gets: the recorded answer has no memory calls either.
+
+        ``serve``: its memory calls are served (for the turn's later rounds, where what they
+        recalled shows) rather than left out; ``served``: they already were.
+        """
         if not run.hide_calls:
             return
         kept = [c for c in output.calls if not is_vm_tool(c.name)]
-        if len(kept) != len(output.calls):
-            run.managed["memory_calls_left_out"] = len(output.calls) - len(kept)
-            output.calls = kept
-            if not kept and output.finish_reason in _STOP_REASONS:
-                output.finish_reason = _STOP_REASONS[output.finish_reason]
+        if len(kept) == len(output.calls):
+            return
+        memory = [c for c in output.calls if is_vm_tool(c.name)]
+        if serve and not served:
+            self._serve(run, memory)
+            served = True
+        if served:
+            run.managed["memory_calls_served_aside"] = len(memory)
+        else:
+            run.managed["memory_calls_left_out"] = len(memory)
+        output.calls = kept
+        if not kept and output.finish_reason in _STOP_REASONS:
+            output.finish_reason = _STOP_REASONS[output.finish_reason]
 
     # -- streams ----------------------------------------------------------------------------
 
-    def _stream_started(self, call: HookedCall) -> tuple[_Run, Any, Capture, Peek] | None:
-        """What reading a streamed round ahead needs (None: the app reads it as it is)."""
-        run = call.hook_state
-        recording = call.recording
-        if not isinstance(run, _Run) or recording is None or not run.hide_calls:
-            return None
-        capture = Capture()
-        recording.owner = capture
-        return run, recording, capture, Peek(call.endpoint.kind, self.policy.stream_holdback_chars)
-
     def after_stream(self, call: HookedCall, stream: Any) -> HiddenRound | None:
-        started = self._stream_started(call)
-        if started is None:
-            return None
-        run, recording, capture, peek = started
-        rest = stream._iterator
-        buffered: list[Any] = []
-        verdict = Verdict.UNDECIDED
-        try:
-            for chunk in rest:
-                buffered.append(chunk)
-                if verdict is Verdict.UNDECIDED:
-                    verdict = peek.feed(chunk)
-                    if verdict is Verdict.LIVE:
-                        break
-        except Exception as exc:  # the provider's error: the app meets it where it would have
-            self._deliver(call, run, capture)
-            stream.__dict__["_iterator"] = play(buffered, raising(exc), VisibleStream(call.endpoint.kind))
-            return None
-        if verdict is Verdict.LIVE:
-            recording.owner = _FinalOwner(self, call, run)
-            stream.__dict__["_iterator"] = play(buffered, rest, VisibleStream(call.endpoint.kind))
-            return None
-        return self._stream_read(call, run, stream, buffered, capture, is_async=False)
+        return live.after_stream(self, call, stream)
 
     async def aafter_stream(self, call: HookedCall, stream: Any) -> HiddenRound | None:
-        started = self._stream_started(call)
-        if started is None:
-            return None
-        run, recording, capture, peek = started
-        rest = stream._iterator
-        buffered: list[Any] = []
-        verdict = Verdict.UNDECIDED
-        try:
-            async for chunk in rest:
-                buffered.append(chunk)
-                if verdict is Verdict.UNDECIDED:
-                    verdict = peek.feed(chunk)
-                    if verdict is Verdict.LIVE:
-                        break
-        except Exception as exc:
-            self._deliver(call, run, capture)
-            visible = VisibleStream(call.endpoint.kind)
-            stream.__dict__["_iterator"] = aplay(buffered, araising(exc), visible)
-            return None
-        if verdict is Verdict.LIVE:
-            recording.owner = _FinalOwner(self, call, run)
-            stream.__dict__["_iterator"] = aplay(buffered, rest, VisibleStream(call.endpoint.kind))
-            return None
-        return self._stream_read(call, run, stream, buffered, capture, is_async=True)
-
-    def _stream_read(
-        self,
-        call: HookedCall,
-        run: _Run,
-        stream: Any,
-        buffered: list[Any],
-        capture: Capture,
-        *,
-        is_async: bool,
-    ) -> HiddenRound | None:
-        """A round read to its end: hidden, or handed to the app whole."""
-        output = capture.output
-        if output is not None:
-            body = self._next_body(call, run, output)
-            if body is not None:
-                return HiddenRound(body, output, capture.first_token_at)
-        self._deliver(call, run, capture, finalised=True)
-        visible = VisibleStream(call.endpoint.kind)
-        if is_async:
-            stream.__dict__["_iterator"] = aplay(buffered, anothing(), visible)
-        else:
-            stream.__dict__["_iterator"] = play(buffered, (), visible)
-        return None
-
-    def _deliver(self, call: HookedCall, run: _Run, capture: Capture, *, finalised: bool = False) -> None:
-        """Record the round the app gets, as the stream's recording would have."""
-        if capture.output is not None and not finalised:
-            self.final(run, capture.output)
-        call.finish_stream(
-            capture.output, error=capture.error, end=capture.end, first_token_at=capture.first_token_at
-        )
+        return await live.aafter_stream(self, call, stream)
 
     def _warn_once(self, key: str, message: str, *args: Any) -> None:
         if key not in self._warned:

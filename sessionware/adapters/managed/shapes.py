@@ -23,10 +23,10 @@ out (they were not run; the model asks again if it still wants them).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from sessionware.adapters.engine.messages import content_text
+from sessionware.adapters.engine.messages import content_text, plain
 from sessionware.adapters.engine.types import CallOutput, EndpointKind, WireCall
 from sessionware.core.memory.enums import Provider
 from sessionware.core.memory.faults import is_vm_tool
@@ -81,6 +81,10 @@ class Shape(Protocol):
         """The body to send: ``ctx`` in place of the app's conversation, VM tools added."""
         ...
 
+    def vm_tools(self, ctx: BuiltContext) -> list[Message]:
+        """The memory tools of ``ctx`` in this endpoint's shape."""
+        ...
+
     def follow_up(self, body: Body, output: CallOutput, served: Served) -> dict[str, Any]:
         """``body`` (what was just sent) with the model's memory calls and their results."""
         ...
@@ -116,17 +120,28 @@ def _arguments(call: WireCall) -> dict[str, Any]:
 def _before(items: Sequence[Any], n: int) -> dict[str, Any]:
     """The dict item before the last ``n`` dict items of ``items`` (``{}`` if none).
 
-    Walks from the end: the app's history can be long, its latest turn is short.
+    Walks from the end: the app's history can be long, its latest turn is short. Items
+    are read with ``plain`` (the app's own objects when read at the resource method).
     """
     i = len(items)
     while i > 0:
         i -= 1
-        if isinstance(items[i], dict):
+        item = plain(items[i])
+        if isinstance(item, dict):
             if n == 0:
-                found: dict[str, Any] = items[i]
-                return found
+                return item
             n -= 1
     return {}
+
+
+def _tail(items: Sequence[Any], start: int) -> list[Message]:
+    """``items[start:]`` read with ``plain``, dicts only."""
+    return [m for m in map(plain, items[start:]) if isinstance(m, dict)]
+
+
+def _prefill(message: Any) -> bool:
+    """An assistant message without calls at the end of a request: the model continues it."""
+    return isinstance(message, dict) and message.get("role") == "assistant" and not message.get("tool_calls")
 
 
 def _mismatch(called: list[Any], answered: list[Any]) -> str | None:
@@ -143,13 +158,18 @@ class ChatShape:
 
     def latest(self, body: Body) -> list[Message]:
         messages = body.get("messages") or ()
-        start = len(messages)
+        end = len(messages)
+        while end > 0 and _prefill(plain(messages[end - 1])):
+            end -= 1  # an assistant message the model is to continue (a prefill, a retry)
+        start = end
         while start > 0:
-            message = messages[start - 1]
+            message = plain(messages[start - 1])
             if isinstance(message, dict) and message.get("role") not in _CHAT_TURN_ROLES:
                 break
             start -= 1
-        run = [m for m in messages[start:] if isinstance(m, dict)]
+        if start == end < len(messages):
+            return []  # nothing before the prefill for it to answer
+        run = _tail(messages, start)
         if start == 0:  # no answer yet: the leading system messages are the prompt
             lead = 0
             while lead < len(run) and run[lead].get("role") in _SYSTEM_ROLES:
@@ -177,15 +197,20 @@ class ChatShape:
 
     def can_hide_calls(self, body: Body) -> bool:
         # Legacy ``functions`` cannot be mixed with ``tools``; several choices would each
-        # need their own hidden rounds.
-        return not body.get("functions") and (body.get("n") or 1) == 1
+        # need their own hidden rounds; a prefill is continued, not interrupted by memory calls.
+        messages: Sequence[Any] = body.get("messages") or ()
+        prefilled = bool(messages) and _prefill(plain(messages[-1]))
+        return not body.get("functions") and (body.get("n") or 1) == 1 and not prefilled
 
     def wire(self, body: Body, ctx: BuiltContext, latest: list[Message]) -> dict[str, Any]:
         out = {**body, "messages": ctx.messages}
-        tools = self.app_tools(body) + ctx.tools
+        tools = self.app_tools(body) + self.vm_tools(ctx)
         if tools:
             out["tools"] = tools
         return out
+
+    def vm_tools(self, ctx: BuiltContext) -> list[Message]:
+        return list(ctx.tools)
 
     def follow_up(self, body: Body, output: CallOutput, served: Served) -> dict[str, Any]:
         assistant: Message = {
@@ -219,9 +244,9 @@ class MessagesShape:
     def latest(self, body: Body) -> list[Message]:
         messages = body.get("messages") or ()
         for i in range(len(messages) - 1, -1, -1):
-            message = messages[i]
+            message = plain(messages[i])
             if isinstance(message, dict) and message.get("role") == "user":
-                return [m for m in messages[i:] if isinstance(m, dict)]
+                return _tail(messages, i)
         return []
 
     def incoming(self, latest: list[Message]) -> list[Message]:
@@ -245,8 +270,9 @@ class MessagesShape:
         return _tool_names(body.get("tools"), nested=False)
 
     def can_hide_calls(self, body: Body) -> bool:
-        messages = list(body.get("messages") or ())
-        prefilled = bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") != "user"
+        messages = body.get("messages") or ()
+        last = plain(messages[-1]) if messages else None
+        prefilled = isinstance(last, dict) and last.get("role") != "user"
         thinking = body.get("thinking")
         # A continued assistant prefill, and extended thinking (whose signed blocks would
         # have to be sent back with the memory calls), keep their calls visible: no VM tools.
@@ -258,10 +284,13 @@ class MessagesShape:
             out["system"] = ctx.system
         else:
             out.pop("system", None)
-        tools = self.app_tools(body) + ctx.tools
+        tools = self.app_tools(body) + self.vm_tools(ctx)
         if tools:
             out["tools"] = tools
         return out
+
+    def vm_tools(self, ctx: BuiltContext) -> list[Message]:
+        return list(ctx.tools)
 
     def follow_up(self, body: Body, output: CallOutput, served: Served) -> dict[str, Any]:
         content: list[dict[str, Any]] = [{"type": "text", "text": output.text}] if output.text else []
@@ -349,19 +378,39 @@ class ResponsesShape:
         data = body.get("input")
         if isinstance(data, str):
             return [{"role": "user", "content": data}]
-        return [i for i in data or () if isinstance(i, dict)]
+        return _tail(data or (), 0)
+
+    @staticmethod
+    def _backwards(body: Body) -> Iterator[Message]:
+        """The input's items from the last, read with ``plain`` (the history can be long)."""
+        data = body.get("input")
+        if isinstance(data, str):
+            yield {"role": "user", "content": data}
+            return
+        data = data or ()
+        for i in range(len(data) - 1, -1, -1):
+            item = plain(data[i])
+            if isinstance(item, dict):
+                yield item
 
     def latest(self, body: Body) -> list[Message]:
-        items = self._items(body)
-        start = len(items)
-        while start > 0:
-            item = items[start - 1]
+        latest: list[Message] = []
+        answered = False
+        prefill = True  # trailing assistant messages: a prefill the model continues
+        for item in self._backwards(body):
+            if prefill and item.get("role") == "assistant" and item.get("type") in (None, "message"):
+                latest.append(item)
+                continue
+            prefill = False
             if item.get("type") in _ANSWER_ITEMS or item.get("role") == "assistant":
+                answered = True
                 break
-            start -= 1
-        latest = items[start:]
+            latest.append(item)
+        if latest and all(i.get("role") == "assistant" for i in latest):
+            return []  # nothing before the prefill for it to answer
+        latest.reverse()
         # Leading instructions-like items of a first request are the system prompt.
-        while start == 0 and latest and latest[0].get("role") in _SYSTEM_ROLES:
+        while not answered and latest and latest[0].get("role") in _SYSTEM_ROLES:
             latest = latest[1:]
         return latest
 
@@ -375,6 +424,8 @@ class ResponsesShape:
                 out.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": text})
             elif item.get("role") in _SYSTEM_ROLES:
                 out.append({"role": "system", "content": content_text(item.get("content"))})
+            elif item.get("role") == "assistant":  # a prefill
+                out.append({"role": "assistant", "content": content_text(item.get("content"))})
             else:
                 out.append({"role": "user", "content": _chat_parts(item.get("content"))})
         return out
@@ -383,9 +434,10 @@ class ResponsesShape:
         return {"input": latest}
 
     def unanswered(self, body: Body, latest: list[Message]) -> str | None:
-        items = self._items(body)
         called: list[Any] = []
-        for item in reversed(items[: len(items) - len(latest)]):
+        for n, item in enumerate(self._backwards(body)):
+            if n < len(latest):
+                continue
             if item.get("type") not in ("function_call", "custom_tool_call"):
                 break
             called.append(item.get("call_id"))
@@ -400,7 +452,8 @@ class ResponsesShape:
         return _tool_names(body.get("tools"), nested=False)
 
     def can_hide_calls(self, body: Body) -> bool:
-        return True
+        last = next(self._backwards(body), None)
+        return not (last is not None and last.get("role") == "assistant")  # a prefill is continued
 
     def wire(self, body: Body, ctx: BuiltContext, latest: list[Message]) -> dict[str, Any]:
         context = ctx.messages[: len(ctx.messages) - len(latest)]
@@ -412,10 +465,13 @@ class ResponsesShape:
             context = context[1:]
         out["input"] = [*self._input_items(context), *latest]
         tools = [dict(t) for t in body.get("tools") or () if isinstance(t, dict)]
-        tools += [_responses_tool(t) for t in ctx.tools]
+        tools += self.vm_tools(ctx)
         if tools:
             out["tools"] = tools
         return out
+
+    def vm_tools(self, ctx: BuiltContext) -> list[Message]:
+        return [_responses_tool(t) for t in ctx.tools]
 
     def _input_items(self, messages: Sequence[Message]) -> list[Message]:
         items: list[Message] = []

@@ -14,7 +14,7 @@ from functools import partial
 from time import perf_counter
 from typing import Any
 
-from sessionware.adapters.engine.messages import content_text, field, message_key
+from sessionware.adapters.engine.messages import content_text, field, message_key, plain
 from sessionware.adapters.engine.resent import ResentHistory
 from sessionware.adapters.engine.types import (
     CallOutput,
@@ -81,7 +81,9 @@ def _key_all(messages: list[Any]) -> tuple[list[int], list[dict[str, Any]]]:
     """The key of each chat message (``message_key``), and the messages that have one."""
     keys: list[int] = []
     kept: list[dict[str, Any]] = []
-    for message in messages:
+    for given in messages:
+        # Read before the SDK prepared it (managed mode), a message may be an SDK object.
+        message = given if given.__class__ is dict else plain(given)
         if not isinstance(message, dict):
             continue
         content = message.get("content")
@@ -89,6 +91,7 @@ def _key_all(messages: list[Any]) -> tuple[list[int], list[dict[str, Any]]]:
         if len(message) == 2 and content.__class__ is str and role in _PLAIN_ROLES:
             keys.append(hash((role, content, _NO_CALLS, "")))
         else:
+            message = plain(message)
             wire = _chat_message(message)
             if wire is None:
                 continue
@@ -150,7 +153,7 @@ class _ChatRequest(CallRequest):
         if self._kept is None:
             self._read()
         assert self._kept is not None
-        return [w for w in map(_chat_message, self._kept[start:]) if w is not None]
+        return [w for w in (_chat_message(plain(m)) for m in self._kept[start:]) if w is not None]
 
 
 class ChatEndpoint:
@@ -166,7 +169,8 @@ class ChatEndpoint:
         first_user: Any = None
         start = 0
         leading = True
-        for i, message in enumerate(raw):
+        for i, given in enumerate(raw):
+            message = plain(given)
             if not isinstance(message, dict):
                 continue
             role = message.get("role")

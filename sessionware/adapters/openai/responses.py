@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from time import perf_counter
 from typing import Any
 
-from sessionware.adapters.engine.messages import content_text, field, to_int, usage_of
+from sessionware.adapters.engine.messages import content_text, field, plain, to_int, usage_of
 from sessionware.adapters.engine.types import (
     CallOutput,
     CallRequest,
@@ -147,7 +147,9 @@ def _read(body: Mapping[str, Any], *, until_user: bool) -> _Turns:
     if isinstance(data, str):
         turns.add(WireMessage(Role.USER, data))
     else:
-        for item in data or ():
+        for given in data or ():
+            # Read before the SDK prepared it (managed mode), an item may be an SDK object.
+            item = plain(given)
             if isinstance(item, dict):
                 turns.item(item)
                 if until_user and turns.messages and turns.messages[-1].role is Role.USER:

@@ -2,7 +2,8 @@
 
 After the stable prefix (system prompt, memory block) and the verbatim window come the
 recall region and the incoming turn. The recall region is chosen per build with the
-incoming message in hand: pages the model recalled on earlier turns, then the pages of
+incoming message in hand: pages the model recalled earlier in this user turn (through the
+app's own tool rounds), pages it recalled on earlier turns, then the pages of
 the whole session that best match the user's words (field-aware BM25 with stemming, a
 recency prior and a share of the neighbours' scores), each with its neighbouring turns,
 whole, in conversation order, until the budget is full but for the reserve kept for
@@ -139,10 +140,13 @@ class Assembly:
             used += unit[1]
             return True
 
+        # What this turn's memory calls recalled stays in sight for its later rounds; pages
+        # recalled on earlier turns share what is left of their part of the room.
         ws_room = int(room * _WORKING_SET_SHARE)
-        for page in reversed(vm.working_set.recalled_before(vm.turn_hint)):
+        earlier = reversed(vm.working_set.recalled_before(vm.turn_hint))
+        for page, limit in [*((p, room) for p in self._this_turn()), *((p, ws_room) for p in earlier)]:
             if not shown(page.page_id):
-                take(page, ws_room)
+                take(page, limit)
         recalled: list[str] = []
         if vm.policy.recall and self.query_text:
             order, position, table = vm.order, vm.position, vm.table
@@ -191,6 +195,14 @@ class Assembly:
                 - b.counter.count_text(_RECALL_TAIL)
             )
         return text, framing + used, ids
+
+    def _this_turn(self) -> list[MemoryPage]:
+        """Pages this user turn's memory calls recalled or found (``VirtualMemory.turn_recalls``)."""
+        vm = self.vm
+        key, ids = vm.turn_recalls
+        if not key or key != vm.call_key:
+            return []
+        return [page for page in map(vm.table.get, ids) if page is not None]
 
     def _first_window_position(self, window_from: int) -> int | None:
         """Position (in ``vm.order``) of the first page of the verbatim window."""

@@ -113,6 +113,7 @@ def handle_vm_tool_call(state: SessionState, name: str, arguments_json: str | di
                 "turn": turn,
                 "call_key": key,
                 "recalled": recalled,
+                "found": served.found,
                 "tokens": served.count(result),
                 "wanted": framing + served.wanted,
             },
@@ -155,6 +156,8 @@ class _Served:
         self.room = room
         self.wanted = 0
         """Tokens the result would have used with no room limit."""
+        self.found: list[str] = []
+        """Pages a search showed (they stay in the recall region for the rest of the turn)."""
         self.plan = current_plan(vm)
         counter: Counter = self.plan.counter if self.plan is not None else vm.counter
         self.count: Callable[[str], int] = counter.count_text
@@ -293,11 +296,15 @@ class _Served:
                 size = self.count(render(candidate))
             if size <= self.room:
                 items, used = candidate, size
+                self.found.append(page.page_id)
         if items:
             return render(items)
         if not pages:
             return None
-        return self._shrink(lambda limit: render([cut(pages[0], limit)]), max(self.room // 2, 24))
+        shrunk = self._shrink(lambda limit: render([cut(pages[0], limit)]), max(self.room // 2, 24))
+        if shrunk is not None:
+            self.found.append(pages[0].page_id)
+        return shrunk
 
 
 def _best_first(hits: list[SearchHit]) -> list[SearchHit]:

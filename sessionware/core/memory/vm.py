@@ -112,6 +112,10 @@ class VirtualMemory:
         self.pages_loaded = False
         self.calls_by_key: dict[str, int] = {}
         """Memory calls served per incoming message (``call_key``), for the per-turn limit."""
+        self.turn_recalls: tuple[str, list[str]] = ("", [])
+        """Pages the memory calls of the latest user turn recalled or found (its ``call_key``
+        and their ids): the recall region keeps them for the turn's later rounds, through
+        the app's own tool calls, so what the model recalled is not lost mid-turn."""
         self.call_key = ""
         """The incoming message the last build was for: its turn and a digest of its words."""
         self.call_wanted: deque[int] = deque(maxlen=policy.call_history)
@@ -215,6 +219,7 @@ class VirtualMemory:
         self.pinned_ids.clear()
         self.segment_summary_ids.clear()
         self.calls_by_key.clear()
+        self.turn_recalls = ("", [])
         self.call_wanted.clear()
         self.order.clear()
         self.position.clear()
@@ -293,10 +298,17 @@ class VirtualMemory:
         wanted = event.metadata.get("wanted")
         if isinstance(wanted, int):
             self.call_wanted.append(wanted)
-        for page_id in event.metadata.get("recalled", []):
-            page = self.table.get(str(page_id))
+        recalled = [str(p) for p in event.metadata.get("recalled", [])]
+        for page_id in recalled:
+            page = self.table.get(page_id)
             if page is not None:
                 self.working_set.add(page, turn)
+        if self.turn_recalls[0] != key:
+            self.turn_recalls = (key, [])
+        kept = self.turn_recalls[1]
+        for page_id in [*recalled, *(str(p) for p in event.metadata.get("found", []))]:
+            if page_id not in kept:
+                kept.append(page_id)
 
     def restore(self, persisted: dict[str, str]) -> None:
         """Take summary pages persisted by an earlier process (LLM-written ones cannot be
