@@ -60,15 +60,18 @@ class Proxy:
         return self.running.base_url
 
     @classmethod
-    def start(cls, upstream: str, *, store: str | None, workers: int = 2) -> Proxy:
-        """A proxy with ``workers`` workers; ``store=None`` runs it without the hook."""
+    def start(
+        cls, upstream: str, *, store: str | None, workers: int = 2, env: dict[str, str] | None = None
+    ) -> Proxy:
+        """A proxy with ``workers`` workers; ``store=None`` runs it without the hook; ``env``
+        adds to its environment (``SESSIONWARE_MODE``...)."""
         folder = Path(tempfile.mkdtemp(prefix="sessionware-proxy-"))
         config = folder / "config.yaml"
         config.write_text(proxy_config(upstream, hook=store is not None, dead_port=free_port()))
         (folder / "sessionware_hook.py").write_text(HOOK_FILE)
         try:
             running = ProxyProcess.start(
-                config, workers=workers, env={"SESSIONWARE_STORE": store or "memory://"}
+                config, workers=workers, env={"SESSIONWARE_STORE": store or "memory://", **(env or {})}
             )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)

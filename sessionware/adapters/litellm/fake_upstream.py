@@ -14,7 +14,9 @@ The model it plays echoes the latest user message. A user message starting with
 from __future__ import annotations
 
 import argparse
+import json
 import threading
+from collections import deque
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -78,10 +80,13 @@ def recalling_model(body: Mapping[str, Any]) -> Reply:
 class FakeUpstream:
     """The server; ``start()`` serves on a background thread, ``stop()`` ends it."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, keep: int = 0) -> None:
         self.openai = FakeOpenAI(recalling_model)
         self.anthropic = FakeAnthropic(recalling_model)
         self.calls = 0
+        self.received: deque[dict[str, Any]] = deque(maxlen=keep or None)
+        """The last ``keep`` JSON bodies received, for tests of what a proxy sent (none by default)."""
+        self.keep = keep
         self._lock = threading.Lock()
         self.host = host
         self.server = ThreadingHTTPServer((host, port), self._handler())
@@ -116,6 +121,8 @@ class FakeUpstream:
         request = httpx.Request("POST", f"http://upstream{handler.path}", content=body)
         with self._lock:
             self.calls += 1
+            if self.keep:
+                self.received.append({"path": handler.path, **json.loads(body or b"{}")})
         response = api.handle(request)
         api.requests.clear()  # a server keeps no history of what it was sent
         handler.send_response(response.status_code)

@@ -85,6 +85,11 @@ class ManagedLiteLLM:
         self._rounds = ManagedRounds(self._config_for)
         self._patches: dict[str, Callable[..., Any]] = {}
 
+    @property
+    def rounds(self) -> ManagedRounds:
+        """What drives this handle's calls (the LiteLLM proxy's managed hook sends through it)."""
+        return self._rounds
+
     # -- calls ------------------------------------------------------------------------------
 
     def completion(self, *args: Any, **kwargs: Any) -> Any:

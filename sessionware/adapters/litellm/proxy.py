@@ -42,26 +42,40 @@ Which session, in this order (the rule ``SessionCallback`` applies in-process):
 3. the conversation's fingerprint (its system prompt and first user message), so apps
    that resend their history thread into one session without naming it.
 
-Managed mode in the proxy (not built yet; what LiteLLM 1.106's proxy hooks allow, read
-from its source and checked against a running proxy):
+Managed mode: ``SESSIONWARE_MODE=managed`` (and ``SESSIONWARE_BUDGET``) makes ``from_env()``
+build a ``ManagedProxyHook``. For chat completions (``/v1/chat/completions``), plain and
+streamed, it does in the proxy what ``sessionware.wrap(client, mode="managed")`` does in an
+app's process, with the same machinery (``ManagedRounds`` driving a ``HookedCall`` with
+``ManagedHooks``):
 
-* ``async_pre_call_hook`` runs in every worker for the three endpoints (``call_type``
-  ``acompletion``, ``aresponses``, ``anthropic_messages``) before routing, and the ``data``
-  it returns is what the router sends: the messages can be replaced by the context built
-  inside the model's budget, and the memory tools added, for round 1.
-* Plain responses: a ``CustomLogger``'s ``async_post_call_success_hook`` return value
-  replaces the response (``ModelResponse``, ``ResponsesAPIResponse``, or a dict for
-  ``/v1/messages``), so memory calls can be served there, further rounds sent through the
-  proxy's own router (``litellm.proxy.proxy_server.llm_router``, keeping fallbacks and the
-  caller's key metadata for spend), and the final answer returned.
-* Streams: ``async_post_call_streaming_iterator_hook`` gets the upstream iterator and what
-  it yields is what the client receives, so a round that turns out to be a memory call can
-  be swallowed and a follow-up round's chunks yielded instead. Chunks are
-  ``ModelResponseStream`` (chat), Responses event objects, and raw SSE bytes for
-  ``/v1/messages`` (several events per chunk, to be parsed and re-framed).
-* What the hooks do not give: the response headers (``x-litellm-response-cost``, call id)
-  are sent before the stream body and describe round 1 only; hidden rounds are calls of
-  their own in the spend logs; budgets and rate limits are checked for round 1 only.
+* ``async_pre_call_hook`` (every worker, before routing) records what the session lacks,
+  builds the context inside the model's budget and returns it as the request to route:
+  the app's messages replaced, the memory tools ``page_fault`` / ``search_pages`` added;
+* ``async_post_call_success_hook`` (plain responses) reads the answer: a memory call is
+  served and the next round sent through the proxy's own router (its fallbacks and
+  retries, the caller's key metadata for its spend logs) until the model answers; that
+  answer is what the client receives, and what is recorded;
+* ``async_post_call_streaming_iterator_hook`` (streams) reads a round ahead until it
+  shows what it is (``managed.streams``): a memory call is served and a hidden round's
+  stream takes its place; an answer is passed on chunk by chunk;
+* ``async_post_call_failure_hook`` records a first round that failed.
+
+A budget too small for the system prompt and the latest turn is refused before anything
+is sent: the client gets HTTP 400 with the reason.
+
+What LiteLLM 1.106's proxy hooks do not allow, or not yet here:
+
+* The Responses API and Anthropic's ``/v1/messages`` are recorded (observe) but sent as
+  the app sent them. Their hooks would allow it (the pre-call hook sees their ``input`` /
+  ``messages``; the post-call hook gets a ``ResponsesAPIResponse`` / the Anthropic dict;
+  streams are Responses event objects / raw SSE bytes of ``/v1/messages``, several events
+  per chunk). What is missing is ours: the managed machinery reads those shapes as SDK
+  objects, so managing them needs readers of LiteLLM's objects and, for ``/v1/messages``
+  streams, an SSE parser and writer at the proxy's layer.
+* Response headers go out before the body: ``x-litellm-response-cost`` and the call id
+  describe the first round only. Hidden rounds are calls of their own in the spend logs
+  (the caller's key is charged for them), but budgets and rate limits are checked before
+  the first round only.
 
 >>> hook = ProxyHook(store="memory://", session_id="support-42")
 >>> sorted(hook.call_types)
@@ -72,21 +86,28 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
+from sessionware.adapters.engine import guard
 from sessionware.adapters.instrument.zero_code import ZeroCodeSettings
-from sessionware.adapters.litellm.callback import SessionCallback
+from sessionware.adapters.litellm.callback import SessionCallback, managed
 from sessionware.adapters.litellm.read import PROXY_CALL_TYPES, RECORDED_CALL_TYPES, LiteLLMCall
-from sessionware.core.errors import InvalidSessionOperation, StorageError
+from sessionware.adapters.litellm.rounds import StartedCall, note_managed_call
+from sessionware.core.accounting.pricing import PriceBook
+from sessionware.core.errors import StorageError, TokenLimitExceeded
+from sessionware.core.memory.policy import ContextPolicy
 from sessionware.core.session.state import SessionState
+from sessionware.core.store.url import StoreLike
 
 # LiteLLM's ProxyErrorTypes values for a caller the proxy could not authenticate.
 _REFUSALS = frozenset(
     {"auth_error", "expired_key", "token_not_found_in_db", "auth_provider_unavailable", "no_db_connection"}
 )
 
-__all__ = ["ProxyHook"]
+__all__ = ["MANAGED_CALL_TYPES", "ManagedProxyHook", "ProxyHook"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,18 +127,20 @@ class ProxyHook(SessionCallback):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProxyHook:
         """The hook ``SESSIONWARE_STORE`` (default: ``sqlite:///./sessionware.db``, made
-        absolute) and ``SESSIONWARE_SESSION`` describe, as ``sessionware run`` reads them.
+        absolute), ``SESSIONWARE_SESSION``, ``SESSIONWARE_MODE`` and ``SESSIONWARE_BUDGET``
+        describe, as ``sessionware run`` reads them: a ``ManagedProxyHook`` in managed mode.
 
         >>> ProxyHook.from_env({"SESSIONWARE_STORE": "memory://"}).session_id is None
         True
+        >>> managed = {"SESSIONWARE_STORE": "memory://", "SESSIONWARE_MODE": "managed"}
+        >>> type(ProxyHook.from_env(managed)).__name__
+        'ManagedProxyHook'
         """
         env = os.environ if environ is None else environ
         settings = ZeroCodeSettings.from_environ(env, cwd=os.getcwd())
-        if settings.mode != "observe":
-            raise InvalidSessionOperation(
-                "ProxyHook",
-                "the proxy hook records (observe mode); managed mode runs in the app's process"
-                " (sessionware.wrap(..., mode='managed') or sessionware.adapters.litellm.managed)",
+        if settings.mode == "managed":
+            return ManagedProxyHook(
+                store=settings.store, session_id=settings.session_id, budget=settings.budget
             )
         return cls(store=settings.store, session_id=settings.session_id)
 
@@ -154,3 +177,134 @@ def refused_caller(kwargs: Any) -> bool:
         return False
     kind = getattr(kwargs.get("exception"), "type", None)
     return str(getattr(kind, "value", kind)) in _REFUSALS
+
+
+MANAGED_CALL_TYPES = frozenset({"acompletion", "completion"})
+"""The proxy's ``call_type``s managed (chat completions); other calls are recorded only."""
+
+
+class _Started:
+    """Calls between their pre-call hook and their answer, by ``litellm_call_id``
+    (bounded: a request the proxy dropped without a success or failure hook ages out)."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._calls: OrderedDict[str, StartedCall] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, call_id: str, started: StartedCall) -> None:
+        with self._lock:
+            self._calls[call_id] = started
+            if len(self._calls) > self.limit:
+                self._calls.popitem(last=False)
+
+    def take(self, data: Any) -> StartedCall | None:
+        call_id = data.get("litellm_call_id") if isinstance(data, dict) else None
+        if not isinstance(call_id, str):
+            return None
+        with self._lock:
+            return self._calls.pop(call_id, None)
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+
+async def _route(**arguments: Any) -> Any:
+    """A hidden round, sent by the proxy's router (as the proxy sends the first)."""
+    from litellm.proxy.proxy_server import llm_router  # the running proxy's, set at start
+
+    if llm_router is None:
+        import litellm
+
+        return await litellm.acompletion(**arguments)
+    return await llm_router.acompletion(**arguments)
+
+
+class ManagedProxyHook(ProxyHook):
+    """``ProxyHook`` in managed mode (see the module docstring).
+
+    ``budget`` (tokens) or ``context`` (a whole ``ContextPolicy``) as for
+    ``sessionware.adapters.litellm.managed``; ``store``, ``session_id`` and ``prices`` as
+    for ``ProxyHook``. Calls it does not manage are recorded as ``ProxyHook`` records them.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: StoreLike = None,
+        session_id: str | None = None,
+        prices: PriceBook | None = None,
+        budget: int | None = None,
+        context: ContextPolicy | None = None,
+    ) -> None:
+        super().__init__(store=store, session_id=session_id, prices=prices)
+        self.handle = managed(
+            budget=budget, context=context, store=self.store, session_id=session_id, prices=prices
+        )
+        self.started = _Started()
+
+    async def async_pre_call_hook(
+        self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: Any
+    ) -> dict[str, Any] | str | None:
+        if call_type not in MANAGED_CALL_TYPES or not isinstance(data, dict):
+            return data
+        call_id = data.get("litellm_call_id")
+        if not isinstance(call_id, str) or not call_id:
+            return data
+        try:
+            started = await self.handle.rounds.astart(data)
+        except TokenLimitExceeded as exc:
+            return f"sessionware: {exc}"  # LiteLLM answers HTTP 400 with it
+        if started is None:
+            return data
+        note_managed_call(call_id)  # recorded by managed mode, not by the observing hook
+        self.started.put(call_id, started)
+        return dict(started.send.json_data)
+
+    async def async_post_call_success_hook(
+        self, data: dict[str, Any], user_api_key_dict: Any, response: Any
+    ) -> Any:
+        started = self.started.take(data)
+        if started is None:
+            return None
+        try:
+            return await self.handle.rounds.afinish(started, response, _route)
+        finally:
+            await self._acommit()
+
+    async def async_post_call_streaming_iterator_hook(
+        self, user_api_key_dict: Any, response: Any, request_data: dict[str, Any]
+    ) -> AsyncGenerator[Any, None]:
+        started = self.started.take(request_data)
+        if started is None:
+            async for chunk in response:
+                yield chunk
+            return
+        stream = await self.handle.rounds.afinish(started, response, _route)
+        async for chunk in stream:
+            yield chunk
+        await self._acommit()
+
+    async def _acommit(self) -> None:
+        """Commit the call's records before the client can send its next turn (to another
+        worker, perhaps), rather than after the store's write delay."""
+        store = self._store()
+        try:
+            await store.aflush(timeout=_COMMIT_WAIT_SECONDS)
+        except (StorageError, TimeoutError) as exc:
+            logger.debug("the call's records are committed later (%r)", exc)
+
+    async def async_post_call_failure_hook(
+        self,
+        request_data: dict[str, Any],
+        original_exception: Exception,
+        user_api_key_dict: Any,
+        traceback_str: str | None = None,
+    ) -> Any:
+        started = self.started.take(request_data)
+        if started is not None:
+            try:
+                started.call.failed(original_exception)
+            except Exception as exc:
+                guard.report("a failed proxy call", exc)
+        return None

@@ -56,7 +56,9 @@ __all__ = [
     "LiteLLMSpec",
     "ManagedRounds",
     "ManagedStream",
+    "StartedCall",
     "is_managed_call",
+    "note_managed_call",
 ]
 
 logger = logging.getLogger(__name__)
@@ -84,6 +86,12 @@ class _CallIds:
 
 # Shared with ``SessionCallback``: a round sent here is recorded by the funnel, not by it.
 _managed_ids = _CallIds()
+
+
+def note_managed_call(call_id: str) -> None:
+    """Mark ``call_id`` as a round managed mode sends and records (the proxy's first round,
+    whose id the proxy gave it)."""
+    _managed_ids.add(call_id)
 
 
 def is_managed_call(call_id: str | None) -> bool:
@@ -307,6 +315,16 @@ def _body(model: Any, messages: Any, kwargs: Mapping[str, Any]) -> dict[str, Any
     return body
 
 
+@dataclass(slots=True)
+class StartedCall:
+    """A managed call whose first round the caller sends itself (``ManagedRounds.astart``)."""
+
+    call: HookedCall
+    send: Any
+    """The options of the first round: ``send.json_data`` is what to send."""
+    send_cls: Any
+
+
 class ManagedRounds:
     """Sends one LiteLLM call's rounds through a ``HookedCall`` with managed hooks.
 
@@ -397,5 +415,54 @@ class ManagedRounds:
                     return result if send_cls is None else send_cls(source=result)
 
                 return await call.asend_rounds(send, send_cls, send_one)
+        finally:
+            _sending.reset(sending_token)
+
+    # -- a call whose rounds are sent by someone else (the LiteLLM proxy) -------------------
+
+    async def astart(self, body: dict[str, Any]) -> StartedCall | None:
+        """Open the session of ``body`` (LiteLLM's keyword arguments) and build its first
+        round; None when the call goes as it is. The caller sends ``send.json_data``, then
+        hands what came back to ``afinish``. ``TokenLimitExceeded`` reaches the caller."""
+        call = self._begin(body, is_async=True)
+        if call is None:
+            return None
+        with suppress_recording():
+            opened = call.open_live()
+            if opened is None:
+                opened = await call.aopen()
+            if not opened:
+                return None
+            send, send_cls = call.prepare(
+                AsyncManagedStream if call.stream else None, await call.areplacement()
+            )
+        return StartedCall(call, send, send_cls)
+
+    async def afinish(
+        self,
+        started: StartedCall,
+        first: Any,
+        send_next: Callable[..., Awaitable[Any]],
+    ) -> Any:
+        """What the app receives for ``started``, whose first round returned ``first`` (a
+        response, or a stream of LiteLLM's chunks): memory calls are served and further
+        rounds sent with ``send_next(**arguments)``. A streamed call returns an
+        ``AsyncManagedStream``."""
+        call = started.call
+        pending = [first]
+
+        async def send_one(send: Any, send_cls: Any) -> Any:
+            if pending:
+                result = pending.pop()
+            else:
+                arguments = self._arguments(send, False)
+                arguments.pop("litellm_logging_obj", None)  # the first round's, not this one's
+                result = await send_next(**arguments)
+            return result if send_cls is None else send_cls(source=result)
+
+        sending_token = _sending.set(True)
+        try:
+            with suppress_recording():
+                return await call.asend_rounds(started.send, started.send_cls, send_one)
         finally:
             _sending.reset(sending_token)
