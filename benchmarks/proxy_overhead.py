@@ -12,11 +12,19 @@ turn, call by call, by the real ``openai`` SDK:
 The proxy's own added latency is ``bare - direct``; the hook's is ``hooked - bare``, taken
 as the median of call-by-call differences (the three calls of a round are microseconds
 apart, so the machine's drift cancels out). Bar: the hook adds <= 5 % of the proxy's own
-added latency. Plain and streamed chat calls are measured. Managed mode is not measured:
-the proxy hook records (observe mode) only; managed mode runs in the app's process
-(``benchmarks/managed_overhead.py``).
+added latency. Plain and streamed chat calls are measured.
+
+Managed mode (``--managed``, after the observe part): a proxy with the hook in managed
+mode (``SESSIONWARE_MODE=managed``, ``--budget`` tokens) is sent a conversation of
+``--turns`` turns (1,000: 2,001 messages, resent whole on every call, one turn more each
+time). The upstream runs in this process and keeps what it receives, so each call's
+wire (what the managed proxy sent) is then sent to the bare proxy as it is: the local
+time managed mode adds is ``managed - bare(its wire)``, median of pairs (the upstream
+leg is the same body). Bars: every wire within the budget; local added time <= 20 ms.
+The bare proxy sent the app's whole history is shown beside it (what managed replaces).
 
     python benchmarks/proxy_overhead.py [--calls 300] [--store sqlite:///path.db]
+        [--managed] [--turns 1000] [--budget 8000] [--managed-calls 60]
 """
 
 from __future__ import annotations
@@ -125,13 +133,102 @@ def report(label: str, times: dict[str, list[float]]) -> tuple[float, float]:
     return proxy_own, hook
 
 
+def history(turns: int) -> list[dict[str, object]]:
+    """A conversation of ``turns`` answered turns and a new question, as an app resends it."""
+    sent: list[dict[str, object]] = [{"role": "system", "content": "You are a patient archivist."}]
+    for turn in range(turns):
+        note = f"Day {turn}: crate {turn * 7} arrived with a letter about the harbour and the tides."
+        sent += [{"role": "user", "content": note}, {"role": "assistant", "content": f"You said: {note}"}]
+    return sent
+
+
+def timed(client: openai.OpenAI, messages: list[dict[str, object]], **extra: object) -> float:
+    start = time.perf_counter()
+    client.chat.completions.create(model="gpt-4o-mini", messages=messages, **extra)  # type: ignore[call-overload]
+    return time.perf_counter() - start
+
+
+def measure_managed(args: argparse.Namespace, folder: Path, store: str) -> None:
+    from sessionware.adapters.litellm.fake_upstream import FakeUpstream
+    from sessionware.core.accounting.tokens import counter_for_model
+
+    upstream = FakeUpstream(keep=4).start()
+    base = upstream.base_url
+    proxies: list[ProxyProcess] = []
+    try:
+        for name, mode in (("bare-m", {}), ("managed", {"SESSIONWARE_MODE": "managed"})):
+            (folder / name).mkdir()
+            (folder / name / "config.yaml").write_text(config(base, hook=bool(mode)))
+            (folder / name / "sessionware_hook.py").write_text(HOOK)
+            env = {"SESSIONWARE_STORE": store, "SESSIONWARE_BUDGET": str(args.budget), **mode}
+            print(f"starting the {name} proxy...", flush=True)
+            proxies.append(ProxyProcess.start(folder / name / "config.yaml", workers=1, env=env))
+        bare = openai.OpenAI(base_url=f"{proxies[0].base_url}/v1", api_key=KEY, max_retries=0)
+        managed = openai.OpenAI(base_url=f"{proxies[1].base_url}/v1", api_key=KEY, max_retries=0)
+        counter = counter_for_model("gpt-4o-mini")
+        conversation = history(args.turns)
+        session = {"metadata": {"session_id": f"bench-{os.getpid()}"}}
+        print(f"the first managed call records {len(conversation)} messages...", flush=True)
+        conversation.append({"role": "user", "content": "Which crate came first?"})
+        start = time.perf_counter()
+        timed(managed, conversation, **session)
+        print(f"  took {(time.perf_counter() - start) * 1000:.0f} ms (once per session)")
+        conversation.append({"role": "assistant", "content": "You said: Which crate came first?"})
+        local: list[float] = []
+        whole: list[float] = []
+        wires: list[int] = []
+        app_tokens = counter.count_messages(conversation)
+        for call in range(args.managed_calls + 5):
+            question = f"Question {call}: which crate came with letter {call}?"
+            conversation.append({"role": "user", "content": question})
+            m = timed(managed, conversation, **session)
+            wire = next(b for b in reversed(upstream.received) if b["messages"][-1]["content"] == question)
+            messages = wire["messages"]
+            tools = wire.get("tools")
+            b = timed(bare, messages, **({"tools": tools} if tools else {}))
+            full = timed(bare, conversation)
+            conversation.append({"role": "assistant", "content": f"You said: {question}"})
+            if call >= 5:  # warm-up: the first calls after the bootstrap
+                local.append(m - b)
+                whole.append(m - full)
+                wires.append(counter.count_messages(messages, tools))
+        ms: Callable[[float], str] = lambda s: f"{s * 1000:7.2f} ms"  # noqa: E731
+        added = statistics.median(local)
+        print(f"\nmanaged mode at {args.turns} turns ({len(local)} calls, budget {args.budget} tokens)")
+        print(
+            f"  the app's history: ~{app_tokens} tokens; the wire: max {max(wires)}, median "
+            f"{statistics.median(wires):.0f} tokens: within the budget: {max(wires) <= args.budget}"
+        )
+        print(
+            f"  local added time (managed - bare sent the same wire, median of pairs): {ms(added)}"
+            f"   bar <= 20 ms: {'met' if added <= 0.020 else 'MISSED'}"
+        )
+        print(f"  p90 of pairs: {ms(statistics.quantiles(local, n=10)[-1])}")
+        print(f"  managed - bare sent the whole history (median of pairs): {ms(statistics.median(whole))}")
+    finally:
+        for proxy in proxies:
+            proxy.stop()
+        upstream.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--store", default=None, help="the hooked proxy's store (default: temporary SQLite)")
+    parser.add_argument("--managed", action="store_true", help="measure managed mode too")
+    parser.add_argument("--managed-only", action="store_true", help="measure managed mode only")
+    parser.add_argument("--turns", type=int, default=1000)
+    parser.add_argument("--budget", type=int, default=8000)
+    parser.add_argument("--managed-calls", type=int, default=60)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="sessionware-bench-proxy-"))
     store = args.store or f"sqlite:///{folder / 'bench.db'}"
+    if args.managed_only:
+        try:
+            measure_managed(args, folder, store)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     upstream_port = free_port()
     upstream = start_upstream(upstream_port)
     base = f"http://127.0.0.1:{upstream_port}"
@@ -155,6 +252,10 @@ def main() -> None:
         print(f"store: {store}")
         report("plain chat calls", measure(clients, args.calls, stream=False))
         report("streamed chat calls", measure(clients, args.calls, stream=True))
+        for proxy in proxies:
+            proxy.stop()
+        if args.managed:
+            measure_managed(args, folder, store)
     finally:
         for proxy in proxies:
             proxy.stop()
