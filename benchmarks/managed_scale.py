@@ -151,7 +151,7 @@ def prepare(url: str, turns: int) -> None:
         await _managed(api, store, SESSION).chat.completions.create(model=MODEL, messages=messages)
 
     asyncio.run(one())
-    store.flush_sync()
+    store.flush()
     store.close()
 
 

@@ -81,7 +81,7 @@ from sessionware.adapters.managed.streams import without_memory_calls
 from sessionware.adapters.managed.tokens import AppTokens
 from sessionware.core.accounting.tokens import counter_for_model
 from sessionware.core.defaults import default_price_book
-from sessionware.core.errors import InvalidSessionOperation, StorageError, TokenLimitExceeded
+from sessionware.core.errors import InvalidSessionOperation, TokenLimitExceeded
 from sessionware.core.memory import BuiltContext, ContextPolicy, VirtualMemory, abuild, build
 from sessionware.core.memory.faults import handle_vm_tool_call, is_vm_tool
 from sessionware.core.session.enums import EventType
@@ -273,13 +273,8 @@ class ManagedHooks:
     @staticmethod
     def _load_pages(state: SessionState) -> None:
         vm = VirtualMemory.attach(state)
-        if vm.pages_loaded:
-            return
-        try:
-            vm.restore(state.store.load_pages(state.id))
-        except StorageError:
-            logger.exception("could not load the persisted pages of session %s", state.id)
-            vm.pages_loaded = True
+        if not vm.pages_loaded:
+            vm.load_pages()
 
     def _refuse(self, call: HookedCall, plan: _Plan, exc: TokenLimitExceeded) -> None:
         call.extra_fields["metadata"] = {"managed": {"budget": plan.budget, "refused": "budget"}}

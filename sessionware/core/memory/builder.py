@@ -31,7 +31,6 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from sessionware.core.errors import StorageError
 from sessionware.core.memory.assemble import Assembly
 from sessionware.core.memory.enums import Provider
 from sessionware.core.memory.models import BuiltContext
@@ -103,6 +102,8 @@ def _build(
     vm = VirtualMemory.attach(state, policy)
     with vm.lock:
         vm.sync()
+        if vm.pages_wanted():
+            vm.load_pages()
         request = BuildRequest(
             vm, model=model, budget=budget, incoming=incoming, provider=provider, app_tools=app_tools
         )
@@ -142,12 +143,11 @@ async def abuild(
     vm = VirtualMemory.attach(state, policy)
     kind = Provider(provider)
     fn = vm.policy.summarize_fn
-    if fn is not None and not vm.pages_loaded:
-        try:
-            vm.restore(await state.store.aload_pages(state.id))
-        except StorageError:  # without them, summaries are written again
-            logger.exception("could not load the persisted pages of session %s", state.id)
-            vm.pages_loaded = True
+    with vm.lock:
+        vm.sync()
+        wanted = vm.pages_wanted()
+    if wanted:
+        await vm.aload_pages()
     if fn is not None:
         with vm.lock:
             vm.sync()

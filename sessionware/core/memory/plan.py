@@ -40,6 +40,11 @@ _MIN_SUMMARY_TOKENS = 24
 # LLM summary written later (or restored after a reload) must not change where folds fall,
 # or a reloaded session would lay out differently and write its summaries again.
 _PLANNED = "planned_tokens"
+# A digest of what a summary summarises, kept in its metadata: a summary read back from
+# the store is used only for the same source (an edited history can evict a chunk of the
+# same turns with other words in it). A rolling summary's digest is made of its parts'
+# digests, not their texts: an LLM may rewrite a part after the fold read it.
+_SOURCE = "source_digest"
 
 
 class Plan:
@@ -147,10 +152,10 @@ class Plan:
         for pid in page_ids:
             self.vm.table.move(pid, StorageTier.L1)
         self.vm.log(MutationType.EVICT, page_ids, tier=StorageTier.L1, cause=f"compaction {self.tag}")
-        self._fold()
+        rolled = self._fold()
         self._block = None
         self.block_version += 1
-        self._record(chunk, summary)
+        self._record(chunk, [summary, *rolled])
 
     def _chunk_text(self, page_ids: list[str]) -> str:
         lines = []
@@ -161,11 +166,25 @@ class Plan:
         return "\n".join(lines)
 
     def _summary_page(
-        self, page_id: str, source: str, budget: int, *, first: int, last: int, provenance: list[str]
+        self,
+        page_id: str,
+        source: str,
+        budget: int,
+        *,
+        first: int,
+        last: int,
+        provenance: list[str],
+        digest: str | None = None,
     ) -> MemoryPage:
         restored = self.vm.restored_pages.get(f"{self.tag}/{page_id}")
         planned = None
-        if restored is not None and restored.turn == first and restored.last_turn == last:
+        digest = digest or _digest(source)
+        if (
+            restored is not None
+            and restored.turn == first
+            and restored.last_turn == last
+            and restored.metadata.get(_SOURCE, digest) == digest
+        ):
             text = restored.text
             planned = restored.metadata.get(_PLANNED)
         else:
@@ -186,18 +205,22 @@ class Plan:
             provenance=provenance,
         )
         page.metadata[_PLANNED] = planned if isinstance(planned, int) else page.tokens
+        page.metadata[_SOURCE] = digest
         self.pages[page_id] = page
         return page
 
-    def _fold(self) -> None:
-        """Fold the oldest summaries into the rolling summary until they fit their room."""
+    def _fold(self) -> list[MemoryPage]:
+        """Fold the oldest summaries into the rolling summary until they fit their room;
+        return the rolling summaries made (one compaction may fold more than once)."""
         cap = self.layout.summary_cap
+        made: list[MemoryPage] = []
         while len(self.summaries) > 1 and self._summary_tokens() > cap:
             take = max(1, len(self.summaries) // 2)
             folded, self.summaries = self.summaries[:take], self.summaries[take:]
             self.folds += 1
             parts = [self.pages[i] for i in ([self.rolling_id] if self.rolling_id else []) + folded]
             source = "\n".join(p.text for p in parts)
+            digest = _digest("\n".join(str(p.metadata.get(_SOURCE, "")) for p in parts))
             rolling = self._summary_page(
                 f"roll_{self.folds}",
                 source,
@@ -205,17 +228,23 @@ class Plan:
                 first=parts[0].turn,
                 last=parts[-1].last_turn,
                 provenance=[p.page_id for p in parts],
+                digest=digest,
             )
             rolling.importance = 0.8
             self.rolling_id = rolling.page_id
+            made.append(rolling)
             self.vm.log(MutationType.COMPRESS, rolling.provenance, cause=f"rolling summary {self.tag}")
+        return made
 
     def _summary_tokens(self) -> int:
         ids = ([self.rolling_id] if self.rolling_id else []) + self.summaries
         per_page = 12 + (24 if self.vm.policy.tools_enabled else 0)
         return sum(int(self.pages[i].metadata.get(_PLANNED, self.pages[i].tokens)) + per_page for i in ids)
 
-    def _record(self, chunk: Chunk, summary: MemoryPage) -> None:
+    def _record(self, chunk: Chunk, made: list[MemoryPage]) -> None:
+        """Record the compaction in the log and persist the summaries it made, the chunk's
+        first (a process that replays the plan reads every one of them back)."""
+        summary = made[0]
         key = f"{self.tag}/{chunk.index + 1}"
         if key in self.vm.recorded_compactions:
             return
@@ -234,7 +263,7 @@ class Plan:
                     "budget": self.layout.budget,
                 },
             )
-        self._persist([summary] + ([self.pages[self.rolling_id]] if self.rolling_id else []))
+        self._persist(made)
 
     def _persist(self, pages: list[MemoryPage]) -> None:
         """Queue summary pages for the store (write-behind; keyed by this plan's tag)."""
@@ -295,6 +324,10 @@ class Plan:
 
     def in_window(self, page: MemoryPage) -> bool:
         return page.page_type in (PageType.TRANSCRIPT, PageType.ARTIFACT) and page.turn >= self.visible_from
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _keywords(text: str, limit: int = 5) -> list[str]:

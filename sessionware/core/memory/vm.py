@@ -15,6 +15,7 @@ from collections import OrderedDict, deque
 from typing import Any, Protocol
 
 from sessionware.core.accounting.tokens import EncodingCounter, EstimatingCounter, counter_for_model
+from sessionware.core.errors import StorageError
 from sessionware.core.memory.enums import MutationType, PageType, StorageTier
 from sessionware.core.memory.models import ContextSnapshot, PageMutation, VMMetrics
 from sessionware.core.memory.pages import MemoryPage, PageTable
@@ -323,6 +324,39 @@ class VirtualMemory:
             if self.restored_pages and self.plans:
                 self.plans.clear()
                 self.current_plan = None
+
+    def pages_wanted(self) -> bool:
+        """Whether to read the session's persisted summary pages before planning: once per
+        process, and only where they save work. Summaries an LLM wrote cannot be made
+        again; extractive ones can, but a process meeting a long stored session would
+        compress every evicted chunk of its history again before its first call. A
+        session that never compacted has none, and a process that already planned holds
+        what it would read (restoring would make it plan again)."""
+        if self.pages_loaded:
+            return False
+        if self.policy.summarize_fn is not None:
+            return True
+        return bool(self.recorded_compactions) and not self.plans
+
+    def load_pages(self) -> None:
+        """Read and restore the persisted pages (sync code; ``aload_pages`` in async code).
+        A store that cannot be read leaves the summaries to be made again."""
+        try:
+            persisted = self.state.store.load_pages(self.state.id)
+        except StorageError:
+            logger.exception("could not load the persisted pages of session %s", self.state.id)
+            self.pages_loaded = True
+            return
+        self.restore(persisted)
+
+    async def aload_pages(self) -> None:
+        try:
+            persisted = await self.state.store.aload_pages(self.state.id)
+        except StorageError:
+            logger.exception("could not load the persisted pages of session %s", self.state.id)
+            self.pages_loaded = True
+            return
+        self.restore(persisted)
 
     # -- pins and claims ----------------------------------------------------------------
 
