@@ -25,6 +25,7 @@ from sessionware.adapters.engine.guard import AdapterHealth, health, set_strict
 from sessionware.adapters.engine.types import ProviderSpec
 from sessionware.adapters.instrument.versions import check_supported
 from sessionware.adapters.mode import WrapMode, parse_mode
+from sessionware.adapters.openai.cache_key import accepts_cache_key
 from sessionware.adapters.tools import is_tool_processor
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.session.storable import check_session_id
@@ -124,7 +125,7 @@ def wrap(
         session_id=session_id,
         store=open_store(store) if store is not None else None,
         otel=otel,
-        cache_key=_openai_host(client),
+        cache_key=accepts_cache_key(client),
     )
     if wrap_mode is WrapMode.MANAGED:
         from sessionware.adapters.managed.hooks import ManagedHooks
@@ -134,14 +135,6 @@ def wrap(
         config.hooks, config.max_rounds = hooks, hooks.max_hidden_rounds
     install.install(client, config, funnel=funnel, is_async=is_async)
     return client
-
-
-def _openai_host(client: Any) -> bool:
-    """Whether ``client`` talks to OpenAI's own API (which accepts ``prompt_cache_key``)."""
-    from sessionware.adapters.openai.cache_key import OPENAI_HOST
-
-    base = getattr(client, "base_url", None)
-    return getattr(base, "host", None) == OPENAI_HOST and "azure" not in type(client).__name__.lower()
 
 
 def unwrap(client: ClientT) -> ClientT:

@@ -213,7 +213,7 @@ def test_under_openllmetry_the_usage_is_reported_once() -> None:
     theirs = [s for s in found if s["scope"] != "sessionware"]
     assert len(ours) == 1 and len(theirs) == 1
     assert ours[0]["parent"] == theirs[0]["id"]
-    assert ours[0]["attributes"]["sessionware.usage_reported_by_parent"] is True
+    assert ours[0]["attributes"]["sessionware.usage_reported_elsewhere"] is True
     assert ours[0]["attributes"]["gen_ai.conversation.id"] == "o-1"
     reported = [s for s in found if "gen_ai.usage.input_tokens" in s["attributes"]]
     assert reported == theirs  # the tokens are on one span only

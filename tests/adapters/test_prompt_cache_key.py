@@ -71,3 +71,35 @@ def test_managed_mode_sends_the_key_with_its_built_context() -> None:
     client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
     assert bodies[0]["prompt_cache_key"] == key_for("managed-7")
     assert any(t["function"]["name"] == "search_pages" for t in bodies[0]["tools"])  # the built context
+
+
+def test_instrumented_clients_send_the_key_in_observe_and_managed_mode() -> None:
+    bodies: list[dict[str, Any]] = []
+
+    def script(body: Any) -> Reply:
+        bodies.append(dict(body))
+        return Reply(text="ok")
+
+    def plain(base_url: str | None = None) -> Any:
+        transport = FakeOpenAI(script).transport()
+        return openai.OpenAI(
+            api_key="offline", base_url=base_url, http_client=httpx.Client(transport=transport)
+        )
+
+    hello = [{"role": "user", "content": "hi"}]
+    sessionware.instrument(store="memory://", session_id="zero-code-1", providers=["openai"])
+    try:
+        plain().chat.completions.create(model=MODEL, messages=hello)
+        plain().responses.create(model=MODEL, input="hi")
+        plain(base_url="http://127.0.0.1:8000/v1").chat.completions.create(model=MODEL, messages=hello)
+    finally:
+        sessionware.uninstrument()
+    sessionware.instrument(store="memory://", session_id="zero-code-2", providers=["openai"], mode="managed")
+    try:
+        plain().chat.completions.create(model=MODEL, messages=hello)
+    finally:
+        sessionware.uninstrument()
+
+    keys = [b.get("prompt_cache_key") for b in bodies]
+    assert keys == [key_for("zero-code-1"), key_for("zero-code-1"), None, key_for("zero-code-2")]
+    assert any(t["function"]["name"] == "search_pages" for t in bodies[-1]["tools"])  # managed

@@ -139,7 +139,7 @@ class InterceptedCall(StreamOwner):
         self.hide_usage = False
         self.round_started = self.started
         otel = config.otel_settings()
-        self.trace: CallTrace | None = capture(otel) if otel is not None else None
+        self.trace: CallTrace | None = capture(otel, inside=config.otel_inside) if otel is not None else None
         """The OpenTelemetry context of the call, when its spans are exported."""
         self.receive: Callable[[Any], Any]
         """What is done with what the SDK returned (see the module docstring)."""

@@ -79,9 +79,12 @@ class WrapConfig:
     """Where calls without a conversation (embeddings) go when no session is named."""
     threads: ResponseThreads = field(default_factory=ResponseThreads)
     otel: OtelSettings | bool | None = None
+    """OpenTelemetry export: settings, False (off), or None (the process default)."""
+    otel_inside: bool = False
+    """The funnel hooked is another OpenTelemetry instrumentation's wrapper (Logfire's), whose
+    span of each call carries its usage (set by the hook, see ``otel.instrumented_inside``)."""
     cache_key: bool = False
     """Whether calls get a ``prompt_cache_key`` (OpenAI's own API, see ``openai.cache_key``)."""
-    """OpenTelemetry export: settings, False (off), or None (the process default)."""
     _registry: tuple[Store, SessionRegistry] | None = field(
         default=None, init=False, repr=False, compare=False
     )

@@ -86,6 +86,7 @@ from sessionware.adapters.engine.pending import PendingCall
 from sessionware.adapters.engine.streams import pending_stream
 from sessionware.adapters.engine.types import EndpointKind
 from sessionware.adapters.openai.cache_key import with_cache_key
+from sessionware.adapters.otel.trace import instrumented_inside
 from sessionware.adapters.scope import active_scope
 from sessionware.core.defaults import default_store
 from sessionware.core.errors import InvalidSessionOperation
@@ -223,6 +224,7 @@ def _begin(
 
 def funnel_hook(config: WrapConfig, original: Callable[..., Any]) -> Callable[..., Any]:
     """The hook that replaces a sync client's funnel ``original``."""
+    config.otel_inside = instrumented_inside(original)
 
     def request(
         cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None, **kwargs: Any
@@ -273,6 +275,7 @@ def afunnel_hook(
     config: WrapConfig, original: Callable[..., Awaitable[Any]]
 ) -> Callable[..., Awaitable[Any]]:
     """The hook that replaces an async client's funnel ``original``."""
+    config.otel_inside = instrumented_inside(original)
 
     async def request(
         cast_to: Any, options: Any, *, stream: bool = False, stream_cls: Any = None, **kwargs: Any

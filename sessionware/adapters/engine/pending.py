@@ -76,7 +76,7 @@ class PendingCall(SessionLater):
         self.started = time.perf_counter()
         otel = config.otel_settings()
         # The OpenTelemetry context is the app's, read here on its path.
-        self.trace: CallTrace | None = capture(otel) if otel is not None else None
+        self.trace: CallTrace | None = capture(otel, inside=config.otel_inside) if otel is not None else None
 
     def finish(self, result: Any, error: BaseException | None) -> None:
         """The call returned ``result`` or raised ``error``: queue its recording."""

@@ -26,6 +26,7 @@ from sessionware.adapters.engine.config import CallHooks, ResponseThreads, WrapC
 from sessionware.adapters.engine.funnel import afunnel_hook, funnel_hook
 from sessionware.adapters.engine.install import installed_config
 from sessionware.adapters.engine.types import ProviderSpec
+from sessionware.adapters.openai.cache_key import accepts_cache_key
 from sessionware.core.store.store import Store
 
 __all__ = ["ClassHooks", "HookSettings", "make_class_hook"]
@@ -96,6 +97,7 @@ class ClassHooks:
             max_rounds=settings.max_rounds,
             threads=settings.threads,
             fallback_session_id=settings.fallback_session_id,
+            cache_key=accepts_cache_key(client),
         )
         bound = functools.partial(original, client)
         hook = afunnel_hook(config, bound) if is_async else funnel_hook(config, bound)

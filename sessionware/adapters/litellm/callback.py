@@ -63,9 +63,10 @@ from sessionware.adapters.litellm.read import (
     read_call,
 )
 from sessionware.adapters.litellm.rounds import AsyncManagedStream, ManagedStream, is_managed_call
+from sessionware.adapters.otel.trace import CallTrace, capture, emit_recorded, wall_ns
 from sessionware.adapters.scope import SessionScope, active_scope
 from sessionware.core.accounting.pricing import PriceBook
-from sessionware.core.defaults import default_price_book, default_store
+from sessionware.core.defaults import default_otel, default_price_book, default_store
 from sessionware.core.errors import InvalidSessionOperation
 from sessionware.core.memory.policy import ContextPolicy
 from sessionware.core.session.models import EventFields
@@ -73,6 +74,7 @@ from sessionware.core.session.registry import registry_for
 from sessionware.core.session.state import SessionState
 from sessionware.core.store.store import Store
 from sessionware.core.store.url import StoreLike, open_store
+from sessionware.core.telemetry import OtelSettings, otel_settings
 
 __all__ = [
     "CALLBACK_LISTS",
@@ -133,7 +135,9 @@ class SessionCallback(CustomLogger):
     ``store`` is a URL, ``Store`` or backend (default: the process's default store at
     the time of each call); ``session_id`` records every call without a per-call
     ``metadata["session_id"]`` into that session; ``prices`` replaces the default
-    ``PriceBook``.
+    ``PriceBook``; ``otel=True`` (or ``OtelSettings``) also exports each call as an
+    OpenTelemetry GenAI span (``sessionware.adapters.otel``) under the span current where
+    the app called LiteLLM (None: ``sessionware.configure(otel=...)`` decides).
 
     >>> callback = SessionCallback(session_id="support-42")
     >>> callback.session_id
@@ -144,7 +148,12 @@ class SessionCallback(CustomLogger):
     """LiteLLM ``call_type``s recorded: chat completions (the proxy's hook adds more)."""
 
     def __init__(
-        self, *, store: StoreLike = None, session_id: str | None = None, prices: PriceBook | None = None
+        self,
+        *,
+        store: StoreLike = None,
+        session_id: str | None = None,
+        prices: PriceBook | None = None,
+        otel: bool | OtelSettings | None = None,
     ) -> None:
         super().__init__()
         if session_id is not None and (not isinstance(session_id, str) or not session_id.strip()):
@@ -154,6 +163,8 @@ class SessionCallback(CustomLogger):
         self.store: Store | None = open_store(store) if store is not None else None
         self.session_id = session_id
         self.prices = prices
+        self.otel = otel
+        """OpenTelemetry export of the calls: settings, False (off), None (the process default)."""
         self.fallback_session_id = f"calls-{uuid.uuid4().hex[:16]}"
         """Where calls with no conversation to thread on go when nothing names a session."""
         self._disagreed: set[str] = set()
@@ -216,12 +227,17 @@ class SessionCallback(CustomLogger):
         there, off LiteLLM's path (in call order, before anything reads the store)."""
         try:
             scope = active_scope()
+            # LiteLLM runs callbacks in a copy of the calling code's context: the app's span.
+            settings = default_otel() if self.otel is None else otel_settings(self.otel)
+            trace = capture(settings) if settings is not None else None
             pending = SessionLater(self._store())
-            pending.queue(partial(self._resolve, call, scope, pending), scope)
+            pending.queue(partial(self._resolve, call, scope, pending, trace), scope)
         except Exception as exc:
             guard.report("a LiteLLM call", exc)
 
-    def _resolve(self, call: LiteLLMCall, scope: SessionScope | None, pending: SessionLater) -> None:
+    def _resolve(
+        self, call: LiteLLMCall, scope: SessionScope | None, pending: SessionLater, trace: CallTrace | None
+    ) -> None:
         try:
             named = call.metadata.get("session_id") or call.litellm_session_id or self.session_id
             choice = choose(
@@ -236,26 +252,26 @@ class SessionCallback(CustomLogger):
             )
             merge_scope_metadata(state, choice.scope)
             pending.state = state
-            self._defer(state, call)
+            self._defer(state, call, trace)
         except Exception as exc:
             guard.report("a LiteLLM call", exc)
 
     # -- recording ---------------------------------------------------------------------
 
-    def _defer(self, state: SessionState, call: LiteLLMCall) -> None:
+    def _defer(self, state: SessionState, call: LiteLLMCall, trace: CallTrace | None = None) -> None:
         """Queue the record on the session for the recorder thread, as wrapped clients do:
         the event loop LiteLLM runs this on (or its logging thread) goes on at once, and
         anything that reads the session first records it."""
-        if state.defer(partial(self._record_deferred, state, call)):
+        if state.defer(partial(self._record_deferred, state, call, trace)):
             background.schedule(state)
 
-    def _record_deferred(self, state: SessionState, call: LiteLLMCall) -> None:
+    def _record_deferred(self, state: SessionState, call: LiteLLMCall, trace: CallTrace | None) -> None:
         try:
-            self._record(state, call)
+            self._record(state, call, trace)
         except Exception as exc:
             guard.report("a LiteLLM call", exc)
 
-    def _record(self, state: SessionState, call: LiteLLMCall) -> None:
+    def _record(self, state: SessionState, call: LiteLLMCall, trace: CallTrace | None = None) -> None:
         prices = self.prices or default_price_book()
         provider = price_provider(call.provider) or call.provider
         extra_fields: EventFields = {}
@@ -282,7 +298,20 @@ class SessionCallback(CustomLogger):
             ttft_ms=call.ttft_ms,
             extra_fields=extra_fields,
         )
-        record_call(state, facts, prices, output=output, error=call.error)
+        events = record_call(state, facts, prices, output=output, error=call.error)
+        if trace is not None:
+            try:
+                emit_recorded(
+                    trace,
+                    state,
+                    events,
+                    prices,
+                    start_ns=wall_ns(call.start),
+                    end_ns=wall_ns(call.end),
+                    requested_model=call.request.model,
+                )
+            except Exception as exc:
+                guard.report("the OpenTelemetry export", exc)
         if not _exit_drain_registered:
             _register_exit_drain()
 

@@ -96,6 +96,7 @@ from sessionware.adapters.instrument.zero_code import ZeroCodeSettings
 from sessionware.adapters.litellm.callback import SessionCallback, managed
 from sessionware.adapters.litellm.read import PROXY_CALL_TYPES, RECORDED_CALL_TYPES, LiteLLMCall
 from sessionware.adapters.litellm.rounds import StartedCall, note_managed_call
+from sessionware.adapters.otel.trace import CallTrace
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.errors import StorageError, TokenLimitExceeded
 from sessionware.core.memory.policy import ContextPolicy
@@ -127,8 +128,9 @@ class ProxyHook(SessionCallback):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProxyHook:
         """The hook ``SESSIONWARE_STORE`` (default: ``sqlite:///./sessionware.db``, made
-        absolute), ``SESSIONWARE_SESSION``, ``SESSIONWARE_MODE`` and ``SESSIONWARE_BUDGET``
-        describe, as ``sessionware run`` reads them: a ``ManagedProxyHook`` in managed mode.
+        absolute), ``SESSIONWARE_SESSION``, ``SESSIONWARE_MODE``, ``SESSIONWARE_BUDGET`` and
+        ``SESSIONWARE_OTEL`` describe, as ``sessionware run`` reads them: a ``ManagedProxyHook``
+        in managed mode.
 
         >>> ProxyHook.from_env({"SESSIONWARE_STORE": "memory://"}).session_id is None
         True
@@ -142,10 +144,10 @@ class ProxyHook(SessionCallback):
             return ManagedProxyHook(
                 store=settings.store, session_id=settings.session_id, budget=settings.budget
             )
-        return cls(store=settings.store, session_id=settings.session_id)
+        return cls(store=settings.store, session_id=settings.session_id, otel=settings.otel or None)
 
-    def _record(self, state: SessionState, call: LiteLLMCall) -> None:
-        super()._record(state, call)
+    def _record(self, state: SessionState, call: LiteLLMCall, trace: CallTrace | None = None) -> None:
+        super()._record(state, call, trace)
         # Committed now rather than after the store's write delay: the next turn of the
         # conversation may be answered by another worker within it, and must see this one.
         # (This runs on the recorder thread, off the proxy's path; an outage is left to

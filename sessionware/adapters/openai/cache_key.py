@@ -22,10 +22,17 @@ from typing import Any
 
 from sessionware.adapters.engine.messages import fingerprint
 
-__all__ = ["OPENAI_HOST", "key_for", "with_cache_key"]
+__all__ = ["OPENAI_HOST", "accepts_cache_key", "key_for", "with_cache_key"]
 
 OPENAI_HOST = "api.openai.com"
 _FIELD = "prompt_cache_key"
+
+
+def accepts_cache_key(client: Any) -> bool:
+    """Whether ``client`` (an OpenAI SDK client) talks to OpenAI's own API, which accepts
+    ``prompt_cache_key`` (Azure and other OpenAI-compatible servers may refuse it)."""
+    base = getattr(client, "base_url", None)
+    return getattr(base, "host", None) == OPENAI_HOST and "azure" not in type(client).__name__.lower()
 
 
 def key_for(session: str) -> str:

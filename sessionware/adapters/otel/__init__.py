@@ -10,7 +10,7 @@ first traced call. ``OtelSettings(capture_content=True)`` adds the messages.
 from __future__ import annotations
 
 from sessionware.adapters.otel.spans import SCHEMA_URL, SEMCONV_VERSION
-from sessionware.adapters.otel.trace import CallTrace, capture, emit_call
+from sessionware.adapters.otel.trace import CallTrace, capture, emit_call, emit_recorded
 from sessionware.core.telemetry import OtelSettings, otel_settings
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "OtelSettings",
     "capture",
     "emit_call",
+    "emit_recorded",
     "otel_settings",
 ]

@@ -32,7 +32,6 @@ Attributes (values as the provider reported them; cost is sessionware's):
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -178,10 +177,3 @@ def memory_attributes(
     if capture_content and event.tool_arguments is not None:
         attrs["sessionware.memory.query"] = json.dumps(event.tool_arguments, ensure_ascii=False, default=str)
     return attrs
-
-
-def wall_ns(perf_at: float, *, now_perf: float | None = None, now_ns: int | None = None) -> int:
-    """A ``time.perf_counter()`` reading as wall-clock nanoseconds (what spans carry)."""
-    perf = time.perf_counter() if now_perf is None else now_perf
-    wall = time.time_ns() if now_ns is None else now_ns
-    return wall - int((perf - perf_at) * 1e9)

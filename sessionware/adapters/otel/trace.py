@@ -5,14 +5,21 @@ was made in (``CallTrace``, ~1 us); everything else happens when the call is rec
 off that path. ``opentelemetry`` is imported on the first traced call, never at import.
 
 Another instrumentation on the same client (OpenLLMetry, Logfire, OpenTelemetry's own
-``openai-v2``) makes its own GenAI span around the SDK call, and sessionware's span would
-then be a second span with the same tokens and cost under it: backends that add up
-``gen_ai.usage.*`` would count the call twice. When the span current at the call is a
-recording GenAI span, sessionware's span carries no usage or cost attributes (only the
-session, the cache saving and the managed-mode figures, under ``sessionware.*``), is
-marked ``sessionware.usage_reported_by_parent``, and the other span gets
-``gen_ai.conversation.id`` while it is still open. Calls made under OpenTelemetry's
-suppression key (what instrumentations set to silence nested ones) make no span.
+``openai-v2``) makes its own GenAI span of the SDK call, and sessionware's span would
+then be a second span with the same tokens and cost: backends that add up
+``gen_ai.usage.*`` would count the call twice. So sessionware's span carries no usage or
+cost attributes (only the session, the cache saving and the managed-mode figures, under
+``sessionware.*``) and is marked ``sessionware.usage_reported_elsewhere`` when
+
+* the span current at the call is a recording GenAI span (the other instrumentation
+  patched a method around the request funnel, as OpenLLMetry does); that span also gets
+  ``gen_ai.conversation.id`` while it is still open; or
+* the funnel method sessionware hooked is itself another instrumentation's wrapper
+  (Logfire, instrumented before sessionware, patches the same method), whose span is
+  made inside sessionware's hook (``instrumented_inside``).
+
+Calls made under OpenTelemetry's suppression key (what instrumentations set to silence
+nested ones: Logfire does around its span) make no span.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sessionware.adapters.otel.spans import SCHEMA_URL, call_attributes, memory_attributes, operation_of
@@ -29,7 +38,7 @@ from sessionware.core.session.models import SessionEvent
 from sessionware.core.session.state import SessionState
 from sessionware.core.telemetry import OtelSettings
 
-__all__ = ["CallTrace", "capture", "emit_call"]
+__all__ = ["CallTrace", "capture", "emit_call", "emit_recorded", "instrumented_inside", "wall_ns"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +57,13 @@ _tracers: dict[int, Any] = {}
 class CallTrace:
     """What a traced call keeps from the moment it was made."""
 
-    __slots__ = ("context", "first_seq", "settings")
+    __slots__ = ("context", "first_seq", "inside", "settings")
 
-    def __init__(self, settings: OtelSettings, context: Any) -> None:
+    def __init__(self, settings: OtelSettings, context: Any, *, inside: bool = False) -> None:
         self.settings = settings
         self.context = context
+        self.inside = inside
+        """Another instrumentation's span of this call is made inside ours (see the module doc)."""
         self.first_seq: int | None = None
         """The session's last ``seq`` before the call (for its hidden rounds and memory calls)."""
 
@@ -61,14 +72,28 @@ class CallTrace:
             self.first_seq = state.events[-1].seq if state.events else 0
 
 
-def capture(settings: OtelSettings) -> CallTrace | None:
-    """The trace of a call starting now, or None when instrumentation is suppressed here."""
+def capture(settings: OtelSettings, *, inside: bool = False) -> CallTrace | None:
+    """The trace of a call starting now, or None when instrumentation is suppressed here.
+
+    ``inside``: the hooked funnel is another instrumentation's wrapper (``instrumented_inside``).
+    """
     from opentelemetry import context
 
     current = context.get_current()
     if current.get(_suppress_key()) or current.get(_SUPPRESS_LEGACY):
         return None
-    return CallTrace(settings, current)
+    return CallTrace(settings, current, inside=inside)
+
+
+_OUR_HOOK = "__sessionware_hook__"  # instrument's class hooks (they record nothing twice)
+
+
+def instrumented_inside(funnel: Any) -> bool:
+    """Whether ``funnel``, the SDK method a hook of ours replaces, is another
+    instrumentation's wrapper of it (``functools.wraps`` leaves ``__wrapped__``, and the
+    SDKs' own funnels are undecorated), rather than the SDK's method or our class hook."""
+    function = funnel.func if isinstance(funnel, partial) else getattr(funnel, "__func__", funnel)
+    return getattr(function, "__wrapped__", None) is not None and not getattr(function, _OUR_HOOK, False)
 
 
 # The keys OpenTelemetry's instrumentations use to silence instrumentation (the API's
@@ -105,6 +130,14 @@ def _tracer(settings: OtelSettings) -> Any:
     return found
 
 
+def wall_ns(moment: Any) -> int:
+    """A ``datetime`` (naive: local time, as LiteLLM reports them) as wall-clock
+    nanoseconds; anything else is now."""
+    if isinstance(moment, datetime):
+        return int(moment.timestamp() * 1e9)
+    return time.time_ns()
+
+
 def _ns(event: SessionEvent) -> int:
     return int(event.timestamp.timestamp() * 1e9)
 
@@ -130,7 +163,30 @@ def emit_call(
     ended: float | None,
     requested_model: str | None = None,
 ) -> None:
-    """Spans of one recorded call: the call, its hidden rounds and their memory calls."""
+    """Spans of one recorded call: the call, its hidden rounds and their memory calls.
+
+    ``started`` / ``ended``: the call's ``time.perf_counter()`` readings (``ended`` None:
+    now)."""
+    now_perf, now_ns = time.perf_counter(), time.time_ns()
+    start_ns = now_ns - int((now_perf - started) * 1e9)
+    end_ns = now_ns - int((now_perf - (ended if ended is not None else now_perf)) * 1e9)
+    emit_recorded(
+        call, state, events, prices, start_ns=start_ns, end_ns=end_ns, requested_model=requested_model
+    )
+
+
+def emit_recorded(
+    call: CallTrace,
+    state: SessionState,
+    events: Sequence[SessionEvent],
+    prices: PriceBook,
+    *,
+    start_ns: int,
+    end_ns: int,
+    requested_model: str | None = None,
+) -> None:
+    """``emit_call`` with the call's start and end as wall-clock nanoseconds (for calls
+    timed by someone else: LiteLLM reports datetimes)."""
     if not events:
         return
     from opentelemetry import trace
@@ -138,9 +194,6 @@ def emit_call(
 
     final = events[-1]
     tracer = _tracer(call.settings)
-    now_perf, now_ns = time.perf_counter(), time.time_ns()
-    start_ns = now_ns - int((now_perf - started) * 1e9)
-    end_ns = now_ns - int((now_perf - (ended if ended is not None else now_perf)) * 1e9)
     capture_content = call.settings.capture_content
     foreign = _foreign_parent(call.context)
     attrs = call_attributes(
@@ -152,11 +205,11 @@ def emit_call(
         system=state.info.system_prompt,
         capture_content=capture_content,
     )
-    if foreign is not None:
+    if foreign is not None or call.inside:
         for key in _USAGE_KEYS:
             attrs.pop(key, None)
-        attrs["sessionware.usage_reported_by_parent"] = True
-        if foreign.is_recording():
+        attrs["sessionware.usage_reported_elsewhere"] = True
+        if foreign is not None and foreign.is_recording():
             foreign.set_attribute("gen_ai.conversation.id", state.id)
     model = attrs.get("gen_ai.request.model") or ""
     span = tracer.start_span(
