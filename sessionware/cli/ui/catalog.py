@@ -203,4 +203,6 @@ class SessionCatalog:
         }
 
     def children(self, session_id: str) -> list[str]:
-        return [r.fields["id"] for r in self._current() if r.fields["parent_id"] == session_id]
+        """Ids of the sessions forked from ``session_id``, asked of the store (an indexed
+        query), so a session page never waits for, or starts, a read of the whole list."""
+        return [info.id for info in self._store.list_sessions(parent_id=session_id)]

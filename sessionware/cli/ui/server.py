@@ -37,8 +37,10 @@ from sessionware.cli.ui.catalog import SessionCatalog, SessionSort
 from sessionware.cli.ui.context import call_context
 from sessionware.cli.ui.session_data import SessionViews
 from sessionware.cli.ui.totals import StoreTotals
+from sessionware.core.accounting.caching import CacheFigures
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.errors import SessionNotFound, SessionwareError
+from sessionware.core.session.models import SessionEvent, SessionInfo
 from sessionware.core.store.store import Store
 
 __all__ = ["LOOPBACK_HOSTS", "UIServer"]
@@ -56,6 +58,17 @@ _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+
+
+def _warm_up() -> None:
+    """Build the validators and serializers the session pages use (pydantic defers them
+    to first use: about half a second for ``SessionEvent`` on a busy 2-core machine),
+    so the first session opened does not wait for them. Run on a thread at start."""
+    try:
+        for model in (SessionEvent, SessionInfo, CacheFigures):
+            model.model_rebuild()  # builds only what is still deferred
+    except Exception:  # a faster first page is all this is for
+        logger.debug("sessionware ui: warm-up failed", exc_info=True)
 
 
 class _NotFound(Exception):
@@ -272,6 +285,7 @@ class UIServer:
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="sessionware-ui", daemon=True)
         self._thread.start()
+        threading.Thread(target=_warm_up, name="sessionware-ui-warm-up", daemon=True).start()
         return self
 
     def serve_until(self, stop: Callable[[], bool] | None = None) -> None:

@@ -13,12 +13,12 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sessionware.cli.cache import events_cache
 from sessionware.cli.timeline import superseded_by
-from sessionware.core.accounting.caching import cache_saving
+from sessionware.core.accounting.caching import CacheFigures, CacheTally, cache_saving
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.session.enums import EventSource, EventType, Role
 from sessionware.core.session.models import SessionEvent, SessionInfo
@@ -63,6 +63,79 @@ def _content_text(event: SessionEvent) -> str:
     return "".join(str(p["text"]) if "text" in p else f"[{p.get('type', 'part')}]" for p in content)
 
 
+_SERIES = (
+    "seq",
+    "time",
+    "model",
+    "input",
+    "output",
+    "cached",
+    "written",
+    "cost",
+    "latency",
+    "ttft",
+    "app_input",
+    "hidden",
+    "error",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Digest:
+    """What the header and the charts show of a session's events, made in one pass."""
+
+    counts: dict[str, int]
+    """Events by ``event_kind``."""
+    cache: CacheFigures
+    managed: dict[str, int] | None
+    """Managed calls' app vs wire vs cached input tokens (None: no managed call)."""
+    series: dict[str, Any]
+    """Per-call columns for the charts, in call order."""
+    superseded: dict[int, int]
+
+    @classmethod
+    def of(cls, events: list[SessionEvent], prices: PriceBook) -> _Digest:
+        counts: dict[str, int] = {}
+        tally = CacheTally(prices)
+        cols: dict[str, list[Any]] = {k: [] for k in _SERIES}
+        models: dict[str, int] = {}
+        managed = app = wire = cached = 0
+        for event in events:
+            kind = event_kind(event)
+            counts[kind] = counts.get(kind, 0) + 1
+            usage = event.usage
+            if usage is not None:
+                tally.add(event.model, usage, event.cost, event.provider)
+                if event.app_input_tokens is not None:
+                    managed += 1
+                    app += event.app_input_tokens
+                    wire += usage.input_tokens
+                    cached += usage.cache_read_tokens
+            elif event.model is None or event.source is not EventSource.LLM:
+                continue  # not a call (the rule of ``is_call``)
+            cols["seq"].append(event.seq)
+            cols["time"].append(event.timestamp.timestamp())
+            cols["model"].append(models.setdefault(event.model or "", len(models)))
+            cols["input"].append(usage.input_tokens if usage else 0)
+            cols["output"].append(usage.output_tokens if usage else 0)
+            cols["cached"].append(usage.cache_read_tokens if usage else 0)
+            cols["written"].append(usage.cache_write_tokens if usage else 0)
+            cols["cost"].append(float(event.cost) if event.cost is not None else None)
+            cols["latency"].append(event.latency_ms)
+            cols["ttft"].append(event.ttft_ms)
+            cols["app_input"].append(event.app_input_tokens)
+            cols["hidden"].append(1 if event.hidden else 0)
+            cols["error"].append(1 if event.error is not None else 0)
+        sums = {"calls": managed, "app_input_tokens": app, "wire_input_tokens": wire, "cached_tokens": cached}
+        return cls(
+            counts=counts,
+            cache=tally.figures(),
+            managed=sums if managed else None,
+            series={"models": list(models), "calls": len(cols["seq"]), **cols},
+            superseded=superseded_by(events),
+        )
+
+
 class LoadedSession:
     """A session's header and events, caught up with the store on every use."""
 
@@ -96,7 +169,11 @@ class LoadedSession:
         return self._derived[key]
 
     def superseded(self) -> dict[int, int]:
-        return dict(self._memo("superseded", lambda: superseded_by(self.events)))
+        return self._digest().superseded
+
+    def _digest(self) -> _Digest:
+        found: _Digest = self._memo("digest", lambda: _Digest.of(self.events, self.prices))
+        return found
 
     def index_of(self, seq: int) -> int | None:
         """Position of the event numbered ``seq`` (numbered from 1, maybe with gaps), or None."""
@@ -118,9 +195,7 @@ class LoadedSession:
     def header(self, children: list[str]) -> dict[str, Any]:
         info = self.info
         t = info.totals
-        cache = self._memo("cache", lambda: events_cache(self.events, self.prices))
-        counts: dict[str, int] = self._memo("counts", self._kind_counts)
-        managed = self._memo("managed", self._managed_totals)
+        digest = self._digest()
         return {
             "id": info.id,
             "parent_id": info.parent_id,
@@ -132,7 +207,7 @@ class LoadedSession:
             "runs": [r.model_dump(mode="json") for r in info.runs],
             "events": len(self.events),
             "last_seq": self.events[-1].seq if self.events else 0,
-            "kinds": counts,
+            "kinds": dict(digest.counts),
             "totals": {
                 "calls": t.llm_calls,
                 "errors": t.errors,
@@ -150,28 +225,9 @@ class LoadedSession:
                 "hidden_cost": str(t.hidden_cost),
                 "models": t.models,
             },
-            "cache": cache.model_dump(mode="json"),
-            "managed": managed,
+            "cache": digest.cache.model_dump(mode="json"),
+            "managed": None if digest.managed is None else dict(digest.managed),
         }
-
-    def _kind_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for event in self.events:
-            kind = event_kind(event)
-            counts[kind] = counts.get(kind, 0) + 1
-        return counts
-
-    def _managed_totals(self) -> dict[str, Any] | None:
-        calls = app = wire = cached = 0
-        for event in self.events:
-            if event.app_input_tokens is not None and event.usage is not None:
-                calls += 1
-                app += event.app_input_tokens
-                wire += event.usage.input_tokens
-                cached += event.usage.cache_read_tokens
-        if not calls:
-            return None
-        return {"calls": calls, "app_input_tokens": app, "wire_input_tokens": wire, "cached_tokens": cached}
 
     def page(self, offset: int, limit: int, kinds: frozenset[str] | None = None) -> dict[str, Any]:
         """``limit`` events from ``offset`` (among those of ``kinds`` when given)."""
@@ -264,46 +320,7 @@ class LoadedSession:
 
     def series(self) -> dict[str, Any]:
         """Per-call columns for the charts, in call order."""
-        return dict(self._memo("series", self._series))
-
-    def _series(self) -> dict[str, Any]:
-        cols: dict[str, list[Any]] = {
-            k: []
-            for k in (
-                "seq",
-                "time",
-                "model",
-                "input",
-                "output",
-                "cached",
-                "written",
-                "cost",
-                "latency",
-                "ttft",
-                "app_input",
-                "hidden",
-                "error",
-            )
-        }
-        models: dict[str, int] = {}
-        for event in self.events:
-            if not is_call(event):
-                continue
-            usage = event.usage
-            cols["seq"].append(event.seq)
-            cols["time"].append(event.timestamp.timestamp())
-            cols["model"].append(models.setdefault(event.model or "", len(models)))
-            cols["input"].append(usage.input_tokens if usage else 0)
-            cols["output"].append(usage.output_tokens if usage else 0)
-            cols["cached"].append(usage.cache_read_tokens if usage else 0)
-            cols["written"].append(usage.cache_write_tokens if usage else 0)
-            cols["cost"].append(float(event.cost) if event.cost is not None else None)
-            cols["latency"].append(event.latency_ms)
-            cols["ttft"].append(event.ttft_ms)
-            cols["app_input"].append(event.app_input_tokens)
-            cols["hidden"].append(1 if event.hidden else 0)
-            cols["error"].append(1 if event.error is not None else 0)
-        return {"models": list(models), "calls": len(cols["seq"]), **cols}
+        return dict(self._digest().series)
 
     def total_cost(self) -> Decimal:
         return self.info.totals.cost

@@ -66,8 +66,7 @@ def cache_saving(
         return Decimal(0)
     if cost is None:
         return None
-    plain = usage.model_copy(update={"cache_read_tokens": 0, "cache_write_tokens": 0})
-    full = prices.cost(model, plain, provider)
+    full = prices.cost(model, usage.uncached(), provider)
     return None if full is None else full - cost
 
 

@@ -43,16 +43,18 @@ class TokenUsage(BaseModel):
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    def uncached(self) -> TokenUsage:
+        """The same usage with no cache reads or writes: every input token plain input
+        (what the call would have been billed without the provider's cache)."""
+        return _fast(self.__dict__ | {"cache_read_tokens": 0, "cache_write_tokens": 0})
+
     def __add__(self, other: TokenUsage) -> TokenUsage:
         a, b = self.__dict__, other.__dict__
         # A sum is only "provider" truth when every part of it is.
         provider = a["source"] is _PROVIDER and b["source"] is _PROVIDER
         # Sums of valid usages are valid: skip validation, it is most of the cost of a sum
         # and totals add one per recorded call.
-        total = _new(TokenUsage)
-        _set(
-            total,
-            "__dict__",
+        return _fast(
             {
                 "input_tokens": a["input_tokens"] + b["input_tokens"],
                 "output_tokens": a["output_tokens"] + b["output_tokens"],
@@ -60,12 +62,18 @@ class TokenUsage(BaseModel):
                 "cache_write_tokens": a["cache_write_tokens"] + b["cache_write_tokens"],
                 "reasoning_tokens": a["reasoning_tokens"] + b["reasoning_tokens"],
                 "source": _PROVIDER if provider else _ESTIMATE,
-            },
+            }
         )
-        _set(total, "__pydantic_fields_set__", _ALL_FIELDS)  # shared: a frozen model never changes it
-        _set(total, "__pydantic_extra__", None)
-        _set(total, "__pydantic_private__", None)
-        return total
+
+
+def _fast(values: dict[str, object]) -> TokenUsage:
+    """A ``TokenUsage`` of ``values`` (every field, already valid) without validation."""
+    made = _new(TokenUsage)
+    _set(made, "__dict__", values)
+    _set(made, "__pydantic_fields_set__", _ALL_FIELDS)  # shared: a frozen model never changes it
+    _set(made, "__pydantic_extra__", None)
+    _set(made, "__pydantic_private__", None)
+    return made
 
 
 # Enum members as module constants: a class attribute lookup on an Enum costs ~50 ns.

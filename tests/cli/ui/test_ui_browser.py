@@ -60,7 +60,7 @@ def test_a_managed_session_shows_charts_timeline_and_the_context_sent(page, scre
 
     charts = browser.evaluate("[...document.querySelectorAll('[data-chart]')].map(c => c.dataset.chart)")
     assert charts == ["tokens", "cost", "latency", "managed"]
-    assert browser.evaluate("document.querySelectorAll('[data-chart=tokens] rect').length") > 0
+    assert browser.evaluate("document.querySelectorAll('[data-chart=tokens] path[data-series]').length") > 0
     kinds = browser.evaluate("[...document.querySelectorAll('#kinds .chip')].map(c => c.dataset.kind)")
     assert {"user", "assistant", "page_fault", "hidden", "compaction"} <= set(kinds)
     assert browser.evaluate("document.querySelectorAll('#timeline .ev').length") > 20

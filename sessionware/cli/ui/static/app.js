@@ -62,7 +62,10 @@ function setNav(which) {
   document.getElementById("nav-totals").className = which === "totals" ? "on" : "";
 }
 
-function markReady(view) { document.documentElement.dataset.ready = view; }
+// Set once the page is drawn: after the next frame's layout and paint, not when the DOM is built.
+function markReady(view) {
+  requestAnimationFrame(() => setTimeout(() => { document.documentElement.dataset.ready = view; }, 0));
+}
 
 function showError(err) {
   main().replaceChildren(h("p", { class: "err" }, "Could not load: " + err.message));
@@ -176,15 +179,19 @@ function chart(title, series, calls, opts) {
   }
   max = max || 1;
   const y = (v) => H - P - (v / max) * (H - 2 * P);
+  // One path per stacked series (a rectangle per bar in it): a few nodes, not thousands.
+  const bars = stacks.map(() => []);
+  const width = Math.max(bw - (bw > 3 ? 1 : 0), 0.5).toFixed(2);
   values.forEach((v, i) => {
     let base = 0;
     v.st.forEach((val, j) => {
       if (val <= 0) return;
       const top = base + val;
-      svg.append(s("rect", { x: P + i * bw, y: y(top), width: Math.max(bw - (bw > 3 ? 1 : 0), 0.5), height: y(base) - y(top), fill: stacks[j].color }));
+      bars[j].push(`M${(P + i * bw).toFixed(2)} ${y(top).toFixed(2)}h${width}V${y(base).toFixed(2)}h-${width}Z`);
       base = top;
     });
   });
+  bars.forEach((d, j) => { if (d.length) svg.append(s("path", { d: d.join(""), fill: stacks[j].color, "data-series": stacks[j].key })); });
   lines.forEach((x, j) => {
     let d = "";
     values.forEach((v, i) => {
