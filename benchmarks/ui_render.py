@@ -237,8 +237,8 @@ def main() -> int:
         )
         server = UIServer(open_store(url), port=0).start()
         rows: list[tuple[str, float, float]] = []
-        try:
-            with Browser.launch() as browser:
+        with Browser.launch() as browser:
+            try:
                 pages = [
                     ("session list (10k sessions)", server.url, "list"),
                     ("list, searched", server.url + "#/", "list"),
@@ -250,18 +250,18 @@ def main() -> int:
                     first = visit(browser, page_url, ready)
                     again = statistics.median(visit(browser, page_url, ready) for _ in range(5))
                     rows.append((name, first, again))
-                fresh = [first_visit(browser, url, args.events) for _ in range(args.fresh)]
-                errors = list(browser.errors)
-            api = {
-                "GET /api/sessions (50 of 10k)": api_seconds(server.url + "api/sessions?limit=50"),
-                "GET /api/sessions?q=u42 (search)": api_seconds(server.url + "api/sessions?q=u42"),
-                f"GET /api/sessions/{BIG}/calls": api_seconds(f"{server.url}api/sessions/{BIG}/calls"),
-                f"GET /api/sessions/{BIG}/events (a page)": api_seconds(
-                    f"{server.url}api/sessions/{BIG}/events?offset=9000&limit=200"
-                ),
-            }
-        finally:
-            server.stop()
+                api = {
+                    "GET /api/sessions (50 of 10k)": api_seconds(server.url + "api/sessions?limit=50"),
+                    "GET /api/sessions?q=u42 (search)": api_seconds(server.url + "api/sessions?q=u42"),
+                    f"GET /api/sessions/{BIG}/calls": api_seconds(f"{server.url}api/sessions/{BIG}/calls"),
+                    f"GET /api/sessions/{BIG}/events (a page)": api_seconds(
+                        f"{server.url}api/sessions/{BIG}/events?offset=9000&limit=200"
+                    ),
+                }
+            finally:
+                server.stop()  # and its background reads: the fresh servers share its store
+            fresh = [first_visit(browser, url, args.events) for _ in range(args.fresh)]
+            errors = list(browser.errors)
     print(f"\n{'page (headless Chromium, navigation to drawn)':<46} {'first':>8} {'again (median of 5)':>20}")
     for name, first, again in rows:
         print(f"{name:<46} {first * 1000:>6.0f} ms {again * 1000:>17.0f} ms")

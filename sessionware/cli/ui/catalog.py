@@ -118,6 +118,7 @@ class SessionCatalog:
         self._infos: list[SessionInfo] = []
         self._read_at = float("-inf")
         self._reading = False
+        self._reader: threading.Thread | None = None
         self._sorted: dict[tuple[SessionSort, bool], list[_Row]] = {}
 
     def _read(self) -> None:
@@ -138,7 +139,15 @@ class SessionCatalog:
             if self._reading or time.monotonic() - self._read_at <= self._max_age:
                 return
             self._reading = True
-        threading.Thread(target=self._read, name="sessionware-ui-list", daemon=True).start()
+            self._reader = threading.Thread(target=self._read, name="sessionware-ui-list", daemon=True)
+            self._reader.start()
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Wait for a read of the list under way (the server is stopping)."""
+        with self._lock:
+            reader = self._reader
+        if reader is not None:
+            reader.join(timeout)
 
     def _current(self) -> list[_Row]:
         self._refresh_soon()

@@ -303,6 +303,7 @@ class UIServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        self._app.catalog.close()
 
 
 class _Server6(ThreadingHTTPServer):
