@@ -10,14 +10,25 @@ Parts, in the order a request holds them:
 * ``left_out``: turns the app sent but managed mode kept out of the wire (in memory).
 
 An observe-mode call sent what the app sent, which the log holds exactly: the current
-branch's messages up to the call (edits undone by ``BRANCH`` events). A managed call's
-wire request is not stored message by message; its event carries the sizes the context
-builder reported (``metadata["managed"]``: ``built_tokens``, ``stable_prefix_tokens`` =
-system + memory block, ``cacheable_prefix_tokens`` = that + recent turns). From those
-the recent turns are taken back from the latest turn until their tokens, counted
-locally, fill the recorded size; the memory block is shown as the compaction summaries
-recorded so far. The answer says ``exact: false`` for such a rebuild, and how many
-tokens each part held by the builder's own count.
+branch's messages up to the call (edits undone by ``BRANCH`` events).
+
+A managed call's wire request is not stored message by message. Calls recorded with
+``metadata["managed"]["sent"]`` (``adapters.managed.sent``) say it by reference to the
+log: the recent turns as transcript page numbers, the recall region's pages, how many
+messages are the latest turn, and the memory block by hash (its text recorded with the
+first call that sent it). Applied to the log, that gives the request's messages back:
+the block's text as sent, the window's turns with the recall region before its last
+turn (shown page by page; on the wire the region wraps them in one message), then the
+latest turn. Turns the app sent and managed mode kept out are listed as ``left_out``;
+the page faults of the call's hidden rounds (requests made after the built one) follow
+as ``recalled``. ``exact`` is true unless the block's text or a page is missing.
+
+Older managed calls carry only the sizes the context builder reported (``built_tokens``,
+``stable_prefix_tokens`` = system + memory block, ``cacheable_prefix_tokens`` = that +
+recent turns). From those the recent turns are taken back from the latest turn until
+their tokens, counted locally, fill the recorded size; the memory block is shown as the
+compaction summaries recorded so far. The answer says ``exact: false`` for such a
+rebuild. Both give the tokens each part held by the builder's own count.
 """
 
 from __future__ import annotations
@@ -26,6 +37,9 @@ import json
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ValidationError
+
+from sessionware.adapters.managed.sent import SENT_KEY, SentContext
 from sessionware.cli.ui.session_data import LoadedSession, event_kind, is_call
 from sessionware.core.accounting.tokens import counter_for_model
 from sessionware.core.session.enums import EventType, Role
@@ -134,29 +148,7 @@ def call_context(session: LoadedSession, seq: int) -> dict[str, Any] | None:
         "wire_input_tokens": call.usage.input_tokens if call.usage else None,
         "cached_tokens": call.usage.cache_read_tokens if call.usage else None,
     }
-    messages: list[dict[str, Any]] = []
-    prompt_known = True
-    if system is not None and system.content:
-        messages.append(_message(system, ContextPart.SYSTEM))
-    elif system is None and session.info.system_prompt:
-        # A prompt given when the session was created lives in its header only; the header
-        # holds the latest one, which is the one in force unless a change was logged later.
-        later = any(e.type is EventType.SYSTEM_PROMPT for e in session.events[at:])
-        prompt_known = not later
-        messages.append(
-            {
-                "seq": None,
-                "role": Role.SYSTEM.value,
-                "kind": "system",
-                "part": ContextPart.SYSTEM.value,
-                "text": "" if later else session.info.system_prompt[:_TEXT_LIMIT],
-                "clipped": False,
-                "tokens": None,
-                "note": "the prompt in force then was not logged (it was changed later)"
-                if later
-                else "from the session header",
-            }
-        )
+    messages, prompt_known = _system_message(session, at, system)
     if not isinstance(managed, dict) or "built_tokens" not in managed:
         messages.extend(_message(e, ContextPart.RECENT) for e in thread[:start])
         messages.extend(_message(e, ContextPart.LATEST) for e in thread[start:])
@@ -164,6 +156,12 @@ def call_context(session: LoadedSession, seq: int) -> dict[str, Any] | None:
         answer.update(exact=exact, parts=_chars_by_part(messages), basis="characters")
         return _capped(answer, messages)
     parts = _managed_parts(managed)
+    sent = _sent_messages(session.events, at, thread, turn_events, managed.get(SENT_KEY))
+    if sent is not None:
+        found, complete = sent
+        messages.extend(found)
+        answer.update(exact=prompt_known and complete, parts=parts, basis="tokens", managed_report=managed)
+        return _capped(answer, messages)
     counter = counter_for_model(call.model)
     recent_budget = parts.get(ContextPart.RECENT.value, 0)
     recent_from = start
@@ -201,6 +199,126 @@ def call_context(session: LoadedSession, seq: int) -> dict[str, Any] | None:
     return _capped(answer, messages)
 
 
+def _system_message(
+    session: LoadedSession, at: int, system: SessionEvent | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """The system prompt the call at ``at`` was sent (none, or one message), and whether
+    the log says which it was."""
+    if system is not None and system.content:
+        return [_message(system, ContextPart.SYSTEM)], True
+    if system is not None or not session.info.system_prompt:
+        return [], True
+    # A prompt given when the session was created lives in its header only; the header
+    # holds the latest one, which is the one in force unless a change was logged later.
+    later = any(e.type is EventType.SYSTEM_PROMPT for e in session.events[at:])
+    message = {
+        "seq": None,
+        "role": Role.SYSTEM.value,
+        "kind": "system",
+        "part": ContextPart.SYSTEM.value,
+        "text": "" if later else session.info.system_prompt[:_TEXT_LIMIT],
+        "clipped": False,
+        "tokens": None,
+        "note": "the prompt in force then was not logged (it was changed later)"
+        if later
+        else "from the session header",
+    }
+    return [message], not later
+
+
+def _sent_messages(
+    events: list[SessionEvent],
+    at: int,
+    thread: list[SessionEvent],
+    turn_events: list[SessionEvent],
+    recorded: Any,
+) -> tuple[list[dict[str, Any]], bool] | None:
+    """The messages after the system prompt of the call at ``events[at]``, from its
+    ``managed.sent`` record, and whether every one was found; None without a record."""
+    if not isinstance(recorded, dict):
+        return None
+    try:
+        sent = SentContext.model_validate(recorded)
+    except ValidationError:
+        return None
+    transcript = [e for e in thread if e.role is not Role.SYSTEM]
+    pages = {f"msg_{n}": e for n, e in enumerate(transcript, start=1)}
+    if not 0 <= sent.latest <= len(transcript):
+        return None
+    complete = True
+    messages: list[dict[str, Any]] = []
+    if sent.block_hash:
+        memory = _block_message(events, at, sent.block_hash)
+        complete = complete and memory["seq"] is not None
+        messages.append(memory)
+    window = [pages.get(page_id) for page_id in sent.pages()]
+    complete = complete and all(e is not None for e in window)
+    shown = [e for e in window if e is not None]
+    latest = transcript[len(transcript) - sent.latest :]
+    kept = {e.seq for e in shown} | {e.seq for e in latest}
+    kept |= {pages[p].seq for p in sent.recalled if p in pages}
+    messages.extend(_message(e, ContextPart.LEFT_OUT) for e in transcript if e.seq not in kept)
+    # The recall region goes before the window's last turn (after the cacheable prefix).
+    last_turn = max((i for i, e in enumerate(shown) if e.role is Role.USER), default=len(shown))
+    messages.extend(_message(e, ContextPart.RECENT) for e in shown[:last_turn])
+    for page_id in sent.recalled:
+        page = pages.get(page_id)
+        recalled = _message(page, ContextPart.RECALLED) if page is not None else _missing(page_id)
+        recalled["note"] = f"recall region: page {page_id}"
+        complete = complete and page is not None
+        messages.append(recalled)
+    messages.extend(_message(e, ContextPart.RECENT) for e in shown[last_turn:])
+    messages.extend(_message(e, ContextPart.LATEST) for e in latest)
+    for event in turn_events:
+        if event.type is EventType.PAGE_FAULT:
+            fault = _message(event, ContextPart.RECALLED)
+            fault["text"] = f"{event.tool_name}({_compact(event.tool_arguments)})"
+            found = ", ".join(str(p) for p in event.metadata.get("recalled") or [])
+            fault["note"] = "a hidden round of this call" + (f": {found}" if found else "")
+            messages.append(fault)
+    return messages, complete
+
+
+def _block_message(events: list[SessionEvent], at: int, block_hash: str) -> dict[str, Any]:
+    """The memory block of hash ``block_hash``: its text as recorded with the first call
+    that sent it (at or before ``events[at]``)."""
+    for event in reversed(events[: at + 1]):
+        managed = event.metadata.get("managed")
+        recorded = managed.get(SENT_KEY) if isinstance(managed, dict) else None
+        if (
+            isinstance(recorded, dict)
+            and recorded.get("block_hash") == block_hash
+            and isinstance(recorded.get("block"), str)
+        ):
+            text: str = recorded["block"]
+            return {
+                "seq": event.seq,
+                "role": Role.SYSTEM.value,
+                "kind": "memory",
+                "part": ContextPart.MEMORY.value,
+                "text": text[:_TEXT_LIMIT],
+                "clipped": len(text) > _TEXT_LIMIT,
+                "tokens": None,
+                "note": f"as recorded with #{event.seq}",
+            }
+    missing = _missing(block_hash)
+    missing.update(kind="memory", part=ContextPart.MEMORY.value, note="its text is not in the log")
+    return missing
+
+
+def _missing(name: str) -> dict[str, Any]:
+    return {
+        "seq": None,
+        "role": Role.SYSTEM.value,
+        "kind": "missing",
+        "part": ContextPart.RECALLED.value,
+        "text": "",
+        "clipped": False,
+        "tokens": None,
+        "note": f"{name}: not found in the log",
+    }
+
+
 def _capped(answer: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
     """At most ``MAX_MESSAGES`` messages: the leading system and memory ones, then the latest."""
     head = [m for m in messages[:2] if m["part"] in (ContextPart.SYSTEM.value, ContextPart.MEMORY.value)]
@@ -225,7 +343,8 @@ def _chars_by_part(messages: list[dict[str, Any]]) -> dict[str, int]:
 
 def _managed_parts(managed: dict[str, Any]) -> dict[str, int]:
     """Tokens per part by the builder's own count (its recorded ``parts`` when present)."""
-    recorded = managed.get("parts")
+    sent = managed.get(SENT_KEY)
+    recorded = sent.get("parts") if isinstance(sent, dict) else managed.get("parts")
     if isinstance(recorded, dict):
         return {
             ContextPart.SYSTEM.value: int(recorded.get("system", 0)),

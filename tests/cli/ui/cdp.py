@@ -206,28 +206,24 @@ class Browser:
 
     def screenshot(self, path: Path, full_page: bool = True) -> Path:
         params: dict[str, Any] = {"format": "png"}
-        if not full_page:
-            data = self.page("Page.captureScreenshot", **params)["data"]
-            path.write_bytes(base64.b64decode(data))
-            return path
-        metrics = self.page("Page.getLayoutMetrics")
-        size = metrics.get("cssContentSize") or metrics["contentSize"]
-        width, height = int(size["width"]), min(int(size["height"]), 6000)
-        # A viewport as tall as the page, as a user scrolling through it would see every
-        # part: the timeline's rows are drawn only near the viewport (content-visibility).
-        self.page(
-            "Emulation.setDeviceMetricsOverride",
-            width=width,
-            height=height,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
-        try:
-            self.evaluate("new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
-            params["clip"] = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
-            data = self.page("Page.captureScreenshot", **params)["data"]
-        finally:
-            self.page("Emulation.clearDeviceMetricsOverride")
+        if full_page:
+            # Rows of long lists are drawn only near the viewport (content-visibility):
+            # drawn all, as the page prints, for a picture of the whole page.
+            self.evaluate(
+                "for (const e of document.querySelectorAll('.ev')) e.style.contentVisibility = 'visible';"
+                " new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+            )
+            metrics = self.page("Page.getLayoutMetrics")
+            size = metrics.get("cssContentSize") or metrics["contentSize"]
+            params["clip"] = {
+                "x": 0,
+                "y": 0,
+                "width": size["width"],
+                "height": min(size["height"], 6000),
+                "scale": 1,
+            }
+            params["captureBeyondViewport"] = True
+        data = self.page("Page.captureScreenshot", **params)["data"]
         path.write_bytes(base64.b64decode(data))
         return path
 

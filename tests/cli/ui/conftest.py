@@ -49,7 +49,7 @@ def _model(body: Any) -> Reply:
     return Reply(text=f"Noted. ({question[:30]})", cached_tokens=cached)
 
 
-def _chat(client: openai.OpenAI, turns: int) -> None:
+def _chat(client: openai.OpenAI, turns: int, more: tuple[str, ...] = ()) -> None:
     messages: list[dict[str, Any]] = [{"role": "system", "content": "You help plan a community garden."}]
     for i in range(turns):
         text = (
@@ -61,8 +61,10 @@ def _chat(client: openai.OpenAI, turns: int) -> None:
         messages.append({"role": "user", "content": text})
         reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
         messages.append({"role": "assistant", "content": reply.choices[0].message.content})
-    messages.append({"role": "user", "content": "Which locker holds the shed key?"})
-    client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    for question in ("Which locker holds the shed key?", *more):
+        messages.append({"role": "user", "content": question})
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        messages.append({"role": "assistant", "content": reply.choices[0].message.content})
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,24 @@ class UIStore:
     observed: str = OBSERVED
 
 
-def record_garden(url: str, turns: int = 24) -> UIStore:
-    api = FakeOpenAI(_model)
+def record_garden(
+    url: str, turns: int = 24, seen: list[Any] | None = None, more: tuple[str, ...] = ()
+) -> UIStore:
+    """The garden sessions in the store at ``url``; ``seen`` gets every request body;
+    ``more``: questions the managed session asks after the one that makes it recall."""
+
+    def model(body: Any) -> Reply:
+        if seen is not None:
+            seen.append(json.loads(json.dumps(body)))
+        if more:  # after its search, the model also reads the first page found (a page fault)
+            last = body["messages"][-1]
+            content = str(last.get("content") or "")
+            found = re.search(r"\((\w+), t", content)
+            if last["role"] == "tool" and content.startswith('{"results"') and found:
+                return Reply(tool_calls=[("page_fault", {"page_id": found.group(1)})])
+        return _model(body)
+
+    api = FakeOpenAI(model)
     http = httpx.Client(transport=api.transport())
     managed = sessionware.wrap(
         openai.OpenAI(api_key="offline", http_client=http),
@@ -82,7 +100,7 @@ def record_garden(url: str, turns: int = 24) -> UIStore:
         store=url,
         session_id=MANAGED,
     )
-    _chat(managed, turns)
+    _chat(managed, turns, more)
     observed = sessionware.wrap(
         openai.OpenAI(api_key="offline", http_client=httpx.Client(transport=api.transport())),
         store=url,

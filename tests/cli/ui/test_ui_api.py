@@ -10,11 +10,13 @@ import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from conftest import fetch, record_garden
 
 from sessionware import SessionManager, TokenUsage
-from sessionware.core.store import open_store
+from sessionware.core.session.models import SessionEvent, SessionInfo
+from sessionware.core.store import AppendEvents, CreateSession, open_store
 
 STATIC = Path(__file__).resolve().parents[3] / "sessionware" / "cli" / "ui" / "static"
 
@@ -128,11 +130,26 @@ def test_an_observed_call_was_sent_its_branch_of_the_conversation(recorded, serv
     assert [m["text"] for m in first["messages"]] == ["Find a hotel\tnear the station"]
 
 
-def test_a_managed_call_shows_its_parts_by_the_builders_count(garden, serve) -> None:
-    server = serve(garden.url)
-    store = open_store(garden.url)
-    events = store.load(garden.managed).events
-    last = events[-1]
+def test_a_managed_call_without_its_sent_record_is_estimated_from_the_builders_count(
+    garden, tmp_path, serve
+) -> None:
+    """Calls recorded before ``managed.sent`` existed: the parts' sizes, the turns estimated."""
+    source = open_store(garden.url).load(garden.managed)
+
+    def older(event: SessionEvent) -> SessionEvent:
+        managed = event.metadata.get("managed")
+        if not isinstance(managed, dict) or "sent" not in managed:
+            return event
+        kept = {k: v for k, v in managed.items() if k != "sent"}
+        return event.model_copy(update={"metadata": {**event.metadata, "managed": kept}})
+
+    url = f"sqlite:///{tmp_path / 'older.db'}"
+    store = open_store(url)
+    header = SessionInfo(id=garden.managed, system_prompt=source.system_prompt)
+    store.submit([CreateSession(header), AppendEvents(garden.managed, tuple(map(older, source.events)))])
+    store.flush()
+    server = serve(url)
+    last = source.events[-1]
     report = last.metadata["managed"]
 
     ctx = fetch(f"{server.url}api/sessions/{garden.managed}/context/{last.seq}").json()
@@ -144,6 +161,48 @@ def test_a_managed_call_shows_its_parts_by_the_builders_count(garden, serve) -> 
     assert parts[0] == "system" and "memory" in parts and "left_out" in parts
     assert ctx["messages"][-1]["text"] == "Which locker holds the shed key?"
     assert any(m["part"] == "recalled" for m in ctx["messages"])  # the hidden search of this turn
+
+
+def test_a_managed_calls_context_is_its_wire_request_rebuilt_from_its_record(tmp_path, serve) -> None:
+    bodies: list[Any] = []
+    more = ("Thanks. And what grows in bed 3?", "When is bed 3 watered?")
+    garden = record_garden(f"sqlite:///{tmp_path / 'wire.db'}", seen=bodies, more=more)
+    server = serve(garden.url)
+    # Each managed call's request as it was built (not its hidden rounds' follow-ups).
+    built = [
+        b["messages"]
+        for b in bodies
+        if any(t["function"]["name"] == "search_pages" for t in b.get("tools", []))
+        and b["messages"][-1]["role"] == "user"
+    ]
+    events = open_store(garden.url).load(garden.managed).events
+    calls = [e for e in events if "sent" in e.metadata.get("managed", {})]
+    assert len(calls) == len(built) == 27
+    regions = 0
+    for call, wire in zip(calls, built, strict=True):
+        ctx = fetch(f"{server.url}api/sessions/{garden.managed}/context/{call.seq}").json()
+        assert ctx["managed"] is True and ctx["exact"] is True
+        assert sum(ctx["parts"].values()) == call.metadata["managed"]["built_tokens"]
+        shown: list[str] = []
+        recalled: list[str] = []
+        for m in ctx["messages"]:
+            note = m.get("note") or ""
+            if m["part"] == "left_out" or note.startswith("a hidden round"):
+                continue
+            if note.startswith("recall region"):
+                recalled.append(note.rsplit(" ", 1)[-1])
+                if shown[-1:] != ["<recall region>"]:
+                    shown.append("<recall region>")
+                continue
+            assert not m["clipped"]
+            shown.append(m["text"])
+        sent = [str(m.get("content") or "") for m in wire]
+        region = next((t for t in sent if t.startswith("<VM:RECALL>")), None)
+        if region is not None:
+            regions += 1
+            assert recalled and all(f"({page}," in region for page in recalled)
+        assert shown == ["<recall region>" if t is region else t for t in sent]
+    assert regions, "a page recalled earlier is in the recall region of a later call"
 
 
 def test_totals_are_by_model_and_by_day_with_cache_figures(garden, serve) -> None:

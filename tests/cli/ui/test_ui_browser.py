@@ -79,7 +79,8 @@ def test_a_managed_session_shows_charts_timeline_and_the_context_sent(page, scre
     parts = browser.evaluate(
         "[...document.querySelectorAll('#context-panel .ctx .m')].map(m => m.dataset.part)"
     )
-    assert parts[0] == "system" and parts[-1] == "latest"
+    # The request as built, then the search its hidden round made (sent after it).
+    assert parts[0] == "system" and parts[-2:] == ["latest", "recalled"]
     assert {"memory", "recalled", "recent", "left_out"} <= set(parts)
     assert browser.evaluate("document.querySelectorAll('#partsbar > div').length") >= 3
     browser.screenshot(screenshots / "managed_context.png")

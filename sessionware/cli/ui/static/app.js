@@ -392,7 +392,8 @@ async function renderContext(sid, seq, box) {
     h("a", { class: "close", href: "#/s/" + encodeURIComponent(sid) }, "close"),
     h("h2", {}, `Context sent for the call #${seq}` + (ctx.model ? ` (${ctx.model})` : "")),
     h("div", { class: "muted" }, figures.join(" · ")),
-    ctx.exact ? null : h("div", { class: "notice" }, ctx.managed
+    ctx.managed && ctx.exact ? h("div", { class: "notice" }, "Managed call: the request's messages, rebuilt from the log by the record the call kept of what it sent; the recall region is shown page by page, the turns kept out of the request are greyed.")
+      : ctx.exact ? null : h("div", { class: "notice" }, ctx.managed
       ? "Managed call: the part sizes are the context builder's own counts, recorded with the call; the messages are rebuilt from the log (the wire request itself is not stored), so the boundary between recent and left-out turns is estimated."
       : "Rebuilt from the log."),
     bar, legend, list));
