@@ -223,7 +223,10 @@ class RecordingExecutor:
     def __getattr__(self, name: str) -> Any:
         # Anything else an app reads on ``processor.executor`` is the layer below's, as
         # before the wrap (``stream_run`` of a bare strategy, a cache, ``close``).
-        return getattr(self.__dict__["executor"], name)
+        below = self.__dict__.get("executor")
+        if below is None:  # not built yet (copy, unpickling)
+            raise AttributeError(name)
+        return getattr(below, name)
 
     async def execute(
         self, calls: list[Any], *, timeout: float | None = None, use_cache: bool = True
