@@ -49,6 +49,7 @@ class Reply:
     """Announce the whole length, send half of the body, then drop the connection."""
     hold: bool = False
     """After the chunks, keep the response open (SSE comments) until the client lets go."""
+    headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def json(cls, body: Any, **kwargs: Any) -> Reply:
@@ -99,6 +100,8 @@ def _handler(server: LocalServer) -> type[BaseHTTPRequestHandler]:
             reply = server.replies.popleft() if server.replies else Reply(status=500)
             self.send_response(reply.status)
             self.send_header("content-type", reply.content_type)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
             if reply.hold:
                 self._held(reply)
                 return

@@ -7,6 +7,7 @@ are complete, uncompressed, and hold no connection). See ``local_http``.
 from __future__ import annotations
 
 import asyncio
+import copy
 import gc
 import json
 import weakref
@@ -279,3 +280,39 @@ def test_a_stream_with_its_body_gzip_encoded_is_recorded(server: LocalServer, in
     assert text == "General Kenobi"
     assert recorded(instrumented) == [("user", "Hello there"), ("assistant", "General Kenobi")]
     assert json.loads(json.dumps(server.bodies[0]))["stream"] is True
+
+
+# -- 5. a copy of a client sends through itself -------------------------------------------
+
+
+def _ask(client: Any, resource: Any = None) -> str | None:
+    """One call through ``resource`` (by default the client's own)."""
+    if isinstance(client, anthropic.Anthropic):
+        messages = resource or client.messages
+        text: str = messages.create(model=CLAUDE, max_tokens=50, messages=[HELLO]).content[0].text
+        return text
+    completions = resource or client.chat.completions
+    content: str | None = completions.create(model=GPT, messages=[HELLO]).choices[0].message.content
+    return content
+
+
+@pytest.mark.parametrize("make", [claude, gpt], ids=["anthropic", "openai"])
+def test_a_shallow_copy_of_an_instrumented_client_sends_with_its_own_settings(
+    server: LocalServer, instrumented: Store, make: Any
+):
+    # anthropic's environments worker gives its stop calls more retries and a middleware of
+    # their own on a copy.copy of its client, with a resource built on the copy: the copy
+    # must send through itself, not through the client it was copied from (whose binding
+    # its __dict__ carries after that one's first call).
+    answer = Reply.json(MESSAGE) if make is claude else Reply.json(COMPLETION)
+    server.push(answer, Reply(status=503, headers={"retry-after-ms": "10"}), answer)
+    original = make(server)  # max_retries=0
+    assert _ask(original) == "General Kenobi"
+
+    again = copy.copy(original)
+    again.max_retries = 1
+    resource = original.messages if make is claude else original.chat.completions
+
+    assert _ask(again, type(resource)(again)) == "General Kenobi"  # the copy's one retry, as bare
+    assert len(server.bodies) == 3
+    assert len(calls(session_events(instrumented, only_session(instrumented)))) == 2

@@ -86,7 +86,11 @@ class ClassHooks:
         attrs = getattr(client, "__dict__", None)
         if attrs is not None:
             cached = attrs.get(_BINDING_ATTR)
-            if cached is not None and cached[0] is settings:
+            # A shallow copy (copy.copy, as anthropic's environments worker makes to change
+            # max_retries or middleware) carries the original's binding in its __dict__:
+            # only the client it was built for may use it, else the copy sends through the
+            # original with the original's settings.
+            if cached is not None and cached[0] is settings and cached[2] == id(client):
                 hook: Callable[..., Any] = cached[1]
                 return hook
         config = WrapConfig(
@@ -103,7 +107,7 @@ class ClassHooks:
         hook = afunnel_hook(config, bound) if is_async else funnel_hook(config, bound)
         if attrs is not None:
             # Kept on the client, not in a global map, so nothing outlives it.
-            attrs[_BINDING_ATTR] = (settings, hook)
+            attrs[_BINDING_ATTR] = (settings, hook, id(client))
             attach = getattr(settings.hooks, "attach", None)
             if attach is not None and installed_config(client) is None:  # wrap()'s own hooks win
                 attach(client, config, is_async=is_async)
