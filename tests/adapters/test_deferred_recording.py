@@ -166,6 +166,7 @@ def test_current_session_after_a_plain_call_is_that_calls_session(openai_client:
 
 
 def test_the_tool_runner_sees_the_call_that_asked_for_the_tools(openai_api: FakeOpenAI, store: Store) -> None:
+    pytest.importorskip("chuk_tool_processor", reason="the tools extra is not installed")
     registry = ToolRegistry()
 
     @registry.tool
