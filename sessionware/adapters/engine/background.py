@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sessionware.adapters.engine import guard
+from sessionware.core.store.store import before_exit_flush
 
 __all__ = [
     "IDLE_POLLS",
@@ -190,9 +191,16 @@ _hooks_installed = False
 def _install_hooks() -> None:
     global _hooks_installed
     _hooks_installed = True
-    atexit.register(settle, 10.0)
+    atexit.register(_settle_at_exit)
+    # Stores flush and close at exit too; registered later than this hook they would run
+    # first and close under what the recorder still holds.
+    before_exit_flush(_settle_at_exit)
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork)
+
+
+def _settle_at_exit() -> None:
+    settle(10.0)
 
 
 def _after_fork() -> None:

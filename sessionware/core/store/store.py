@@ -379,7 +379,23 @@ def _renamed(old: str, new: str) -> None:
     )
 
 
+_before_exit_flush: list[Callable[[], None]] = []
+
+
+def before_exit_flush(step: Callable[[], None]) -> None:
+    """Run ``step`` at interpreter exit before the stores are flushed and closed, whatever
+    order the exit hooks were registered in (deferred recording settles there, so what it
+    still holds reaches an open store)."""
+    if step not in _before_exit_flush:
+        _before_exit_flush.append(step)
+
+
 def _flush_all_at_exit() -> None:
+    for step in list(_before_exit_flush):
+        try:
+            step()
+        except Exception as exc:
+            logger.error("exit step %r failed: %s", step, exc)
     for store in list(_live_stores):
         try:
             store.close(timeout=10.0)
