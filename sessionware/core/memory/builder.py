@@ -31,6 +31,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
+from sessionware.core.memory import checkpoint
 from sessionware.core.memory.assemble import Assembly
 from sessionware.core.memory.enums import Provider
 from sessionware.core.memory.models import BuiltContext
@@ -101,6 +102,9 @@ def _build(
 ) -> BuiltContext:
     vm = VirtualMemory.attach(state, policy)
     with vm.lock:
+        if checkpoint.wanted(vm):
+            vm.load_pages()
+        checkpoint.take(vm)
         vm.sync()
         if vm.pages_wanted():
             vm.load_pages()
@@ -120,7 +124,11 @@ def _build(
                     "offline extractive summaries",
                     state.id,
                 )
-        return _run(request, plan, compactions)
+        built = _run(request, plan, compactions)
+        vm.sync()  # the compactions this build recorded
+        if checkpoint.write_due(vm):
+            checkpoint.write(vm)
+        return built
 
 
 async def abuild(
@@ -144,6 +152,11 @@ async def abuild(
     kind = Provider(provider)
     fn = vm.policy.summarize_fn
     with vm.lock:
+        fresh = checkpoint.wanted(vm)
+    if fresh:
+        await vm.aload_pages()
+    with vm.lock:
+        checkpoint.take(vm)
         vm.sync()
         wanted = vm.pages_wanted()
     if wanted:

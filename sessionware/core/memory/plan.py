@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import Any
 
 from sessionware.core.memory.block import render_block
 from sessionware.core.memory.compression import ExtractiveCompressor
@@ -283,6 +284,71 @@ class Plan:
         self.invalidate_block()
         self._persist([page])
 
+    # -- checkpoints --------------------------------------------------------------------
+
+    def export(self) -> dict[str, Any] | None:
+        """The plan's state as JSON-ready data (``None`` while LLM summaries are pending)."""
+        if self.pending_llm:
+            return None
+        return {
+            "tag": self.tag,
+            "turns": [self.start_turn, self.visible_from, self.closed_upto, self.window_tokens],
+            "chunks": [
+                [c.index, c.first_turn, c.last_turn, c.page_ids, c.tokens, c.summary_id, c.keywords]
+                for c in self.chunks
+            ],
+            "pages": [page.model_dump(mode="json") for page in self.pages.values()],
+            "summaries": self.summaries,
+            "rolling_id": self.rolling_id,
+            "counts": [
+                self.compactions,
+                self.folds,
+                self.evicted_pages,
+                self.tokens_saved,
+                self.block_version,
+            ],
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Take the state ``export`` made for this plan's tag (``ValueError`` when it is not
+        one: another layout, or a window whose turns no longer count what they did)."""
+        if data["tag"] != self.tag:
+            raise ValueError(f"plan {self.tag}: checkpoint of {data['tag']}")
+        start, visible, closed, window = (int(x) for x in data["turns"])
+        if not 0 <= start <= closed <= max(len(self.vm.turns) - 1, 0):
+            raise ValueError(f"plan {self.tag}: turns {start}..{closed} out of the log's")
+        rendered = [self.render_turn(turn) for turn in self.vm.turns[start:closed]]
+        if sum(sum(counts) for _, counts in rendered) != window:
+            raise ValueError(f"plan {self.tag}: the window counts other tokens than its checkpoint")
+        self.start_turn, self.visible_from, self.closed_upto, self.window_tokens = (
+            start,
+            visible,
+            closed,
+            window,
+        )
+        self.closed_window = [
+            (messages, counts, turn.page_ids)
+            for (messages, counts), turn in zip(rendered, self.vm.turns[start:closed], strict=True)
+        ]
+        self.chunks = [
+            Chunk(int(i), int(a), int(b), list(ids), int(t), str(s), list(k))
+            for i, a, b, ids, t, s, k in data["chunks"]
+        ]
+        self.pages = {p["page_id"]: MemoryPage.model_validate(p) for p in data["pages"]}
+        self.summaries = [str(i) for i in data["summaries"]]
+        self.rolling_id = data["rolling_id"]
+        missing = [
+            i
+            for i in [*self.summaries, *([self.rolling_id] if self.rolling_id else [])]
+            if i not in self.pages
+        ]
+        if missing:
+            raise ValueError(f"plan {self.tag}: summaries {missing} missing")
+        self.compactions, self.folds, self.evicted_pages, self.tokens_saved, self.block_version = (
+            int(x) for x in data["counts"]
+        )
+        self._block = None
+
     # -- the memory block ---------------------------------------------------------------
 
     def invalidate_block(self) -> None:
@@ -374,12 +440,28 @@ def plan_for(
             shape=f"{provider.value}:{counter_key}",
             tag=f"{provider.value[0]}{budget}-{digest}",
         )
+        stored = vm.marks.plans.pop(key, None)
+        if stored is not None:
+            plan = _restored(plan, stored)
         vm.plans[key] = plan
         while len(vm.plans) > _MAX_PLANS:
             vm.plans.popitem(last=False)
     else:
         vm.plans.move_to_end(key)
     vm.current_plan = plan
+    return plan
+
+
+def _restored(plan: Plan, stored: dict[str, Any]) -> Plan:
+    """``plan`` with the state a checkpoint kept for it, or a new plan that replays the log
+    when that state does not fit (``Plan.restore`` says why)."""
+    try:
+        plan.restore(stored)
+    except (KeyError, TypeError, ValueError) as exc:
+        logger.warning(
+            "session %s: replaying plan %s, its checkpoint is unusable: %s", plan.vm.state.id, plan.tag, exc
+        )
+        return Plan(plan.vm, plan.layout, plan.provider, plan.counter, shape=plan.shape, tag=plan.tag)
     return plan
 
 

@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sessionware.core.accounting.tokens import EncodingCounter, EstimatingCounter, counter_for_model
@@ -28,11 +29,13 @@ from sessionware.core.session.enums import EventSource, EventType, Role
 from sessionware.core.session.models import SessionEvent
 from sessionware.core.session.state import SessionState
 
-__all__ = ["EXTENSION_KEY", "CompactionPlan", "Counter", "VirtualMemory"]
+__all__ = ["CHECKPOINT_PAGE", "EXTENSION_KEY", "CompactionPlan", "Counter", "FoldMarks", "VirtualMemory"]
 
 logger = logging.getLogger(__name__)
 
 EXTENSION_KEY = "sessionware.memory"
+CHECKPOINT_PAGE = "vm.checkpoint"
+"""The key of the memory's checkpoint among the session's persisted pages (``checkpoint``)."""
 _PAGE_COUNTER_MODEL = "gpt-4o-mini"
 # Recalled pages kept hot; each build shows the most recent ones that fit its recall room.
 _WORKING_SET_TOKENS = 16_384
@@ -64,6 +67,23 @@ def _label(page: MemoryPage) -> tuple[str, str]:
 
 
 Counter = EncodingCounter | EstimatingCounter
+
+
+@dataclass(slots=True)
+class FoldMarks:
+    """How far the memory folded its log, and what a checkpoint (``checkpoint``) needs."""
+
+    folded: int = 0
+    """Events of the session's log folded in (a prefix of ``state.events``)."""
+    covered: int = 0
+    """Events the latest checkpoint this process read or wrote covers."""
+    stored: str | None = None
+    """The checkpoint read with the persisted pages, until a build takes it."""
+    plans: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
+    """Plan states of a loaded checkpoint by plan key, taken when the plan is first wanted."""
+    local_edits: bool = False
+    """Pins or claims made in this process: not in the log, so never in a checkpoint
+    (another process replaying the log would not have them)."""
 
 
 class CompactionPlan(Protocol):
@@ -140,6 +160,7 @@ class VirtualMemory:
         """The builder's system prompt tokens and system framing per (counter, Anthropic shape, prompt)."""
         self.warned_sync_summaries = False
         """Whether a sync build already said that ``summarize_fn`` is left to ``abuild``."""
+        self.marks = FoldMarks()
         self._pending: deque[SessionEvent] = deque()
         self._needs_reset = False
 
@@ -178,6 +199,7 @@ class VirtualMemory:
             self.policy = policy
             self.call_wanted = deque(self.call_wanted, maxlen=policy.call_history)
             self.plans.clear()
+            self.marks.plans.clear()
             self.current_plan = None
             self.layout_epoch += 1
 
@@ -193,6 +215,24 @@ class VirtualMemory:
     # -- folding events -----------------------------------------------------------------
 
     @property
+    def pending_events(self) -> int:
+        """Events recorded or followed since the last sync, not folded yet."""
+        return len(self._pending)
+
+    @property
+    def settled(self) -> bool:
+        """Whether the memory holds exactly the fold of its session's log so far."""
+        return not self._pending and not self._needs_reset
+
+    def resume_after(self, covered: int) -> None:
+        """Fold only the log's events after the first ``covered`` (a checkpoint holds those).
+        Callers hold the memory's lock, before anything was folded."""
+        with self.state.lock:
+            self._pending.clear()
+            self._pending.extend(self.state.events[covered:])
+            self.marks.folded = covered
+
+    @property
     def current_turn(self) -> int:
         return max(len(self.turns) - 1, 0)
 
@@ -203,6 +243,7 @@ class VirtualMemory:
                 self._reset()
             while self._pending:
                 event = self._pending.popleft()
+                self.marks.folded += 1
                 if event.type is EventType.BRANCH:
                     self._reset()
                     return
@@ -216,6 +257,7 @@ class VirtualMemory:
         self.index.clear()
         self.turns.clear()
         self.plans.clear()
+        self.marks.plans.clear()
         self.current_plan = None
         self.pinned_ids.clear()
         self.segment_summary_ids.clear()
@@ -228,8 +270,10 @@ class VirtualMemory:
         self.working_set = WorkingSet(_WORKING_SET_TOKENS)
         from sessionware.core.session.messages import conversation_events
 
-        kept = {e.seq for e in conversation_events(self.state.events)}
-        for event in self.state.events:
+        events = self.state.events
+        self.marks.folded = len(events)
+        kept = {e.seq for e in conversation_events(events)}
+        for event in events:
             if event.type in (EventType.MESSAGE, EventType.TOOL_CALL) and event.seq not in kept:
                 continue
             if event.type is not EventType.BRANCH:
@@ -317,6 +361,9 @@ class VirtualMemory:
         with self.lock:
             self.pages_loaded = True
             for key, raw in persisted.items():
+                if key == CHECKPOINT_PAGE:
+                    self.marks.stored = raw
+                    continue
                 try:
                     self.restored_pages[key] = MemoryPage.model_validate_json(raw)
                 except ValueError:
@@ -370,6 +417,7 @@ class VirtualMemory:
             if page is None:
                 raise InvalidSessionOperation("pin", f"no page {page_id!r}", session_id=self.state.id)
             if page.pinned != pinned:
+                self.marks.local_edits = True
                 page.pinned = pinned
                 if pinned:
                     self.pinned_ids.append(page_id)
@@ -383,6 +431,7 @@ class VirtualMemory:
         """Keep a fact in the memory block (claims are ranked by importance when space runs out)."""
         with self.lock:
             self.sync()
+            self.marks.local_edits = True
             page = MemoryPage(
                 page_id=f"claim_{len(self.claim_ids) + 1}",
                 session_id=self.state.id,

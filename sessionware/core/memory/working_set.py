@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from sessionware.core.memory.enums import Modality
 from sessionware.core.memory.pages import MemoryPage
@@ -116,6 +116,20 @@ class WorkingSet:
     @property
     def tokens(self) -> int:
         return sum(p.tokens for p in self._pages.values())
+
+    def export(self) -> list[Any]:
+        """The set as JSON-ready data: recalled page ids in order, when each was recalled
+        and evicted, evictions (a memory checkpoint keeps it; ``restore`` reads it)."""
+        return [list(self._pages), self._recalled_at, self._evicted_at, self.evictions]
+
+    def restore(
+        self, pages: list[MemoryPage], recalled_at: dict[str, int], evicted_at: dict[str, int], evictions: int
+    ) -> None:
+        """Take the state ``export`` made, with ``pages`` (the recalled ones, in order)."""
+        self._pages = {page.page_id: page for page in pages}
+        self._recalled_at = {str(k): int(v) for k, v in recalled_at.items()}
+        self._evicted_at = {str(k): int(v) for k, v in evicted_at.items()}
+        self.evictions = evictions
 
     def recently_evicted(self, page_id: str, turn: int) -> bool:
         at = self._evicted_at.get(page_id)

@@ -1,0 +1,323 @@
+"""Checkpoints of a session's memory: a process that meets a long stored session starts
+from one instead of replaying the whole log.
+
+A checkpoint is the memory's derived state (pages, turns, search index, working set, the
+compaction plans) after folding the first *n* events of the log, stored among the
+session's persisted pages (``CHECKPOINT_PAGE``). A build writes one when at least
+``EVERY`` events were folded since the last one; a process whose memory has folded
+nothing yet reads it with the summary pages (one read), restores it and folds only the
+events after it.
+
+A checkpoint is used only when everything it was made from is what this process has:
+
+* its format (``FORMAT``, raised whenever what a fold makes changes) and package version;
+* the session, and the log it covers: the digest of the first *n* events' ids and
+  sequence numbers must be the digest of this process' first *n* events (another
+  writer's events ordered otherwise, an edited or shortened log: not the same log);
+* its own bytes (a digest of the body in the header: a cut or damaged write);
+* a sample of its pages, counted again here (another tokenizer gives other counts);
+* for each plan, the same policy and layout (its tag), and a window that counts the
+  tokens it counted.
+
+Anything else replays the log (logged as a warning), as a process without a checkpoint
+does. Writers never coordinate: each checkpoint is whole and self-checked, so two
+processes writing at once leave one of two valid ones, and an older one overwriting a
+newer one costs a longer catch-up, never a wrong context. Pins and claims made through
+the API in this process are not in the log, so such a memory writes no checkpoint.
+
+>>> from sessionware.core.store import MemoryBackend, Store
+>>> from sessionware.core.session.registry import registry_for
+>>> from sessionware.core.memory.vm import VirtualMemory
+>>> from sessionware.core.session.enums import EventSource, EventType, Role
+>>> state = registry_for(Store(MemoryBackend())).open("doc-checkpoint")
+>>> _ = state.record(EventType.MESSAGE, EventSource.USER, role=Role.USER, content="hi")
+>>> vm = VirtualMemory.attach(state)
+>>> vm.sync()
+>>> fresh = VirtualMemory(state, vm.policy)
+>>> restore(fresh, dump(vm) or "")
+1
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sessionware._version import __version__
+from sessionware.core.memory.enums import Provider, StorageTier
+from sessionware.core.memory.pages import MemoryPage, PageTable
+from sessionware.core.memory.policy import ContextPolicy
+from sessionware.core.memory.search import SearchIndex
+from sessionware.core.memory.transcript import Turn, event_page
+from sessionware.core.memory.vm import CHECKPOINT_PAGE, VirtualMemory
+from sessionware.core.memory.working_set import WorkingSet
+from sessionware.core.session.models import SessionEvent
+from sessionware.core.store.base import PutPages
+
+__all__ = ["EVERY", "FORMAT", "MIN_EVENTS", "dump", "restore", "take", "wanted", "write_due"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1
+"""Raised whenever folding events makes other pages, turns or index entries."""
+MIN_EVENTS = 256
+"""Logs shorter than this replay in a few milliseconds: no checkpoint is read or written."""
+EVERY = 256
+"""Events folded since the last checkpoint before a build writes the next one: a fresh
+process folds at most about this many after loading one."""
+_SAMPLE = 8
+"""Pages counted again when a checkpoint is loaded."""
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint that is not this process' fold of this log (why, in the message)."""
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def wanted(vm: VirtualMemory) -> bool:
+    """Whether to read the stored pages (with the checkpoint) before the first fold."""
+    return vm.marks.folded == 0 and not vm.pages_loaded and vm.pending_events >= MIN_EVENTS
+
+
+def take(vm: VirtualMemory) -> None:
+    """Restore the checkpoint read with the pages, if any and if it fits (else replay).
+    Callers hold the memory's lock."""
+    raw, vm.marks.stored = vm.marks.stored, None
+    if raw is None or vm.marks.folded:
+        return
+    try:
+        restore(vm, raw)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        logger.warning(
+            "session %s: replaying the log, its memory checkpoint is unusable: %s", vm.state.id, exc
+        )
+
+
+def restore(vm: VirtualMemory, raw: str) -> int:
+    """Load ``raw`` into ``vm`` (which has folded nothing) and return the events it covers;
+    ``vm`` then folds only the later ones. Raises ``ValueError`` (nothing changed) when the
+    checkpoint does not fit (see the module doc)."""
+    head_line, _, body = raw.partition("\n")
+    head = json.loads(head_line)
+    if head.get("format") != FORMAT or head.get("version") != __version__:
+        raise CheckpointMismatch(f"format {head.get('format')} of version {head.get('version')}")
+    if head.get("session") != vm.state.id:
+        raise CheckpointMismatch(f"of session {head.get('session')!r}")
+    if _digest(body) != head.get("body"):
+        raise CheckpointMismatch("its body does not match its digest")
+    covered = int(head["events"])
+    with vm.state.lock:
+        events = list(vm.state.events)
+    if covered > len(events) or _log_digest(events[:covered]) != head.get("log"):
+        raise CheckpointMismatch(f"it covers another log than this process' first {covered} events")
+    data = json.loads(body)
+    parts = _Restored(vm, data, events)
+    parts.apply()
+    vm.resume_after(covered)
+    vm.marks.covered = covered
+    logger.debug("session %s: memory restored from a checkpoint of %d events", vm.state.id, covered)
+    return covered
+
+
+class _Restored:
+    """A checkpoint's state, built and checked apart from the memory, then put in at once."""
+
+    def __init__(self, vm: VirtualMemory, data: dict[str, Any], events: Sequence[SessionEvent]) -> None:
+        self.vm = vm
+        self.table = PageTable()
+        self.turns = [
+            Turn(index=i, events=[events[k] for k in refs], page_ids=[str(p) for p in page_ids])
+            for i, (refs, page_ids) in enumerate(data["turns"])
+        ]
+        event_of = {pid: e for turn in self.turns for pid, e in zip(turn.page_ids, turn.events, strict=True)}
+        for row in data["pages"]:
+            if row[0] == "e":
+                self.table.register(_event_page(row, event_of))
+            else:
+                self.table.register(MemoryPage.model_validate(row[1]))
+        self._check_counts(data["pages"])
+        self.index = SearchIndex()
+        self.index.restore(data["index"])
+        if len(self.index) != len(self.table):
+            raise CheckpointMismatch(f"{len(self.index)} pages indexed of {len(self.table)}")
+        self.order = [str(p) for p in data["order"]]
+        self.working_set = WorkingSet(vm.working_set.capacity_tokens)
+        recalled, recalled_at, evicted_at, evictions = data["working_set"]
+        pages = [self.table.get(str(page_id)) for page_id in recalled]
+        if None in pages:
+            raise CheckpointMismatch("a recalled page is not in its table")
+        self.working_set.restore([p for p in pages if p is not None], recalled_at, evicted_at, int(evictions))
+        self.misc = data["memory"]
+        self.plans: dict[tuple[Any, ...], dict[str, Any]] = {}
+        if data["policy"] == _policy_digest(vm.policy):
+            self.plans = {_plan_key(key): plan for key, plan in data["plans"]}
+
+    def _check_counts(self, rows: list[Any]) -> None:
+        """Count a few pages again: another tokenizer or text rendering gives other counts."""
+        step = max(1, len(rows) // _SAMPLE)
+        counter = self.vm.counter
+        for row in rows[::step][:_SAMPLE] + rows[-1:]:
+            page = self.table.get(row[1] if row[0] == "e" else row[1]["page_id"])
+            if page is not None and counter.count_text(page.text) != page.tokens:
+                raise CheckpointMismatch(f"page {page.page_id} counts {page.tokens} tokens there, not here")
+
+    def apply(self) -> None:
+        vm, misc = self.vm, self.misc
+        vm.table = self.table
+        vm.index = self.index
+        vm.turns = self.turns
+        vm.order = self.order
+        vm.position = {page_id: i for i, page_id in enumerate(self.order)}
+        vm.working_set = self.working_set
+        vm.pinned_ids = [str(p) for p in misc["pinned"]]
+        vm.segment_summary_ids = [str(p) for p in misc["segments"]]
+        vm.recorded_compactions = {str(k) for k in misc["compactions"]}
+        vm.calls_by_key = {str(k): int(v) for k, v in misc["calls"].items()}
+        key, ids = misc["turn_recalls"]
+        vm.turn_recalls = (str(key), [str(p) for p in ids])
+        vm.call_wanted.clear()
+        vm.call_wanted.extend(int(w) for w in misc["wanted"])
+        vm.layout_epoch = int(misc["layout_epoch"])
+        vm.plans.clear()
+        vm.current_plan = None
+        vm.marks.plans = self.plans
+
+
+def _event_page(row: list[Any], event_of: dict[str, SessionEvent]) -> MemoryPage:
+    _, page_id, turn, tokens, tier, pinned, importance, accessed, last_access = row
+    event = event_of[page_id]
+    page = event_page(event, int(turn), int(tokens), int(page_id.removeprefix("msg_")))
+    if page.page_id != page_id:
+        raise CheckpointMismatch(f"page {page_id} is not a transcript page")
+    page.tier = StorageTier(tier)
+    if pinned:
+        page.pinned = True
+    if importance != page.importance:
+        page.importance = float(importance)
+    if accessed:
+        page.access_count = int(accessed)
+        page.last_access_turn = int(last_access)
+    return page
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+def write_due(vm: VirtualMemory) -> bool:
+    """Whether a checkpoint is worth writing now (callers hold the memory's lock)."""
+    return (
+        vm.settled
+        and not vm.marks.local_edits
+        and vm.marks.folded >= MIN_EVENTS
+        and vm.marks.folded - vm.marks.covered >= EVERY
+    )
+
+
+def write(vm: VirtualMemory) -> None:
+    """Queue the memory's checkpoint for the store (write-behind, like summary pages).
+
+    Bookkeeping: a memory that cannot be written is logged, and the next build does not
+    try again before ``EVERY`` more events."""
+    vm.marks.covered = vm.marks.folded
+    try:
+        raw = dump(vm)
+        if raw is not None:
+            vm.state.store.submit([PutPages(vm.state.id, {CHECKPOINT_PAGE: raw})])
+    except Exception:  # a checkpoint is an optimisation: the app's call goes on without it
+        logger.exception("could not write the memory checkpoint of session %s", vm.state.id)
+
+
+def dump(vm: VirtualMemory) -> str | None:
+    """The checkpoint of ``vm`` as text (``None`` when its state is not the log's fold:
+    events not folded yet, local pins or claims). Callers hold the memory's lock."""
+    with vm.state.lock:
+        if not vm.settled or vm.marks.local_edits:
+            return None
+        events = list(vm.state.events)
+        if len(events) != vm.marks.folded:
+            return None
+    where = {id(event): i for i, event in enumerate(events)}
+    in_turns: dict[str, int] = {}
+    turns = []
+    for turn in vm.turns:
+        refs = [where[id(event)] for event in turn.events]
+        turns.append([refs, turn.page_ids])
+        in_turns.update(zip(turn.page_ids, refs, strict=True))
+    pages: list[Any] = []
+    for page in vm.table:
+        if page.page_id in in_turns:
+            pages.append(
+                [
+                    "e",
+                    page.page_id,
+                    page.turn,
+                    page.tokens,
+                    page.tier.value,
+                    page.pinned,
+                    page.importance,
+                    page.access_count,
+                    page.last_access_turn,
+                ]
+            )
+        else:
+            pages.append(["p", page.model_dump(mode="json")])
+    plans = []
+    for key, plan in vm.plans.items():
+        exported = getattr(plan, "export", None)
+        state = exported() if callable(exported) else None
+        if state is not None:
+            plans.append([[key[0].value, *key[1:]], state])
+    data = {
+        "pages": pages,
+        "turns": turns,
+        "order": vm.order,
+        "index": vm.index.export(),
+        "working_set": vm.working_set.export(),
+        "memory": {
+            "pinned": vm.pinned_ids,
+            "segments": vm.segment_summary_ids,
+            "compactions": sorted(vm.recorded_compactions),
+            "calls": vm.calls_by_key,
+            "turn_recalls": [vm.turn_recalls[0], vm.turn_recalls[1]],
+            "wanted": list(vm.call_wanted),
+            "layout_epoch": vm.layout_epoch,
+        },
+        "policy": _policy_digest(vm.policy),
+        "plans": plans,
+    }
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    head = {
+        "format": FORMAT,
+        "version": __version__,
+        "session": vm.state.id,
+        "events": len(events),
+        "log": _log_digest(events),
+        "body": _digest(body),
+    }
+    return json.dumps(head) + "\n" + body
+
+
+# -- digests ---------------------------------------------------------------------------
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _log_digest(events: Sequence[SessionEvent]) -> str:
+    """The identity of a log prefix: its events' ids and sequence numbers, in order."""
+    return _digest("\n".join(f"{e.id} {e.seq}" for e in events))
+
+
+def _policy_digest(policy: ContextPolicy) -> str:
+    """What of the policy a plan depends on (an LLM summariser or not, not which one)."""
+    return _digest(policy.model_dump_json() + ("+llm" if policy.summarize_fn is not None else ""))
+
+
+def _plan_key(key: list[Any]) -> tuple[Any, ...]:
+    return (Provider(key[0]), *key[1:])
