@@ -50,7 +50,6 @@ from sessionware._version import __version__
 from sessionware.core.memory.enums import Provider, StorageTier
 from sessionware.core.memory.pages import MemoryPage, PageTable
 from sessionware.core.memory.policy import ContextPolicy
-from sessionware.core.memory.search import SearchIndex
 from sessionware.core.memory.transcript import Turn, event_page
 from sessionware.core.memory.vm import CHECKPOINT_PAGE, VirtualMemory
 from sessionware.core.memory.working_set import WorkingSet
@@ -125,27 +124,50 @@ def restore(vm: VirtualMemory, raw: str) -> int:
 
 
 class _Restored:
-    """A checkpoint's state, built and checked apart from the memory, then put in at once."""
+    """A checkpoint's state, built and checked apart from the memory, then put in at once.
+
+    Transcript pages stay deferred (``_EventPage``): made from their event when read.
+    """
 
     def __init__(self, vm: VirtualMemory, data: dict[str, Any], events: Sequence[SessionEvent]) -> None:
         self.vm = vm
-        self.table = PageTable()
-        self.turns = [
-            Turn(index=i, events=[events[k] for k in refs], page_ids=[str(p) for p in page_ids])
-            for i, (refs, page_ids) in enumerate(data["turns"])
+        rows = data["transcript"]
+        refs, turn_of, tokens = rows["events"], rows["turns"], rows["tokens"]
+        if not len(refs) == len(turn_of) == len(tokens):
+            raise CheckpointMismatch("transcript columns of different lengths")
+        tiers = {int(k): StorageTier(v) for k, v in rows["tiers"].items()}
+        extra = {int(k): v for k, v in rows["extra"].items()}
+        deferred = [
+            _EventPage(
+                events[ref],
+                int(turn),
+                int(count),
+                k + 1,
+                tier=tiers.get(k, StorageTier.L0),
+                extra=extra.get(k),
+            )
+            for k, (ref, turn, count) in enumerate(zip(refs, turn_of, tokens, strict=True))
         ]
-        event_of = {pid: e for turn in self.turns for pid, e in zip(turn.page_ids, turn.events, strict=True)}
-        for row in data["pages"]:
-            if row[0] == "e":
-                self.table.register(_event_page(row, event_of))
+        self.turns: list[Turn] = []
+        for k, row in enumerate(deferred):
+            if row.turn == len(self.turns):
+                self.turns.append(Turn(index=row.turn))
+            elif row.turn != len(self.turns) - 1:
+                raise CheckpointMismatch(f"page msg_{k + 1} of turn {row.turn} out of order")
+            self.turns[-1].events.append(row.event)
+            self.turns[-1].page_ids.append(row.page_id)
+        self.order = [row.page_id for row in deferred]
+        self.table = PageTable()
+        others = {int(k): MemoryPage.model_validate(v) for k, v in data["others"].items()}
+        rest = iter(deferred)
+        for position in range(len(deferred) + len(others)):
+            page = others.get(position)
+            if page is not None:
+                self.table.register(page)
             else:
-                self.table.register(MemoryPage.model_validate(row[1]))
-        self._check_counts(data["pages"])
-        self.index = SearchIndex()
-        self.index.restore(data["index"])
-        if len(self.index) != len(self.table):
-            raise CheckpointMismatch(f"{len(self.index)} pages indexed of {len(self.table)}")
-        self.order = [str(p) for p in data["order"]]
+                row = next(rest)
+                self.table.defer(row.page_id, row)
+        self._check_counts()
         self.working_set = WorkingSet(vm.working_set.capacity_tokens)
         recalled, recalled_at, evicted_at, evictions = data["working_set"]
         pages = [self.table.get(str(page_id)) for page_id in recalled]
@@ -157,19 +179,20 @@ class _Restored:
         if data["policy"] == _policy_digest(vm.policy):
             self.plans = {_plan_key(key): plan for key, plan in data["plans"]}
 
-    def _check_counts(self, rows: list[Any]) -> None:
+    def _check_counts(self) -> None:
         """Count a few pages again: another tokenizer or text rendering gives other counts."""
-        step = max(1, len(rows) // _SAMPLE)
+        ids = self.order
+        step = max(1, len(ids) // _SAMPLE)
         counter = self.vm.counter
-        for row in rows[::step][:_SAMPLE] + rows[-1:]:
-            page = self.table.get(row[1] if row[0] == "e" else row[1]["page_id"])
+        for page_id in ids[::step][:_SAMPLE] + ids[-1:]:
+            page = self.table.get(page_id)
             if page is not None and counter.count_text(page.text) != page.tokens:
                 raise CheckpointMismatch(f"page {page.page_id} counts {page.tokens} tokens there, not here")
 
     def apply(self) -> None:
         vm, misc = self.vm, self.misc
         vm.table = self.table
-        vm.index = self.index
+        vm.marks.index_behind = True
         vm.turns = self.turns
         vm.order = self.order
         vm.position = {page_id: i for i, page_id in enumerate(self.order)}
@@ -188,21 +211,36 @@ class _Restored:
         vm.marks.plans = self.plans
 
 
-def _event_page(row: list[Any], event_of: dict[str, SessionEvent]) -> MemoryPage:
-    _, page_id, turn, tokens, tier, pinned, importance, accessed, last_access = row
-    event = event_of[page_id]
-    page = event_page(event, int(turn), int(tokens), int(page_id.removeprefix("msg_")))
-    if page.page_id != page_id:
-        raise CheckpointMismatch(f"page {page_id} is not a transcript page")
-    page.tier = StorageTier(tier)
-    if pinned:
-        page.pinned = True
-    if importance != page.importance:
-        page.importance = float(importance)
-    if accessed:
-        page.access_count = int(accessed)
-        page.last_access_turn = int(last_access)
-    return page
+class _EventPage:
+    """A transcript page of a checkpoint, made from its event when first read."""
+
+    __slots__ = ("event", "extra", "ordinal", "tier", "tokens", "turn")
+
+    def __init__(
+        self, event: SessionEvent, turn: int, tokens: int, ordinal: int, *, tier: StorageTier, extra: Any
+    ) -> None:
+        self.event = event
+        self.turn = turn
+        self.tokens = tokens
+        self.ordinal = ordinal
+        self.tier = tier
+        self.extra = extra
+        """[pinned, importance, access count, last access turn] when any differs from a new page's."""
+
+    @property
+    def page_id(self) -> str:
+        return f"msg_{self.ordinal}"
+
+    def page(self) -> MemoryPage:
+        page = event_page(self.event, self.turn, self.tokens, self.ordinal)
+        page.tier = self.tier
+        if self.extra is not None:
+            pinned, importance, accessed, last_access = self.extra
+            page.pinned = bool(pinned)
+            page.importance = float(importance)
+            page.access_count = int(accessed)
+            page.last_access_turn = int(last_access)
+        return page
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -236,36 +274,47 @@ def dump(vm: VirtualMemory) -> str | None:
     """The checkpoint of ``vm`` as text (``None`` when its state is not the log's fold:
     events not folded yet, local pins or claims). Callers hold the memory's lock."""
     with vm.state.lock:
-        if not vm.settled or vm.marks.local_edits:
+        if not vm.settled or vm.marks.local_edits or not vm.index_in_table_order():
             return None
         events = list(vm.state.events)
         if len(events) != vm.marks.folded:
             return None
     where = {id(event): i for i, event in enumerate(events)}
-    in_turns: dict[str, int] = {}
-    turns = []
-    for turn in vm.turns:
-        refs = [where[id(event)] for event in turn.events]
-        turns.append([refs, turn.page_ids])
-        in_turns.update(zip(turn.page_ids, refs, strict=True))
-    pages: list[Any] = []
-    for page in vm.table:
-        if page.page_id in in_turns:
-            pages.append(
-                [
-                    "e",
-                    page.page_id,
-                    page.turn,
-                    page.tokens,
-                    page.tier.value,
-                    page.pinned,
-                    page.importance,
-                    page.access_count,
-                    page.last_access_turn,
-                ]
-            )
+    event_of = {
+        page_id: where[id(event)]
+        for turn in vm.turns
+        for page_id, event in zip(turn.page_ids, turn.events, strict=True)
+    }
+    refs: list[int] = []
+    turn_of: list[int] = []
+    tokens: list[int] = []
+    tiers: dict[int, str] = {}
+    extra: dict[int, list[Any]] = {}
+    others: dict[int, Any] = {}
+    for position, (page_id, entry) in enumerate(vm.table.entries()):
+        ref = event_of.get(page_id)
+        if ref is None:
+            page = entry if isinstance(entry, MemoryPage) else vm.table.get(page_id)
+            others[position] = page.model_dump(mode="json") if page is not None else None
+            continue
+        k = len(refs)
+        if page_id != f"msg_{k + 1}":
+            return None  # not the fold's numbering: nothing a checkpoint can restore
+        refs.append(ref)
+        if isinstance(entry, _EventPage):
+            turn_of.append(entry.turn)
+            tokens.append(entry.tokens)
+            if entry.extra is not None:
+                extra[k] = entry.extra
+        elif isinstance(entry, MemoryPage):
+            turn_of.append(entry.turn)
+            tokens.append(entry.tokens)
+            if entry.pinned or entry.importance != _IMPORTANCE or entry.access_count:
+                extra[k] = [entry.pinned, entry.importance, entry.access_count, entry.last_access_turn]
         else:
-            pages.append(["p", page.model_dump(mode="json")])
+            return None
+        if entry.tier is not StorageTier.L0:
+            tiers[k] = entry.tier.value
     plans = []
     for key, plan in vm.plans.items():
         exported = getattr(plan, "export", None)
@@ -273,10 +322,8 @@ def dump(vm: VirtualMemory) -> str | None:
         if state is not None:
             plans.append([[key[0].value, *key[1:]], state])
     data = {
-        "pages": pages,
-        "turns": turns,
-        "order": vm.order,
-        "index": vm.index.export(),
+        "transcript": {"events": refs, "turns": turn_of, "tokens": tokens, "tiers": tiers, "extra": extra},
+        "others": others,
         "working_set": vm.working_set.export(),
         "memory": {
             "pinned": vm.pinned_ids,
@@ -300,6 +347,10 @@ def dump(vm: VirtualMemory) -> str | None:
         "body": _digest(body),
     }
     return json.dumps(head) + "\n" + body
+
+
+_IMPORTANCE = MemoryPage.model_fields["importance"].default
+"""A new transcript page's importance."""
 
 
 # -- digests ---------------------------------------------------------------------------

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from sessionware.core.memory.enums import CompressionLevel, Modality, PageType, StorageTier
 from sessionware.core.session.enums import Role
 
-__all__ = ["Chunk", "MemoryPage", "PageTable"]
+__all__ = ["Chunk", "DeferredPage", "MemoryPage", "PageTable"]
 
 
 class MemoryPage(BaseModel):
@@ -56,6 +56,15 @@ class MemoryPage(BaseModel):
         self.last_access_turn = turn
 
 
+class DeferredPage(Protocol):
+    """A page the table makes only when it is read (``PageTable.defer``): a memory restored
+    from a checkpoint holds tens of thousands of pages and a build reads a few of them."""
+
+    tier: StorageTier
+
+    def page(self) -> MemoryPage: ...
+
+
 class PageTable:
     """Every page of a session by id, with secondary indexes by tier and type.
 
@@ -64,7 +73,7 @@ class PageTable:
     """
 
     def __init__(self) -> None:
-        self._pages: dict[str, MemoryPage] = {}
+        self._pages: dict[str, MemoryPage | DeferredPage] = {}
         self._by_tier: dict[StorageTier, set[str]] = {tier: set() for tier in StorageTier}
 
     def __len__(self) -> int:
@@ -74,18 +83,35 @@ class PageTable:
         return page_id in self._pages
 
     def __iter__(self) -> Iterator[MemoryPage]:
-        return iter(self._pages.values())
+        for page_id in list(self._pages):
+            page = self.get(page_id)
+            if page is not None:
+                yield page
+
+    def entries(self) -> Iterator[tuple[str, MemoryPage | DeferredPage]]:
+        """Pages in order, deferred ones as they are (none is made)."""
+        return iter(list(self._pages.items()))
 
     def get(self, page_id: str) -> MemoryPage | None:
-        return self._pages.get(page_id)
+        page = self._pages.get(page_id)
+        if page is None or isinstance(page, MemoryPage):
+            return page
+        made = page.page()
+        self._pages[page_id] = made
+        return made
 
     def register(self, page: MemoryPage) -> MemoryPage:
         old = self._pages.get(page.page_id)
         if old is not None:
-            self._by_tier[old.tier].discard(old.page_id)
+            self._by_tier[old.tier].discard(page.page_id)
         self._pages[page.page_id] = page
         self._by_tier[page.tier].add(page.page_id)
         return page
+
+    def defer(self, page_id: str, deferred: DeferredPage) -> None:
+        """Register a page made on its first read (a new id: a checkpoint's pages)."""
+        self._pages[page_id] = deferred
+        self._by_tier[deferred.tier].add(page_id)
 
     def remove(self, page_id: str) -> None:
         page = self._pages.pop(page_id, None)
@@ -93,7 +119,7 @@ class PageTable:
             self._by_tier[page.tier].discard(page_id)
 
     def move(self, page_id: str, tier: StorageTier) -> None:
-        page = self._pages.get(page_id)
+        page = self._pages.get(page_id)  # a deferred page moves as it is
         if page is None or page.tier is tier:
             return
         self._by_tier[page.tier].discard(page_id)

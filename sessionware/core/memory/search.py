@@ -28,9 +28,8 @@ better hit into it, so ``limit`` results cover distinct content.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sessionware.core.memory.text import identifiers, terms
 
@@ -112,41 +111,6 @@ class SearchIndex:
         self._doc_identifiers.append(idents)
         for ident in idents:
             self._identifiers.setdefault(ident, []).append(doc)
-
-    def export(self) -> dict[str, Any]:
-        """The index as JSON-ready data (a memory checkpoint keeps it; ``restore`` reads it)."""
-        return {
-            "ids": self._ids,
-            "weights": self._weights,
-            "lengths": self._lengths,
-            "total_length": self._total_length,
-            "tfs": self._doc_tf,
-            "identifiers": self._doc_identifiers,
-            "postings": self._docs,
-            "posting_tfs": self._tfs,
-            "identifier_postings": self._identifiers,
-        }
-
-    def restore(self, data: Mapping[str, Any]) -> None:
-        """Replace the index by one ``export`` made (``ValueError`` if it does not read as one).
-
-        The lists are taken as they are (a checkpoint is digest-checked before this):
-        restoring costs a dict of page ids, not a pass over the postings.
-        """
-        ids = [str(i) for i in data["ids"]]
-        parts = (data["weights"], data["lengths"], data["tfs"], data["identifiers"])
-        if (
-            any(len(part) != len(ids) for part in parts)
-            or data["postings"].keys() != data["posting_tfs"].keys()
-        ):
-            raise ValueError("search index export: parts of different lengths")
-        self._ids = ids
-        self._doc_by_id = {page_id: doc for doc, page_id in enumerate(ids)}
-        self._weights, self._lengths, self._doc_tf, self._doc_identifiers = parts
-        self._total_length = float(data["total_length"])
-        self._docs = data["postings"]
-        self._tfs = data["posting_tfs"]
-        self._identifiers = data["identifier_postings"]
 
     def _idf(self, df: int) -> float:
         n = len(self._ids)

@@ -16,7 +16,7 @@ import pytest
 from memory_support import add_turn, context_text
 
 from sessionware.core.memory import abuild, build, checkpoint
-from sessionware.core.memory.search import SearchIndex
+from sessionware.core.memory.transcript import Turn
 from sessionware.core.memory.vm import CHECKPOINT_PAGE, VirtualMemory
 from sessionware.core.session.registry import registry_for
 from sessionware.core.session.state import SessionState
@@ -31,15 +31,15 @@ BUDGET = 2000
 
 @pytest.fixture
 def indexed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Page ids folded into a search index: a replay adds every page, a restore only new ones."""
+    """Page ids folded into turns: a replay folds every page, a restore only later ones."""
     added: list[str] = []
-    real = SearchIndex.add
+    real = Turn.add
 
-    def counted(self: SearchIndex, page_id: str, *args: Any, **kwargs: Any) -> None:
+    def counted(self: Turn, event: Any, page_id: str) -> None:
         added.append(page_id)
-        real(self, page_id, *args, **kwargs)
+        real(self, event, page_id)
 
-    monkeypatch.setattr(SearchIndex, "add", counted)
+    monkeypatch.setattr(Turn, "add", counted)
     return added
 
 
@@ -282,3 +282,27 @@ def test_short_sessions_neither_read_nor_write_one(tmp_path: Path) -> None:
     store = Store(SQLiteBackend(tmp_path / "short.db"))
     assert CHECKPOINT_PAGE not in store.load_pages("long")
     store.close()
+
+
+def test_search_after_a_restore_finds_what_a_replay_finds(
+    path: Path, indexed: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index is made on the first search (a build that searches nothing never pays)."""
+
+    def hits(process: Process) -> list[tuple[str, float]]:
+        vm = VirtualMemory.of(process.state)
+        assert vm is not None
+        return [(h.page_id, h.score) for h in vm.index.search("subject 13 lookup reasons", limit=8)]
+
+    with monkeypatch.context() as m:
+        m.setattr(checkpoint, "MIN_EVENTS", 10**9)
+        replay = Process(path)
+        replay.build()
+        expected = hits(replay)
+        replay.store.close()
+    indexed.clear()
+    fresh = Process(path)
+    fresh.build()
+    assert indexed == []
+    assert hits(fresh) == expected and expected
+    fresh.store.close()
