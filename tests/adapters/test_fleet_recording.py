@@ -9,6 +9,7 @@ turn, answered by the other worker, reach the store first.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,3 +93,35 @@ def test_a_turn_recorded_after_the_next_one_adds_no_message_and_keeps_its_usage(
     late = next(e for e in events if e.type is EventType.LLM_CALL)
     answer = next(e for e in events if e.type is EventType.MESSAGE and e.content == "a1")
     assert late.metadata["answer_seq"] == answer.seq and late.usage is not None
+
+
+def test_a_worker_recording_the_next_turn_waits_for_the_one_recording_the_turn_before(
+    workers: tuple[Store, Store],
+) -> None:
+    """Both workers would find turn 1 missing if each read before the other committed;
+    the later one waits for the session until the earlier one's append is committed."""
+    a, b = workers
+    record_turn(a, 0)
+    state_a = registry_for(a).open("conversation")
+    holding, go = threading.Event(), threading.Event()
+
+    def worker_a() -> None:
+        with state_a.exclusive() as held:  # a is inside its record of turn 1
+            assert held
+            holding.set()
+            go.wait(10)
+            record_turn(a, 1)
+
+    first = threading.Thread(target=worker_a)
+    first.start()
+    assert holding.wait(10)
+    second = threading.Thread(target=record_turn, args=(b, 2))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive()  # b waits: it has not read the log yet
+    go.set()
+    first.join(10)
+    second.join(10)
+    assert logged(a) == expected(3)
+    events = a.backend.load_events("conversation")
+    assert sum(e.usage.input_tokens for e in events if e.usage is not None) == 10 + 20 + 30

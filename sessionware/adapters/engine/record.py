@@ -329,10 +329,25 @@ def record_call(
 
     The request is compared with the session as the store has it: what other processes
     appended is taken in first (``SessionState.follow``), so a conversation whose calls
-    land on several workers is recorded once.
+    land on several workers is recorded once. Reading and appending happen while the
+    session is held (``SessionState.exclusive``) until the append is committed: two
+    workers recording consecutive turns at the same moment would otherwise both find
+    the earlier turn missing and both append it.
     """
-    if facts.request.conversational:
+    if not facts.request.conversational:
+        return _record(state, facts, prices, output, error)
+    with state.exclusive():
         state.follow()
+        return _record(state, facts, prices, output, error)
+
+
+def _record(
+    state: SessionState,
+    facts: CallFacts,
+    prices: PriceBook,
+    output: CallOutput | None,
+    error: BaseException | None,
+) -> list[SessionEvent]:
     with state.lock:
         late = (
             _answered_already(state, facts.request, output, facts.latency_ms)

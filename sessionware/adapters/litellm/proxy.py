@@ -14,15 +14,17 @@ config builds the hook (LiteLLM's callbacks are instances named ``module.attribu
 Every worker of every proxy host records into the store the URL names (``redis://...`` or
 ``postgresql://...`` for several workers or hosts); a conversation whose requests land on
 different workers is one session. The store orders appends, and each worker takes in
-what the others recorded before recording a call (``SessionState.follow``). A worker
+what the others recorded before recording a call (``SessionState.follow``), holding the
+session against the other workers from that read until its append is committed
+(``SessionState.exclusive``: a Redis lock, a PostgreSQL advisory lock), so two workers
+recording consecutive turns at once cannot both append the earlier turn. A worker
 records after answering, so the next turn, answered by another worker, may reach the
 store first with this turn in its history: the late call is then recorded as a call
 (usage, cost, ``metadata["answer_seq"]``) and its messages are not written twice.
 Measured by ``tests/adapters/test_litellm_proxy_fleet.py``: 2 workers, 200 requests of
 20 interleaved conversations, on Redis and on PostgreSQL: 20 sessions, every turn once,
-in order. What remains possible: two workers reading a session in the same moment and
-both appending the same turn (the store has no conditional append); the window is the
-few milliseconds between a worker's read and its commit.
+in order. What remains possible: a duplicate turn when a worker gives up waiting for
+the lock (5 s: a holder stuck on a store outage) and records without it.
 
 What is recorded: chat completions, the Responses API and Anthropic's ``/v1/messages``,
 streamed or not, answered or failed, from the events LiteLLM hands its callbacks once
@@ -94,13 +96,11 @@ from typing import Any
 from sessionware.adapters.engine import guard
 from sessionware.adapters.instrument.zero_code import ZeroCodeSettings
 from sessionware.adapters.litellm.callback import SessionCallback, managed
-from sessionware.adapters.litellm.read import PROXY_CALL_TYPES, RECORDED_CALL_TYPES, LiteLLMCall
+from sessionware.adapters.litellm.read import PROXY_CALL_TYPES, RECORDED_CALL_TYPES
 from sessionware.adapters.litellm.rounds import StartedCall, note_managed_call
-from sessionware.adapters.otel.trace import CallTrace
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.errors import StorageError, TokenLimitExceeded
 from sessionware.core.memory.policy import ContextPolicy
-from sessionware.core.session.state import SessionState
 from sessionware.core.store.url import StoreLike
 
 # LiteLLM's ProxyErrorTypes values for a caller the proxy could not authenticate.
@@ -145,17 +145,6 @@ class ProxyHook(SessionCallback):
                 store=settings.store, session_id=settings.session_id, budget=settings.budget
             )
         return cls(store=settings.store, session_id=settings.session_id, otel=settings.otel or None)
-
-    def _record(self, state: SessionState, call: LiteLLMCall, trace: CallTrace | None = None) -> None:
-        super()._record(state, call, trace)
-        # Committed now rather than after the store's write delay: the next turn of the
-        # conversation may be answered by another worker within it, and must see this one.
-        # (This runs on the recorder thread, off the proxy's path; an outage is left to
-        # the store's retries.)
-        try:
-            state.store.flush(timeout=_COMMIT_WAIT_SECONDS)
-        except (StorageError, TimeoutError) as exc:
-            logger.debug("session %s: the record is committed later (%r)", state.id, exc)
 
     def log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         if not refused_caller(kwargs):

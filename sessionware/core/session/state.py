@@ -48,7 +48,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Unpack
 
@@ -127,6 +128,8 @@ class SessionState:
         self._acked_at_cursor = store.acked(info.id)[0] if acked is None else acked
         self.log_epoch = 0
         """Counts rewrites of the log in place (see ``follow``)."""
+        self._exclusive_depth = 0
+        self._exclusive_held = False
 
     @property
     def id(self) -> str:
@@ -330,6 +333,32 @@ class SessionState:
             logger.debug("session %r could not follow %s: %s", self.id, self.store.location, exc)
             return False
         return self._merge(cursor, read)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[bool]:
+        """Hold the session against this process' other threads and every other process
+        until what the block records is committed (``Store.exclusive``); yields whether the
+        other processes are kept out. Re-entrant: a record that settles deferred records
+        of the same session inside it holds it once.
+
+        A recorder that reads the log to decide what to append (the adapters' diff of a
+        re-sent history) does both inside this, ``follow`` first, so two processes
+        recording consecutive turns of one conversation cannot both append the same turn.
+        """
+        with self.lock:
+            if self._exclusive_depth:
+                self._exclusive_depth += 1
+                try:
+                    yield self._exclusive_held
+                finally:
+                    self._exclusive_depth -= 1
+                return
+            with self.store.exclusive(self._info.id) as held:
+                self._exclusive_depth, self._exclusive_held = 1, held
+                try:
+                    yield held
+                finally:
+                    self._exclusive_depth, self._exclusive_held = 0, False
 
     def _quiet(self) -> int | None:
         """None when the store holds nothing this state lacks (moving the cursor over its

@@ -58,6 +58,7 @@ from sessionware.core.store.base import (
     header_json,
     storable_bodies,
 )
+from sessionware.core.store.locks import poll
 from sessionware.core.store.postgres_schema import NewerSchema, migrate
 
 __all__ = ["PostgresBackend"]
@@ -65,6 +66,10 @@ __all__ = ["PostgresBackend"]
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _SILENT = logging.NullHandler()
 _INFO_COLUMNS = "id, parent_id, created_at, updated_at, last_seq, header, totals"
+
+
+_TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
+_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(%s, 0))"
 
 
 def _insert_events(schema: str) -> str:
@@ -214,6 +219,29 @@ class PostgresBackend:
             raise self._error(operation, exc) from exc
         except self._errors as exc:
             raise self._error(operation, exc) from exc
+
+    # -- session locks (see ``core.store.locks``) ------------------------------------
+
+    @contextmanager
+    def lock_session(self, session_id: str, timeout: float) -> Iterator[bool]:
+        """A session-level advisory lock on a pooled connection kept for the block (the
+        server drops it with the connection if this process dies)."""
+        key = f"{self.schema}:{session_id}"
+        try:
+            with self._conn("lock") as conn:
+
+                def attempt() -> bool:
+                    row = conn.execute(_TRY_LOCK, (key,)).fetchone()
+                    return bool(row and row[0])
+
+                held = poll(attempt, timeout)
+                try:
+                    yield held
+                finally:
+                    if held:
+                        conn.execute(_UNLOCK, (key,))
+        except UnicodeError as exc:
+            raise self._error("lock", exc) from exc
 
     # -- writes ---------------------------------------------------------------------
 

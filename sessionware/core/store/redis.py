@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from functools import cache
 from importlib import resources
@@ -54,8 +55,19 @@ from sessionware.core.store.base import (
     event_body,
     header_json,
 )
+from sessionware.core.store.locks import poll
 
 __all__ = ["RedisBackend", "redacted_url"]
+
+# A session lock released only by the holder whose token it still carries.
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+# How long a session lock outlives a holder that died (longer than any holder keeps it).
+_LOCK_LEASE_MS = 15_000
 
 # Folded totals written back only if no other reader folded meanwhile.
 _SAVE_FOLD = """
@@ -137,6 +149,7 @@ class RedisBackend:
         self._epoch: str | None = None
         self._script: Any = None
         self._save_fold: Any = None
+        self._unlock: Any = None
 
     @property
     def kind(self) -> str:
@@ -263,6 +276,26 @@ class RedisBackend:
             if note is not None:
                 repaired.append(note)
             return event_body(fixed, exclude_seq=True)
+
+    # -- session locks (see ``core.store.locks``) --------------------------------------
+
+    @contextmanager
+    def lock_session(self, session_id: str, timeout: float) -> Iterator[bool]:
+        """``SET NX PX`` under a token of this holder; released by a compare-and-delete."""
+        key = self._k("lock", session_id)
+        token = os.urandom(12).hex()
+        try:
+            if self._unlock is None:
+                self._unlock = self._client.register_script(_UNLOCK)
+            held = poll(lambda: bool(self._client.set(key, token, nx=True, px=_LOCK_LEASE_MS)), timeout)
+        except (self._redis.RedisError, UnicodeError) as exc:
+            raise self._error("lock", exc) from exc
+        try:
+            yield held
+        finally:
+            if held:
+                with suppress(self._redis.RedisError):  # else the lease frees it
+                    self._unlock(keys=[key], args=[token])
 
     # -- reads ----------------------------------------------------------------------
 

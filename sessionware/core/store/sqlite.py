@@ -22,7 +22,7 @@ import stat
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from sessionware.core.store.base import (
     header_json,
     storable_bodies,
 )
+from sessionware.core.store.locks import FileRangeLocks
 
 __all__ = ["SQLiteBackend"]
 
@@ -146,6 +147,7 @@ class SQLiteBackend:
         self.busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
+        self._session_locks = FileRangeLocks(self.path.with_name(self.path.name + "-sessionware-locks"))
 
     @property
     def kind(self) -> str:
@@ -533,6 +535,25 @@ class SQLiteBackend:
             if not rows:
                 self._require(conn, session_id)
         return dict(rows)
+
+    def lock_session(self, session_id: str, timeout: float) -> AbstractContextManager[bool]:
+        """See ``SessionLocking``: a byte of a lock file beside the database (POSIX)."""
+        if not self._session_locks.supported:
+            return nullcontext(False)
+        return self._locked(session_id, timeout)
+
+    @contextmanager
+    def _locked(self, session_id: str, timeout: float) -> Iterator[bool]:
+        try:
+            self._create_private()  # the folder, with its private mode, if not made yet
+            hold = self._session_locks.hold(session_id, timeout)
+            held = hold.__enter__()
+        except OSError as exc:
+            raise self._error("lock", exc) from exc
+        try:
+            yield held
+        finally:
+            hold.__exit__(None, None, None)
 
     def close(self) -> None:
         with self._lock:

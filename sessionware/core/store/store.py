@@ -21,7 +21,8 @@ import logging
 import os
 import warnings
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ from sessionware.core.errors import InvalidSessionOperation, StorageError
 from sessionware.core.session.models import Session, SessionEvent, SessionInfo
 from sessionware.core.store.barrier import DeferralBarrier
 from sessionware.core.store.base import DeleteSession, SessionStore, WriteOp
+from sessionware.core.store.locks import DEFAULT_LOCK_TIMEOUT, SessionLocking
 from sessionware.core.store.writer import DEFAULT_WRITE_DELAY, Recovery, StoreStats, Writer
 
 __all__ = ["DEFAULT_WRITE_DELAY", "Store", "StoreHealth", "StoreStats", "live_stores", "store_health"]
@@ -221,6 +223,43 @@ class Store:
 
         await asyncio.wait_for(asyncio.wrap_future(future), timeout)
 
+    # -- one session at a time across processes ---------------------------------------------
+
+    @contextmanager
+    def exclusive(self, session_id: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[bool]:
+        """Hold ``session_id`` against every other process of this store for the block, and
+        keep holding it until what the block submitted is committed (see ``core.store.locks``).
+
+        Yields True when held. A store that only this process sees (memory), one whose
+        backend has no locks, or one that is unreachable yields False and the block runs
+        unlocked; so does a lock not released within ``timeout`` seconds. A commit that
+        takes longer than ``timeout`` is left to the writer. Neither ever raises.
+        """
+        backend = self.backend
+        if self._inline or self._closed or not isinstance(backend, SessionLocking):
+            yield False
+            return
+        stack = ExitStack()
+        try:
+            held = stack.enter_context(backend.lock_session(session_id, timeout))
+        except StorageError as exc:
+            logger.debug("session %r is recorded unlocked: %s", session_id, exc)
+            held = False
+        if not held:
+            logger.debug("session %r is recorded unlocked: its lock was not free", session_id)
+        try:
+            yield held
+            if held and self._writer.started:
+                try:  # every write queued before this marker, committed (errors stay the writer's)
+                    self._writer.call(_nothing, ()).result(timeout)
+                except TimeoutError:
+                    logger.debug("session %r: its commit outlasted the lock's %.1f s", session_id, timeout)
+        finally:
+            try:
+                stack.close()
+            except StorageError as exc:
+                logger.debug("session %r: its lock was not released (it expires): %s", session_id, exc)
+
     # -- reads (ordered after every write submitted before them) ----------------------------
 
     def _run(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
@@ -368,6 +407,10 @@ class Store:
     def _after_fork(self) -> None:
         self._writer.after_fork()
         self.barrier.after_fork()
+
+
+def _nothing() -> None:
+    """What the writer runs to tell when everything queued before it was committed."""
 
 
 def _renamed(old: str, new: str) -> None:
