@@ -2,12 +2,15 @@
 an app would, and prints one JSON line of what it did and what the store says.
 
     python writer_process.py manager STORE_URL SESSION NAME COUNT [--go FILE] [--batch N] [--acks]
+                                     [--hold FILE]
     python writer_process.py wrapped STORE_URL SESSION NAME COUNT [--go FILE]
     python writer_process.py app NAME COUNT [--text PREFIX]   (run under ``sessionware run``)
 
 ``manager``: ``SessionManager.user_says`` COUNT times (content ``NAME i``), flushing every
 ``--batch`` records; with ``--acks`` it prints ``acked K`` after each flush, K the records
-the store has acknowledged, so a test may kill it mid-way and know what must be stored.
+the store has acknowledged, so a test may kill it mid-way and know what must be stored;
+with ``--hold FILE`` it prints ``holding`` after its last record and waits for FILE before
+its final flush and read, so a test knows the process still holds the session then.
 ``wrapped``: a real ``openai.OpenAI`` client (HTTP layer mocked) wrapped into SESSION
 (``auto``: the automatic session), COUNT calls of one user message each.
 ``app``: the same calls from a plain app that never heard of sessionware (content
@@ -32,10 +35,14 @@ def wait_for_go(go: str | None, name: str) -> None:
     if go is None:
         return
     Path(f"{go}.ready-{name}").write_text("")
+    wait_for_file(go)
+
+
+def wait_for_file(path: str) -> None:
     deadline = time.monotonic() + 60
-    while not Path(go).exists():
+    while not Path(path).exists():
         if time.monotonic() > deadline:
-            raise SystemExit("no go signal within 60 s")
+            raise SystemExit(f"{path} did not appear within 60 s")
         time.sleep(0.005)
 
 
@@ -112,6 +119,9 @@ async def run_manager(args: argparse.Namespace) -> dict[str, Any]:
                 continue
             if args.acks:
                 print(f"acked {i + 1}", flush=True)
+    if args.hold:
+        print("holding", flush=True)
+        wait_for_file(args.hold)
     deadline = time.monotonic() + 60
     while True:  # an app that must know its records are stored waits out an outage
         try:
@@ -155,6 +165,7 @@ def main() -> None:
     parser.add_argument("--go")
     parser.add_argument("--batch", type=int, default=0)
     parser.add_argument("--acks", action="store_true")
+    parser.add_argument("--hold")
     parser.add_argument("--text")
     args = parser.parse_args()
     if args.mode == "app":

@@ -310,29 +310,37 @@ class SessionState:
         """
         if self._deferred or self._settling is not None or self._barrier.unresolved:
             self.settle()
-        cursor = self._quiet()
-        if cursor is None:
-            return False
-        try:
-            read = self.store.read_since(self.id, cursor)
-        except (StorageError, SessionNotFound) as exc:
-            logger.debug("session %r could not follow %s: %s", self.id, self.store.location, exc)
-            return False
-        return self._merge(cursor, read)
+        for _ in range(2):  # a second look when the store lost its data meanwhile (see _merge)
+            cursor = self._quiet()
+            if cursor is None:
+                return False
+            try:
+                read = self.store.read_since(self.id, cursor)
+            except (StorageError, SessionNotFound) as exc:
+                logger.debug("session %r could not follow %s: %s", self.id, self.store.location, exc)
+                return False
+            changed = self._merge(cursor, read)
+            if changed is not None:
+                return changed
+        return False
 
     async def afollow(self) -> bool:
         """``follow`` for async code: the store read is awaited, never blocking the loop."""
         if self._deferred or self._settling is not None or self._barrier.unresolved:
             self.settle()
-        cursor = self._quiet()
-        if cursor is None:
-            return False
-        try:
-            read = await self.store.aread_since(self.id, cursor)
-        except (StorageError, SessionNotFound) as exc:
-            logger.debug("session %r could not follow %s: %s", self.id, self.store.location, exc)
-            return False
-        return self._merge(cursor, read)
+        for _ in range(2):
+            cursor = self._quiet()
+            if cursor is None:
+                return False
+            try:
+                read = await self.store.aread_since(self.id, cursor)
+            except (StorageError, SessionNotFound) as exc:
+                logger.debug("session %r could not follow %s: %s", self.id, self.store.location, exc)
+                return False
+            changed = self._merge(cursor, read)
+            if changed is not None:
+                return changed
+        return False
 
     @contextmanager
     def exclusive(self) -> Iterator[bool]:
@@ -383,18 +391,26 @@ class SessionState:
                     return cursor  # another writer committed between this state's appends
                 if store.last_seq(sid) != cursor + own:
                     return cursor
-            except (StorageError, SessionNotFound) as exc:
+            except StorageError as exc:
+                if exc.data_lost:  # the read, on the store's writer thread, writes it all again first
+                    return cursor
+                logger.debug("session %r could not look at %s: %s", sid, store.location, exc)
+                return None
+            except SessionNotFound as exc:
                 logger.debug("session %r could not look at %s: %s", sid, store.location, exc)
                 return None
             self._cursor = cursor + own
             self._acked_at_cursor = acked
             return None
 
-    def _merge(self, cursor: int, read: Read) -> bool:
+    def _merge(self, cursor: int, read: Read) -> bool | None:
+        """Take ``read`` (the store's events after ``cursor``) in; whether the log changed,
+        None if the cursor moved meanwhile: another thread followed, or the store lost
+        its data and this state must read it all (``unconfirm``)."""
         acked, stored, loaded = read
         with self.lock:
             if cursor != self._cursor:
-                return False  # another thread followed meanwhile
+                return None
             log = self._events
             tail = log[cursor:]
             dropped = self.store.take_dropped(stored.id)

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AppendEvents",
     "CreateSession",
+    "DataLossCheck",
     "DeleteSession",
     "PutPages",
     "RepairedEvent",
@@ -239,6 +240,19 @@ def coalesce_appends(ops: Sequence[WriteOp]) -> list[WriteOp]:
 def _append_run_key(op: WriteOp) -> object:
     """Consecutive ops with equal keys merge: appends by session, anything else never."""
     return op.session_id if type(op) is AppendEvents else object()
+
+
+@runtime_checkable
+class DataLossCheck(Protocol):
+    """A backend whose data can vanish under it (a Redis restarted empty or flushed) and
+    that can tell without a write: the ``Store`` asks at a flush that had nothing to write
+    and at close, so a process that holds sessions but writes no more still writes them
+    again (see ``Writer``)."""
+
+    def check_data(self) -> None:
+        """``StorageError(data_lost=True)`` if the data this client wrote or read is gone
+        (the backend then writes as into a new store); other ``StorageError``s as ``write``."""
+        ...
 
 
 @runtime_checkable

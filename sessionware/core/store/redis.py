@@ -16,7 +16,13 @@ applies them, numbering each new event with the session's next ``seq`` and skipp
 ids already stored, atomically with respect to every other client. It first compares
 the server's epoch with the one this client started from: a server restarted without
 its data (or flushed) has none, and the batch is refused with ``StorageError(data_lost=True)`` before
-anything is written, so the ``Store`` can write its live sessions again first.
+anything is written, so the ``Store`` can write its live sessions again first. A process
+that holds sessions but has nothing left to write learns it too: ``check_data`` (the
+``Store`` asks at a flush with nothing to write, and at close) and reads of a session
+(``read_since`` in the same transaction, ``last_seq`` when the session is gone) compare
+the epoch as well. Only the writes and ``check_data``, both on the ``Store``'s writer thread, take
+up the server's new epoch: a read that adopted it would let the next write through
+before the process wrote again what it holds.
 
 Totals are folded from the log by readers, not writers: a header carries the totals of
 its events up to ``folded``, and a read that finds more events folds them and writes
@@ -33,7 +39,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from sessionware.core.errors import (
@@ -196,21 +202,7 @@ class RedisBackend:
             raise self._error("write", exc) from exc
         status = reply[0]
         if status == "reset":
-            found = reply[1]
-            try:
-                self._start_epoch()
-            except self._redis.RedisError as exc:
-                raise self._error("write", exc) from exc
-            raise StorageError(
-                "write",
-                self.kind,
-                self._location,
-                "the server has no sessionware data any more (restarted empty or flushed)"
-                if not found
-                else "another client found the server's data gone and started over",
-                retryable=True,
-                data_lost=True,
-            )
+            self._lost("write", reply[1] or None, adopt=True)
         if status == "exists":
             raise SessionAlreadyExists(reply[1], store=self._location)
         if status == "missing":
@@ -221,6 +213,48 @@ class RedisBackend:
         for sid, last in zip(pairs[::2], pairs[1::2], strict=True):
             receipt.last_seqs[sid] = int(last)
         return receipt
+
+    def check_data(self) -> None:
+        """``StorageError(data_lost=True)`` if the server lost the data this client wrote
+        or read (its epoch changed); it then writes under the server's new epoch. For the
+        ``Store``'s writer thread only (see the module docstring)."""
+        if self._epoch is None:
+            return
+        try:
+            found = self._client.get(self._k("epoch"))
+        except self._redis.RedisError as exc:
+            raise self._error("check", exc) from exc
+        if found != self._epoch:
+            self._lost("check", found, adopt=True)
+
+    def _lost(self, operation: str, found: str | None, *, adopt: bool) -> NoReturn:
+        """Raise ``StorageError(data_lost=True)``: the server's epoch is ``found``, not this
+        client's. ``adopt``: write under the server's epoch from now on (starting one if
+        it has none)."""
+        if adopt:
+            try:
+                self._start_epoch()
+            except self._redis.RedisError as exc:
+                raise self._error(operation, exc) from exc
+        raise StorageError(
+            operation,
+            self.kind,
+            self._location,
+            "the server has no sessionware data any more (restarted empty or flushed)"
+            if found is None
+            else "another client found the server's data gone and started over",
+            retryable=True,
+            data_lost=True,
+        )
+
+    def _seen_epoch(self, operation: str, found: str | None) -> None:
+        """A read found the server's epoch ``found``: ``data_lost`` if this client wrote or
+        read under another one (without adopting it); the first read sets it."""
+        if self._epoch is None:
+            if found is not None:
+                self._epoch = found
+        elif found != self._epoch:
+            self._lost(operation, found, adopt=False)
 
     def _encode(self, ops: Sequence[WriteOp], receipt: WriteReceipt) -> list[Any]:
         repaired: list[RepairedEvent] = []
@@ -357,6 +391,8 @@ class RedisBackend:
     def last_seq(self, session_id: str) -> int:
         last = self._read("last_seq", self._client.hget, self._k("s", session_id), "last_seq")
         if last is None:
+            if self._epoch is not None:  # gone, or never there: the server's data may be
+                self._seen_epoch("last_seq", self._read("last_seq", self._client.get, self._k("epoch")))
             raise SessionNotFound(session_id, store=self._location)
         return int(last)
 
@@ -365,9 +401,11 @@ class RedisBackend:
             with self._client.pipeline(transaction=True) as pipe:
                 pipe.hgetall(self._k("s", session_id))
                 pipe.lrange(self._k("e", session_id), after_seq, -1)
+                pipe.get(self._k("epoch"))
                 return list(pipe.execute())
 
-        row, bodies = self._read("load", snapshot)
+        row, bodies, epoch = self._read("load", snapshot)
+        self._seen_epoch("load", epoch)
         if not row or "header" not in row:
             raise SessionNotFound(session_id, store=self._location)
         events = [SessionEvent.model_validate_json(b) for b in bodies]

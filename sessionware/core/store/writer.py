@@ -16,7 +16,10 @@ What a commit can meet, and what happens then (``StoreStats`` counts every case)
   the oldest writes are dropped, counted, and their sessions listed as lost;
 * ``StorageError(data_lost=True)`` (the backend's data vanished): the sessions this process still holds
   are written again first (``recovery`` callbacks, from the session registries), then
-  the queue is retried; sessions it wrote but no longer holds are listed as lost;
+  the queue is retried; sessions it wrote but no longer holds are listed as lost. A
+  process with nothing left to write learns of it too: a flush that wrote nothing in its
+  round, and ``close``, ask a backend that can tell (``DataLossCheck``), and a read that
+  finds the data gone has the same effect before it is read again;
 * any other failure: the batch is retried op by op, so only the op that can never
   succeed is dropped, counted and reported at the next flush.
 
@@ -39,6 +42,7 @@ from sessionware.core.errors import SessionNotFound, SessionwareError, StorageEr
 from sessionware.core.store.base import (
     AppendEvents,
     CreateSession,
+    DataLossCheck,
     DeleteSession,
     SessionStore,
     WriteOp,
@@ -143,6 +147,8 @@ class Writer:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._pending: list[WriteOp] = []
         self._failures = 0  # consecutive failed commits, for backoff
+        self._check_data = backend.check_data if isinstance(backend, DataLossCheck) else None
+        self._checked = False  # the backend's data was found there in this round
         self._dropped_since_flush = 0
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -219,14 +225,19 @@ class Writer:
         return RETRY_DELAYS[min(self._failures, len(RETRY_DELAYS)) - 1]
 
     def _process(self, items: list[object]) -> bool:
+        self._checked = False
         for item in items:
             if type(item) is list:
                 self._pending.extend(item)
                 continue
             error = self.commit()
             if item is _STOP:
+                if error is None:
+                    self.check()
                 return False
             if isinstance(item, _Flush):
+                if error is None:
+                    error = self.check()
                 error = self._flush_error(error)
                 if error is None:
                     item.future.set_result(None)
@@ -234,11 +245,38 @@ class Writer:
                     item.future.set_exception(error)
             elif isinstance(item, _Call):
                 try:
-                    item.future.set_result(item.fn(*item.args))
+                    item.future.set_result(self._call(item))
                 except BaseException as exc:  # handed to the waiting caller, not swallowed
                     item.future.set_exception(exc)
         self.commit()
         return True
+
+    def _call(self, call: _Call) -> Any:
+        try:
+            return call.fn(*call.args)
+        except StorageError as exc:
+            if not exc.data_lost:
+                raise
+        # A read found the backend's data gone: write again what this process holds, then read.
+        self._checked = False
+        self.check()
+        return call.fn(*call.args)
+
+    def check(self) -> StorageError | None:
+        """Ask a backend that can tell whether its data vanished since this store last
+        wrote (at most once a round: a commit of the round asked already); if it did,
+        write again what this process holds. The error that keeps writes pending, if any."""
+        if self._check_data is None or self._checked:
+            return None
+        try:
+            self._check_data()
+        except StorageError as exc:
+            if exc.data_lost:
+                self._checked = True
+                return self._reset([], exc)
+            return None  # unreachable: nothing is pending, so nothing is lost by waiting
+        self._checked = True
+        return None
 
     # -- committing -----------------------------------------------------------------------
 
@@ -295,6 +333,7 @@ class Writer:
             acked[session_id] = (count + (before[0] if before else 0), last_seqs.get(session_id, 0))
             touched.add(session_id)
         self._failures = 0
+        self._checked = True  # a write finds a vanished store itself
         stats.pending_ops = len(self._pending)
 
     def _keep_for_retry(self, ops: list[WriteOp], exc: StorageError) -> StorageError:

@@ -102,3 +102,80 @@ def test_a_redis_emptied_under_a_live_process_gets_back_what_it_holds_and_names_
     assert (stats.resets, stats.restored_sessions, stats.lost_sessions) == (1, 1, {"gone"})
     assert stats.dropped_events == 0 and "gone" in health().lost_sessions
     store.close()
+
+
+def empty_the_server(redis_url: str, prefix: str) -> None:
+    """What a restart without data does to one store's keys."""
+    import redis
+
+    server = redis.Redis.from_url(redis_url)
+    keys = server.keys(f"{prefix}:*")
+    if keys:
+        server.delete(*keys)
+    server.close()
+
+
+async def test_a_process_with_nothing_left_to_write_writes_again_what_it_holds_at_its_flush(
+    redis_url: str,
+) -> None:
+    prefix = f"idle-{uuid.uuid4().hex[:12]}"
+    store = Store(RedisBackend(redis_url, prefix=prefix))
+    sm = SessionManager("idle", store=store, system_prompt="Be brief.")
+    await sm.user_says("one")
+    await sm.ai_responds("two")
+    await sm.flush()
+    empty_the_server(redis_url, prefix)
+    await sm.flush()  # nothing to write: the flush asks whether the data is still there
+    other = Store(RedisBackend(redis_url, prefix=prefix))
+    loaded = other.load("idle")
+    assert [e.text for e in loaded.events] == ["one", "two"] and loaded.system_prompt == "Be brief."
+    assert (store.stats.resets, store.stats.restored_sessions, store.stats.dropped_events) == (1, 1, 0)
+    await sm.flush()  # once: the data is there again
+    assert store.stats.resets == 1
+    store.close()
+    other.close()
+
+
+def test_a_store_closed_after_its_data_vanished_writes_again_what_its_process_holds(redis_url: str) -> None:
+    from sessionware.core.session.enums import EventSource, EventType, Role
+    from sessionware.core.session.registry import registry_for
+
+    prefix = f"closing-{uuid.uuid4().hex[:12]}"
+    store = Store(RedisBackend(redis_url, prefix=prefix))
+    state = registry_for(store).open("closing")
+    state.record(EventType.MESSAGE, EventSource.USER, role=Role.USER, content="before")
+    store.flush()
+    empty_the_server(redis_url, prefix)
+    store.close()
+    other = Store(RedisBackend(redis_url, prefix=prefix))
+    assert [e.text for e in other.load("closing").events] == ["before"]
+    assert store.stats.resets == 1
+    other.close()
+
+
+async def test_a_reading_process_finds_the_vanished_data_and_writes_again_what_it_holds(
+    redis_url: str,
+) -> None:
+    """The only process left holds a session another one wrote: its first read after the
+    data vanished puts it back, and it reads what it put back."""
+    prefix = f"reader-{uuid.uuid4().hex[:12]}"
+    gone, kept = (Store(RedisBackend(redis_url, prefix=prefix)) for _ in range(2))
+    writer = SessionManager("read", store=gone)
+    await writer.user_says("from the writer that left")
+    await writer.flush()
+    gone.close()
+    reader = await SessionManager.load("read", store=kept)  # reads, never writes
+    empty_the_server(redis_url, prefix)
+    assert [e.text for e in await reader.get_events()] == ["from the writer that left"]
+    check = Store(RedisBackend(redis_url, prefix=prefix))
+    assert [e.text for e in check.load("read").events] == ["from the writer that left"]
+    assert (kept.stats.resets, kept.stats.restored_sessions) == (1, 1)
+    await reader.user_says("and the reader's own")
+    await reader.flush()
+    assert [e.text for e in check.load("read").events] == [
+        "from the writer that left",
+        "and the reader's own",
+    ]
+    assert kept.stats.resets == 1 and kept.stats.dropped_events == 0
+    check.close()
+    kept.close()
