@@ -15,12 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from adapter_support import make_openai
 
+import sessionware
 from sessionware.adapters.engine.record import CallFacts, record_call
 from sessionware.adapters.engine.types import CallOutput, EndpointKind
+from sessionware.adapters.fakes import FakeOpenAI, Reply
 from sessionware.adapters.openai.chat import ChatEndpoint
 from sessionware.core.accounting.pricing import PriceBook
 from sessionware.core.accounting.usage import TokenUsage
+from sessionware.core.memory import ContextPolicy
 from sessionware.core.session.enums import EventType, Role
 from sessionware.core.session.registry import registry_for
 from sessionware.core.store import Store
@@ -125,3 +129,45 @@ def test_a_worker_recording_the_next_turn_waits_for_the_one_recording_the_turn_b
     assert logged(a) == expected(3)
     events = a.backend.load_events("conversation")
     assert sum(e.usage.input_tokens for e in events if e.usage is not None) == 10 + 20 + 30
+
+
+def test_a_managed_worker_records_an_answer_another_worker_is_recording_once(
+    workers: tuple[Store, Store],
+) -> None:
+    """Managed mode records what the session lacks before it builds the context: here the
+    answer to turn 1, which worker a is recording at that moment. Worker b waits for a's
+    commit and finds the answer there, instead of appending it a second time."""
+    a, b = workers
+    record_turn(a, 0)
+    state_a = registry_for(a).open("conversation")
+    holding, go = threading.Event(), threading.Event()
+
+    def worker_a() -> None:
+        with state_a.exclusive() as held:
+            assert held
+            holding.set()
+            go.wait(10)
+            record_turn(a, 1)
+
+    api = FakeOpenAI(lambda body: Reply(text="a2"))
+    managed = sessionware.wrap(
+        make_openai("OpenAI", api),
+        store=b,
+        session_id="conversation",
+        mode="managed",
+        context=ContextPolicy(budget=2000),
+    )
+    first = threading.Thread(target=worker_a)
+    first.start()
+    assert holding.wait(10)
+    second = threading.Thread(
+        target=lambda: managed.chat.completions.create(model="gpt-4o-mini", messages=history(2))
+    )
+    second.start()
+    second.join(0.3)
+    assert second.is_alive() and not api.requests  # b waits before it builds and sends
+    go.set()
+    first.join(10)
+    second.join(10)
+    b.flush()
+    assert logged(a) == expected(3)

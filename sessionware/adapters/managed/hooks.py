@@ -84,7 +84,8 @@ from sessionware.core.defaults import default_price_book
 from sessionware.core.errors import InvalidSessionOperation, TokenLimitExceeded
 from sessionware.core.memory import BuiltContext, ContextPolicy, VirtualMemory, abuild, build
 from sessionware.core.memory.faults import handle_vm_tool_call, is_vm_tool
-from sessionware.core.session.enums import EventType
+from sessionware.core.session.enums import EventType, Role
+from sessionware.core.session.models import EventDraft as Draft
 from sessionware.core.session.state import SessionState
 
 __all__ = ["ManagedHooks", "summarizing_for"]
@@ -211,15 +212,28 @@ class ManagedHooks:
             logger.debug("managed mode sends an invalid turn untouched: %s", problem)
             return None
         n_latest = len(call.endpoint.read_request(shape.alone(latest)).messages)
-        with state.lock:
+
+        def split() -> tuple[list[Draft], list[Draft], Any]:
             drafts = request_drafts(state, request)
             n_new = sum(1 for d in drafts if d[0] is EventType.MESSAGE)
             if 0 < n_latest <= n_new:
-                older, later, incoming = drafts[:-n_latest], drafts[-n_latest:], shape.incoming(latest)
-            else:
-                older, later, incoming = drafts, [], None
-            if older:
+                return drafts[:-n_latest], drafts[-n_latest:], shape.incoming(latest)
+            return drafts, [], None
+
+        with state.lock:
+            older, later, incoming = split()
+            if older and not any(d[2].get("role") is Role.ASSISTANT for d in older):
                 state.record_many(older)
+                older = []
+        if older:
+            # An answer this process has not recorded: another worker answered the turn
+            # before and may be recording it now. Read and append under the session's
+            # lock, as recorders do (``record_call``), so the answer is stored once.
+            with state.exclusive():
+                state.follow()
+                older, later, incoming = split()
+                if older:
+                    state.record_many(older)
         model = str(request.model or "")
         # Raw streams hand the app bytes sessionware cannot take memory calls out of.
         hide = call.raw is None or (call.raw != "stream" and not call.stream)
