@@ -329,4 +329,3 @@ def test_the_docstring_examples_hold():
 
     assert result.attempted > 0
     assert result.failed == 0
-
