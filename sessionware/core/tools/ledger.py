@@ -61,6 +61,11 @@ class ToolLedger:
         """Events the ledger failed to fold (logged); recording itself never fails because of it."""
         self._max_grounded = max_grounded
         self._grounded: dict[float, None] = {}  # insertion-ordered set; oldest dropped first
+        # Texts and results whose numbers are not read yet, in the order they were seen: read
+        # on the first grounding check, so replaying a long log (a process meeting a stored
+        # session) does not scan every message for numbers when no guard ever asks.
+        self._unread: list[Any] = []
+        self._max_unread = max_grounded
         self._turn_results: set[str] = set()
         self._turn_calls: set[tuple[str, str]] = set()
         # Tool calls the assistant asked for that no tool run answered yet: id -> (tool, arguments).
@@ -91,7 +96,7 @@ class ToolLedger:
             while len(self._asked) > _MAX_ASKED:
                 self._asked.popitem(last=False)
         elif event.type is EventType.MESSAGE and event.role is Role.TOOL and event.tool_call_id:
-            self.ground(numbers_in_text(event.text))
+            self._defer(event.text)
             asked = self._asked.pop(event.tool_call_id, None)
             if asked is not None:  # a tool the app ran itself, answering the model's call
                 tool, arguments = asked
@@ -102,12 +107,12 @@ class ToolLedger:
                 self.apply(replace(record, novel=novel and record.error is None))
         elif event.type is EventType.MESSAGE and event.role is Role.USER:
             self.start_turn()
-            self.ground(numbers_in_text(event.text))
+            self._defer(event.text)
         elif event.type is EventType.SYSTEM_PROMPT or (
             event.type is EventType.MESSAGE and event.role is Role.TOOL
         ):
             # A tool result the app produced itself grounds numbers just as ours do.
-            self.ground(numbers_in_text(event.text))
+            self._defer(event.text)
 
     def start_turn(self) -> None:
         """A new user turn: what is counted per turn starts again (a user message does this;
@@ -128,7 +133,7 @@ class ToolLedger:
         self._turn_calls.add((record.tool, record.args_key))
         if record.status is ToolStatus.SUCCESS:
             self._turn_results.add(args_key(record.result))
-            self.ground(iter_numbers(record.result))
+            self._defer(record.result)
             if record.binding and bindable(record.result):
                 binding = Binding(
                     id=record.binding,
@@ -142,6 +147,22 @@ class ToolLedger:
 
     def ground(self, numbers: Any) -> None:
         """Remember numbers an argument may legitimately repeat."""
+        self._read()
+        self._ground(numbers)
+
+    def _defer(self, value: Any) -> None:
+        """Ground the numbers of ``value`` when a check first needs them (bounded: a result
+        is held only here until then)."""
+        self._unread.append(value)
+        if len(self._unread) > self._max_unread:
+            self._read()
+
+    def _read(self) -> None:
+        unread, self._unread = self._unread, []
+        for value in unread:
+            self._ground(iter_numbers(value))
+
+    def _ground(self, numbers: Any) -> None:
         for value in numbers:
             key = number_key(value)
             if key in self._grounded:
@@ -158,6 +179,8 @@ class ToolLedger:
     # -- reading -------------------------------------------------------------------------
 
     def is_grounded(self, value: float) -> bool:
+        if self._unread:
+            self._read()
         return number_key(value) in self._grounded
 
     def turn_records(self) -> list[ToolRecord]:
