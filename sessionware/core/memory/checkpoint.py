@@ -47,8 +47,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sessionware._version import __version__
-from sessionware.core.memory.enums import Provider, StorageTier
-from sessionware.core.memory.pages import MemoryPage, PageTable
+from sessionware.core.memory.enums import PageType, Provider, StorageTier
+from sessionware.core.memory.pages import DeferredPage, MemoryPage, PageTable
 from sessionware.core.memory.policy import ContextPolicy
 from sessionware.core.memory.transcript import Turn, event_page
 from sessionware.core.memory.vm import CHECKPOINT_PAGE, VirtualMemory
@@ -60,7 +60,7 @@ __all__ = ["EVERY", "FORMAT", "MIN_EVENTS", "dump", "restore", "take", "wanted",
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
 """Raised whenever folding events makes other pages, turns or index entries."""
 MIN_EVENTS = 256
 """Logs shorter than this replay in a few milliseconds: no checkpoint is read or written."""
@@ -133,40 +133,40 @@ class _Restored:
         self.vm = vm
         rows = data["transcript"]
         refs, turn_of, tokens = rows["events"], rows["turns"], rows["tokens"]
-        if not len(refs) == len(turn_of) == len(tokens):
+        n = len(refs)
+        if not n == len(turn_of) == len(tokens):
             raise CheckpointMismatch("transcript columns of different lengths")
-        tiers = {int(k): StorageTier(v) for k, v in rows["tiers"].items()}
+        tiers = [StorageTier.L0] * n
+        for first, count, value in rows["tiers"]:
+            tiers[first : first + count] = [StorageTier(value)] * count
+        if len(tiers) != n:
+            raise CheckpointMismatch("tier runs beyond the transcript")
         extra = {int(k): v for k, v in rows["extra"].items()}
+        ids = [f"msg_{k}" for k in range(1, n + 1)]
+        evs = [events[ref] for ref in refs]
         deferred = [
-            _EventPage(
-                events[ref],
-                int(turn),
-                int(count),
-                k + 1,
-                tier=tiers.get(k, StorageTier.L0),
-                extra=extra.get(k),
-            )
-            for k, (ref, turn, count) in enumerate(zip(refs, turn_of, tokens, strict=True))
+            _EventPage(evs[k], ids[k], turn_of[k], tokens[k], k + 1, tier=tiers[k], extra=extra.get(k))
+            for k in range(n)
         ]
-        self.turns: list[Turn] = []
-        for k, row in enumerate(deferred):
-            if row.turn == len(self.turns):
-                self.turns.append(Turn(index=row.turn))
-            elif row.turn != len(self.turns) - 1:
-                raise CheckpointMismatch(f"page msg_{k + 1} of turn {row.turn} out of order")
-            self.turns[-1].events.append(row.event)
-            self.turns[-1].page_ids.append(row.page_id)
-        self.order = [row.page_id for row in deferred]
+        # Turns are runs of pages: turn numbers start at 0 and go up by one.
+        starts = [k for k in range(n) if k == 0 or turn_of[k] != turn_of[k - 1]]
+        if any(turn_of[k] != t for t, k in enumerate(starts)) or (n and turn_of[-1] != len(starts) - 1):
+            raise CheckpointMismatch("pages out of turn order")
+        bounds = zip(starts, [*starts[1:], n], strict=True)
+        self.turns = [Turn(index=t, events=evs[a:b], page_ids=ids[a:b]) for t, (a, b) in enumerate(bounds)]
+        self.order = ids
         self.table = PageTable()
         others = {int(k): MemoryPage.model_validate(v) for k, v in data["others"].items()}
         rest = iter(deferred)
-        for position in range(len(deferred) + len(others)):
+        entries: list[tuple[str, MemoryPage | DeferredPage]] = []
+        for position in range(n + len(others)):
             page = others.get(position)
             if page is not None:
-                self.table.register(page)
+                entries.append((page.page_id, page))
             else:
                 row = next(rest)
-                self.table.defer(row.page_id, row)
+                entries.append((row.page_id, row))
+        self.table.load(entries)
         self._check_counts()
         self.working_set = WorkingSet(vm.working_set.capacity_tokens)
         recalled, recalled_at, evicted_at, evictions = data["working_set"]
@@ -214,12 +214,21 @@ class _Restored:
 class _EventPage:
     """A transcript page of a checkpoint, made from its event when first read."""
 
-    __slots__ = ("event", "extra", "ordinal", "tier", "tokens", "turn")
+    __slots__ = ("event", "extra", "ordinal", "page_id", "tier", "tokens", "turn")
 
     def __init__(
-        self, event: SessionEvent, turn: int, tokens: int, ordinal: int, *, tier: StorageTier, extra: Any
+        self,
+        event: SessionEvent,
+        page_id: str,
+        turn: int,
+        tokens: int,
+        ordinal: int,
+        *,
+        tier: StorageTier,
+        extra: Any,
     ) -> None:
         self.event = event
+        self.page_id = page_id
         self.turn = turn
         self.tokens = tokens
         self.ordinal = ordinal
@@ -227,12 +236,8 @@ class _EventPage:
         self.extra = extra
         """[pinned, importance, access count, last access turn] when any differs from a new page's."""
 
-    @property
-    def page_id(self) -> str:
-        return f"msg_{self.ordinal}"
-
     def page(self) -> MemoryPage:
-        page = event_page(self.event, self.turn, self.tokens, self.ordinal)
+        page = event_page(self.event, int(self.turn), int(self.tokens), self.ordinal)
         page.tier = self.tier
         if self.extra is not None:
             pinned, importance, accessed, last_access = self.extra
@@ -279,42 +284,9 @@ def dump(vm: VirtualMemory) -> str | None:
         events = list(vm.state.events)
         if len(events) != vm.marks.folded:
             return None
-    where = {id(event): i for i, event in enumerate(events)}
-    event_of = {
-        page_id: where[id(event)]
-        for turn in vm.turns
-        for page_id, event in zip(turn.page_ids, turn.events, strict=True)
-    }
-    refs: list[int] = []
-    turn_of: list[int] = []
-    tokens: list[int] = []
-    tiers: dict[int, str] = {}
-    extra: dict[int, list[Any]] = {}
-    others: dict[int, Any] = {}
-    for position, (page_id, entry) in enumerate(vm.table.entries()):
-        ref = event_of.get(page_id)
-        if ref is None:
-            page = entry if isinstance(entry, MemoryPage) else vm.table.get(page_id)
-            others[position] = page.model_dump(mode="json") if page is not None else None
-            continue
-        k = len(refs)
-        if page_id != f"msg_{k + 1}":
-            return None  # not the fold's numbering: nothing a checkpoint can restore
-        refs.append(ref)
-        if isinstance(entry, _EventPage):
-            turn_of.append(entry.turn)
-            tokens.append(entry.tokens)
-            if entry.extra is not None:
-                extra[k] = entry.extra
-        elif isinstance(entry, MemoryPage):
-            turn_of.append(entry.turn)
-            tokens.append(entry.tokens)
-            if entry.pinned or entry.importance != _IMPORTANCE or entry.access_count:
-                extra[k] = [entry.pinned, entry.importance, entry.access_count, entry.last_access_turn]
-        else:
-            return None
-        if entry.tier is not StorageTier.L0:
-            tiers[k] = entry.tier.value
+    pages = _pages(vm, events)
+    if pages is None:
+        return None
     plans = []
     for key, plan in vm.plans.items():
         exported = getattr(plan, "export", None)
@@ -322,8 +294,7 @@ def dump(vm: VirtualMemory) -> str | None:
         if state is not None:
             plans.append([[key[0].value, *key[1:]], state])
     data = {
-        "transcript": {"events": refs, "turns": turn_of, "tokens": tokens, "tiers": tiers, "extra": extra},
-        "others": others,
+        **pages,
         "working_set": vm.working_set.export(),
         "memory": {
             "pinned": vm.pinned_ids,
@@ -347,6 +318,61 @@ def dump(vm: VirtualMemory) -> str | None:
         "body": _digest(body),
     }
     return json.dumps(head) + "\n" + body
+
+
+def _pages(vm: VirtualMemory, events: list[SessionEvent]) -> dict[str, Any] | None:
+    """The table as columns of its transcript pages and its other pages by position (None:
+    a table that is not the fold's)."""
+    # Transcript pages are msg_1..msg_n in turn order: the k-th page of the turns is msg_<k+1>.
+    flat_ids = [page_id for turn in vm.turns for page_id in turn.page_ids]
+    flat_events = [event for turn in vm.turns for event in turn.events]
+    if events and events[0].seq == 1 and events[-1].seq == len(events):
+        index_of = None  # seqs number the log from 1 without gaps: an event's index is its seq - 1
+    else:
+        index_of = {id(event): i for i, event in enumerate(events)}
+    n = len(flat_ids)
+    refs: list[int] = []
+    turn_of: list[int] = []
+    tokens: list[int] = []
+    tiers: list[list[Any]] = []
+    extra: dict[int, list[Any]] = {}
+    others: dict[int, Any] = {}
+    for position, (page_id, entry) in enumerate(vm.table.entries()):
+        k = len(refs)
+        if k >= n or page_id != flat_ids[k]:
+            page = entry if isinstance(entry, MemoryPage) else vm.table.get(page_id)
+            if page is None or page.page_type in (PageType.TRANSCRIPT, PageType.ARTIFACT):
+                return None  # not the fold's numbering: nothing a checkpoint can restore
+            others[position] = page.model_dump(mode="json")
+            continue
+        if page_id != f"msg_{k + 1}":
+            return None
+        event = flat_events[k]
+        ref = index_of[id(event)] if index_of is not None else event.seq - 1
+        if events[ref] is not event:
+            return None
+        refs.append(ref)
+        if isinstance(entry, _EventPage):
+            turn_of.append(entry.turn)
+            tokens.append(entry.tokens)
+            if entry.extra is not None:
+                extra[k] = entry.extra
+        elif isinstance(entry, MemoryPage):
+            turn_of.append(entry.turn)
+            tokens.append(entry.tokens)
+            if entry.pinned or entry.importance != _IMPORTANCE or entry.access_count:
+                extra[k] = [entry.pinned, entry.importance, entry.access_count, entry.last_access_turn]
+        else:
+            return None
+        if entry.tier is not StorageTier.L0:
+            if tiers and tiers[-1][2] == entry.tier.value and tiers[-1][0] + tiers[-1][1] == k:
+                tiers[-1][1] += 1
+            else:
+                tiers.append([k, 1, entry.tier.value])
+    return {
+        "transcript": {"events": refs, "turns": turn_of, "tokens": tokens, "tiers": tiers, "extra": extra},
+        "others": others,
+    }
 
 
 _IMPORTANCE = MemoryPage.model_fields["importance"].default

@@ -113,6 +113,13 @@ class PageTable:
         self._pages[page_id] = deferred
         self._by_tier[deferred.tier].add(page_id)
 
+    def load(self, entries: list[tuple[str, MemoryPage | DeferredPage]]) -> None:
+        """Fill an empty table with pages and deferred pages, in order (new ids)."""
+        self._pages.update(entries)
+        by_tier = self._by_tier
+        for page_id, entry in entries:
+            by_tier[entry.tier].add(page_id)
+
     def remove(self, page_id: str) -> None:
         page = self._pages.pop(page_id, None)
         if page is not None:

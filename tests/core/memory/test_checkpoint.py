@@ -161,7 +161,9 @@ def test_the_catch_up_folds_only_the_events_after_it(
             lambda raw: raw.replace('"tokens"', '"tokenz"', 1).replace("msg_7", "msg_8", 1), id="edited"
         ),
         pytest.param(lambda raw: "not json\n{}", id="garbage"),
-        pytest.param(lambda raw: raw.replace('"format": 1', '"format": 99', 1), id="other-format"),
+        pytest.param(
+            lambda raw: raw.replace(f'"format": {checkpoint.FORMAT}', '"format": 99', 1), id="other-format"
+        ),
         pytest.param(lambda raw: raw.replace('"version": "', '"version": "0.0.0-', 1), id="other-version"),
     ],
 )
@@ -306,3 +308,9 @@ def test_search_after_a_restore_finds_what_a_replay_finds(
     assert indexed == []
     assert hits(fresh) == expected and expected
     fresh.store.close()
+
+
+def test_the_damage_cases_change_the_checkpoint(path: Path) -> None:
+    """The damaged variants above really differ from the stored checkpoint."""
+    raw = _stored_checkpoint(path)
+    assert f'"format": {checkpoint.FORMAT}' in raw and '"version": "' in raw and '"tokens"' in raw
