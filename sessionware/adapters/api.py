@@ -14,6 +14,7 @@ choosing the session from the calling code.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -133,8 +134,16 @@ def wrap(
 
         hooks = ManagedHooks(context if context is not None else ContextPolicy())
         config.hooks, config.max_rounds = hooks, hooks.max_hidden_rounds
-    install.install(client, config, funnel=funnel, is_async=is_async)
+    install.install(client, config, funnel=funnel, is_async=is_async, derive=_derived_config)
     return client
+
+
+def _derived_config(client: Any, config: WrapConfig) -> WrapConfig:
+    """A client made from a wrapped one (``copy``, ``with_options``, ``copy.copy``) records
+    with the same settings and reads its own provider details: its base URL may be another
+    server, which decides whether calls get a ``prompt_cache_key`` or are asked for usage."""
+    spec, _, _ = _classify(client)
+    return dataclasses.replace(config, spec=spec, cache_key=accepts_cache_key(client), enabled=True)
 
 
 def unwrap(client: ClientT) -> ClientT:

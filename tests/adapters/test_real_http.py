@@ -21,8 +21,10 @@ from adapter_support import calls, conversation, only_session, session_events
 from local_http import LocalServer, Reply, sse
 
 import sessionware
+from sessionware.adapters.api import is_wrapped
 from sessionware.adapters.engine import guard
 from sessionware.adapters.instrument import is_instrumented
+from sessionware.adapters.managed.resource import attached
 from sessionware.core.store import Store
 
 CLAUDE = "claude-haiku-4-5-20251001"
@@ -318,3 +320,153 @@ def test_a_shallow_copy_of_an_instrumented_client_sends_with_its_own_settings(
     assert _ask(again, type(resource)(again)) == "General Kenobi"  # the copy's one retry, as bare
     assert len(server.bodies) == 3
     assert len(calls(session_events(instrumented, only_session(instrumented)))) == 2
+
+
+# -- 6. a copy of a wrapped client sends through itself, recorded like the client ----------
+
+CLIENTS = {
+    "openai": openai.OpenAI,
+    "async-openai": openai.AsyncOpenAI,
+    "anthropic": anthropic.Anthropic,
+    "async-anthropic": anthropic.AsyncAnthropic,
+}
+
+
+def _answer_for(client: Any) -> Reply:
+    is_claude = isinstance(client, (anthropic.Anthropic, anthropic.AsyncAnthropic))
+    return Reply.json(MESSAGE if is_claude else COMPLETION)
+
+
+def _fresh_resource(client: Any) -> Any:
+    """The client's messages / chat completions resource, built on ``client`` itself (as
+    anthropic's own helpers do on their copies; an SDK client caches its resources)."""
+    if isinstance(client, (anthropic.Anthropic, anthropic.AsyncAnthropic)):
+        return type(client.messages)(client)
+    return type(client.chat.completions)(client)
+
+
+async def _aask(client: Any, resource: Any = None) -> str:
+    """One call through ``resource`` (by default the client's own), sync or async."""
+    resource = resource or (
+        client.messages
+        if isinstance(client, (anthropic.Anthropic, anthropic.AsyncAnthropic))
+        else client.chat.completions
+    )
+    if isinstance(client, (anthropic.Anthropic, anthropic.AsyncAnthropic)):
+        reply = resource.create(model=CLAUDE, max_tokens=50, messages=[HELLO])
+    else:
+        reply = resource.create(model=GPT, messages=[HELLO])
+    if asyncio.iscoroutine(reply):
+        reply = await reply
+    if isinstance(reply, (anthropic.types.Message,)):
+        return str(reply.content[0].text)
+    return str(reply.choices[0].message.content)
+
+
+def _wrapped(kind: str, server: LocalServer, store: Store) -> Any:
+    return sessionware.wrap(
+        CLIENTS[kind](base_url=server.url, api_key="k", max_retries=0), store=store, session_id="s"
+    )
+
+
+async def _aclose(client: Any) -> None:
+    """Close the HTTP client the original, its copies and derived clients share."""
+    closed = client.close()
+    if asyncio.iscoroutine(closed):
+        await closed
+
+
+RETRY_ME = Reply(status=503, headers={"retry-after-ms": "10"})
+
+
+@pytest.mark.parametrize("kind", list(CLIENTS))
+async def test_a_shallow_copy_of_a_wrapped_client_sends_with_its_own_settings_into_the_same_session(
+    server: LocalServer, store: Store, kind: str
+):
+    # anthropic's helpers give a copy.copy of the client more retries and a middleware of
+    # their own; the copy's __dict__ carries the wrapped client's hooks, which called the
+    # original: the copy sent with the original's max_retries (0) and failed on the 503.
+    original = _wrapped(kind, server, store)
+    server.push(_answer_for(original), RETRY_ME, _answer_for(original))
+    assert await _aask(original) == "General Kenobi"
+
+    again = copy.copy(original)
+    again.max_retries = 1
+
+    assert await _aask(again, _fresh_resource(again)) == "General Kenobi"  # one retry, as bare
+    assert len(server.bodies) == 3
+    assert len(calls(session_events(store, "s"))) == 2
+    assert is_wrapped(again)
+    sessionware.unwrap(again)  # the copy's hooks are its own: the original stays wrapped
+    assert is_wrapped(original)
+    await _aclose(original)
+
+
+@pytest.mark.parametrize("kind", list(CLIENTS))
+async def test_with_options_on_a_copy_starts_from_the_copy(server: LocalServer, store: Store, kind: str):
+    original = _wrapped(kind, server, store)
+    again = copy.copy(original)
+    again.max_retries = 1
+    server.push(RETRY_ME, _answer_for(original))
+
+    derived = again.with_options(timeout=30.0)
+
+    assert derived.max_retries == 1
+    assert await _aask(derived) == "General Kenobi"  # the copy's retry, not the original's none
+    assert len(calls(session_events(store, "s"))) == 1
+    await _aclose(original)
+
+
+def test_a_copy_of_an_unwrapped_client_is_not_recorded(server: LocalServer, store: Store):
+    client = _wrapped("openai", server, store)
+    sessionware.unwrap(client)
+    server.push(Reply.json(COMPLETION))
+
+    again = copy.copy(client)
+
+    assert not is_wrapped(again)
+    assert again.chat.completions.create(model=GPT, messages=[HELLO]).choices[0].message.content
+    assert store.list_sessions() == []
+    client.close()
+
+
+def test_a_client_derived_for_another_server_sends_what_the_sdk_sends_there(
+    server: LocalServer, store: Store
+):
+    # A client of OpenAI's own API gets a prompt_cache_key and asks streams for their usage;
+    # one derived from it for another server (a proxy, a local model) must not: that server
+    # may refuse unknown fields. The derived client took the original's reading of its URL.
+    original = sessionware.wrap(openai.OpenAI(api_key="k", max_retries=0), store=store, session_id="s")
+    local = original.with_options(base_url=server.url)
+    server.push(Reply.json(COMPLETION), Reply(chunks=sse(*CHUNKS, done=True), content_type=SSE))
+
+    local.chat.completions.create(model=GPT, messages=[HELLO])
+    stream = local.chat.completions.create(model=GPT, messages=[HELLO], stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "General Kenobi"
+
+    assert server.bodies == [
+        {"model": GPT, "messages": [HELLO]},
+        {"model": GPT, "messages": [HELLO], "stream": True},
+    ]
+    assert len(calls(session_events(store, "s"))) == 2
+    original.close()
+
+
+def test_unwrapping_a_copy_of_a_managed_client_leaves_the_original_managed(server: LocalServer, store: Store):
+    # The copy shares the resource objects the original made (the SDK caches them on the
+    # client), which managed mode hooks: unwrapping the copy must not unhook them, nor
+    # switch off the original's settings, which the copy used to share.
+    original = sessionware.wrap(claude(server), store=store, session_id="s", mode="managed")
+    server.push(Reply.json(MESSAGE), Reply.json(MESSAGE))
+    original.messages.create(model=CLAUDE, max_tokens=50, messages=[HELLO])
+    taken_at = vars(original.messages)["_post"]  # where managed mode takes the calls
+
+    again = copy.copy(original)
+    sessionware.unwrap(again)
+    original.messages.create(model=CLAUDE, max_tokens=50, messages=[HELLO])
+
+    assert is_wrapped(original) and attached(original) and not is_wrapped(again)
+    assert vars(original.messages)["_post"] is taken_at
+    assert "VM:RULES" in json.dumps(server.bodies[1]["system"])  # still managed
+    assert len(calls(session_events(store, "s"))) == 2
+    original.close()

@@ -74,6 +74,8 @@ _ANTHROPIC = (
 @dataclass
 class _Attached:
     config: WrapConfig
+    owner: int
+    """``id()`` of the client hooked: a shallow copy carries this record in its ``__dict__``."""
     replaced: list[tuple[Any, str, Any, Any]] = field(default_factory=list)
     """(resource, attribute, the instance value before ours or ``_MISSING``, ours)."""
 
@@ -81,26 +83,40 @@ class _Attached:
 _MISSING: Any = object()
 
 
+def _own(client: Any) -> _Attached | None:
+    """The record of ``client``'s own hooks (a copy of a client carries the original's)."""
+    state: _Attached | None = getattr(client, "__dict__", {}).get(_STATE_ATTR)
+    return state if state is not None and state.owner == id(client) else None
+
+
 def attached(client: Any) -> bool:
-    return _STATE_ATTR in getattr(client, "__dict__", {})
+    return _own(client) is not None
 
 
 def attach(client: Any, config: WrapConfig, *, is_async: bool) -> None:
     """Hook the resource methods of ``client`` (idempotent; hooks of a configuration
-    switched off since are replaced)."""
+    switched off since are replaced).
+
+    A shallow copy of a client (``copy.copy``) shares the resource objects the original had
+    made: those send through the original, as without sessionware, and stay the
+    original's; the copy's record of them is dropped and its own resources are hooked.
+    """
     attrs = vars(client)
-    known: _Attached | None = attrs.get(_STATE_ATTR)
+    known = _own(client)
     if known is not None:
         if known.config.enabled or known.config is config:
             return
         detach(client)
-    state = _Attached(config)
+    attrs.pop(_STATE_ATTR, None)  # carried over by a copy: it lists the original's resources
+    state = _Attached(config, owner=id(client))
     targets = _ANTHROPIC if config.spec.name == "anthropic" else _OPENAI
     for target in targets:
         resource = _resource(client, target.path)
         endpoint = config.spec.endpoint("post", target.url)
         if resource is None or endpoint is None:
             continue
+        if getattr(resource, "_client", client) is not client:
+            continue  # made by the client this one was copied from, and bound to it
         own = vars(resource)
         for name in target.methods:
             original = getattr(resource, name, None)
@@ -120,7 +136,7 @@ def attach(client: Any, config: WrapConfig, *, is_async: bool) -> None:
 def detach(client: Any) -> None:
     """Undo ``attach``."""
     state: _Attached | None = vars(client).pop(_STATE_ATTR, None)
-    if state is None:
+    if state is None or state.owner != id(client):
         return
     for resource, name, before, ours in reversed(state.replaced):
         own = vars(resource)
