@@ -11,57 +11,18 @@ import os
 import platform
 import resource
 import sys
+import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from conformance.compare import summarize
 from conformance.mock_server import MockUnavailable, mock_server
 from conformance.sources import SourceError, cache_dir, installed_version, source_tree
-from conformance.suites import PARTS, RUN_TIMEOUT_S, Mode, Part, RunResult, run_part
+from conformance.suites import PARTS, RUN_TIMEOUT_S, Mode, Part, RunResult, run_modes
 
 
-def _differences(bare: RunResult, other: RunResult) -> dict[str, str]:
-    """Tests that pass bare and not in ``other`` (``missing`` when they did not run)."""
-    return {
-        test: other.outcomes.get(test, "missing")
-        for test, outcome in bare.outcomes.items()
-        if outcome == "passed" and other.outcomes.get(test) != "passed"
-    }
-
-
-def _exit_note(result: RunResult) -> str:
-    if result.exit_code == -1:
-        return f" (killed after {result.seconds:.0f} s: --run-timeout)"
-    return f" (pytest exit {result.exit_code})" if result.exit_code not in (0, 1) else ""
-
-
-def _time(result: RunResult) -> str:
-    return f"{result.seconds:.0f} s, {result.cpu_seconds:.0f} CPU-s"
-
-
-def _cell(bare: RunResult, other: RunResult) -> str:
-    lost = _differences(bare, other)
-    gained = sum(1 for t, o in other.outcomes.items() if o == "passed" and bare.outcomes.get(t) != "passed")
-    text = (
-        f"{other.count('passed')} pass"
-        if not lost
-        else f"**{len(lost)} differ** ({other.count('passed')} pass)"
-    )
-    if gained:
-        text += f", {gained} pass only here"
-    if other.internal_errors:
-        text += f", {other.internal_errors} internal errors"
-    text += _exit_note(other)
-    return f"{text} [{_time(other)}]"
-
-
-def _bare_cell(bare: RunResult) -> str:
-    failed = bare.count("failed") + bare.count("error")
-    text = f"{bare.count('passed')} pass"
-    if failed:
-        text += f" ({failed} fail bare)"
-    text += _exit_note(bare)
-    return f"{text} [{_time(bare)}]"
+def _say(text: str) -> None:
+    print(text, flush=True)
 
 
 def _run(part: Part, modes: list[Mode], args: argparse.Namespace, cache: Path, logs: Path) -> tuple[str, int]:
@@ -77,22 +38,21 @@ def _run(part: Part, modes: list[Mode], args: argparse.Namespace, cache: Path, l
     env: dict[str, str] = {}
     results: dict[Mode, RunResult] = {}
 
-    def run_one(mode: Mode) -> None:
-        results[mode] = result = run_part(
-            part, tree, mode, logs, extra_env=env, workers=args.workers, timeout=args.run_timeout
-        )
-        print(
-            f"  {mode.value}: {result.count('passed')} passed, {result.count('failed')} failed, "
-            f"{result.count('error')} errors, {result.count('skipped')} skipped "
-            f"in {_time(result)} (log: {result.log})",
-            flush=True,
-        )
-
     def run_all() -> None:
-        # The suites mostly wait (retry back-offs, timeouts): the modes run side by side.
         print(f"running {part.sdk} {release} {part.name}: {', '.join(m.value for m in modes)}", flush=True)
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            list(pool.map(run_one, modes))
+        results.update(
+            run_modes(
+                part,
+                tree,
+                modes,
+                logs,
+                extra_env=env,
+                jobs=args.jobs,
+                workers=args.workers,
+                timeout=args.run_timeout,
+                say=_say,
+            )
+        )
 
     if part.needs_mock:
         try:
@@ -104,23 +64,15 @@ def _run(part: Part, modes: list[Mode], args: argparse.Namespace, cache: Path, l
             return f"{label} skipped: {exc} | | |", 0
     else:
         run_all()
-    bare = results.get(Mode.BARE)
-    if bare is None or not bare.outcomes:
-        return f"{label} no outcome from the bare run (see {logs}) | | |", 2
-    cells, worst = [], 0
-    for mode in (Mode.PRODUCTION, Mode.STRICT):
-        other = results.get(mode)
-        if other is None:
-            cells.append("-")
-            continue
-        lost = _differences(bare, other)
-        for test, outcome in sorted(lost.items()):
-            print(f"  DIFFERS in {mode.value}: {test}: passed bare, {outcome} here", flush=True)
-        if other.last_error:
-            print(f"  {mode.value}: last internal error: {other.last_error}", flush=True)
-        worst = max(worst, 1 if lost else 0)
-        cells.append(_cell(bare, other))
-    return f"{label} {_bare_cell(bare)} | {' | '.join(cells)} |", worst
+    return summarize(label, results, say=_say)
+
+
+def run_logs(cache: Path) -> Path:
+    """A folder of this run's own under ``cache/logs`` (named by its start time and process),
+    so runs side by side, or one after another, never read or remove each other's logs."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    (cache / "logs").mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{stamp}-{os.getpid()}-", dir=cache / "logs"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,13 +95,17 @@ def main(argv: list[str] | None = None) -> int:
         help=f"seconds after which one run of a suite is killed (default {RUN_TIMEOUT_S:.0f})",
     )
     parser.add_argument("--openapi-spec", help="OpenAI's OpenAPI description, for the mock server")
+    parser.add_argument(
+        "--logs", help="folder for this run's logs (default: a new one under the cache's logs/)"
+    )
     args = parser.parse_args(argv)
     modes = [Mode(m.strip()) for m in args.modes.split(",")]
     if Mode.BARE not in modes:
         modes.insert(0, Mode.BARE)
     cache = cache_dir()
-    logs = cache / "logs"
-    logs.mkdir(exist_ok=True)
+    logs = Path(args.logs) if args.logs else run_logs(cache)
+    logs.mkdir(parents=True, exist_ok=True)
+    print(f"logs of this run: {logs}", flush=True)
     parts = [p for p in PARTS if (p.fast if args.fast else p.full) and (not args.sdk or p.sdk in args.sdk)]
     started = time.monotonic()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -8,19 +8,23 @@ one is not run twice).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 import tomllib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["PARTS", "Mode", "Part", "RunResult", "run_part"]
+__all__ = ["PARTS", "Mode", "Part", "RunResult", "run_modes", "run_part"]
 
 PLUGIN_DIR = Path(__file__).parent / "plugin"
 RUN_TIMEOUT_S = 3600.0
@@ -112,21 +116,57 @@ def _run_measured(
     """Run ``args``; its exit code (-1 when killed after ``timeout`` s) and the CPU seconds it
     and the processes it waited for (the xdist workers) used: a figure that, unlike the wall
     clock, does not grow when other work shares the machine."""
-    process = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    # Its own process group, so a kill takes its xdist workers and subprocesses with it.
+    process = subprocess.Popen(
+        args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
     timed_out = threading.Event()
 
     def kill() -> None:
         timed_out.set()
-        process.kill()
+        with contextlib.suppress(ProcessLookupError):  # ended meanwhile
+            os.killpg(process.pid, signal.SIGKILL)
 
     timer = threading.Timer(timeout, kill)
     timer.start()
     try:
         _, status, usage = os.wait4(process.pid, 0)
+    except BaseException:  # Ctrl-C reaches our group only: the run's goes down with us
+        kill()
+        process.wait()
+        raise
     finally:
         timer.cancel()
     process.returncode = os.waitstatus_to_exitcode(status)
     return (-1 if timed_out.is_set() else process.returncode), usage.ru_utime + usage.ru_stime
+
+
+def _read_outcomes(out: Path) -> tuple[dict[str, str], int, str | None]:
+    """The outcomes the plugin wrote to ``out`` (from ``out.partial`` when the run was killed
+    before it could: the tests it finished), and the internal errors its processes counted."""
+    outcomes: dict[str, str] = {}
+    errors, last_error = 0, None
+    if out.exists():
+        outcomes = dict(json.loads(out.read_text()).get("outcomes", {}))
+    else:
+        partial = out.with_name(f"{out.name}.partial")
+        if partial.exists():
+            for line in partial.read_text().splitlines():
+                try:
+                    test, outcome = json.loads(line)
+                except ValueError:
+                    continue  # the line being written when the run was killed
+                outcomes[test] = outcome  # each line is the test's worst outcome so far
+    for path in sorted(out.parent.glob(f"{out.name}*")):
+        if path.suffix == ".partial":
+            continue
+        try:
+            summary: dict[str, Any] = json.loads(path.read_text())
+        except ValueError:
+            continue
+        errors += int(summary.get("internal_errors", 0))
+        last_error = summary.get("last_error") or last_error
+    return outcomes, errors, last_error
 
 
 def run_part(
@@ -144,13 +184,15 @@ def run_part(
     slug = "".join(c if c.isalnum() else "-" for c in f"{tree.name}-{part.name}-{mode}").strip("-")
     out = logs / f"{slug}.json"
     log = logs / f"{slug}.log"
-    for stale in logs.glob(f"{out.name}*"):
+    for stale in logs.glob(f"{out.name}*"):  # a run of the same part before, in a reused folder
         stale.unlink()
     args = [sys.executable, "-m", "pytest", *part.paths, *(f"--ignore={p}" for p in part.ignore)]
     # The suites mostly wait (retry back-offs, timeouts): workers beyond the cores help.
     if _uses_xdist(tree):
         args += ["-n", str(workers)]
+    # A module that cannot be imported costs its own tests, not the whole run's.
     args += ["-p", "sessionware_conformance", "-p", "no:cacheprovider", "-q", "--tb=short"]
+    args += ["--continue-on-collection-errors"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONWARE_")}
     env.update(extra_env)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGIN_DIR), env.get("PYTHONPATH")]))
@@ -162,17 +204,10 @@ def run_part(
     with log.open("w") as handle:
         code, cpu = _run_measured(args, tree, env, handle, timeout)
     seconds = time.monotonic() - started
-    summary: dict[str, Any] = {}
-    errors, last_error = 0, None
-    for path in sorted(logs.glob(f"{out.name}*")):
-        part_summary = json.loads(path.read_text())
-        if path == out:
-            summary = part_summary
-        errors += int(part_summary.get("internal_errors", 0))
-        last_error = part_summary.get("last_error") or last_error
+    outcomes, errors, last_error = _read_outcomes(out)
     return RunResult(
         mode=mode,
-        outcomes=dict(summary.get("outcomes", {})),
+        outcomes=outcomes,
         seconds=seconds,
         cpu_seconds=cpu,
         internal_errors=errors,
@@ -180,3 +215,34 @@ def run_part(
         exit_code=code,
         log=log,
     )
+
+
+def run_modes(
+    part: Part,
+    tree: Path,
+    modes: list[Mode],
+    logs: Path,
+    *,
+    extra_env: dict[str, str],
+    jobs: int,
+    workers: int,
+    timeout: float = RUN_TIMEOUT_S,
+    say: Callable[[str], None] = print,
+) -> dict[Mode, RunResult]:
+    """Run ``part`` in each of ``modes``, ``jobs`` of them side by side (the suites mostly
+    wait: retry back-offs, timeouts), each logged into ``logs``."""
+    results: dict[Mode, RunResult] = {}
+
+    def run_one(mode: Mode) -> None:
+        results[mode] = result = run_part(
+            part, tree, mode, logs, extra_env=extra_env, workers=workers, timeout=timeout
+        )
+        say(
+            f"  {mode.value}: {result.count('passed')} passed, {result.count('failed')} failed, "
+            f"{result.count('error')} errors, {result.count('skipped')} skipped "
+            f"in {result.seconds:.0f} s, {result.cpu_seconds:.0f} CPU-s (log: {result.log})"
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        list(pool.map(run_one, modes))
+    return results

@@ -1,0 +1,96 @@
+"""How the runs of one suite compare, test by test, and the row of the printed table.
+
+The rule: a test that passes bare (``passed``, or ``xpassed``: marked xfail and passing
+anyway) and does not pass under sessionware is a **difference**, whatever it does there
+instead: fails, errors in setup or teardown, is skipped, fails as an expected failure, or
+is missing (not collected, or the run was killed before it). Only differences fail the
+run. Tests that do not pass bare are not compared: skipped and expected failures, and
+the environment's failures (a test failing bare, for want of something on this machine),
+which the bare cell counts. A test passing only under sessionware is counted apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from conformance.suites import Mode, RunResult
+
+__all__ = ["PASSING", "differences", "gained", "summarize"]
+
+PASSING = frozenset({"passed", "xpassed"})
+
+
+def differences(bare: RunResult, other: RunResult) -> dict[str, str]:
+    """Tests that pass bare and not in ``other``, with their outcome there (``missing``
+    when they did not run)."""
+    return {
+        test: other.outcomes.get(test, "missing")
+        for test, outcome in bare.outcomes.items()
+        if outcome in PASSING and other.outcomes.get(test) not in PASSING
+    }
+
+
+def gained(bare: RunResult, other: RunResult) -> list[str]:
+    """Tests that pass in ``other`` and not bare."""
+    return sorted(
+        test
+        for test, outcome in other.outcomes.items()
+        if outcome in PASSING and bare.outcomes.get(test) not in PASSING
+    )
+
+
+def _passing(result: RunResult) -> int:
+    return sum(1 for outcome in result.outcomes.values() if outcome in PASSING)
+
+
+def _time(result: RunResult) -> str:
+    return f"{result.seconds:.0f} s, {result.cpu_seconds:.0f} CPU-s"
+
+
+def _exit_note(result: RunResult) -> str:
+    if result.exit_code == -1:
+        return f" (killed after {result.seconds:.0f} s: --run-timeout; {len(result.outcomes)} tests finished)"
+    return f" (pytest exit {result.exit_code})" if result.exit_code not in (0, 1) else ""
+
+
+def _bare_cell(bare: RunResult) -> str:
+    failed = bare.count("failed") + bare.count("error")
+    text = f"{_passing(bare)} pass"
+    if failed:
+        text += f" ({failed} fail bare)"
+    return f"{text}{_exit_note(bare)} [{_time(bare)}]"
+
+
+def _cell(bare: RunResult, other: RunResult) -> str:
+    lost = differences(bare, other)
+    text = f"{_passing(other)} pass" if not lost else f"**{len(lost)} differ** ({_passing(other)} pass)"
+    if extra := gained(bare, other):
+        text += f", {len(extra)} pass only here"
+    if other.internal_errors:
+        text += f", {other.internal_errors} internal errors"
+    return f"{text}{_exit_note(other)} [{_time(other)}]"
+
+
+def summarize(
+    label: str, results: Mapping[Mode, RunResult], *, say: Callable[[str], None] = print
+) -> tuple[str, int]:
+    """The table row of one suite's runs, and its status: 0 no difference, 1 differences,
+    2 no outcome from the bare run (nothing to compare with). Each difference is said."""
+    bare = results.get(Mode.BARE)
+    if bare is None or not bare.outcomes:
+        where = f" (see {bare.log})" if bare is not None and bare.log is not None else ""
+        return f"{label} no outcome from the bare run{where} | | |", 2
+    cells, worst = [], 0
+    for mode in (Mode.PRODUCTION, Mode.STRICT):
+        other = results.get(mode)
+        if other is None:
+            cells.append("-")
+            continue
+        lost = differences(bare, other)
+        for test, outcome in sorted(lost.items()):
+            say(f"  DIFFERS in {mode.value}: {test}: passed bare, {outcome} here")
+        if other.last_error:
+            say(f"  {mode.value}: last internal error: {other.last_error}")
+        worst = max(worst, 1 if lost else 0)
+        cells.append(_cell(bare, other))
+    return f"{label} {_bare_cell(bare)} | {' | '.join(cells)} |", worst

@@ -1,0 +1,230 @@
+"""The conformance run's own logic, on small suites made in the test (not the SDKs').
+
+A synthetic suite reads the mode the plugin runs it in and behaves as an SDK's test would
+when sessionware changed something: fails, errors in setup or teardown, gets skipped,
+fails as an expected failure, or cannot even be collected. The runner must call each of
+those a difference, and leave alone what does not pass bare (skips, expected failures,
+the environment's failures). See ``conformance.compare`` for the rule.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance.__main__ import run_logs
+from conformance.compare import differences, gained, summarize
+from conformance.suites import Mode, Part, RunResult, run_modes, run_part
+
+pytestmark = pytest.mark.slow  # each run is a fresh interpreter running pytest
+
+SUITE = """
+import os
+
+import pytest
+
+MODE = os.environ["SESSIONWARE_CONFORMANCE_MODE"]
+INSTRUMENTED = MODE != "bare"
+
+
+def test_passes_everywhere():
+    pass
+
+
+def test_fails_under_sessionware():
+    assert not INSTRUMENTED
+
+
+def test_fails_in_strict_mode_only():
+    assert MODE != "strict"
+
+
+def test_fails_for_want_of_something_on_this_machine():
+    raise OSError("no such device")
+
+
+def test_skipped_bare_only():
+    if not INSTRUMENTED:
+        pytest.skip("needs what sessionware brings")
+
+
+def test_skipped_under_sessionware():
+    if INSTRUMENTED:
+        pytest.skip("skipped only under sessionware")
+
+
+@pytest.mark.xfail(reason="a known bug of the SDK")
+def test_expected_to_fail_everywhere():
+    assert False
+
+
+@pytest.mark.xfail(reason="flaky")
+def test_passing_anyway_bare_only():
+    assert not INSTRUMENTED
+
+
+@pytest.fixture
+def setup_breaks():
+    if INSTRUMENTED:
+        raise RuntimeError("setup broke")
+    yield
+
+
+def test_setup_errors_under_sessionware(setup_breaks):
+    pass
+
+
+@pytest.fixture
+def teardown_breaks():
+    yield
+    if MODE == "strict":
+        raise RuntimeError("teardown broke")
+
+
+def test_teardown_errors_in_strict_mode(teardown_breaks):
+    pass
+"""
+
+NOT_COLLECTED = """
+import os
+
+if os.environ["SESSIONWARE_CONFORMANCE_MODE"] != "bare":
+    raise ImportError("this module cannot be imported under sessionware")
+
+
+def test_not_collected_under_sessionware():
+    pass
+"""
+
+HANGS = """
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def test_finishes_first():
+    pass
+
+
+def test_hangs(tmp_path_factory):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    Path(__file__).with_name("child.pid").write_text(str(child.pid))
+    time.sleep(120)
+"""
+
+
+def make_suite(root: Path, **files: str) -> Path:
+    tree = root / "synthetic-1.0"
+    (tree / "tests").mkdir(parents=True)
+    for name, text in files.items():
+        (tree / "tests" / f"{name}.py").write_text(text)
+    return tree
+
+
+def node(name: str, module: str = "test_suite") -> str:
+    return f"tests/{module}.py::{name}"
+
+
+def test_a_test_passing_bare_and_not_under_sessionware_is_a_difference_whatever_it_does_instead(
+    tmp_path: Path,
+):
+    tree = make_suite(tmp_path, test_suite=SUITE, test_not_collected=NOT_COLLECTED)
+    said: list[str] = []
+
+    results = run_modes(
+        Part("synthetic", "tests/", ("tests",)),
+        tree,
+        [Mode.BARE, Mode.PRODUCTION, Mode.STRICT],
+        run_logs(tmp_path),
+        extra_env={},
+        jobs=3,
+        workers=0,
+        timeout=300,
+        say=said.append,
+    )
+
+    bare = results[Mode.BARE]
+    assert bare.outcomes[node("test_passing_anyway_bare_only")] == "xpassed"
+    assert bare.outcomes[node("test_expected_to_fail_everywhere")] == "xfailed"
+    in_production = {
+        node("test_fails_under_sessionware"): "failed",
+        node("test_skipped_under_sessionware"): "skipped",
+        node("test_passing_anyway_bare_only"): "xfailed",
+        node("test_setup_errors_under_sessionware"): "error",
+        node("test_not_collected_under_sessionware", "test_not_collected"): "missing",
+    }
+    assert differences(bare, results[Mode.PRODUCTION]) == in_production
+    assert differences(bare, results[Mode.STRICT]) == {
+        **in_production,
+        node("test_fails_in_strict_mode_only"): "failed",
+        node("test_teardown_errors_in_strict_mode"): "error",
+    }
+    # Not compared: what fails bare (the machine's), skips and expected failures bare.
+    assert gained(bare, results[Mode.PRODUCTION]) == [node("test_skipped_bare_only")]
+
+    row, status = summarize("| synthetic 1.0 `tests/` |", results, say=said.append)
+
+    assert status == 1
+    assert "8 pass (1 fail bare)" in row  # passed + xpassed; the environment's failure counted
+    assert "**5 differ** (4 pass), 1 pass only here" in row
+    assert "**7 differ** (2 pass), 1 pass only here" in row
+    assert (
+        f"  DIFFERS in strict: {node('test_teardown_errors_in_strict_mode')}: passed bare, error here" in said
+    )
+
+
+def test_a_run_with_no_difference_passes_and_one_without_a_bare_outcome_cannot_conclude():
+    bare = RunResult(Mode.BARE, {"t::a": "passed", "t::b": "failed", "t::c": "skipped"}, 1.0)
+    same = RunResult(Mode.STRICT, {"t::a": "passed", "t::b": "failed", "t::c": "passed"}, 1.0)
+
+    row, status = summarize("| s |", {Mode.BARE: bare, Mode.STRICT: same}, say=print)
+
+    assert status == 0
+    assert row.startswith("| s | 1 pass (1 fail bare)") and "2 pass, 1 pass only here" in row
+    assert summarize("| s |", {Mode.BARE: RunResult(Mode.BARE, {}, 1.0)})[1] == 2
+
+
+def test_a_run_killed_at_its_timeout_reports_what_it_finished_and_leaves_no_process(tmp_path: Path):
+    tree = make_suite(tmp_path, test_hangs=HANGS)
+    logs = run_logs(tmp_path)
+
+    result = run_part(
+        Part("synthetic", "hangs", ("tests",)), tree, Mode.BARE, logs, extra_env={}, workers=0, timeout=20
+    )
+
+    assert result.exit_code == -1
+    assert result.outcomes == {node("test_finishes_first", "test_hangs"): "passed"}
+    child = int((tree / "tests" / "child.pid").read_text())
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child)  # killed with the run's process group
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is gone for our purpose
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_each_run_has_logs_of_its_own(tmp_path: Path):
+    tree = make_suite(tmp_path, test_suite="def test_one():\n    pass\n")
+    part = Part("synthetic", "tests/", ("tests",))
+    first, second = run_logs(tmp_path), run_logs(tmp_path)  # the same second, the same process
+
+    assert first != second and first.parent == second.parent == tmp_path / "logs"
+    for logs in (first, second):
+        result = run_part(part, tree, Mode.BARE, logs, extra_env={}, workers=0, timeout=300)
+        assert result.log is not None and result.log.parent == logs
+    # The second run cleared nothing of the first's: both outcomes stay readable.
+    assert sorted(p.name for p in first.iterdir()) == sorted(p.name for p in second.iterdir())
+    assert all(any(f.suffix == ".json" for f in folder.iterdir()) for folder in (first, second))
