@@ -1,7 +1,8 @@
 """``python -m conformance [--fast] [--sdk openai] [--modes bare,production,strict]``.
 
-Exit status: 0 when no test that passes bare fails under sessionware, 1 otherwise, 2 when
-a suite could not run at all.
+Exit status: 1 when a test that passes bare does not pass under sessionware; else 2 when
+a suite could not run or a run was killed at its timeout (its finished tests compared);
+else 0.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from conformance.compare import summarize
+from conformance.compare import summarize, worst_status
 from conformance.mock_server import MockUnavailable, mock_server
 from conformance.sources import SourceError, cache_dir, installed_version, source_tree
 from conformance.suites import PARTS, RUN_TIMEOUT_S, Mode, Part, RunResult, run_modes
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     for part in parts:
         row, worst = _run(part, modes, args, cache, logs)
         rows.append(row)
-        status = max(status, worst)
+        status = worst_status(status, worst)
     minutes = (time.monotonic() - started) / 60
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_minutes = (usage.ru_utime + usage.ru_stime - cpu_before) / 60
@@ -127,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     print("| suite | bare | instrumented, production | instrumented, strict |")
     print("|---|---|---|---|")
     print("\n".join(rows))
-    print("conformance: " + ("no differences" if status == 0 else "DIFFERENCES (see above)"))
+    verdict = {
+        0: "no differences",
+        1: "DIFFERENCES (see above)",
+        2: "no differences in what ran, NOT CONCLUDED (see above)",
+    }
+    print("conformance: " + verdict[status])
     return status
 
 

@@ -3,10 +3,11 @@
 The rule: a test that passes bare (``passed``, or ``xpassed``: marked xfail and passing
 anyway) and does not pass under sessionware is a **difference**, whatever it does there
 instead: fails, errors in setup or teardown, is skipped, fails as an expected failure, or
-is missing (not collected, or the run was killed before it). Only differences fail the
-run. Tests that do not pass bare are not compared: skipped and expected failures, and
-the environment's failures (a test failing bare, for want of something on this machine),
-which the bare cell counts. A test passing only under sessionware is counted apart.
+is missing (not collected). Only differences fail the run; a run killed at its timeout
+is compared on the tests it finished, and the suite is left not concluded. Tests that do
+not pass bare are not compared: skipped and expected failures, and the environment's
+failures (a test failing bare, for want of something on this machine), which the bare
+cell counts. A test passing only under sessionware is counted apart.
 """
 
 from __future__ import annotations
@@ -15,18 +16,25 @@ from collections.abc import Callable, Mapping
 
 from conformance.suites import Mode, RunResult
 
-__all__ = ["PASSING", "differences", "gained", "summarize"]
+__all__ = ["PASSING", "differences", "gained", "killed", "summarize", "worst_status"]
 
 PASSING = frozenset({"passed", "xpassed"})
 
 
+def killed(result: RunResult) -> bool:
+    """The run was killed at its timeout: it tells only the tests it finished."""
+    return result.exit_code == -1
+
+
 def differences(bare: RunResult, other: RunResult) -> dict[str, str]:
     """Tests that pass bare and not in ``other``, with their outcome there (``missing``
-    when they did not run)."""
+    when they did not run; a killed run's tests not reached are not compared)."""
     return {
         test: other.outcomes.get(test, "missing")
         for test, outcome in bare.outcomes.items()
-        if outcome in PASSING and other.outcomes.get(test) not in PASSING
+        if outcome in PASSING
+        and other.outcomes.get(test) not in PASSING
+        and (test in other.outcomes or not killed(other))
     }
 
 
@@ -75,7 +83,8 @@ def summarize(
     label: str, results: Mapping[Mode, RunResult], *, say: Callable[[str], None] = print
 ) -> tuple[str, int]:
     """The table row of one suite's runs, and its status: 0 no difference, 1 differences,
-    2 no outcome from the bare run (nothing to compare with). Each difference is said."""
+    2 not concluded (no outcome from the bare run, or a run killed at its timeout, whose
+    finished tests are compared all the same). Each difference is said."""
     bare = results.get(Mode.BARE)
     if bare is None or not bare.outcomes:
         where = f" (see {bare.log})" if bare is not None and bare.log is not None else ""
@@ -91,6 +100,13 @@ def summarize(
             say(f"  DIFFERS in {mode.value}: {test}: passed bare, {outcome} here")
         if other.last_error:
             say(f"  {mode.value}: last internal error: {other.last_error}")
-        worst = max(worst, 1 if lost else 0)
+        worst = worst_status(worst, 1 if lost else 2 if killed(other) else 0)
         cells.append(_cell(bare, other))
+    if killed(bare):
+        worst = worst_status(worst, 2)
     return f"{label} {_bare_cell(bare)} | {' | '.join(cells)} |", worst
+
+
+def worst_status(first: int, second: int) -> int:
+    """Differences (1) outrank a run that could not conclude (2), which outranks none (0)."""
+    return 1 if 1 in (first, second) else max(first, second)

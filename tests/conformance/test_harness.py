@@ -188,6 +188,19 @@ def test_a_run_with_no_difference_passes_and_one_without_a_bare_outcome_cannot_c
     assert summarize("| s |", {Mode.BARE: RunResult(Mode.BARE, {}, 1.0)})[1] == 2
 
 
+def test_a_killed_run_is_compared_on_the_tests_it_finished_and_not_concluded():
+    bare = RunResult(Mode.BARE, {"t::a": "passed", "t::b": "passed", "t::c": "passed"}, 1.0)
+    reached_two = RunResult(Mode.STRICT, {"t::a": "passed", "t::b": "passed"}, 9.0, exit_code=-1)
+    broke_one = RunResult(Mode.PRODUCTION, {"t::a": "failed"}, 9.0, exit_code=-1)
+    results = {Mode.BARE: bare, Mode.STRICT: reached_two}
+
+    assert differences(bare, reached_two) == {}
+    row, status = summarize("| s |", results, say=print)
+    assert status == 2 and "killed after 9 s: --run-timeout; 2 tests finished" in row
+    assert differences(bare, broke_one) == {"t::a": "failed"}
+    assert summarize("| s |", {**results, Mode.PRODUCTION: broke_one}, say=print)[1] == 1
+
+
 def test_a_run_killed_at_its_timeout_reports_what_it_finished_and_leaves_no_process(tmp_path: Path):
     tree = make_suite(tmp_path, test_hangs=HANGS)
     logs = run_logs(tmp_path)
