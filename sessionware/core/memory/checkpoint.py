@@ -43,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sessionware._version import __version__
@@ -262,28 +262,81 @@ def write_due(vm: VirtualMemory) -> bool:
 
 
 def write(vm: VirtualMemory) -> None:
-    """Queue the memory's checkpoint for the store (write-behind, like summary pages).
+    """Queue the memory's checkpoint for the store. It is made when the store's writer
+    takes it (``_Written``): off the app's call, and before a ``flush`` returns.
 
     Bookkeeping: a memory that cannot be written is logged, and the next build does not
     try again before ``EVERY`` more events."""
-    vm.marks.covered = vm.marks.folded
+    before, vm.marks.covered = vm.marks.covered, vm.marks.folded
     try:
-        raw = dump(vm)
-        if raw is not None:
-            vm.state.store.submit([PutPages(vm.state.id, {CHECKPOINT_PAGE: raw})])
+        vm.state.store.submit([PutPages(vm.state.id, _Written(vm, before))])
     except Exception:  # a checkpoint is an optimisation: the app's call goes on without it
         logger.exception("could not write the memory checkpoint of session %s", vm.state.id)
 
 
-def dump(vm: VirtualMemory) -> str | None:
+class _Written(Mapping[str, str]):
+    """The pages of a checkpoint write: the checkpoint, made on first read.
+
+    Made by the store's writer thread (or in the call, for stores that write inline), under
+    the memory's lock; a lock held elsewhere for longer than ``_WAIT`` (a build waiting on
+    this very writer) skips this checkpoint, and a later build queues one again.
+    """
+
+    def __init__(self, vm: VirtualMemory, covered_before: int) -> None:
+        self.vm = vm
+        self.covered_before = covered_before
+        self._made: dict[str, str] | None = None
+
+    def _pages(self) -> dict[str, str]:
+        if self._made is None:
+            vm, raw = self.vm, None
+            if vm.lock.acquire(timeout=_WAIT):
+                try:
+                    if not vm.state.unsettled:
+                        vm.sync()  # what was recorded since the build (its answer)
+                    raw = dump(vm, wait=_WAIT)
+                except Exception:  # bookkeeping: the writer goes on with the other writes
+                    logger.exception("could not make the memory checkpoint of session %s", vm.state.id)
+                finally:
+                    vm.lock.release()
+            if raw is None and vm.marks.covered > self.covered_before:
+                vm.marks.covered = self.covered_before
+            self._made = {CHECKPOINT_PAGE: raw} if raw is not None else {}
+        return self._made
+
+    def __getitem__(self, key: str) -> str:
+        return self._pages()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._pages())
+
+    def __len__(self) -> int:
+        return len(self._pages())
+
+
+_WAIT = 0.05
+"""Seconds the writer waits for a memory's or session's lock before it skips a checkpoint."""
+
+
+def dump(vm: VirtualMemory, *, wait: float | None = None) -> str | None:
     """The checkpoint of ``vm`` as text (``None`` when its state is not the log's fold:
-    events not folded yet, local pins or claims). Callers hold the memory's lock."""
-    with vm.state.lock:
+    events not folded yet, local pins or claims). Callers hold the memory's lock.
+
+    ``wait``: seconds to wait for the session's lock (None: as long as it takes); a
+    session with deferred records or a lock held longer gives None too."""
+    lock = vm.state.lock
+    if not lock.acquire(timeout=-1 if wait is None else wait):
+        return None
+    try:
+        if wait is not None and vm.state.unsettled:
+            return None  # its records run on the recorder's thread, not this one
         if not vm.settled or vm.marks.local_edits or not vm.index_in_table_order():
             return None
         events = list(vm.state.events)
         if len(events) != vm.marks.folded:
             return None
+    finally:
+        lock.release()
     pages = _pages(vm, events)
     if pages is None:
         return None

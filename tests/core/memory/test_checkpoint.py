@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -314,3 +315,25 @@ def test_the_damage_cases_change_the_checkpoint(path: Path) -> None:
     """The damaged variants above really differ from the stored checkpoint."""
     raw = _stored_checkpoint(path)
     assert f'"format": {checkpoint.FORMAT}' in raw and '"version": "' in raw and '"tokens"' in raw
+
+
+def test_the_checkpoint_is_made_by_the_stores_writer_not_in_the_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+    real = checkpoint.dump
+
+    def dump(*args: Any, **kwargs: Any) -> str | None:
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "dump", dump)
+    writer = Process(tmp_path / "writer.db")
+    for i in range(TURNS):
+        add_turn(writer.state, i)
+    writer.build()
+    writer.close()
+    assert threads and threading.get_ident() not in threads
+    store = Store(SQLiteBackend(tmp_path / "writer.db"))
+    assert CHECKPOINT_PAGE in store.load_pages("long")
+    store.close()
