@@ -264,12 +264,17 @@ def write_due(vm: VirtualMemory) -> bool:
 def write(vm: VirtualMemory) -> None:
     """Queue the memory's checkpoint for the store. It is made when the store's writer
     takes it (``_Written``): off the app's call, and before a ``flush`` returns.
+    Callers hold the memory's lock, with the memory settled.
 
     Bookkeeping: a memory that cannot be written is logged, and the next build does not
     try again before ``EVERY`` more events."""
+    with vm.state.lock:
+        events = list(vm.state.events)
+    if len(events) != vm.marks.folded or not vm.settled:
+        return  # recorded meanwhile: a later build writes it
     before, vm.marks.covered = vm.marks.covered, vm.marks.folded
     try:
-        vm.state.store.submit([PutPages(vm.state.id, _Written(vm, before))])
+        vm.state.store.submit([PutPages(vm.state.id, _Written(vm, events, before))])
     except Exception:  # a checkpoint is an optimisation: the app's call goes on without it
         logger.exception("could not write the memory checkpoint of session %s", vm.state.id)
 
@@ -278,12 +283,16 @@ class _Written(Mapping[str, str]):
     """The pages of a checkpoint write: the checkpoint, made on first read.
 
     Made by the store's writer thread (or in the call, for stores that write inline), under
-    the memory's lock; a lock held elsewhere for longer than ``_WAIT`` (a build waiting on
-    this very writer) skips this checkpoint, and a later build queues one again.
+    the memory's lock, from the log as the build that queued it saw it (``events``): what
+    was recorded since is not folded yet and does not matter. A lock held elsewhere for
+    longer than ``_WAIT`` (a build waiting on this very writer), or a memory that folded
+    more since while the session has records waiting, skips this checkpoint, and a later
+    build queues one again.
     """
 
-    def __init__(self, vm: VirtualMemory, covered_before: int) -> None:
+    def __init__(self, vm: VirtualMemory, events: list[SessionEvent], covered_before: int) -> None:
         self.vm = vm
+        self.events = events
         self.covered_before = covered_before
         self._made: dict[str, str] | None = None
 
@@ -292,9 +301,10 @@ class _Written(Mapping[str, str]):
             vm, raw = self.vm, None
             if vm.lock.acquire(timeout=_WAIT):
                 try:
-                    if not vm.state.unsettled:
-                        vm.sync()  # what was recorded since the build (its answer)
-                    raw = dump(vm, wait=_WAIT)
+                    if vm.marks.folded == len(self.events):
+                        raw = dump(vm, events=self.events)
+                    elif not vm.state.unsettled:  # a later build folded more: its log, if settled
+                        raw = dump(vm, wait=_WAIT)
                 except Exception:  # bookkeeping: the writer goes on with the other writes
                     logger.exception("could not make the memory checkpoint of session %s", vm.state.id)
                 finally:
@@ -302,6 +312,7 @@ class _Written(Mapping[str, str]):
             if raw is None and vm.marks.covered > self.covered_before:
                 vm.marks.covered = self.covered_before
             self._made = {CHECKPOINT_PAGE: raw} if raw is not None else {}
+            self.events = []
         return self._made
 
     def __getitem__(self, key: str) -> str:
@@ -315,28 +326,32 @@ class _Written(Mapping[str, str]):
 
 
 _WAIT = 0.05
-"""Seconds the writer waits for a memory's or session's lock before it skips a checkpoint."""
+"""Seconds the writer waits for a memory's lock before it skips a checkpoint."""
 
 
-def dump(vm: VirtualMemory, *, wait: float | None = None) -> str | None:
+def dump(
+    vm: VirtualMemory, *, events: list[SessionEvent] | None = None, wait: float | None = None
+) -> str | None:
     """The checkpoint of ``vm`` as text (``None`` when its state is not the log's fold:
     events not folded yet, local pins or claims). Callers hold the memory's lock.
 
-    ``wait``: seconds to wait for the session's lock (None: as long as it takes); a
-    session with deferred records or a lock held longer gives None too."""
-    lock = vm.state.lock
-    if not lock.acquire(timeout=-1 if wait is None else wait):
+    ``events``: the log the memory folded (its first ``folded`` events), when the caller
+    took it earlier; otherwise the session's log is read now, waiting ``wait`` seconds at
+    most for the session's lock (None: as long as it takes)."""
+    if vm.marks.local_edits or not vm.index_in_table_order() or vm.stale:
         return None
-    try:
-        if wait is not None and vm.state.unsettled:
-            return None  # its records run on the recorder's thread, not this one
-        if not vm.settled or vm.marks.local_edits or not vm.index_in_table_order():
+    if events is None:
+        lock = vm.state.lock
+        if not lock.acquire(timeout=-1 if wait is None else wait):
             return None
-        events = list(vm.state.events)
-        if len(events) != vm.marks.folded:
-            return None
-    finally:
-        lock.release()
+        try:
+            if not vm.settled or vm.state.unsettled:
+                return None
+            events = list(vm.state.events)
+        finally:
+            lock.release()
+    if len(events) != vm.marks.folded:
+        return None
     pages = _pages(vm, events)
     if pages is None:
         return None

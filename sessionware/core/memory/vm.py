@@ -253,6 +253,11 @@ class VirtualMemory:
         """Whether the memory holds exactly the fold of its session's log so far."""
         return not self._pending and not self._needs_reset
 
+    @property
+    def stale(self) -> bool:
+        """Whether the log was rewritten in place since the last fold (``rewound``)."""
+        return self._needs_reset
+
     def resume_after(self, covered: int) -> None:
         """Fold only the log's events after the first ``covered`` (a checkpoint holds those).
         Callers hold the memory's lock, before anything was folded."""
