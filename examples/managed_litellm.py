@@ -51,6 +51,8 @@ def offline_model(body: Any) -> Reply:
         if found:
             return Reply(text=f"Your wheel truing is ticket {found.group(1)}.")
         if any(t["function"]["name"] == "search_pages" for t in body.get("tools", [])):
+            # No word of the question is in the stored turns, so the builder could not
+            # recall the fact for it; the model knows a rim fix is a wheel truing job.
             return Reply(tool_calls=[("search_pages", {"query": "wheel truing job ticket"})])
     return Reply(text=f"Got it. ({question[:36]})")
 
@@ -78,7 +80,7 @@ def shop_app(turns: int, options: dict[str, Any]) -> list[Any]:
         messages.append({"role": "user", "content": text})
         reply = litellm.completion(model=MODEL, messages=messages, **options)
         messages.append(reply.choices[0].message)  # LiteLLM's Message object, as apps do
-    messages.append({"role": "user", "content": "Which ticket is the rim fix under?"})
+    messages.append({"role": "user", "content": "Which number is the rim fix under?"})
     print("assistant: ", end="")
     for chunk in litellm.completion(model=MODEL, messages=messages, stream=True, **options):
         delta = chunk.choices[0].delta if chunk.choices else None

@@ -81,6 +81,8 @@ def question_of(body: Mapping[str, Any]) -> str:
             content = item.get("content")
             if isinstance(content, list) and all(b.get("type") == "tool_result" for b in content):
                 continue
+            if isinstance(content, list):  # the recall region merged before the user's words
+                content = [b for b in content if not str(b.get("text", "")).startswith("<VM:RECALL>")]
             return _text(content)
     return ""
 

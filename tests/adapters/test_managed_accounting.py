@@ -164,9 +164,29 @@ def test_cache_reads_the_provider_reports_show_in_the_session_stats(endpoint: st
         history.append({"role": "assistant", "content": ask(client, endpoint, history).text})
 
     stats = stats_of(store)
-    assert stats.cache_read_tokens > 0.5 * stats.input_tokens  # a stable prefix keeps hitting
-    reads = [e.usage.cache_read_tokens for e in session_events(store, "s") if e.usage]
+    assert stats.cache_read_tokens > 0.25 * stats.input_tokens
+    calls = [e for e in session_events(store, "s") if e.usage]
+    reads = [e.usage.cache_read_tokens for e in calls if e.usage]
     assert sum(1 for r in reads if r) >= 0.75 * len(reads)  # all but the first call and compactions
+    # Between compactions every call reads at least the previous call's system prompt,
+    # memory block and window turns from the cache: the recall region comes after them.
+    counter = counter_for_model("gpt-4o-mini")
+    versions = [e.metadata["managed"]["prefix_version"] for e in calls]
+    for i in range(1, len(calls)):
+        if versions[i] == versions[i - 1]:
+            assert reads[i] >= counter.count_messages(_before_recall(api.requests[i - 1])) - 3
+    # ... which sits right before the question (each call here opens a user turn).
+    assert sum("<VM:RECALL>" in json.dumps(b["messages"][-2:]) for b in api.requests) >= len(calls) // 2
+
+
+def _before_recall(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The messages of ``body`` before its recall region (before its latest turn without one)."""
+    system = body.get("system")
+    parts = ([{"role": "system", "content": system}] if system else []) + list(body["messages"])
+    for i, message in enumerate(parts):
+        if "<VM:RECALL>" in json.dumps(message.get("content")):
+            return parts[:i]
+    return parts[:-1]
 
 
 def summarizing_model(body: Mapping[str, Any]) -> Reply:

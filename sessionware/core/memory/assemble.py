@@ -7,7 +7,9 @@ app's own tool rounds), pages it recalled on earlier turns, then the pages of
 the whole session that best match the user's words (field-aware BM25 with stemming, a
 recency prior and a share of the neighbours' scores), each with its neighbouring turns,
 whole, in conversation order, until the budget is full but for the reserve kept for
-memory calls. That reserve is sized from what this session's calls wanted.
+memory calls. That reserve is sized from what this session's calls wanted. The region
+is chosen once per incoming message: the later rounds of a turn (after the app's own
+tool calls) send its lines again, so their requests repeat the first one's bytes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sessionware.core.memory.layout import Layout
 from sessionware.core.memory.models import BuiltContext, ContextReport, ContextSnapshot, TokensByPart
 from sessionware.core.memory.pages import MemoryPage
 from sessionware.core.memory.plan import Plan
-from sessionware.core.memory.request import BuildRequest
+from sessionware.core.memory.request import BuildRequest, opens_turn
 from sessionware.core.memory.snippets import snippet
 from sessionware.core.memory.transcript import Message, merge_same_role, page_line
 from sessionware.core.memory.vm import VirtualMemory
@@ -93,6 +95,7 @@ class Assembly:
         self.query_text = query_text
         self.degraded: list[str] = []
         self.anthropic = build.provider is Provider.ANTHROPIC
+        self.opens = opens_turn(build.incoming, build.provider)
 
     # -- parts ----------------------------------------------------------------------------
 
@@ -114,14 +117,41 @@ class Assembly:
                 )
         return out
 
-    def _recall(self, window_from: int, block_ids: set[str], room: int) -> tuple[str, int, list[str]]:
-        """The recall region in at most ``room`` tokens (see the module doc)."""
+    def _stable_recall(self, window_from: int, block_ids: set[str], room: int) -> tuple[str, int, list[str]]:
+        """The recall region, chosen once per incoming message: a later build for the same
+        message (the rounds after the app's own tool calls) sends the same lines again, the
+        longest run of them from the first that fits, so a cache reads past their start."""
         vm, b = self.vm, self.b
+        key = f"{vm.call_key}|{b.counter_key}|{b.budget}|{self.plan.block_version}|{vm.policy.recall}"
         framing = b.counter.count_text(_RECALL_HEAD) + b.counter.count_text(_RECALL_TAIL)
-        framing += 0 if self.anthropic else b.block_overhead
-        room -= framing
-        if room <= 24:
+        # Ours is a system message (OpenAI) or a user message merged into the next one
+        # (Anthropic): counted as a message of its own, which merging can only make smaller.
+        own = b.counter.count_message({"role": "user", "content": ""}) if self.anthropic else b.block_overhead
+        framing += own
+        memo_key, lines = vm.recall_memo
+        if memo_key != key or block_ids.intersection(pid for pid, _, _ in lines):
+            lines = self._recall(window_from, block_ids, room - framing) if room - framing > 24 else []
+            vm.recall_memo = (key, lines)
+        kept: list[tuple[str, str, int]] = []
+        used = framing
+        for line in lines:
+            if used + line[2] > room:
+                break
+            kept.append(line)
+            used += line[2]
+        if not kept:
             return "", 0, []
+        text = _RECALL_HEAD + "".join(line for _, line, _ in kept) + _RECALL_TAIL
+        if not b.counter.exact:
+            # An estimate rounds each count up, so it is not additive over lines: count the
+            # region once as sent (it can only come out lower than the sum).
+            used = own + b.counter.count_text(text)
+        return text, used, [pid for pid, _, _ in kept]
+
+    def _recall(self, window_from: int, block_ids: set[str], room: int) -> list[tuple[str, str, int]]:
+        """The recall region's lines in at most ``room`` tokens, in conversation order:
+        (page id, line, tokens) (see the module doc)."""
+        vm = self.vm
         window_first = self._first_window_position(window_from)
         taken: dict[str, tuple[str, int]] = {}
         used = 0
@@ -182,19 +212,8 @@ class Assembly:
         if recalled:
             vm.counts["prefetched"] += len(recalled)
             vm.log(MutationType.FAULT_IN, recalled[:50], cause="recall region")
-        if not taken:
-            return "", 0, []
         ids = sorted(taken, key=lambda pid: (vm.position.get(pid, -1), pid))
-        text = _RECALL_HEAD + "".join(taken[pid][0] for pid in ids) + _RECALL_TAIL
-        if not b.counter.exact:
-            # An estimate rounds each count up, so it is not additive over lines: count the
-            # region once as sent (it can only come out lower than the sum).
-            used = (
-                b.counter.count_text(text)
-                - b.counter.count_text(_RECALL_HEAD)
-                - b.counter.count_text(_RECALL_TAIL)
-            )
-        return text, framing + used, ids
+        return [(pid, *taken[pid]) for pid in ids]
 
     def _this_turn(self) -> list[MemoryPage]:
         """Pages this user turn's memory calls recalled or found (``VirtualMemory.turn_recalls``)."""
@@ -272,7 +291,7 @@ class Assembly:
         self.vm.call_room = per_call
         self._fit(p)
         room = b.budget - p.reserve - self._total(p)
-        p.recall = self._recall(p.first_turn, set(p.block[2]), room)
+        p.recall = self._stable_recall(p.first_turn, set(p.block[2]), room)
         plan.visible_from = p.first_turn
         return self._render(p, compactions)
 
@@ -339,6 +358,16 @@ class Assembly:
             body += found if found is not None else self.b.counter.count_message(msg)
         return body
 
+    def _recall_at(self, p: _Parts, history: list[Message]) -> int:
+        """Where the recall region goes in ``history``: after every window turn, right
+        before the incoming message, when that message opens a new turn; otherwise before
+        the latest turn (never between a tool call and its results). Either way it follows
+        the whole cacheable prefix: system, memory block and the window's earlier turns,
+        which are append-only between compactions."""
+        if self.opens or not p.window:
+            return len(history)
+        return len(history) - len(p.window[-1][0])
+
     def _anthropic(self, p: _Parts, history: list[Message]) -> tuple[list[Message], list[dict[str, Any]]]:
         b = self.b
         system: list[dict[str, Any]] = [{"type": "text", "text": b.prompt}] if b.prompt else []
@@ -347,9 +376,9 @@ class Assembly:
             if self.vm.policy.anthropic_cache_control:
                 block["cache_control"] = {"type": "ephemeral"}
             system.append(block)
-        if p.recall[0]:
-            system.append({"type": "text", "text": p.recall[0]})
-        messages = history + self.incoming
+        at = self._recall_at(p, history)
+        recall: list[Message] = [{"role": "user", "content": p.recall[0]}] if p.recall[0] else []
+        messages = history[:at] + recall + history[at:] + self.incoming
         if messages and messages[0]["role"] != "user":
             messages.insert(0, {"role": "user", "content": _CONTINUED})
         return merge_same_role(messages), system
@@ -360,13 +389,11 @@ class Assembly:
             messages.append({"role": "system", "content": self.b.prompt})
         if p.block[0]:
             messages.append({"role": "system", "content": p.block[0]})
-        # The recall region goes before the latest turn: after the cacheable prefix (the
-        # earlier window turns), and never between a tool call and its results.
-        latest = len(p.window[-1][0]) if p.window else 0
-        messages.extend(history[: len(history) - latest])
+        at = self._recall_at(p, history)
+        messages.extend(history[:at])
         if p.recall[0]:
             messages.append({"role": "system", "content": p.recall[0]})
-        messages.extend(history[len(history) - latest :])
+        messages.extend(history[at:])
         messages.extend(self.incoming)
         return messages
 
@@ -374,7 +401,7 @@ class Assembly:
         b, vm, plan = self.b, self.vm, self.plan
         history = self._history(p)
         # Our system parts: the prompt message (with reply priming) plus block and recall.
-        system_tokens = b.system_tokens - 3 + p.block[1] + p.recall[1]
+        system_tokens = b.system_tokens - 3 + p.block[1] + (0 if self.anthropic else p.recall[1])
         system: list[dict[str, Any]] | None = None
         incoming = sum(self.incoming_counts)
         if self.anthropic:
@@ -389,6 +416,7 @@ class Assembly:
         tokens = 3 + system_tokens + body + p.tools_tokens
         prompt_tokens = b.system_tokens - 3 if b.prompt or self.anthropic else 0
         window_ids = [pid for _, _, ids in p.window for pid in ids]
+        latest = bool(p.window) and not self.opens  # the window's last turn is sent after the recall
         included = p.block[2] + window_ids + p.recall[2]
         stable = prompt_tokens + p.block[1]
         # Built from values computed here. The context itself is constructed without
@@ -418,7 +446,7 @@ class Assembly:
             compactions=compactions,
             prefix_version=plan.block_version,
             stable_prefix_tokens=stable,
-            cacheable_prefix_tokens=stable + p.window_tokens - (sum(p.window[-1][1]) if p.window else 0),
+            cacheable_prefix_tokens=stable + p.window_tokens - (sum(p.window[-1][1]) if latest else 0),
             trimmed_turns=p.trimmed,
             degraded=self.degraded,
         )

@@ -12,8 +12,14 @@ prompt (that comes from the session), and is always sent verbatim and last. Pass
 
 The layout, in order: the app's system prompt (verbatim), the memory block (rules,
 manifest, summaries, pinned items; it only changes on compaction or pins), the recent
-turns verbatim, pages recalled on earlier turns or by demand paging, then the
-incoming turn.
+turns verbatim (append-only between compactions), the recall region (the pages that
+best match the incoming message, and pages recalled by memory calls on earlier turns;
+``ContextPolicy.recall``), then the incoming turn. Everything before the recall region
+is what the next call sends again, so a provider's prompt cache reads it; the region
+sits right before the incoming message, or before the latest turn when the incoming
+messages are tool results (never between a tool call and its results). An OpenAI
+request carries the region as a system message; an Anthropic one as the first text
+block of the user message it precedes.
 
 >>> from sessionware.core.store import MemoryBackend, Store
 >>> from sessionware.core.session.registry import registry_for

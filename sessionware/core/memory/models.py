@@ -21,7 +21,8 @@ class TokensByPart(BaseModel):
     window: int = 0
     """Recent turns, verbatim."""
     recall: int = 0
-    """Pages recalled by earlier faults or by demand paging."""
+    """The recall region: pages chosen for the incoming message and pages recalled by
+    memory calls on earlier turns."""
     incoming: int = 0
     tools: int = 0
     """Tool schemas: the VM tools and the app's own."""
@@ -33,7 +34,8 @@ class ContextReport(BaseModel):
     ``tokens`` is the exact count of everything sent (per ``counter_for_model``; see
     ``exact``) and never exceeds ``budget``. ``stable_prefix_tokens`` covers the system
     prompt and the memory block, which only change on compaction (``prefix_version``);
-    ``cacheable_prefix_tokens`` also covers the window turns before the latest one.
+    ``cacheable_prefix_tokens`` also covers the window turns sent before the recall region
+    (all of them when the incoming message opens a turn), which the next call sends again.
     """
 
     model_config = ConfigDict(frozen=True)

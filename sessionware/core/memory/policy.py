@@ -64,13 +64,14 @@ class ContextPolicy(BaseModel):
     """...down to this share: compaction happens in chunks, so the prefix stays stable."""
     summary_ratio: float = Field(default=0.15, gt=0.0, le=1.0)
     """Summary size relative to the turns it covers."""
-    recall: bool = False
+    recall: bool = True
     """Fill the recall region with the turns that best match the incoming message (and
     their neighbours), then the turns before the window, up to the budget less the call
-    reserve; it comes after the cache-stable prefix, before the latest turn. Off by
-    default for now: a region that changes with every question lowers the share of a
-    managed request that provider prompt caches read (the window after it is re-sent
-    uncached), which managed mode's cache figures have not been re-measured for."""
+    reserve. It comes after the cache-stable prefix and the window, right before the
+    incoming message, so the prefix a provider caches is the same with it or without it;
+    it is chosen once per incoming message (later rounds of the turn send it again).
+    ``False`` keeps only pages recalled by memory calls there (smaller, cheaper requests
+    that leave older turns to the model's own memory calls)."""
     recall_neighbours: int = Field(default=1, ge=0, le=5)
     """Turns on each side of a recalled turn shown with it (a question and its answer)."""
     max_search_results: int = Field(default=10, ge=1, le=50)

@@ -141,6 +141,9 @@ class VirtualMemory:
         the app's own tool calls, so what the model recalled is not lost mid-turn."""
         self.call_key = ""
         """The incoming message the last build was for: its turn and a digest of its words."""
+        self.recall_memo: tuple[str, list[tuple[str, str, int]]] = ("", [])
+        """The last recall region: its key and its lines (page id, line, tokens), sent again
+        by later builds for the same incoming message (``assemble``)."""
         self.call_wanted: deque[int] = deque(maxlen=policy.call_history)
         """Tokens recent memory calls wanted (call and result, before fitting): sizes the reserve."""
         self.call_room = 0
@@ -298,6 +301,7 @@ class VirtualMemory:
         self.segment_summary_ids.clear()
         self.calls_by_key.clear()
         self.turn_recalls = ("", [])
+        self.recall_memo = ("", [])
         self.call_wanted.clear()
         self.order.clear()
         self.position.clear()
