@@ -258,7 +258,7 @@ def visible(text: str, needle: str) -> bool:
     return needle in text
 
 
-_PAGE_ID = re.compile(r"\((\w+), t")
+_PAGE_ID = re.compile(r"\b((?:msg|sum|roll|chunk|claim|seg)_\d+)\b")
 
 ToolHandler = Callable[[str, str], str]
 

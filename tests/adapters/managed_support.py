@@ -22,7 +22,7 @@ CODE = "ZX-4412"
 QUESTION = "Do you remember the locker code for Maya?"
 SYSTEM = "You are a careful assistant."
 ENDPOINTS = ("chat", "responses", "messages")
-_PAGE_ID = re.compile(r"\((\w+), t")
+_PAGE_ID = re.compile(r"\b((?:msg|sum|roll|chunk|claim|seg)_\d+)\b")
 
 
 def filler(i: int) -> str:

@@ -26,7 +26,7 @@ from sessionware.core.memory.pages import MemoryPage
 from sessionware.core.memory.plan import Plan
 from sessionware.core.memory.request import BuildRequest, opens_turn
 from sessionware.core.memory.snippets import snippet
-from sessionware.core.memory.transcript import Message, merge_same_role, page_line
+from sessionware.core.memory.transcript import Message, merge_same_role, recall_line
 from sessionware.core.memory.vm import VirtualMemory
 
 __all__ = ["Assembly"]
@@ -249,9 +249,9 @@ class Assembly:
             text = snippet(page.text, self.query_text, limit, self.plan.compressor, b.counter.count_text)
             if not text:
                 return None
-            unit = page_line(page, text) + "\n"
+            unit = recall_line(page, text) + "\n"
             return unit, b.counter.count_text(unit)
-        unit = page_line(page) + "\n"
+        unit = recall_line(page) + "\n"
         found = vm.lines[key] = (unit, b.counter.count_text(unit))
         return found
 
@@ -453,7 +453,10 @@ class Assembly:
         vm.snapshots[vm.turn_hint] = ContextSnapshot(
             turn=vm.turn_hint, page_ids=included, tokens=tokens, budget=b.budget
         )
-        vm.shown = set(included)
+        # Pages shown whole: search leaves them out and page_fault does not repeat them as
+        # neighbours (a long page cut to a snippet in the recall region is not among them).
+        cut = [pid for pid in p.recall[2] if (b.counter_key, pid) not in vm.lines]
+        vm.shown = set(included).difference(cut)
         return BuiltContext.model_construct(messages=messages, system=system, tools=p.tools, report=report)
 
 

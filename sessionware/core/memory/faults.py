@@ -15,7 +15,9 @@ the reserve of later builds. The limit of ``max_faults_per_turn`` calls counts t
 made for one incoming message, recorded or not (``VirtualMemory.call_key``).
 
 ``search_pages`` ranks by score, returns up to ``limit`` (at most the schema's 10)
-whole turns from outside the verbatim window, a long one cut around its matching sentences;
+whole turns the last build did not show (the window and the recall region are left out:
+the call is for what the model cannot see), a long one cut around its matching sentences,
+and names by id (``in_context``) the matching pages it left out for being shown;
 ``page_fault`` loads a page whole with its neighbouring turns.
 
 >>> from sessionware.core.store import MemoryBackend, Store
@@ -37,7 +39,7 @@ from sessionware.core.memory.pages import MemoryPage
 from sessionware.core.memory.plan import Plan, current_plan
 from sessionware.core.memory.search import SearchHit
 from sessionware.core.memory.snippets import snippet
-from sessionware.core.memory.transcript import page_line
+from sessionware.core.memory.transcript import recall_line
 from sessionware.core.memory.vm import Counter, VirtualMemory
 from sessionware.core.session.enums import EventType
 from sessionware.core.session.state import SessionState
@@ -52,6 +54,7 @@ _DEFAULT_FAULT_TOKENS = 800
 _ID_TOKENS = 16
 _MIN_SNIPPET = 8
 _DEFAULT_RESULTS = 5
+_IN_CONTEXT = "the matching pages are already in your context"
 # Turns on each side that page_fault brings with a page.
 _NEIGHBOURS = 2
 # Score share a page takes from each neighbour's in search ranking.
@@ -205,7 +208,7 @@ class _Served:
             out: dict[str, Any] = {"page": body}
             if context:
                 ordered = sorted(context, key=lambda p: vm.position.get(p.page_id, 0))
-                out["neighbours"] = [page_line(p) for p in ordered]
+                out["neighbours"] = [recall_line(p, quoted=False) for p in ordered]
             out["effects"] = {"promoted_to_working_set": bool(recalled)}
             return _dump(out)
 
@@ -251,44 +254,64 @@ class _Served:
             return _error(f"unknown modality {modality!r}"), None
         plan = self.plan
 
-        def allow(page_id: str) -> bool:
+        def searchable(page_id: str) -> bool:
             page = vm.table.get(page_id)
             if page is None or (modality is not None and page.modality.value != modality):
                 return False
             return plan is None or not plan.in_window(page)
 
         found = vm.index.search(
-            query, limit=limit, allow=allow, follow=vm.policy.follow_references, neighbours=_NEIGHBOUR_SCORE
+            query,
+            limit=limit,
+            allow=lambda page_id: page_id not in vm.shown and searchable(page_id),
+            follow=vm.policy.follow_references,
+            neighbours=_NEIGHBOUR_SCORE,
         )
         hits = _best_first(found)
+        # Matches the context already shows whole are named, not repeated: those that rank
+        # with the results (all of them when nothing else matches).
+        floor = min((h.score for h in found if h.via is None), default=0.0)
+        shown = [
+            h.page_id
+            for h in vm.index.search(
+                query,
+                limit=limit,
+                allow=lambda page_id: page_id in vm.shown and searchable(page_id),
+                neighbours=_NEIGHBOUR_SCORE,
+            )
+            if h.score >= floor
+        ]
         if not hits:
+            if shown:
+                return _dump({"results": [], "in_context": shown, "note": _IN_CONTEXT}), []
             return _dump({"results": [], "note": "no matching pages"}), []
-        result = self._lines(hits, query)
+        result = self._lines(hits, query, shown)
         if result is None:
             return _error("no room for memory results in this budget"), None
         return result, []
 
-    def _lines(self, hits: list[SearchHit], query: str) -> str | None:
+    def _lines(self, hits: list[SearchHit], query: str, shown: list[str]) -> str | None:
         """As many hits as fit, best first, each whole; a long page cut around the sentences
-        that match (``snippets.snippet``) to what is left, or half the room."""
+        that match (``snippets.snippet``) to what is left, or half the room. ``shown``: ids of
+        matching pages the context already shows, named after the results."""
         pages = [p for p in (self.vm.table.get(h.page_id) for h in hits) if p is not None]
         vias = {h.page_id: h.via for h in hits}
         compressor = self.plan.compressor if self.plan is not None else None
 
         def cut(page: MemoryPage, limit: int) -> str:
             if compressor is None:
-                return page_line(page, page.text[: limit * 3])
+                return recall_line(page, page.text[: limit * 3], quoted=False)
             text = snippet(page.text, query, limit, compressor, self.count, anchor=vias.get(page.page_id))
-            return page_line(page, text)
+            return recall_line(page, text, quoted=False)
 
         def render(items: list[str]) -> str:
-            return _dump({"results": items})
+            return _dump({"results": items, "in_context": shown} if shown else {"results": items})
 
-        self.wanted = self.count(render([page_line(p) for p in pages]))
+        self.wanted = self.count(render([recall_line(p, quoted=False) for p in pages]))
         items: list[str] = []
         used = self.count(render(items))
         for page in pages:
-            candidate = [*items, page_line(page)]
+            candidate = [*items, recall_line(page, quoted=False)]
             size = self.count(render(candidate))
             if size > self.room and page.tokens > self.room // 4:
                 share = max(min(self.room - used, self.room // 2) - 16, _MIN_SNIPPET)

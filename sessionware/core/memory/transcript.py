@@ -31,6 +31,7 @@ __all__ = [
     "merge_same_role",
     "openai_messages",
     "page_line",
+    "recall_line",
     "to_anthropic",
 ]
 
@@ -112,6 +113,27 @@ def page_line(page: MemoryPage, text: str | None = None) -> str:
         where = f"t{page.turn}"
     body = json.dumps(page.text if text is None else text, ensure_ascii=False)
     return f"{prefix.value} ({page.page_id}, {where}): {body}"
+
+
+def recall_line(page: MemoryPage, text: str | None = None, *, quoted: bool = True) -> str:
+    """A recalled page: ``U msg_12: "escaped text"``, its speaker and page id (lines come
+    in conversation order, so the turn is left out: four tokens a line fewer than a
+    ``VM:CONTEXT`` line). ``quoted=False`` leaves the body as is, for a line that travels
+    inside a JSON string already (search results).
+
+    >>> recall_line(MemoryPage(page_id="msg_3", session_id="s", text="Lunch at noon."))
+    'U msg_3: "Lunch at noon."'
+    """
+    if page.page_type is PageType.SUMMARY or page.page_type is PageType.INDEX:
+        prefix = ContextPrefix.SUMMARY
+    elif page.pinned:
+        prefix = ContextPrefix.PINNED
+    elif page.page_type is PageType.CLAIM:
+        prefix = ContextPrefix.CLAIM
+    else:
+        prefix = _PREFIX.get(page.role or Role.USER, ContextPrefix.USER)
+    body = page.text if text is None else text
+    return f"{prefix.value} {page.page_id}: {json.dumps(body, ensure_ascii=False) if quoted else body}"
 
 
 def openai_messages(events: Sequence[SessionEvent], answered: Iterable[str] = ()) -> list[Message]:
