@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from locomo_data import EvidenceMatcher, load  # noqa: E402
 
 from sessionware.core.memory.pages import MemoryPage  # noqa: E402
-from sessionware.core.memory.transcript import page_line  # noqa: E402
+from sessionware.core.memory.transcript import recall_line  # noqa: E402
 
 PARK = 'I took the kids to the "Riverside" park\nlast Sunday.'
 
@@ -113,9 +113,9 @@ def _matcher(tmp_path: Path) -> tuple[EvidenceMatcher, str]:
 def test_a_whole_turn_matches_as_sent_in_a_message_a_recall_line_or_a_tool_result(tmp_path: Path) -> None:
     matcher, turn = _matcher(tmp_path)
     page = MemoryPage(page_id="msg_1", session_id="s", text=turn)
-    line = page_line(page)  # the body as a JSON string: quotes and the newline escaped
+    line = recall_line(page)  # the body as a JSON string: quotes and the newline escaped
     assert '\\"Riverside\\"' in line
-    search = json.dumps({"results": [page_line(page)]})
+    search = json.dumps({"results": [recall_line(page, quoted=False)]})
 
     for messages in (
         [{"role": "user", "content": turn}],
