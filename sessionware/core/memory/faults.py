@@ -263,9 +263,10 @@ class _Served:
         found = vm.index.search(
             query,
             limit=limit,
-            allow=lambda page_id: page_id not in vm.shown and searchable(page_id),
+            allow=searchable,
             follow=vm.policy.follow_references,
             neighbours=_NEIGHBOUR_SCORE,
+            hide=vm.shown.__contains__,
         )
         hits = _best_first(found)
         # Matches the context already shows whole are named, not repeated: those that rank

@@ -72,9 +72,9 @@ class ContextPolicy(BaseModel):
     it is chosen once per incoming message (later rounds of the turn send it again).
     ``False`` keeps only pages recalled by memory calls there (smaller, cheaper requests
     that leave older turns to the model's own memory calls)."""
-    recall_neighbours: int = Field(default=2, ge=0, le=5)
-    """Turns on each side of a recalled turn shown with it: a question and its answer, and
-    the exchange around them (on LoCoMo at 4k, 2 finds 3 points more evidence than 1)."""
+    recall_neighbours: int = Field(default=1, ge=0, le=5)
+    """Turns on each side of a recalled turn shown with it (a question and its answer);
+    the five best matches get one more on each side."""
     max_search_results: int = Field(default=10, ge=1, le=50)
     """Most results one ``search_pages`` call returns (the schema's maximum); without a
     ``limit`` it returns 5."""

@@ -125,31 +125,41 @@ class SearchIndex:
         follow: int = 0,
         fold: bool = True,
         neighbours: float = 0.0,
+        hide: Callable[[str], bool] | None = None,
     ) -> list[SearchHit]:
         """Best pages for ``query``, best first; ``allow`` filters page ids; ``follow`` hops of
         references; ``fold`` near-duplicates; ``neighbours`` is the share of the adjacent
-        pages' scores a page adds to its own."""
+        pages' scores a page adds to its own. Pages ``hide`` names are ranked and followed
+        like the others (a chain of references may start or run through them) but are not
+        returned: the caller already shows them."""
         if not self._ids:
             return []
         scores = self._scores(query, neighbours)
         ids = self._ids
         allowed = scores if allow is None else [d for d in scores if allow(ids[d])]
         ranked = sorted(allowed, key=lambda d: (-scores[d], -d))
-        if fold:
-            ranked = ranked[: limit * _SCAN_PER_RESULT]
         hits: list[SearchHit] = []
         kept: list[int] = []
+        best: int | None = None
+        scanned = 0
         for doc in ranked:
-            if fold and self._duplicate(doc, kept):
+            if hide is not None and hide(ids[doc]):
+                best = doc if best is None else best
+                continue
+            scanned += 1
+            if fold and (scanned > limit * _SCAN_PER_RESULT or self._duplicate(doc, kept)):
+                if scanned > limit * _SCAN_PER_RESULT:
+                    break
                 continue
             kept.append(doc)
+            best = doc if best is None else best
             hits.append(SearchHit(ids[doc], scores[doc]))
             if len(hits) >= limit:
                 break
-        if follow and hits:
+        if follow and best is not None:
             # A page the chain reaches is reported as reached (with its link), even when the
             # query also matched it on its own: the chain is what explains it.
-            followed = self._follow(hits, query, follow, limit, allow)
+            followed = self._follow(best, query, follow, limit, allow=allow, hide=hide)
             chained = {h.page_id for h in followed}
             hits = [h for h in hits if h.page_id not in chained] + followed
         return hits
@@ -205,12 +215,19 @@ class SearchIndex:
         return False
 
     def _follow(
-        self, hits: list[SearchHit], query: str, hops: int, limit: int, allow: Callable[[str], bool] | None
+        self,
+        start: int,
+        query: str,
+        hops: int,
+        limit: int,
+        *,
+        allow: Callable[[str], bool] | None,
+        hide: Callable[[str], bool] | None,
     ) -> list[SearchHit]:
-        seen_docs = {self._doc_of(hits[0].page_id)}
+        seen_docs = {start}
         seen_idents = set(identifiers(query))
         out: list[SearchHit] = []
-        frontier = [self._doc_of(hits[0].page_id)]
+        frontier = [start]
         for _ in range(hops):
             following: list[int] = []
             for doc in frontier:
@@ -226,7 +243,8 @@ class SearchIndex:
                             continue
                         seen_docs.add(other)
                         following.append(other)
-                        out.append(SearchHit(self._ids[other], 0.0, via=ident))
+                        if hide is None or not hide(self._ids[other]):
+                            out.append(SearchHit(self._ids[other], 0.0, via=ident))
             if not following or len(out) >= limit:
                 break
             frontier = following

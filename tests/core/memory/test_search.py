@@ -165,3 +165,35 @@ def test_a_chain_page_that_also_matches_the_query_is_reported_as_reached_by_the_
     assert hits[0].page_id == "t1"
     assert [(h.page_id, h.via) for h in hits if h.via] == [("t2", "hl-1724-v"), ("t3", "ah-4321-n")]
     assert [h.page_id for h in hits].count("t3") == 1
+
+
+def test_hidden_pages_are_not_returned_but_a_chain_runs_through_them() -> None:
+    index = SearchIndex()
+    index.add("t1", "Note this: vault key VV-6334-N points to tag HL-1724-V.")
+    index.add("t2", "Another note: tag HL-1724-V points to bucket AH-4321-N.")
+    index.add("t3", "Last one: bucket AH-4321-N holds the value EE-6428-W.")
+    index.add("t4", "A vault key is kept in the office.")
+    shown = {"t1", "t2"}  # the context already shows the chain's first two links
+
+    hits = index.search("Where does vault key VV-6334-N lead?", follow=3, hide=shown.__contains__)
+
+    assert [h.page_id for h in hits] == ["t4", "t3"]
+    assert hits[1].via == "ah-4321-n"
+
+
+def test_search_leaves_out_what_the_build_showed_and_names_it(converse: Converse) -> None:
+    state = converse("shown", 0)
+    add_turn(state, 0, fact="Omar's desk is BR-4676-D, by the east window.")
+    i = _fill(state, 1, 200)
+    add_turn(state, i, fact="Omar also keeps a spare desk key in drawer KD-1180-P.")
+    _fill(state, i + 1, 200)
+    question = "Where is Omar's desk?"
+    ctx = build(state, model=MODEL, budget=2000, incoming_messages=[{"role": "user", "content": question}])
+    assert "BR-4676-D" in context_text(ctx.messages)  # the recall region found it
+    assert ctx.report is not None
+    [desk] = [p for p in ctx.report.recalled_pages if p == "msg_1"]
+
+    found = json.loads(handle_vm_tool_call(state, "search_pages", {"query": question}))
+
+    assert "BR-4676-D" not in json.dumps(found["results"])
+    assert desk in found["in_context"]
