@@ -40,6 +40,8 @@ _RECALL_HEAD = "<VM:RECALL>\n"
 _RECALL_TAIL = "</VM:RECALL>"
 # Hits looked at for the recall region, at most (each brings its neighbours).
 _MAX_RECALL_HITS = 400
+# Pages in a row that no longer fit the recall room before it counts as full.
+_GIVE_UP = 8
 # Pages recalled by memory calls on earlier turns may take this share of the recall room.
 _WORKING_SET_SHARE = 0.25
 # A page longer than this share of the recall room is shown as a snippet around the query.
@@ -166,14 +168,21 @@ class Assembly:
                 return True
             return window_first is not None and vm.position.get(page_id, -1) >= window_first
 
+        misses = 0
+
         def take(page: MemoryPage, limit: int) -> bool:
-            nonlocal used
+            nonlocal used, misses
             unit = self._line(page, limit)
             if unit is None or used + unit[1] > limit:
+                misses += 1
                 return False
             taken[page.page_id] = unit
             used += unit[1]
+            misses = 0
             return True
+
+        def full() -> bool:
+            return room - used < 16 or misses >= _GIVE_UP
 
         # What this turn's memory calls recalled stays in sight for its later rounds; pages
         # recalled on earlier turns share what is left of their part of the room.
@@ -194,7 +203,7 @@ class Assembly:
                 self.query_text, limit=_MAX_RECALL_HITS, allow=allow, fold=False, neighbours=_NEIGHBOUR_SCORE
             )
             for n, hit in enumerate(hits):
-                if room - used < 16:
+                if full():
                     break
                 at = position[hit.page_id]
                 r = reach + 1 if n < _WIDE_HITS else reach
@@ -209,8 +218,9 @@ class Assembly:
             window_first = len(vm.order)
         # What the query leaves free goes to the turns before the window, newest first.
         last = window_first - 1 if vm.policy.recall else -1
+        misses = 0
         for j in range(last, max(window_first - _MAX_RECALL_HITS * 4, 0) - 1, -1):
-            if room - used < 16:
+            if full():
                 break
             before = vm.table.get(vm.order[j])
             if before is not None and not shown(before.page_id):

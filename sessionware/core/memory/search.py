@@ -27,6 +27,7 @@ better hit into it, so ``limit`` results cover distinct content.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -137,7 +138,10 @@ class SearchIndex:
         scores = self._scores(query, neighbours)
         ids = self._ids
         allowed = scores if allow is None else [d for d in scores if allow(ids[d])]
-        ranked = sorted(allowed, key=lambda d: (-scores[d], -d))
+        if fold or hide is not None or follow:
+            ranked = sorted(allowed, key=lambda d: (-scores[d], -d))
+        else:  # the first ``limit`` only: a partial sort
+            ranked = heapq.nsmallest(limit, allowed, key=lambda d: (-scores[d], -d))
         hits: list[SearchHit] = []
         kept: list[int] = []
         best: int | None = None
