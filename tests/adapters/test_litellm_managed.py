@@ -100,7 +100,9 @@ class App:
 async def test_a_memory_call_is_served_in_a_hidden_round_and_the_app_sees_only_the_answer(
     litellm: Any, store: Store, is_async: bool, stream: bool
 ) -> None:
-    app = App(store, is_async=is_async)
+    # Recall off: the builder would show the fact for the question's own words, and search
+    # leaves out what the context shows; here the model's memory call is what finds it.
+    app = App(store, is_async=is_async, budget=None, context=ContextPolicy(budget=1200, recall=False))
     await app.converse(40)
     sent_before = len(app.api.requests)
 

@@ -48,7 +48,9 @@ WEATHER_ANTHROPIC = {"name": "get_weather", "input_schema": {"type": "object"}}
 async def test_a_memory_call_is_served_and_the_app_sees_only_the_answer(
     kind: str, endpoint: str, stream: bool, store: Store
 ) -> None:
-    app = App(kind, endpoint, RecallModel(), store)
+    # Recall off: the builder would show the fact for the question's own words, and search
+    # leaves out what the context shows; here the model's memory call is what finds it.
+    app = App(kind, endpoint, RecallModel(), store, recall=False)
     await app.converse(40)
     sent_before = len(app.api.requests)
 
