@@ -191,6 +191,7 @@ class Assembly:
         for page, limit in [*((p, room) for p in self._this_turn()), *((p, ws_room) for p in earlier)]:
             if not shown(page.page_id):
                 take(page, limit)
+        misses = 0
         recalled: list[str] = []
         if vm.policy.recall and self.query_text:
             order, position, table = vm.order, vm.position, vm.table
