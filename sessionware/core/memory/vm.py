@@ -112,7 +112,7 @@ class VirtualMemory:
     ['msg_1']
     """
 
-    def __init__(self, state: SessionState, policy: ContextPolicy) -> None:
+    def __init__(self, state: SessionState, policy: ContextPolicy) -> None:  # noqa: PLR0915 - state, each documented
         self.state = state
         self.policy = policy
         self.lock = threading.RLock()
@@ -149,7 +149,7 @@ class VirtualMemory:
         self.call_room = 0
         """Tokens one memory call may use after the last build (its share of the reserve)."""
         self.shown: set[str] = set()
-        """Page ids the last build showed (search leaves them out)."""
+        """Page ids the last build showed whole (search hides them, page_fault does not repeat them)."""
         self.lines: dict[tuple[str, str], tuple[str, int]] = {}
         """A recall line of a page and its exact tokens, per (counter, page id)."""
         self.mutations: list[PageMutation] = []
