@@ -71,18 +71,21 @@ def test_the_recorded_parts_rebuild_every_wire_request(store: Store) -> None:
         window = [transcript[int(p[4:]) - 1] for p in sent.pages()]
         latest = transcript[len(transcript) - sent.latest :]
         assert latest and all(e.role is Role.USER for e in latest)
-        # The recall region goes before the window's last turn (after the cacheable prefix).
-        last_turn = max((i for i, e in enumerate(window) if e.role is Role.USER), default=len(window))
+        # The recall region goes where the builder recorded it: here, with every call opening
+        # a turn, after the whole window, right before the incoming message.
+        assert "recall_before" in sent.model_fields_set or not sent.recalled
+        assert sent.recall_before is None
+        last_turn = len(window)
         expected += [str(e.content) for e in window[:last_turn]]
         if sent.recalled:
             recalled_seen += 1
-            region = "".join(f"({page_id}," for page_id in sent.recalled)
+            region = "".join(f" {page_id}: " for page_id in sent.recalled)
             expected.append(region)
         expected += [str(e.content) for e in window[last_turn:]]
         got = [_content(m) for m in wire]
         if sent.recalled:
             at = len(expected) - len(window) + last_turn - 1
-            assert all(f"({page_id}," in got[at] for page_id in sent.recalled)
+            assert all(f" {page_id}: " in got[at] for page_id in sent.recalled)
             assert got[at].startswith("<VM:RECALL>")
             got[at] = region
         assert got == [*expected, *(str(e.content) for e in latest)]

@@ -13,6 +13,9 @@ copies of its system prompt and memory block). A call records instead, under
   the n-th message or tool result of the conversation's branch, in the log's order,
   leaving out hidden events and system messages);
 * ``recalled``: the ids of the pages in the recall region;
+* ``recall_before``: where the builder put that region: the first window page sent after
+  it (None: after the whole window, right before the incoming message), as the builder's
+  report says (``ContextReport.recall_before``);
 * ``latest``: how many of the transcript's messages before the answer are the latest turn;
 * ``block_hash``: a hash of the memory block's text; the text itself (``block``) and the
   page ids it shows are recorded only when the block differs from the one this process
@@ -53,6 +56,9 @@ class SentContext(BaseModel):
     window: list[tuple[int, int]] = Field(default_factory=list)
     """Transcript page numbers of the recent turns, as inclusive ranges."""
     recalled: list[str] = Field(default_factory=list)
+    recall_before: str | None = None
+    """The first window page sent after the recall region; None: after the whole window.
+    Absent from calls recorded before it was (their region preceded the window's last turn)."""
     latest: int = 0
     """Transcript messages, counted back from the call, that are the latest turn."""
     window_first_turn: int = 0
@@ -115,6 +121,7 @@ def sent_context(state: SessionState, ctx: BuiltContext, latest: int) -> dict[st
     }
     if report.recalled_pages:
         fields["recalled"] = list(report.recalled_pages)
+        fields["recall_before"] = report.recall_before
     if block is not None:
         text, ids = block
         digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()

@@ -17,11 +17,12 @@ A managed call's wire request is not stored message by message. Calls recorded w
 log: the recent turns as transcript page numbers, the recall region's pages, how many
 messages are the latest turn, and the memory block by hash (its text recorded with the
 first call that sent it). Applied to the log, that gives the request's messages back:
-the block's text as sent, the window's turns with the recall region before its last
-turn (shown page by page; on the wire the region wraps them in one message), then the
-latest turn. Turns the app sent and managed mode kept out are listed as ``left_out``;
-the page faults of the call's hidden rounds (requests made after the built one) follow
-as ``recalled``. ``exact`` is true unless the block's text or a page is missing.
+the block's text as sent, the window's turns with the recall region where the builder
+put it (``recall_before``: right before the latest turn, or before the window's last turn
+when the call carried tool results; shown page by page, on the wire the region wraps them
+in one message), then the latest turn. Turns the app sent and managed mode kept out are
+listed as ``left_out``; the page faults of the call's hidden rounds (requests made after
+the built one) follow as ``recalled``. ``exact`` is true unless the block's text or a page is missing.
 
 Older managed calls carry only the sizes the context builder reported (``built_tokens``,
 ``stable_prefix_tokens`` = system + memory block, ``cacheable_prefix_tokens`` = that +
@@ -258,16 +259,16 @@ def _sent_messages(
     kept = {e.seq for e in shown} | {e.seq for e in latest}
     kept |= {pages[p].seq for p in sent.recalled if p in pages}
     messages.extend(_message(e, ContextPart.LEFT_OUT) for e in transcript if e.seq not in kept)
-    # The recall region goes before the window's last turn (after the cacheable prefix).
-    last_turn = max((i for i, e in enumerate(shown) if e.role is Role.USER), default=len(shown))
-    messages.extend(_message(e, ContextPart.RECENT) for e in shown[:last_turn])
+    at, placed = _recall_at(sent, window, shown)
+    complete = complete and placed
+    messages.extend(_message(e, ContextPart.RECENT) for e in shown[:at])
     for page_id in sent.recalled:
         page = pages.get(page_id)
         recalled = _message(page, ContextPart.RECALLED) if page is not None else _missing(page_id)
         recalled["note"] = f"recall region: page {page_id}"
         complete = complete and page is not None
         messages.append(recalled)
-    messages.extend(_message(e, ContextPart.RECENT) for e in shown[last_turn:])
+    messages.extend(_message(e, ContextPart.RECENT) for e in shown[at:])
     messages.extend(_message(e, ContextPart.LATEST) for e in latest)
     for event in turn_events:
         if event.type is EventType.PAGE_FAULT:
@@ -277,6 +278,23 @@ def _sent_messages(
             fault["note"] = "a hidden round of this call" + (f": {found}" if found else "")
             messages.append(fault)
     return messages, complete
+
+
+def _recall_at(
+    sent: SentContext, window: list[SessionEvent | None], shown: list[SessionEvent]
+) -> tuple[int, bool]:
+    """How many of the window's ``shown`` messages were sent before the recall region, as
+    the builder recorded it (``recall_before``), and whether the record says so. Calls
+    recorded before it did had the region before the window's last turn."""
+    if "recall_before" not in sent.model_fields_set:
+        return max((i for i, e in enumerate(shown) if e.role is Role.USER), default=len(shown)), True
+    if sent.recall_before is None:
+        return len(shown), True
+    pages = sent.pages()
+    if sent.recall_before not in pages:
+        return len(shown), False
+    cut = pages.index(sent.recall_before)
+    return sum(e is not None for e in window[:cut]), True
 
 
 def _block_message(events: list[SessionEvent], at: int, block_hash: str) -> dict[str, Any]:

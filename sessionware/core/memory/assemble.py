@@ -375,15 +375,21 @@ class Assembly:
             body += found if found is not None else self.b.counter.count_message(msg)
         return body
 
-    def _recall_at(self, p: _Parts, history: list[Message]) -> int:
-        """Where the recall region goes in ``history``: after every window turn, right
-        before the incoming message, when that message opens a new turn; otherwise before
-        the latest turn (never between a tool call and its results). Either way it follows
-        the whole cacheable prefix: system, memory block and the window's earlier turns,
-        which are append-only between compactions."""
+    def _turns_before_recall(self, p: _Parts) -> int:
+        """How many window turns are sent before the recall region: every one, so that it
+        sits right before the incoming message, when that message opens a new turn;
+        otherwise all but the latest (never between a tool call and its results). Either
+        way it follows the whole cacheable prefix: system, memory block and the window's
+        earlier turns, which are append-only between compactions. The one place the
+        placement is decided: the report says it (``recall_before``) for those who show
+        the request again."""
         if self.opens or not p.window:
-            return len(history)
-        return len(history) - len(p.window[-1][0])
+            return len(p.window)
+        return len(p.window) - 1
+
+    def _recall_at(self, p: _Parts) -> int:
+        """Index in the window's messages (``_history``) where the recall region goes."""
+        return sum(len(msgs) for msgs, _, _ in p.window[: self._turns_before_recall(p)])
 
     def _anthropic(self, p: _Parts, history: list[Message]) -> tuple[list[Message], list[dict[str, Any]]]:
         b = self.b
@@ -393,7 +399,7 @@ class Assembly:
             if self.vm.policy.anthropic_cache_control:
                 block["cache_control"] = {"type": "ephemeral"}
             system.append(block)
-        at = self._recall_at(p, history)
+        at = self._recall_at(p)
         recall: list[Message] = [{"role": "user", "content": p.recall[0]}] if p.recall[0] else []
         messages = history[:at] + recall + history[at:] + self.incoming
         if messages and messages[0]["role"] != "user":
@@ -406,7 +412,7 @@ class Assembly:
             messages.append({"role": "system", "content": self.b.prompt})
         if p.block[0]:
             messages.append({"role": "system", "content": p.block[0]})
-        at = self._recall_at(p, history)
+        at = self._recall_at(p)
         messages.extend(history[:at])
         if p.recall[0]:
             messages.append({"role": "system", "content": p.recall[0]})
@@ -433,7 +439,8 @@ class Assembly:
         tokens = 3 + system_tokens + body + p.tools_tokens
         prompt_tokens = b.system_tokens - 3 if b.prompt or self.anthropic else 0
         window_ids = [pid for _, _, ids in p.window for pid in ids]
-        latest = bool(p.window) and not self.opens  # the window's last turn is sent after the recall
+        before = self._turns_before_recall(p)
+        after_ids = [pid for _, _, ids in p.window[before:] for pid in ids]
         included = p.block[2] + window_ids + p.recall[2]
         stable = prompt_tokens + p.block[1]
         # Built from values computed here. The context itself is constructed without
@@ -463,7 +470,8 @@ class Assembly:
             compactions=compactions,
             prefix_version=plan.block_version,
             stable_prefix_tokens=stable,
-            cacheable_prefix_tokens=stable + p.window_tokens - (sum(p.window[-1][1]) if latest else 0),
+            cacheable_prefix_tokens=stable + p.window_tokens - sum(sum(c) for _, c, _ in p.window[before:]),
+            recall_before=after_ids[0] if after_ids else None,
             trimmed_turns=p.trimmed,
             degraded=self.degraded,
         )

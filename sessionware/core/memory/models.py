@@ -59,6 +59,9 @@ class ContextReport(BaseModel):
     prefix_version: int
     stable_prefix_tokens: int
     cacheable_prefix_tokens: int
+    recall_before: str | None = None
+    """The first window page sent after the recall region (None: the region, when there
+    is one, follows every window page, right before the incoming message)."""
     trimmed_turns: int = 0
     """Window turns left out of this call only, to make room for a large incoming turn."""
     degraded: list[str] = Field(default_factory=list)

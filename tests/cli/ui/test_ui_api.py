@@ -4,6 +4,7 @@ call series, the context each call was sent, totals; read-only and local by defa
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import subprocess
@@ -12,9 +13,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
+import openai
 from conftest import fetch, record_garden
 
-from sessionware import SessionManager, TokenUsage
+import sessionware
+from sessionware import ContextPolicy, SessionManager, TokenUsage
+from sessionware.adapters.fakes import FakeOpenAI, Reply
 from sessionware.core.session.models import SessionEvent, SessionInfo
 from sessionware.core.store import AppendEvents, CreateSession, open_store
 
@@ -200,7 +205,7 @@ def test_a_managed_calls_context_is_its_wire_request_rebuilt_from_its_record(tmp
         region = next((t for t in sent if t.startswith("<VM:RECALL>")), None)
         if region is not None:
             regions += 1
-            assert recalled and all(f"({page}," in region for page in recalled)
+            assert recalled and all(f" {page}: " in region for page in recalled)  # U msg_12: "..."
         assert shown == ["<recall region>" if t is region else t for t in sent]
     assert regions, "a page recalled earlier is in the recall region of a later call"
 
@@ -290,3 +295,61 @@ def test_the_server_docstring_example_holds() -> None:
     result = doctest.testmod(server)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_a_managed_call_carrying_tool_results_shows_the_recall_region_where_the_builder_put_it(
+    tmp_path, serve
+) -> None:
+    """A call whose incoming messages answer the app's own tool call does not open a turn:
+    the builder sends the region before the window's last turn (the question and the call),
+    never between a call and its results; the UI shows it there."""
+    url = f"sqlite:///{tmp_path / 'tools.db'}"
+    bodies: list[Any] = []
+    shed_log = {"type": "function", "function": {"name": "shed_log", "parameters": {"type": "object"}}}
+
+    def model(body: Any) -> Reply:
+        bodies.append(json.loads(json.dumps(body)))
+        last = body["messages"][-1]
+        if last["role"] == "user" and "shed key" in str(last["content"]):
+            return Reply(tool_calls=[("shed_log", {})])
+        return Reply(text="Noted.")
+
+    client = sessionware.wrap(
+        openai.OpenAI(api_key="offline", http_client=httpx.Client(transport=FakeOpenAI(model).transport())),
+        mode="managed",
+        context=ContextPolicy(budget=1200),
+        store=url,
+        session_id="tools",
+    )
+    messages: list[Any] = [{"role": "system", "content": "You help plan a community garden."}]
+    for i in range(24):
+        said = "The shed key hangs in locker B-317." if i == 2 else f"Week {i}: bed {i % 12} needs water."
+        messages.append({"role": "user", "content": said})
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[shed_log])
+        messages.append({"role": "assistant", "content": reply.choices[0].message.content})
+    messages.append({"role": "user", "content": "Who last used the shed key?"})
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[shed_log])
+    call = reply.choices[0].message.tool_calls[0]
+    messages.append(reply.choices[0].message.model_dump(exclude_none=True))
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": "Ana, on Tuesday."})
+    client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[shed_log])
+    open_store(url).flush()
+
+    wire = bodies[-1]["messages"]
+    region = next(i for i, m in enumerate(wire) if str(m.get("content") or "").startswith("<VM:RECALL>"))
+    assert [m["role"] for m in wire[region + 1 :]] == ["user", "assistant", "tool"]
+    last = open_store(url).load("tools").events
+    seq = next(e.seq for e in reversed(last) if "sent" in e.metadata.get("managed", {}))
+    ctx = fetch(f"{serve(url).url}api/sessions/tools/context/{seq}").json()
+
+    assert ctx["exact"] is True
+    shown = [m for m in ctx["messages"] if m["part"] != "left_out"]
+    first = next(i for i, m in enumerate(shown) if (m.get("note") or "").startswith("recall region"))
+    assert first == region
+    after = [m for m in shown[first:] if not (m.get("note") or "").startswith("recall region")]
+    assert [(m["role"], m["part"]) for m in after] == [
+        ("user", "recent"),
+        ("assistant", "recent"),
+        ("tool", "latest"),
+    ]
+    assert after[0]["text"] == "Who last used the shed key?"
