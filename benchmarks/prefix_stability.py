@@ -11,10 +11,14 @@ would read it (tools, then messages, in order), and compared with the request be
   new turn, or what a compaction rewrote);
 * **calls with the previous call's whole stable part**: calls whose system prompt and
   memory block are byte-identical to the previous call's (no compaction between them);
+* **identical / new bytes per call**: the same prefix in bytes, and what follows it (what
+  a prefix cache cannot serve). With the recall region on (the default) each request
+  carries the region chosen for its own message after the prefix, so the share falls
+  while the identical bytes stay what they are without it: ``--recall off`` compares;
 * the same figures for the app's own requests (what it would send unmanaged: its whole
   history, append-only, so every earlier request is a prefix of the next).
 
-    python benchmarks/prefix_stability.py [--turns 300] [--budget 4000]
+    python benchmarks/prefix_stability.py [--turns 300] [--budget 4000 8000] [--recall on off]
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ def stable_part(body: dict[str, Any]) -> bytes:
     return json.dumps([body.get("tools") or [], front]).encode()
 
 
-def play(turns: int, budget: int | None) -> list[dict[str, Any]]:
+def play(turns: int, budget: int | None, recall: bool = True) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
 
     def model(body: Any) -> Reply:
@@ -71,7 +75,7 @@ def play(turns: int, budget: int | None) -> list[dict[str, Any]]:
         api_key="offline", http_client=httpx.Client(transport=FakeOpenAI(model).transport())
     )
     if budget is not None:
-        client = sessionware.wrap(client, mode="managed", context=ContextPolicy(budget=budget))
+        client = sessionware.wrap(client, mode="managed", context=ContextPolicy(budget=budget, recall=recall))
     history: list[dict[str, Any]] = [{"role": "system", "content": "You help plan a community garden. " * 8}]
     for i in range(turns):
         history.append(
@@ -86,31 +90,47 @@ def play(turns: int, budget: int | None) -> list[dict[str, Any]]:
     return sent
 
 
-def figures(sent: list[dict[str, Any]]) -> tuple[float, float, float]:
-    shares, stable_same = [], 0
+def figures(sent: list[dict[str, Any]]) -> dict[str, float]:
+    shares, same, new, stable_same = [], [], [], 0
     for before, after in itertools.pairwise(sent):
         a, b = wire_bytes(before), wire_bytes(after)
-        shares.append(common_prefix(a, b) / len(b))
+        common = common_prefix(a, b)
+        shares.append(common / len(b))
+        same.append(common)
+        new.append(len(b) - common)
         stable_same += stable_part(before) == stable_part(after)
     pairs = max(len(sent) - 1, 1)
-    return statistics.mean(shares), statistics.median(shares), stable_same / pairs
+    return {
+        "mean": statistics.mean(shares),
+        "median": statistics.median(shares),
+        "stable": stable_same / pairs,
+        "same": statistics.mean(same),
+        "new": statistics.mean(new),
+        "size": statistics.mean(len(wire_bytes(b)) for b in sent),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=300)
     parser.add_argument("--budget", type=int, nargs="*", default=[4000, 8000])
+    parser.add_argument("--recall", choices=["on", "off"], nargs="*", default=["on", "off"])
     args = parser.parse_args()
     print(f"{args.turns} turns; byte-identical prefix of each request with the one before it")
     print(
-        f"{'requests':<28} {'mean share':>11} {'median':>8} {'stable part unchanged':>22} {'bytes/call':>11}"
+        f"{'requests':<34} {'mean share':>11} {'median':>8} {'stable part unchanged':>22}"
+        f" {'identical B':>12} {'new B':>8} {'bytes/call':>11}"
     )
-    for budget in [None, *args.budget]:
-        sent = play(args.turns, budget)
-        mean, median, stable = figures(sent)
-        size = statistics.mean(len(wire_bytes(b)) for b in sent)
-        name = "app's own (unmanaged)" if budget is None else f"managed, budget {budget:,}"
-        print(f"{name:<28} {100 * mean:>10.1f}% {100 * median:>7.1f}% {100 * stable:>21.1f}% {size:>11,.0f}")
+    runs: list[tuple[int | None, bool]] = [(None, False)]
+    runs += [(budget, recall == "on") for budget in args.budget for recall in args.recall]
+    for budget, recall in runs:
+        f = figures(play(args.turns, budget, recall))
+        mode = "on" if recall else "off"
+        name = "app's own (unmanaged)" if budget is None else f"managed, {budget:,}, recall {mode}"
+        print(
+            f"{name:<34} {100 * f['mean']:>10.1f}% {100 * f['median']:>7.1f}% {100 * f['stable']:>21.1f}%"
+            f" {f['same']:>12,.0f} {f['new']:>8,.0f} {f['size']:>11,.0f}"
+        )
 
 
 if __name__ == "__main__":
