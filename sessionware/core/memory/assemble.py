@@ -48,6 +48,8 @@ _WORKING_SET_SHARE = 0.25
 _LONG_PAGE_SHARE = 0.25
 # Score share a page takes from each neighbour's (a question and its answer sit together).
 _NEIGHBOUR_SCORE = 0.3
+# Pages a recall line shows whole (when short enough); others are cut to a snippet.
+_WHOLE_TYPES = (PageType.TRANSCRIPT, PageType.ARTIFACT)
 # The best hits bring one more turn on each side than ``recall_neighbours``: a reply that
 # answers them often sits two turns away (LoCoMo at 4k: +2 points of evidence in context;
 # planted facts: -1 point, none lost after recall). More hits widened cost planted facts.
@@ -254,22 +256,20 @@ class Assembly:
         """``page`` as a recall line (with its newline) and its exact tokens: whole (cached
         per counter), or a snippet around the query when the page is long."""
         vm, b = self.vm, self.b
-        key = (b.counter_key, page.page_id)
-        known = vm.lines.get(key)
-        if known is not None:
-            return known
-        if page.tokens > max(int(room * _LONG_PAGE_SHARE), 64) or page.page_type not in (
-            PageType.TRANSCRIPT,
-            PageType.ARTIFACT,
-        ):
-            limit = max(int(room * _LONG_PAGE_SHARE), 64)
+        limit = max(int(room * _LONG_PAGE_SHARE), 64)
+        whole = page.tokens <= limit and page.page_type in _WHOLE_TYPES
+        if whole:
+            known = vm.lines.get((b.counter_key, page.page_id))
+            if known is not None:
+                return known
+        else:
             text = snippet(page.text, self.query_text, limit, self.plan.compressor, b.counter.count_text)
             if not text:
                 return None
             unit = recall_line(page, text) + "\n"
             return unit, b.counter.count_text(unit)
         unit = recall_line(page) + "\n"
-        found = vm.lines[key] = (unit, b.counter.count_text(unit))
+        found = vm.lines[(b.counter_key, page.page_id)] = (unit, b.counter.count_text(unit))
         return found
 
     def _shrink(self, msgs: list[Message], counts: list[int], excess: int) -> tuple[list[Message], list[int]]:

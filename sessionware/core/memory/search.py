@@ -47,10 +47,14 @@ _MAX_REFERENCE_DF = 3
 _DUPLICATE_OVERLAP = 0.5
 # Candidates looked at per result wanted, so folding stays bounded on huge posting lists.
 _SCAN_PER_RESULT = 40
-# A term in more pages than this share (or ``_COMMON_MIN``) only adds to pages found by
-# rarer terms; a query of common terms only reads their newest ``_SCAN_CAP`` postings.
+# A term in more pages than this share (or ``_COMMON_MIN``, and at most ``_COMMON_MAX``)
+# only adds to pages found by rarer terms; a query of common terms only reads their newest
+# ``_SCAN_CAP`` postings. The cap keeps a query's cost from growing with the history: at
+# 10,000 turns an eighth of the pages is 2,750 postings per term (context_build.py's
+# queries scored 566 pages each there, 229 with the cap).
 _COMMON_SHARE = 8
 _COMMON_MIN = 64
+_COMMON_MAX = 512
 _SCAN_CAP = 4096
 RECENCY_PRIOR = 0.1
 """The newest page's score is multiplied by 1.1, the oldest's by 1."""
@@ -173,7 +177,7 @@ class SearchIndex:
         n = len(self._ids)
         avg = self._total_length / n or 1.0
         lengths = self._lengths
-        common = max(_COMMON_MIN, n // _COMMON_SHARE)
+        common = max(_COMMON_MIN, min(n // _COMMON_SHARE, _COMMON_MAX))
         found = sorted(
             ((len(self._docs[t]), t) for t in dict.fromkeys(terms(query)) if t in self._docs),
             key=lambda x: x[0],

@@ -197,3 +197,20 @@ def test_search_leaves_out_what_the_build_showed_and_names_it(converse: Converse
 
     assert "BR-4676-D" not in json.dumps(found["results"])
     assert desk in found["in_context"]
+
+
+def test_a_query_in_a_long_history_scores_only_what_its_rare_words_find() -> None:
+    """A word in hundreds of pages adds to the pages rarer words found instead of bringing
+    in every page it is in, so a query's cost stops growing with the history; alone, it
+    still finds its newest pages."""
+    index = SearchIndex()
+    for i in range(8000):
+        text = f"Week {i}: watered the garden beds." if i % 10 == 0 else f"Week {i}: a quiet day at the office."
+        index.add(f"msg_{i}", text)
+    index.add("msg_8000", "The garden shed key is under the blue pot.")
+
+    hits = index.search("where is the garden shed key", limit=50, fold=False)
+
+    assert [h.page_id for h in hits] == ["msg_8000"]  # 800 garden pages: each only adds to a found one
+    alone = index.search("garden", limit=3, fold=False)
+    assert [h.page_id for h in alone] == ["msg_8000", "msg_7990", "msg_7980"]
