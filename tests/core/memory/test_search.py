@@ -205,8 +205,8 @@ def test_a_query_in_a_long_history_scores_only_what_its_rare_words_find() -> Non
     still finds its newest pages."""
     index = SearchIndex()
     for i in range(8000):
-        text = f"Week {i}: watered the garden beds." if i % 10 == 0 else f"Week {i}: a quiet day at the office."
-        index.add(f"msg_{i}", text)
+        said = "watered the garden beds" if i % 10 == 0 else "a quiet day at the office"
+        index.add(f"msg_{i}", f"Week {i}: {said}.")
     index.add("msg_8000", "The garden shed key is under the blue pot.")
 
     hits = index.search("where is the garden shed key", limit=50, fold=False)
