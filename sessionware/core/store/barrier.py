@@ -41,23 +41,20 @@ class DeferralBarrier:
     deferred?" there is.
     """
 
-    __slots__ = ("_lock", "_resolving", "blocking", "settling", "unresolved", "unsettled")
+    __slots__ = ("_lock", "_resolving", "blocking", "unresolved", "unsettled")
 
     def __init__(self, *, blocking: bool) -> None:
         self.blocking = blocking
         """Whether resolving may wait on I/O (then ``aresolve`` runs it off the event loop)."""
         self.unresolved: deque[Callable[[], None]] = deque()
         self.unsettled: set[Settles] = set()
-        self.settling: list[Settles] = []
-        """Sessions taken out of ``unsettled`` by a ``settle`` still running their records."""
         self._lock = threading.RLock()
         self._resolving: int | None = None
 
     @property
     def pending(self) -> bool:
-        """True while any session holds deferred records (or another thread is still
-        running them) or any call waits to be resolved."""
-        return bool(self.unsettled) or bool(self.unresolved) or bool(self.settling)
+        """True while any session holds deferred records or any call waits to be resolved."""
+        return bool(self.unsettled) or bool(self.unresolved)
 
     # -- unsettled sessions -------------------------------------------------------------
 
@@ -74,25 +71,15 @@ class DeferralBarrier:
         if self.unresolved:
             self.resolve()
         if session_id is not None:
-            for holder in [*self.unsettled, *self.settling]:
+            for holder in list(self.unsettled):
                 if holder.id == session_id:
                     holder.settle()
             return
-        settling = self.settling
         while self.unsettled:
             try:
                 holder = self.unsettled.pop()
             except KeyError:  # emptied by another thread
-                break
-            settling.append(holder)
-            try:
-                holder.settle()
-            finally:
-                settling.remove(holder)
-        # Sessions another thread (the recorder) took out of the set and is still
-        # settling: their records are not submitted yet. Settling them here waits on
-        # their lock until that thread is done, so a flush after this sees them.
-        for holder in list(settling):
+                return
             holder.settle()
 
     # -- unresolved calls -----------------------------------------------------------------
@@ -150,11 +137,10 @@ class DeferralBarrier:
         settle ``session_id`` or every session."""
         if self.unresolved:
             await self.aresolve()
-        if self.unsettled or self.unresolved or self.settling:
+        if self.unsettled or self.unresolved:
             self.settle(session_id)
 
     def after_fork(self) -> None:
         """In a forked child: locks of the parent's threads are not ours."""
         self._lock = threading.RLock()
         self._resolving = None
-        self.settling = []
