@@ -73,6 +73,9 @@ __all__ = ["DEFAULT_MAX_EVENT_BYTES", "EventListener", "SessionState"]
 
 logger = logging.getLogger(__name__)
 
+_running_work = threading.local()
+"""``depth``: how many sessions' deferred work this thread is running (nested settles)."""
+
 #: Largest content one event may carry; bigger input is refused before anything is stored.
 DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
@@ -179,28 +182,47 @@ class SessionState:
         """Run the deferred work now, in order, on this thread (a no-op when there is none).
 
         Waits while another thread runs it; called from inside that work (a listener
-        reading the session), returns at once.
+        reading the session), returns at once. Called from inside the deferred work of
+        another session, it does not wait for a thread that holds this session's lock:
+        that thread may be waiting for the session this one is settling (the work of one
+        session reading another, or flushing the store), and the other thread will have
+        run it.
         """
         me = threading.get_ident()
-        if self._barrier.unresolved and self._settling != me:
+        barrier = self._barrier
+        if barrier.unresolved and self._settling != me:
             # Calls whose session is not known yet may belong here (no lock held yet).
-            self._barrier.resolve()
+            barrier.resolve()
         if not self._deferred and self._settling is None:
+            if self in barrier.unsettled:  # left there by a race of a defer with a settle
+                self._leave_barrier()
             return
         if self._settling == me:
             return
-        with self.lock:
+        if not self.lock.acquire(blocking=not getattr(_running_work, "depth", 0)):
+            return
+        try:
             if not self._deferred:
+                self._leave_barrier()
                 return
             self._settling = me
+            _running_work.depth = getattr(_running_work, "depth", 0) + 1
             try:
                 while self._deferred:
                     self._deferred.popleft()()
             finally:
+                _running_work.depth -= 1
                 self._settling = None
-                self._barrier.discard_unsettled(self)
-                if self._deferred:  # what a failed work left behind
-                    self._barrier.add_unsettled(self)
+                self._leave_barrier()
+        finally:
+            self.lock.release()
+
+    def _leave_barrier(self) -> None:
+        # In this order: a ``defer`` that appended before the check below is seen by it,
+        # and one that appends after it adds this state back itself (its queue was empty).
+        self._barrier.discard_unsettled(self)
+        if self._deferred:  # what a failed work left behind, or queued meanwhile
+            self._barrier.add_unsettled(self)
 
     def add_listener(self, listener: EventListener) -> None:
         """Call ``listener(event)`` for each event recorded here, and for each event of

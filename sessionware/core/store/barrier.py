@@ -30,7 +30,10 @@ class Settles(Protocol):
     @property
     def id(self) -> str: ...
 
-    def settle(self) -> None: ...
+    def settle(self) -> None:
+        """Run its deferred records (waiting while another thread runs them), then take
+        itself out of the barrier's ``unsettled`` set."""
+        ...
 
 
 class DeferralBarrier:
@@ -75,12 +78,20 @@ class DeferralBarrier:
                 if holder.id == session_id:
                     holder.settle()
             return
-        while self.unsettled:
-            try:
-                holder = self.unsettled.pop()
-            except KeyError:  # emptied by another thread
+        # A holder stays in the set until its own ``settle`` has run its records (it
+        # takes itself out then), so a thread that finds it there while another thread
+        # (the recorder) runs those records waits for them, and a flush or close after
+        # this sees every record made before it submitted. Each holder once per call:
+        # one left in the set (its settle returned at once, on the thread running it)
+        # must not make this spin.
+        seen: set[Settles] = set()
+        while True:
+            todo = [holder for holder in list(self.unsettled) if holder not in seen]
+            if not todo:
                 return
-            holder.settle()
+            for holder in todo:
+                seen.add(holder)
+                holder.settle()
 
     # -- unresolved calls -----------------------------------------------------------------
 

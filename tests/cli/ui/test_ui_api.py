@@ -248,11 +248,23 @@ _MAIN = "import sys; from sessionware.cli import main; sys.exit(main(sys.argv[1:
 
 def _ui(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", _MAIN, "ui", "--port", "0", *args],
+        [sys.executable, "-X", "faulthandler", "-c", _MAIN, "ui", "--port", "0", *args],
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def _interrupt(proc: subprocess.Popen[str]) -> None:
+    """Ctrl-C, then wait for the exit; a process still running 30 s later is aborted and
+    the test fails with every thread's stack (faulthandler prints them on SIGABRT)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=30)
+        raise AssertionError(f"sessionware ui did not stop on SIGINT:\n{err}") from None
 
 
 def test_listening_beyond_this_machine_needs_a_flag_and_warns(garden) -> None:
@@ -269,8 +281,7 @@ def test_listening_beyond_this_machine_needs_a_flag_and_warns(garden) -> None:
         port = re.search(r":(\d+)/", serving).group(1)
         assert len(fetch(f"http://127.0.0.1:{port}/api/sessions").json()["rows"]) == 2
     finally:
-        allowed.send_signal(signal.SIGINT)
-        allowed.communicate(timeout=30)
+        _interrupt(allowed)
     assert allowed.returncode == 0
 
 
