@@ -122,3 +122,29 @@ def test_a_call_made_again_without_its_last_answer_is_keyed_as_if_read_in_full()
     keys, full = keys_of(sdk_copy(app[:-1]))
 
     assert keys == full
+
+
+def test_a_history_parsed_anew_on_every_call_is_keyed_only_past_what_was_seen() -> None:
+    # A proxy's request body is new JSON every call: new dicts, new strings, equal content.
+    from sessionware.adapters.engine.resent import ResentHistory
+
+    keyed: list[int] = []
+
+    def key_all(messages: list[Any]) -> tuple[list[int], list[dict[str, Any]]]:
+        keyed.append(len(messages))
+        return [hash(json.dumps(m, sort_keys=True)) for m in messages], list(messages)
+
+    resent = ResentHistory()
+    app = history(60)
+    resent.keyed(json.loads(json.dumps(app)), key_all)
+    app.append({"role": "user", "content": "one more"})
+
+    keys, kept = resent.keyed(json.loads(json.dumps(app)), key_all)
+
+    assert keyed == [len(app) - 1, 1]
+    assert keys == key_all(app)[0] and kept == app
+    other = json.loads(json.dumps(app))
+    other[5]["content"] = "another conversation with the same start"
+    keyed.clear()
+    assert resent.keyed(other, key_all)[0] == key_all(other)[0]
+    assert keyed == [len(other), len(other)]  # not taken for the one seen: keyed in full

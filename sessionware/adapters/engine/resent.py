@@ -18,7 +18,9 @@ each call. So
   snapshot, where a kept reference to the same dict would compare equal to itself.
 
 A few recent conversations are kept; a request is compared with those that start with
-the same content object (an app re-sends the same string). A conversation that changed,
+the same content: the same object when an app re-sends its own list, an equal one when
+the history arrives parsed anew on every call (a LiteLLM proxy's request body: each call
+brings new dicts and strings, equal to the ones before). A conversation that changed,
 or one not seen yet, is keyed in full as before and kept from then on; a request that
 is a prefix of one seen (a call made again without its last answer) takes its keys.
 
@@ -92,7 +94,7 @@ class _Conversation:
 class ResentHistory:
     """The messages of a few recent conversations, to key what they re-send (thread-safe)."""
 
-    def __init__(self, limit: int = 8) -> None:
+    def __init__(self, limit: int = 32) -> None:
         self.limit = limit
         self._seen: list[_Conversation] = []
         """Most recently used last."""
@@ -104,7 +106,7 @@ class ResentHistory:
             return key_all(raw)
         first = raw[0].get("content")
         with self._lock:
-            candidates = [c for c in reversed(self._seen) if c.first is first]
+            candidates = [c for c in reversed(self._seen) if c.first is first or c.first == first]
         for conversation in candidates:
             found = self._extend(conversation, raw, key_all)
             if found is not None:
