@@ -155,6 +155,14 @@ class SessionCatalog:
         with self._lock:
             return self._rows
 
+    def latest(self) -> list[SessionInfo] | None:
+        """The list as last read (None before the first read ends), without waiting; a
+        copy older than ``max_age`` is read again in the background. The same object until
+        a read replaces it."""
+        self._refresh_soon()
+        with self._lock:
+            return self._infos if self._loaded.is_set() else None
+
     def infos(self) -> list[SessionInfo]:
         """Every session's header, as of the last read."""
         self._current()

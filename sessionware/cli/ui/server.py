@@ -16,7 +16,8 @@ Routes::
     GET /api/sessions/ID/events/SEQ         one event, texts in full
     GET /api/sessions/ID/calls              per-call series for the charts
     GET /api/sessions/ID/context/SEQ        what the call at SEQ was sent, part by part
-    GET /api/totals                         usage, cost and cache by model and by day
+    GET /api/totals?wait=                   usage, cost and cache by model and by day
+                                            (``partial`` after ``wait`` s while still counting)
 """
 
 from __future__ import annotations
@@ -124,7 +125,14 @@ class _App:
                 limit=_int(query, "limit", 50, low=1, high=_MAX_LIMIT),
             )
         if parts == ["totals"]:
-            return self.totals.report()
+            raw_wait = query.get("wait", [""])[0]
+            try:
+                wait = float(raw_wait) if raw_wait else None
+            except ValueError:
+                raise _BadRequest(f"wait must be a number of seconds, got {raw_wait!r}") from None
+            if wait is not None and not 0 <= wait <= 60:
+                raise _BadRequest(f"wait must be between 0 and 60 seconds, got {wait}")
+            return self.totals.report(wait)
         if len(parts) >= 2 and parts[0] == "sessions":
             return self._session(parts[1], parts[2:], query)
         raise _NotFound("/api/" + "/".join(parts))
@@ -303,6 +311,7 @@ class UIServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        self._app.totals.close()
         self._app.catalog.close()
 
 

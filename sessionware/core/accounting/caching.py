@@ -96,6 +96,15 @@ class CacheTally:
             self._saved += saving
             self._priced = True
 
+    def merge(self, other: CacheTally) -> None:
+        """Add the calls ``other`` added up (a tally of other calls, same prices)."""
+        self._input += other._input
+        self._read += other._read
+        self._write += other._write
+        self._unpriced += other._unpriced
+        self._saved += other._saved
+        self._priced = self._priced or other._priced
+
     def figures(self) -> CacheFigures:
         used = bool(self._read or self._write)
         return CacheFigures(

@@ -413,9 +413,21 @@ function totalsTable(rows, first, id) {
       h("td", { class: "num" }, fmt.n(r.errors))))));
 }
 
+// Counting 10,000 sessions takes the server seconds the first time: what it has counted
+// is drawn at once, marked as partial, and asked for again until it is complete.
 async function renderTotals() {
   setNav("totals");
-  const report = await api("totals");
+  const gen = routeGen;
+  for (;;) {
+    const report = await api("totals?wait=0.5");
+    if (gen !== routeGen) return;
+    drawTotals(report);
+    if (!report.partial) { markReady("totals"); return; }
+    markReady("totals-partial");
+  }
+}
+
+function drawTotals(report) {
   const days = report.by_day;
   const dayChart = days.length ? chart("Cost by day ($)", [
     { key: "cost", label: "cost", col: days.map((d) => Number(d.cost)), color: "#1f8a5b", stack: true },
@@ -423,14 +435,19 @@ async function renderTotals() {
   main().replaceChildren(
     h("h1", {}, "Totals"),
     h("p", { class: "muted" }, `All sessions in ${report.store}.`),
+    report.partial ? h("p", { class: "notice", id: "counting" }, report.of === null
+      ? "Reading the list of sessions…"
+      : `Counting: ${fmt.n(report.counted)} of ${fmt.n(report.of)} sessions so far; the figures grow until all are read.`) : null,
     h("h2", {}, "By model"), totalsTable([...report.by_model, report.total], "model", "by-model"),
     h("h2", {}, "By day (UTC)"), dayChart, totalsTable([...days, report.total], "day", "by-day"));
-  markReady("totals");
 }
 
 // -- routing --------------------------------------------------------------------------------
 
+let routeGen = 0;
+
 async function route() {
+  routeGen += 1;
   delete document.documentElement.dataset.ready;
   const hash = location.hash.replace(/^#/, "") || "/";
   const parts = hash.split("/").filter(Boolean);
