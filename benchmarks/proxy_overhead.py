@@ -24,8 +24,11 @@ handling of the app's large request (parsing, logging), which the bare proxy sen
 small wire never pays, and ``managed - bare(whole history)`` subtracts what the smaller
 wire saves; so the local time is measured where it is spent: the managed hook's
 pre-call and post-call work (context built, records, commit) timed in this process on
-the same conversation, with LiteLLM's mock response as the model. Bars: every wire
-within the budget; the hook's local time <= 20 ms per call.
+the same conversation, each call's messages parsed anew from JSON as the proxy hands
+them over, with LiteLLM's mock response as the model. Bars: every wire within the
+budget; the hook's local time <= 20 ms per call. The first call of a session records the
+whole history: its end-to-end time through each fresh proxy (managed and bare, both
+paying LiteLLM's own first-request work) and the hook's part of it are printed too.
 
     python benchmarks/proxy_overhead.py [--calls 300] [--store sqlite:///path.db]
         [--managed] [--turns 1000] [--budget 8000] [--managed-calls 60]
@@ -152,25 +155,31 @@ def timed(client: openai.OpenAI, messages: list[dict[str, object]], **extra: obj
     return time.perf_counter() - start
 
 
-def hook_seconds(turns: int, budget: int, calls: int, store: str) -> list[float]:
-    """The managed hook's own time per call (pre-call + post-call + commit), in process."""
+def hook_seconds(turns: int, budget: int, calls: int, store: str) -> tuple[tuple[float, float], list[float]]:
+    """The managed hook's own time, in process: (pre, post) of the session's first call
+    (the whole history recorded), then pre-call + post-call + commit per later call.
+
+    Each call hands the hook the request as the proxy does: parsed anew from its JSON body
+    (new dicts and strings every call, equal to the ones before)."""
     import asyncio
+    import json
     import uuid
 
     import litellm
 
     from sessionware.adapters.litellm.proxy import ManagedProxyHook
 
-    async def run() -> list[float]:
+    async def run() -> tuple[tuple[float, float], list[float]]:
         hook = ManagedProxyHook(store=store, budget=budget)
         conversation = history(turns)
+        first = (0.0, 0.0)
         spent: list[float] = []
         for call in range(calls + 5):
             question = f"Question {call}: which crate came with letter {call}?"
             conversation.append({"role": "user", "content": question})
             data = {
                 "model": "gpt-4o-mini",
-                "messages": list(conversation),
+                "messages": json.loads(json.dumps(conversation)),
                 "litellm_call_id": str(uuid.uuid4()),
                 "metadata": {"session_id": f"hook-{os.getpid()}"},
             }
@@ -184,10 +193,12 @@ def hook_seconds(turns: int, budget: int, calls: int, store: str) -> list[float]
             start = time.perf_counter()
             await hook.async_post_call_success_hook(data, None, answer)
             after = time.perf_counter() - start
-            if call >= 5:  # the first call records the whole history, once per session
+            if call == 0:  # the first call records the whole history, once per session
+                first = (before, after)
+            elif call >= 5:
                 spent.append(before + after)
             conversation.append({"role": "assistant", "content": f"You said: {question}"})
-        return spent
+        return first, spent
 
     return asyncio.run(run())
 
@@ -209,14 +220,15 @@ def measure_managed(args: argparse.Namespace, folder: Path, store: str) -> None:
             proxies.append(ProxyProcess.start(folder / name / "config.yaml", workers=1, env=env))
         bare = openai.OpenAI(base_url=f"{proxies[0].base_url}/v1", api_key=KEY, max_retries=0)
         managed = openai.OpenAI(base_url=f"{proxies[1].base_url}/v1", api_key=KEY, max_retries=0)
-        counter = counter_for_model("gpt-4o-mini")
+        start = time.perf_counter()
+        counter = counter_for_model("gpt-4o-mini")  # the tokenizer: loaded once per process
+        tokenizer = time.perf_counter() - start
         conversation = history(args.turns)
         session = {"metadata": {"session_id": f"bench-{os.getpid()}"}}
-        print(f"the first managed call records {len(conversation)} messages...", flush=True)
         conversation.append({"role": "user", "content": "Which crate came first?"})
-        start = time.perf_counter()
-        timed(managed, conversation, **session)
-        print(f"  took {(time.perf_counter() - start) * 1000:.0f} ms (once per session)")
+        print(f"the first call of each proxy ({len(conversation)} messages)...", flush=True)
+        first_bare = timed(bare, conversation)
+        first_managed = timed(managed, conversation, **session)
         conversation.append({"role": "assistant", "content": "You said: Which crate came first?"})
         local: list[float] = []
         whole: list[float] = []
@@ -245,7 +257,15 @@ def measure_managed(args: argparse.Namespace, folder: Path, store: str) -> None:
         )
         print(f"  end to end, managed - bare sent its wire (median of pairs): {ms(added)}")
         print(f"  end to end, managed - bare sent the whole history (median): {ms(statistics.median(whole))}")
-        own = hook_seconds(args.turns, args.budget, len(local), f"sqlite:///{folder / 'hook.db'}")
+        (pre, post), own = hook_seconds(
+            args.turns, args.budget, len(local), f"sqlite:///{folder / 'hook.db'}"
+        )
+        print(
+            f"  first call of a proxy process (the whole history recorded): managed {first_managed:.2f} s,"
+            f" bare {first_bare:.2f} s ({first_managed / first_bare:.2f}x); the hook's part, in process:"
+            f" pre {pre * 1000:.0f} ms + post {post * 1000:.0f} ms, and the tokenizer's load (once per"
+            f" process) {tokenizer * 1000:.0f} ms"
+        )
         median = statistics.median(own)
         print(
             f"  the hook's local time per call (pre + post + commit, median): {ms(median)}"
