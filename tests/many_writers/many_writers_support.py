@@ -46,8 +46,9 @@ class Writers:
             ],
         )
 
-    def release(self, timeout: float = 60.0) -> None:
-        """Wait until every writer is ready, then let them all go at once."""
+    def release(self, timeout: float = 240.0) -> None:
+        """Wait until every writer is ready, then let them all go at once (four fresh
+        interpreters importing an SDK under coverage took over 60 s at a load of 15)."""
         deadline = time.monotonic() + timeout
         for name, proc in self.procs.items():
             ready = Path(f"{self.go}.ready-{name}")
@@ -59,7 +60,7 @@ class Writers:
                 time.sleep(0.01)
         self.go.write_text("")
 
-    def results(self, timeout: float = 120.0) -> dict[str, dict[str, Any]]:
+    def results(self, timeout: float = 240.0) -> dict[str, dict[str, Any]]:
         """Each writer's JSON report; fails on a non-zero exit or any stderr output."""
         out: dict[str, dict[str, Any]] = {}
         for name, proc in self.procs.items():
