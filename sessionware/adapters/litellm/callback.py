@@ -11,6 +11,9 @@ and its tool calls, usage, latency, errors. The session is, in this order, the c
 callback's ``session_id``, the surrounding ``sessionware.session(...)`` scope, or the
 conversation's fingerprint (its system prompt and first user message).
 
+On OpenAI's own API each call also gets the session's ``prompt_cache_key`` (unless the
+app set one), as a wrapped client's calls do: see ``sessionware.adapters.litellm.cache_key``.
+
 Cost: the event's ``cost`` comes from sessionware's ``PriceBook``; LiteLLM's own
 ``response_cost`` is kept beside it in ``metadata["litellm_cost"]``. When both exist and
 disagree by more than 1 %, one warning per model says so. A model only LiteLLM can
@@ -54,6 +57,7 @@ from sessionware.adapters.engine import background, funnel, guard
 from sessionware.adapters.engine.pending import SessionLater
 from sessionware.adapters.engine.record import CallFacts, record_call
 from sessionware.adapters.engine.resolve import choose, merge_scope_metadata
+from sessionware.adapters.litellm.cache_key import add_cache_key, named_session, sends_to_openai
 from sessionware.adapters.litellm.handle import ManagedLiteLLM
 from sessionware.adapters.litellm.read import (
     RECORDED_CALL_TYPES,
@@ -171,6 +175,31 @@ class SessionCallback(CustomLogger):
         funnel.add_outer_recorder(_inside_recorded_completion)
 
     # -- LiteLLM's events ------------------------------------------------------------
+
+    def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
+        """The request LiteLLM is about to send: on OpenAI's own API, give it the session's
+        ``prompt_cache_key`` unless the app set one (see ``litellm.cache_key``)."""
+        try:
+            if not isinstance(kwargs, dict) or kwargs.get("call_type") not in RECORDED_CALL_TYPES:
+                return
+            params = kwargs.get("litellm_params") or {}
+            additional = kwargs.get("additional_args") or {}
+            body = additional.get("complete_input_dict")
+            provider = kwargs.get("custom_llm_provider") or params.get("custom_llm_provider")
+            if not isinstance(body, dict) or not sends_to_openai(provider, additional.get("api_base")):
+                return
+            if is_managed_call(kwargs.get("litellm_call_id")):
+                return  # managed mode's rounds carry the key of the session they build for
+            metadata = params.get("metadata")
+            named = named_session(
+                metadata if isinstance(metadata, dict) else None,
+                params.get("litellm_session_id"),
+                self.session_id,
+            )
+            scope = active_scope()
+            add_cache_key(body, named or (scope.id if scope is not None else None))
+        except Exception as exc:
+            guard.report("a LiteLLM call's prompt_cache_key", exc)
 
     def log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         call = self._claim(kwargs, response_obj, start_time, end_time, failed=False)

@@ -31,8 +31,10 @@ streamed or not, answered or failed, from the events LiteLLM hands its callbacks
 the call is over (the request as the client sent it, the answer, usage, latency, time to
 first token, and LiteLLM's ``response_cost`` cross-checked against sessionware's prices:
 see ``SessionCallback``). The proxy's own features are untouched: the hook changes no
-request and no response, so keys, budgets, fallbacks (the call that finally answered is
-the one recorded) and spend logs work as before.
+response, and of a request only adds, on OpenAI's own API, the session's
+``prompt_cache_key`` when the client sent none (``litellm.cache_key``), so keys, budgets,
+fallbacks (the call that finally answered is the one recorded) and spend logs work as
+before.
 
 Which session, in this order (the rule ``SessionCallback`` applies in-process):
 

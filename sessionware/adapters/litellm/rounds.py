@@ -47,6 +47,7 @@ from sessionware.adapters.engine.types import (
     EndpointKind,
     StreamAccumulator,
 )
+from sessionware.adapters.litellm.cache_key import add_cache_key, sends_to_openai
 from sessionware.adapters.litellm.read import litellm_usage, price_provider, read_output
 from sessionware.adapters.openai.chat import ChatAccumulator, ChatEndpoint
 
@@ -315,6 +316,17 @@ def _body(model: Any, messages: Any, kwargs: Mapping[str, Any]) -> dict[str, Any
     return body
 
 
+def _add_cache_key(kwargs: dict[str, Any], call: HookedCall) -> None:
+    """A round to OpenAI's own API carries its session's ``prompt_cache_key`` (``cache_key``)."""
+    try:
+        provider = resolve_model(kwargs.get("model"), kwargs.get("custom_llm_provider"))[1]
+        api_base = kwargs.get("api_base") or kwargs.get("base_url")
+        if sends_to_openai(provider, api_base, kwargs.get("client")):
+            add_cache_key(kwargs, call.state.id if call.state is not None else None)
+    except Exception as exc:
+        guard.report("a LiteLLM call's prompt_cache_key", exc)
+
+
 @dataclass(slots=True)
 class StartedCall:
     """A managed call whose first round the caller sends itself (``ManagedRounds.astart``)."""
@@ -354,8 +366,10 @@ class ManagedRounds:
             return None
 
     @staticmethod
-    def _arguments(options: _Round, first: bool) -> dict[str, Any]:
+    def _arguments(options: _Round, first: bool, call: HookedCall | None = None) -> dict[str, Any]:
         kwargs = dict(options.json_data)
+        if call is not None:
+            _add_cache_key(kwargs, call)
         if kwargs.get("tools") and _mcp_missing() and not any(_names_server(t) for t in kwargs["tools"]):
             # LiteLLM 1.106 imports its MCP gateway (the optional ``mcp`` package) for any
             # call with tools, only to find that function tools do not name a gateway
@@ -384,7 +398,7 @@ class ManagedRounds:
                 send, send_cls = call.prepare(ManagedStream if call.stream else None, call.replacement())
 
                 def send_one(send: Any, send_cls: Any) -> Any:
-                    result = original(**self._arguments(send, call.rounds == 0))
+                    result = original(**self._arguments(send, call.rounds == 0, call))
                     return result if send_cls is None else send_cls(source=result)
 
                 return call.send_rounds(send, send_cls, send_one)
@@ -411,7 +425,7 @@ class ManagedRounds:
                 )
 
                 async def send_one(send: Any, send_cls: Any) -> Any:
-                    result = await original(**self._arguments(send, call.rounds == 0))
+                    result = await original(**self._arguments(send, call.rounds == 0, call))
                     return result if send_cls is None else send_cls(source=result)
 
                 return await call.asend_rounds(send, send_cls, send_one)
@@ -436,6 +450,8 @@ class ManagedRounds:
             send, send_cls = call.prepare(
                 AsyncManagedStream if call.stream else None, await call.areplacement()
             )
+        if isinstance(send.json_data, dict):
+            _add_cache_key(send.json_data, call)  # the built request the proxy routes
         return StartedCall(call, send, send_cls)
 
     async def afinish(
@@ -455,7 +471,7 @@ class ManagedRounds:
             if pending:
                 result = pending.pop()
             else:
-                arguments = self._arguments(send, False)
+                arguments = self._arguments(send, False, call)
                 arguments.pop("litellm_logging_obj", None)  # the first round's, not this one's
                 result = await send_next(**arguments)
             return result if send_cls is None else send_cls(source=result)

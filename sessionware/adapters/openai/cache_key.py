@@ -22,7 +22,7 @@ from typing import Any
 
 from sessionware.adapters.engine.messages import fingerprint
 
-__all__ = ["OPENAI_HOST", "accepts_cache_key", "key_for", "with_cache_key"]
+__all__ = ["OPENAI_HOST", "accepts_cache_key", "conversation_of", "key_for", "with_cache_key"]
 
 OPENAI_HOST = "api.openai.com"
 _FIELD = "prompt_cache_key"
@@ -40,7 +40,7 @@ def key_for(session: str) -> str:
     return "sw-" + hashlib.sha256(session.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def _opening(body: Mapping[str, Any]) -> str | None:
+def conversation_of(body: Mapping[str, Any]) -> str | None:
     """The automatic session id of the conversation ``body`` continues."""
     messages = body.get("messages")
     if isinstance(messages, list):
@@ -74,7 +74,7 @@ def with_cache_key(options: Any, session_id: str | None) -> Any:
     body = options.json_data
     if not isinstance(body, dict) or _FIELD in body:
         return options
-    session = session_id or _opening(body)
+    session = session_id or conversation_of(body)
     if session is None:
         return options
     return options.model_copy(update={"json_data": {**body, _FIELD: key_for(session)}})
