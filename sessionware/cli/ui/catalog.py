@@ -8,6 +8,7 @@ sessions reads the store once, while a page opened later shows sessions recorded
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -17,11 +18,14 @@ from typing import Any
 
 from sessionware.core.accounting.caching import cache_saving, read_share
 from sessionware.core.accounting.pricing import PriceBook
+from sessionware.core.errors import SessionwareError
 from sessionware.core.session.enums import Role
 from sessionware.core.session.models import SessionInfo
 from sessionware.core.store.store import Store
 
 __all__ = ["SessionCatalog", "SessionSort"]
+
+logger = logging.getLogger(__name__)
 
 _PROMPT_CHARS = 160
 
@@ -128,6 +132,8 @@ class SessionCatalog:
             with self._lock:
                 self._infos, self._rows, self._sorted = infos, rows, {}
                 self._read_at = time.monotonic()
+        except SessionwareError as exc:  # the store went away (a stopping server closed it)
+            logger.warning("sessionware ui: the session list could not be read: %s", exc)
         finally:
             with self._lock:
                 self._reading = False
@@ -142,8 +148,10 @@ class SessionCatalog:
             self._reader = threading.Thread(target=self._read, name="sessionware-ui-list", daemon=True)
             self._reader.start()
 
-    def close(self, timeout: float | None = 30.0) -> None:
-        """Wait for a read of the list under way (the server is stopping)."""
+    def close(self, timeout: float | None = 3.0) -> None:
+        """Wait a little for a read of the list under way (the server is stopping); one
+        still running after ``timeout`` is left to finish or fail on its own thread (the
+        store serves it before it closes)."""
         with self._lock:
             reader = self._reader
         if reader is not None:

@@ -304,8 +304,11 @@ class UIServer:
                 return
 
     def stop(self) -> None:
+        """Stop serving, bounded: nothing waits on a client, and background reads still
+        under way after a few seconds are left to end on their own (daemon) threads."""
         if self._httpd is not None:
-            self._httpd.shutdown()
+            if self._thread is not None and self._thread.is_alive():
+                self._httpd.shutdown()  # waits for serve_forever, which only a live thread ends
             self._httpd.server_close()
             self._httpd = None
         if self._thread is not None:

@@ -85,7 +85,7 @@ class StoreTotals:
                     self._summed = summed
         return {**summed[1], "partial": partial, "counted": counted, "of": of}
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float = 2.0) -> None:
         """Stop a pass under way (between two reads) and wait for it."""
         with self._cond:
             self._closing = True

@@ -5,6 +5,7 @@ only those, and a first count that is still running is served as it stands (part
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -270,3 +271,37 @@ def test_the_api_waits_as_asked(tmp_path, serve) -> None:
     assert {"partial", "counted", "of", "by_model", "by_day", "total"} <= quick.keys()
     full = fetch(server.url + "api/totals").json()
     assert not full["partial"] and _figures(full) == _oracle(sessions)
+
+
+class _StuckListBackend(SQLiteBackend):
+    """A real SQLite backend whose full session list hangs until released."""
+
+    def __init__(self, path: Any) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+
+    def list_sessions(self, *, parent_id: str | None = None, limit: int | None = None) -> list[SessionInfo]:
+        if parent_id is None and limit is None:
+            self.gate.wait(60)
+        return super().list_sessions(parent_id=parent_id, limit=limit)
+
+
+def test_a_server_stops_soon_while_a_read_of_the_store_hangs(tmp_path) -> None:
+    """Ctrl-C of ``sessionware ui`` must not wait on a read that does not end (a store
+    that stopped answering): the list read and the totals count are waited for briefly."""
+    from sessionware.cli.ui import UIServer
+
+    backend = _StuckListBackend(tmp_path / "stuck.db")
+    store = Store(backend)
+    _fill(store, 3)
+    server = UIServer(store, port=0).start()
+    waiting = threading.Thread(target=fetch, args=(server.url + "api/sessions?sort=id",), daemon=True)
+    waiting.start()
+    assert fetch(server.url + "api/totals?wait=0").json()["partial"]
+    start = time.monotonic()
+    server.stop()
+    stopped_in = time.monotonic() - start
+    backend.gate.set()
+    waiting.join(30)
+    store.close()
+    assert stopped_in < 10, f"stop() took {stopped_in:.1f} s"
