@@ -50,6 +50,8 @@ from sessionware._version import __version__
 from sessionware.core.memory.enums import PageType, Provider, StorageTier
 from sessionware.core.memory.pages import DeferredPage, MemoryPage, PageTable
 from sessionware.core.memory.policy import ContextPolicy
+from sessionware.core.memory.search import SearchIndex
+from sessionware.core.memory.search_state import decode, encode
 from sessionware.core.memory.transcript import Turn, event_page
 from sessionware.core.memory.vm import CHECKPOINT_PAGE, VirtualMemory
 from sessionware.core.memory.working_set import WorkingSet
@@ -60,7 +62,7 @@ __all__ = ["EVERY", "FORMAT", "MIN_EVENTS", "dump", "restore", "take", "wanted",
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3
 """Raised whenever folding events makes other pages, turns or index entries."""
 MIN_EVENTS = 256
 """Logs shorter than this replay in a few milliseconds: no checkpoint is read or written."""
@@ -126,7 +128,8 @@ def restore(vm: VirtualMemory, raw: str) -> int:
 class _Restored:
     """A checkpoint's state, built and checked apart from the memory, then put in at once.
 
-    Transcript pages stay deferred (``_EventPage``): made from their event when read.
+    Transcript pages stay deferred (``_EventPage``): made from their event when read; the
+    search index's rows are parsed when first read (``search_state``).
     """
 
     def __init__(self, vm: VirtualMemory, data: dict[str, Any], events: Sequence[SessionEvent]) -> None:
@@ -167,6 +170,8 @@ class _Restored:
                 row = next(rest)
                 entries.append((row.page_id, row))
         self.table.load(entries)
+        ids_in_order = [page_id for page_id, _ in entries]
+        self.index = SearchIndex.from_columns(ids_in_order, decode(data["index"], len(entries)))
         self._check_counts()
         self.working_set = WorkingSet(vm.working_set.capacity_tokens)
         recalled, recalled_at, evicted_at, evictions = data["working_set"]
@@ -192,7 +197,7 @@ class _Restored:
     def apply(self) -> None:
         vm, misc = self.vm, self.misc
         vm.table = self.table
-        vm.marks.index_behind = True
+        vm.adopt_index(self.index)
         vm.turns = self.turns
         vm.order = self.order
         vm.position = {page_id: i for i, page_id in enumerate(self.order)}
@@ -375,6 +380,7 @@ def dump(
         },
         "policy": _policy_digest(vm.policy),
         "plans": plans,
+        "index": encode(vm.index.columns()),
     }
     body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     head = {

@@ -32,6 +32,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sessionware.core.memory.search_state import IndexColumns
 from sessionware.core.memory.text import identifiers, terms
 
 __all__ = ["SearchHit", "SearchIndex"]
@@ -85,6 +86,31 @@ class SearchIndex:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    def columns(self) -> IndexColumns:
+        """The index's containers, for a checkpoint (``search_state.encode``)."""
+        return IndexColumns(
+            docs=self._docs,
+            tfs=self._tfs,
+            doc_tf=self._doc_tf,
+            lengths=self._lengths,
+            total_length=self._total_length,
+            identifiers=self._identifiers,
+            doc_identifiers=self._doc_identifiers,
+            weights=self._weights,
+        )
+
+    @classmethod
+    def from_columns(cls, ids: list[str], columns: IndexColumns) -> SearchIndex:
+        """The index of pages ``ids`` (in the order they were added) with ``columns``."""
+        index = cls()
+        index._ids = ids
+        index._doc_by_id = {page_id: doc for doc, page_id in enumerate(ids)}
+        index._docs, index._tfs, index._doc_tf = columns.docs, columns.tfs, columns.doc_tf
+        index._lengths, index._total_length = columns.lengths, columns.total_length
+        index._identifiers, index._doc_identifiers = columns.identifiers, columns.doc_identifiers
+        index._weights = columns.weights
+        return index
 
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]

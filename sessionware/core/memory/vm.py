@@ -84,8 +84,6 @@ class FoldMarks:
     local_edits: bool = False
     """Pins or claims made in this process: not in the log, so never in a checkpoint
     (another process replaying the log would not have them)."""
-    index_behind: bool = False
-    """The search index lags the table (restored from a checkpoint): made on first read."""
 
 
 class CompactionPlan(Protocol):
@@ -221,28 +219,18 @@ class VirtualMemory:
 
     @property
     def index(self) -> SearchIndex:
-        """The search index of the table's pages (after a checkpoint, made on first read:
-        a build that searches nothing never pays for it)."""
-        if self.marks.index_behind:
-            index = SearchIndex()
-            for page in self.table:
-                if page.page_type in (PageType.TRANSCRIPT, PageType.ARTIFACT):
-                    label, body = _label(page)
-                    index.add(page.page_id, body, weight=_search_weight(page), label=label)
-                else:
-                    index.add(page.page_id, page.text)
-            self._index = index
-            self.marks.index_behind = False
+        """The search index of the table's pages, in the table's order."""
         return self._index
+
+    def adopt_index(self, index: SearchIndex) -> None:
+        """Take the index of a restored table (``checkpoint``): it holds the table's pages
+        in the table's order. Callers hold the memory's lock."""
+        self._index = index
 
     def index_in_table_order(self) -> bool:
         """Whether the index holds the table's pages in its order (what a checkpoint
-        restores it from): not after a page id was registered twice."""
-        return self.marks.index_behind or len(self._index) == len(self.table)
-
-    def _index_add(self, page_id: str, text: str, *, weight: float = 1.0, label: str = "") -> None:
-        if not self.marks.index_behind:
-            self._index.add(page_id, text, weight=weight, label=label)
+        restores it with): not after a page id was registered twice."""
+        return len(self._index) == len(self.table)
 
     # -- folding events -----------------------------------------------------------------
 
@@ -292,7 +280,6 @@ class VirtualMemory:
         self._pending.clear()
         self.table.clear()
         self._index = SearchIndex()
-        self.marks.index_behind = False
         self.turns.clear()
         self.plans.clear()
         self.marks.plans.clear()
@@ -349,7 +336,7 @@ class VirtualMemory:
             self.log(MutationType.PIN, [page.page_id], cause="pinned at record")
         self.table.register(page)
         label, body = _label(page)
-        self._index_add(page.page_id, body, weight=_search_weight(page), label=label)
+        self._index.add(page.page_id, body, weight=_search_weight(page), label=label)
         self.position[page.page_id] = len(self.order)
         self.order.append(page.page_id)
         turn.add(event, page.page_id)
@@ -370,7 +357,7 @@ class VirtualMemory:
             provenance=[str(p) for p in event.metadata.get("covers", [])],
         )
         self.table.register(page)
-        self._index_add(page.page_id, page.text)
+        self._index.add(page.page_id, page.text)
         if page.page_id not in self.segment_summary_ids:
             self.segment_summary_ids.append(page.page_id)
         self.layout_epoch += 1
@@ -484,7 +471,7 @@ class VirtualMemory:
                 pinned=pinned,
             )
             self.table.register(page)
-            self._index_add(page.page_id, text)
+            self._index.add(page.page_id, text)
             self.claim_ids.append(page.page_id)
             for plan in self.plans.values():
                 plan.invalidate_block()

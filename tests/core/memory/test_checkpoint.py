@@ -290,7 +290,7 @@ def test_short_sessions_neither_read_nor_write_one(tmp_path: Path) -> None:
 def test_search_after_a_restore_finds_what_a_replay_finds(
     path: Path, indexed: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The index is made on the first search (a build that searches nothing never pays)."""
+    """The index comes with the checkpoint (its rows read when first used), not folded again."""
 
     def hits(process: Process) -> list[tuple[str, float]]:
         vm = VirtualMemory.of(process.state)
