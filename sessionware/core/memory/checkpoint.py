@@ -47,6 +47,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sessionware._version import __version__
+from sessionware.core.gc_pause import paused
 from sessionware.core.memory.enums import PageType, Provider, StorageTier
 from sessionware.core.memory.pages import DeferredPage, MemoryPage, PageTable
 from sessionware.core.memory.policy import ContextPolicy
@@ -116,8 +117,8 @@ def restore(vm: VirtualMemory, raw: str) -> int:
         events = list(vm.state.events)
     if covered > len(events) or _log_digest(events[:covered]) != head.get("log"):
         raise CheckpointMismatch(f"it covers another log than this process' first {covered} events")
-    data = json.loads(body)
-    parts = _Restored(vm, data, events)
+    with paused():  # tens of thousands of pages and rows at once (see gc_pause)
+        parts = _Restored(vm, json.loads(body), events)
     parts.apply()
     vm.resume_after(covered)
     vm.marks.covered = covered

@@ -14,6 +14,7 @@ import hashlib
 import logging
 from typing import Any
 
+from sessionware.core.gc_pause import paused
 from sessionware.core.memory.block import render_block
 from sessionware.core.memory.compression import ExtractiveCompressor
 from sessionware.core.memory.enums import CompressionLevel, MutationType, PageType, Provider, StorageTier
@@ -456,7 +457,8 @@ def _restored(plan: Plan, stored: dict[str, Any]) -> Plan:
     """``plan`` with the state a checkpoint kept for it, or a new plan that replays the log
     when that state does not fit (``Plan.restore`` says why)."""
     try:
-        plan.restore(stored)
+        with paused():  # a page per compaction, and every restored turn rendered (gc_pause)
+            plan.restore(stored)
     except (KeyError, TypeError, ValueError) as exc:
         logger.warning(
             "session %s: replaying plan %s, its checkpoint is unusable: %s", plan.vm.state.id, plan.tag, exc

@@ -56,6 +56,7 @@ from sessionware.core.store.base import (
     coalesce_appends,
     event_body,
     header_json,
+    parse_events,
     storable_bodies,
 )
 from sessionware.core.store.locks import poll
@@ -378,7 +379,7 @@ class PostgresBackend:
             f"SELECT body FROM {self.schema}.events WHERE session_id = %s AND seq > %s ORDER BY seq",
             (session_id, after_seq),
         ).fetchall()
-        return [SessionEvent.model_validate_json(body) for (body,) in rows]
+        return parse_events(body for (body,) in rows)
 
     def load_info(self, session_id: str) -> SessionInfo:
         with self._conn("load") as conn:

@@ -60,6 +60,7 @@ from sessionware.core.store.base import (
     WriteReceipt,
     event_body,
     header_json,
+    parse_events,
 )
 from sessionware.core.store.locks import poll
 
@@ -364,7 +365,7 @@ class RedisBackend:
 
     def _events_between(self, session_id: str, after: int, last: int) -> list[SessionEvent]:
         bodies = self._read("load", self._client.lrange, self._k("e", session_id), after, last - 1)
-        return [SessionEvent.model_validate_json(b) for b in bodies]
+        return parse_events(bodies)
 
     def _save_totals(self, session_id: str, folded: int, totals: SessionTotals, last_seq: int) -> None:
         if self._save_fold is None:
@@ -386,7 +387,7 @@ class RedisBackend:
         bodies = self._read("load", self._client.lrange, self._k("e", session_id), after_seq, -1)
         if not bodies:
             self._require(session_id)
-        return [SessionEvent.model_validate_json(b) for b in bodies]
+        return parse_events(bodies)
 
     def last_seq(self, session_id: str) -> int:
         last = self._read("last_seq", self._client.hget, self._k("s", session_id), "last_seq")
@@ -408,7 +409,7 @@ class RedisBackend:
         self._seen_epoch("load", epoch)
         if not row or "header" not in row:
             raise SessionNotFound(session_id, store=self._location)
-        events = [SessionEvent.model_validate_json(b) for b in bodies]
+        events = parse_events(bodies)
         return self._info_from(session_id, row, events), events
 
     def load(self, session_id: str) -> Session:

@@ -39,6 +39,7 @@ from sessionware.core.store.base import (
     coalesce_appends,
     event_bodies,
     header_json,
+    parse_events,
     storable_bodies,
 )
 from sessionware.core.store.locks import FileRangeLocks
@@ -474,7 +475,7 @@ class SQLiteBackend:
             ).fetchall()
             if not rows:
                 self._require(conn, session_id)
-        return [SessionEvent.model_validate_json(body) for (body,) in rows]
+        return parse_events(body for (body,) in rows)
 
     def last_seq(self, session_id: str) -> int:
         with self._read("last_seq") as conn:
@@ -495,7 +496,7 @@ class SQLiteBackend:
                 conn.execute("COMMIT")
         if row is None:
             raise SessionNotFound(session_id, store=self.location)
-        return self._info(row), [SessionEvent.model_validate_json(body) for (body,) in bodies]
+        return self._info(row), parse_events(body for (body,) in bodies)
 
     def load(self, session_id: str) -> Session:
         info = self.load_info(session_id)
