@@ -18,6 +18,7 @@ from sessionware.adapters.fakes import FakeAnthropic, FakeOpenAI, Reply
 from sessionware.adapters.summarizer import ClientSummarizer
 from sessionware.core.accounting.tokens import counter_for_model
 from sessionware.core.memory import ContextPolicy
+from sessionware.core.memory.vm import VirtualMemory
 from sessionware.core.session.enums import EventType, Role
 from sessionware.core.session.stats import SessionStats
 from sessionware.core.store import Store, open_store
@@ -237,3 +238,56 @@ def test_a_sync_client_uses_a_sync_summariser_inline(store: Store) -> None:
 
     assert summaries.requests and "SUMMARY-BY-MODEL" in json.dumps(api.requests[-1])
     assert any(e.metadata.get("purpose") == "summary" for e in session_events(store, "s"))
+
+
+@pytest.mark.slow
+def test_a_new_process_counts_a_long_stored_history_as_the_process_that_recorded_it(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's tokens of a long history a new process meets are read from the pages its
+    memory restored (the same counter on the same text): the exact count all the same."""
+    url = f"sqlite:///{tmp_path / 'long.db'}"
+    history: list[dict[str, Any]] = []
+    for i in range(150):
+        history.append({"role": "user", "content": user_text(i)})
+        if i % 10 == 0:
+            call = {"id": f"call_{i}", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+            history.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            history.append({"role": "tool", "tool_call_id": f"call_{i}", "content": f"result {i}"})
+        history.append({"role": "assistant", "content": f"Answer {i}.", "name": "helper" if i == 7 else None})
+        history[-1] = {k: v for k, v in history[-1].items() if v is not None}
+    counter = counter_for_model("gpt-4o-mini")
+
+    def managed_call(store: Store, question: str) -> int:
+        api = FakeOpenAI(lambda body: Reply(text="Noted."))
+        client = sessionware.wrap(
+            make_openai("OpenAI", api),
+            store=store,
+            session_id="s",
+            mode="managed",
+            context=ContextPolicy(budget=900),
+        )
+        history.append({"role": "user", "content": question})
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "system", "content": SYSTEM}, *history]
+        )
+        history.append({"role": "assistant", "content": reply.choices[0].message.content})
+        calls = [e for e in session_events(store, "s") if e.app_input_tokens is not None]
+        return calls[-1].app_input_tokens or 0
+
+    first = open_store(url)
+    managed_call(first, "What was the first thing I asked?")
+    first.close()
+    read: list[int | None] = []
+    real = VirtualMemory.text_tokens
+
+    def spy(self: VirtualMemory, seqs: list[int]) -> list[int | None]:
+        read.extend(real(self, seqs))
+        return read[-len(seqs) :]
+
+    monkeypatch.setattr(VirtualMemory, "text_tokens", spy)
+    second = open_store(url)  # a new process: nothing of the session in memory
+    asked = managed_call(second, "And the last thing?")
+    second.close()
+    assert asked == counter.count_messages([{"role": "system", "content": SYSTEM}, *history[:-1]])
+    assert sum(1 for tokens in read if tokens is not None) >= 290  # plain messages: from their pages

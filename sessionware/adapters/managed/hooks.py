@@ -120,7 +120,6 @@ class _Plan:
     model: str
     budget: int
     app_tools: list[dict[str, Any]]
-    app_tokens: int
     hide_calls: bool
 
 
@@ -249,7 +248,6 @@ class ManagedHooks:
             model=model,
             budget=self._budget(call, body, model),
             app_tools=shape.app_tools(body),
-            app_tokens=AppTokens.of(state).count(request, model),
             hide_calls=hide and not clash and shape.can_hide_calls(body),
         )
 
@@ -315,7 +313,10 @@ class ManagedHooks:
                 pages_evicted=report.pages_evicted,
             )
             managed[SENT_KEY] = sent_context(plan.state, ctx, len(plan.later))
-        call.extra_fields["app_input_tokens"] = plan.app_tokens
+        # Counted after the build: a memory restored from a checkpoint counted most of it.
+        call.extra_fields["app_input_tokens"] = AppTokens.of(plan.state).count(
+            call.request, plan.model, plan.state
+        )
         call.extra_fields["metadata"] = {"managed": managed}
         call.hook_state = Run(
             shape=plan.shape,

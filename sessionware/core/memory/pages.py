@@ -61,6 +61,7 @@ class DeferredPage(Protocol):
     from a checkpoint holds tens of thousands of pages and a build reads a few of them."""
 
     tier: StorageTier
+    tokens: int
 
     def page(self) -> MemoryPage: ...
 
@@ -91,6 +92,11 @@ class PageTable:
     def entries(self) -> Iterator[tuple[str, MemoryPage | DeferredPage]]:
         """Pages in order, deferred ones as they are (none is made)."""
         return iter(list(self._pages.items()))
+
+    def tokens_of(self, page_id: str) -> int | None:
+        """The tokens of a page's text, without making a deferred page."""
+        entry = self._pages.get(page_id)
+        return None if entry is None else entry.tokens
 
     def get(self, page_id: str) -> MemoryPage | None:
         page = self._pages.get(page_id)

@@ -66,6 +66,18 @@ def _label(page: MemoryPage) -> tuple[str, str]:
     return match.group(1), page.text[: match.start(1)] + page.text[match.end() :]
 
 
+def _plain_text(event: SessionEvent) -> bool:
+    """A message whose page text is its content, as the app sent it."""
+    return (
+        event.type is EventType.MESSAGE
+        and isinstance(event.content, str)
+        and not event.tool_calls
+        and not event.name
+        and not event.tool_call_id
+        and event.role in (Role.USER, Role.ASSISTANT)
+    )
+
+
 Counter = EncodingCounter | EstimatingCounter
 
 
@@ -164,6 +176,8 @@ class VirtualMemory:
         self.warned_sync_summaries = False
         """Whether a sync build already said that ``summarize_fn`` is left to ``abuild``."""
         self.marks = FoldMarks()
+        self._page_of_seq: tuple[list[Turn], dict[int, str]] | None = None
+        """Transcript page ids by event seq, for the turns list they were read from."""
         self._pending: deque[SessionEvent] = deque()
         self._needs_reset = False
 
@@ -280,6 +294,7 @@ class VirtualMemory:
         self._pending.clear()
         self.table.clear()
         self._index = SearchIndex()
+        self._page_of_seq = None
         self.turns.clear()
         self.plans.clear()
         self.marks.plans.clear()
@@ -305,6 +320,33 @@ class VirtualMemory:
             if event.type is not EventType.BRANCH:
                 self._fold(event)
         self.layout_epoch += 1
+
+    def text_tokens(self, seqs: list[int]) -> list[int | None]:
+        """For each event seq: the tokens (by ``counter``) of that plain text message as its
+        page counted them, or None when the memory has no page whose text is the event's
+        content (not folded yet, a tool call or result, parts, a name). Managed mode's
+        count of what the app asked to send reads it instead of counting a long history
+        again."""
+        with self.lock:
+            found = self._page_of_seq
+            if found is None or found[0] is not self.turns:
+                by_seq = {
+                    e.seq: p for turn in self.turns for e, p in zip(turn.events, turn.page_ids, strict=True)
+                }
+                found = self._page_of_seq = (self.turns, by_seq)
+            page_of = found[1]
+            events = self.state.events
+            n = len(events)
+            tokens_of = self.table.tokens_of
+            out: list[int | None] = []
+            for seq in seqs:
+                page_id = page_of.get(seq)
+                if page_id is None or not 0 < seq <= n:
+                    out.append(None)
+                    continue
+                event = events[seq - 1]
+                out.append(tokens_of(page_id) if event.seq == seq and _plain_text(event) else None)
+            return out
 
     def _fold(self, event: SessionEvent) -> None:
         kind = event.type
@@ -335,6 +377,8 @@ class VirtualMemory:
             self.layout_epoch += 1
             self.log(MutationType.PIN, [page.page_id], cause="pinned at record")
         self.table.register(page)
+        if self._page_of_seq is not None and self._page_of_seq[0] is self.turns:
+            self._page_of_seq[1][event.seq] = page.page_id
         label, body = _label(page)
         self._index.add(page.page_id, body, weight=_search_weight(page), label=label)
         self.position[page.page_id] = len(self.order)
