@@ -18,7 +18,7 @@ from sessionware.adapters.fakes import FakeAnthropic, FakeOpenAI, Reply
 from sessionware.adapters.summarizer import ClientSummarizer
 from sessionware.core.accounting.tokens import counter_for_model
 from sessionware.core.memory import ContextPolicy
-from sessionware.core.memory.vm import VirtualMemory
+from sessionware.core.memory.vm import CHECKPOINT_PAGE, VirtualMemory
 from sessionware.core.session.enums import EventType, Role
 from sessionware.core.session.stats import SessionStats
 from sessionware.core.store import Store, open_store
@@ -277,6 +277,8 @@ def test_a_new_process_counts_a_long_stored_history_as_the_process_that_recorded
 
     first = open_store(url)
     managed_call(first, "What was the first thing I asked?")
+    first.flush()
+    assert CHECKPOINT_PAGE in first.load_pages("s")  # what the new process restores
     first.close()
     read: list[int | None] = []
     real = VirtualMemory.text_tokens

@@ -327,26 +327,29 @@ class VirtualMemory:
         content (not folded yet, a tool call or result, parts, a name). Managed mode's
         count of what the app asked to send reads it instead of counting a long history
         again."""
-        with self.lock:
-            found = self._page_of_seq
-            if found is None or found[0] is not self.turns:
-                by_seq = {
-                    e.seq: p for turn in self.turns for e, p in zip(turn.events, turn.page_ids, strict=True)
-                }
-                found = self._page_of_seq = (self.turns, by_seq)
-            page_of = found[1]
-            events = self.state.events
-            n = len(events)
-            tokens_of = self.table.tokens_of
-            out: list[int | None] = []
-            for seq in seqs:
-                page_id = page_of.get(seq)
-                if page_id is None or not 0 < seq <= n:
-                    out.append(None)
-                    continue
-                event = events[seq - 1]
-                out.append(tokens_of(page_id) if event.seq == seq and _plain_text(event) else None)
-            return out
+        # Without the memory's lock: the store's writer takes it to make a checkpoint right
+        # after a build, and waits only briefly. A page folded meanwhile may be missing
+        # here; its message is then counted from its recorded fields (the same count).
+        found = self._page_of_seq
+        turns = self.turns
+        if found is None or found[0] is not turns:
+            by_seq: dict[int, str] = {}
+            for turn in list(turns):
+                by_seq.update(zip([e.seq for e in turn.events], list(turn.page_ids), strict=False))
+            found = self._page_of_seq = (turns, by_seq)
+        page_of = found[1]
+        events = self.state.events
+        n = len(events)
+        tokens_of = self.table.tokens_of
+        out: list[int | None] = []
+        for seq in seqs:
+            page_id = page_of.get(seq)
+            if page_id is None or not 0 < seq <= n:
+                out.append(None)
+                continue
+            event = events[seq - 1]
+            out.append(tokens_of(page_id) if event.seq == seq and _plain_text(event) else None)
+        return out
 
     def _fold(self, event: SessionEvent) -> None:
         kind = event.type
