@@ -23,7 +23,8 @@ Per budget (4k, 8k, 16k by default; cl100k tokens, model ``gpt-4-turbo``):
   the building thread (the bar is judged on the latter: on a shared 2-core machine the wall
   time's tail is other processes' time slices); the store is flushed after each
   question's calls, outside the timing;
-* per category (1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop);
+* per category (1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop), and per half of the
+  conversations (the first and the last five of LoCoMo-10: tune on one, check on the other);
 * fact retention: evidence turns older than the verbatim window with a sentence kept
   verbatim in the memory block.
 
@@ -268,13 +269,14 @@ async def run_budget(
     base: dict[str, list[dict[str, Any]]] = defaultdict(list)
     kept = total = 0
     shown = 0
-    for conv in convs:
+    for n, conv in enumerate(convs):
         matcher = EvidenceMatcher(conv.turns)
         sm = await record(conv, budget, **policy)
         baselines = Baselines(conv, counter)
         conv_rows = []
         for q in conv.questions:
             row = await ask(sm, conv, q, matcher, counter)
+            row["half"] = int(2 * n >= len(convs))
             conv_rows.append(row)
             if explain and shown < explain and not row["after"]:
                 shown += 1
@@ -284,7 +286,8 @@ async def run_budget(
                     msgs, tokens = fn(q.text, b)
                     hay = matcher.haystacks(msgs)
                     ok = all(matcher.found(e, hay) for e in q.evidence)
-                    base[label].append({"category": q.category, "in_ctx": ok, "after": ok, "tokens": tokens})
+                    cell = {"category": q.category, "in_ctx": ok, "after": ok, "tokens": tokens}
+                    base[label].append({**cell, "half": row["half"]})
         k, t = retention(conv, conv_rows, matcher)
         kept += k
         total += t
@@ -325,6 +328,17 @@ def report(budget: int, result: dict[str, Any]) -> dict[str, float]:
         print(
             f"{label:<20}{share:>8.1%}{'-':>10}{statistics.mean(t):>9.0f}{pct(t, 0.95):>8.0f}{'':>24}{cells}"
         )
+    halves = []
+    for half, name in ((0, "first"), (1, "last")):
+        mine = [r for r in vm if r["half"] == half]
+        theirs = [r for r in result["base"]["recency+bm25@=tok"] if r["half"] == half]
+        if mine:
+            halves.append(
+                f"{name} half of the conversations ({len(mine)} questions): "
+                f"in ctx {_share(mine, 'in_ctx'):.1%}, <= 2 calls {_share(mine, 'after'):.1%}, "
+                f"recency+bm25@=tok {_share(theirs, 'in_ctx'):.1%}"
+            )
+    print("\n".join(halves))
     print(
         f"build time: wall p50 {pct(build, 0.5):.2f} / p95 {pct(build, 0.95):.2f} ms; CPU of the building "
         f"thread p50 {pct(cpu, 0.5):.2f} / p95 {pct(cpu, 0.95):.2f} ms (the bar: wall time includes other "
