@@ -57,7 +57,8 @@ _DEFAULT_RESULTS = 5
 _IN_CONTEXT = "the matching pages are already in your context"
 # Turns on each side that page_fault brings with a page.
 _NEIGHBOURS = 2
-# Score share a page takes from each neighbour's in search ranking.
+_RETURNED = "shown whole by an earlier call this turn"
+# Score share a page takes from each page within two turns in search ranking.
 _NEIGHBOUR_SCORE = 0.3
 
 
@@ -117,6 +118,7 @@ def handle_vm_tool_call(state: SessionState, name: str, arguments_json: str | di
                 "call_key": key,
                 "recalled": recalled,
                 "found": served.found,
+                "whole": served.whole,
                 "tokens": served.count(result),
                 "wanted": framing + served.wanted,
             },
@@ -161,6 +163,11 @@ class _Served:
         """Tokens the result would have used with no room limit."""
         self.found: list[str] = []
         """Pages a search showed (they stay in the recall region for the rest of the turn)."""
+        self.whole: list[str] = []
+        """Pages this call returned whole (``VirtualMemory.turn_whole``)."""
+        key, whole = vm.turn_whole
+        self.returned: set[str] = whole if key == (vm.call_key or str(vm.turn_hint)) else set()
+        """Pages this turn's earlier calls returned whole: they are in the model's context."""
         self.plan = current_plan(vm)
         counter: Counter = self.plan.counter if self.plan is not None else vm.counter
         self.count: Callable[[str], int] = counter.count_text
@@ -188,22 +195,27 @@ class _Served:
             return _error(f"unknown page id {page_id!r}; use search_pages to find pages"), None
         compressor = self.plan.compressor if self.plan is not None else None
         recalled = [page.page_id] if page.page_id in vm.table else []
-        around = self._neighbours(page) if level is CompressionLevel.FULL else []
+        # A page an earlier call of this turn returned whole is in the model's context: the
+        # fault brings what surrounds it (wider) instead of repeating it.
+        repeat = page.page_id in self.returned and level is CompressionLevel.FULL
+        reach = _NEIGHBOURS + 1 if repeat else _NEIGHBOURS
+        around = self._neighbours(page, reach) if level is CompressionLevel.FULL else []
 
         def render(limit: int | None, context: list[MemoryPage]) -> str:
             text = page.text
             if limit is not None and compressor is not None:
                 text = compressor.compress(page.text, level, limit)
+            content: dict[str, Any] = {"returned": _RETURNED} if repeat else {"text": text}
             body: dict[str, Any] = {
                 "page_id": page.page_id,
                 "modality": Modality.TEXT.value,
                 "level": int(level),
                 "turns": f"t{page.turn}-{page.last_turn}" if page.last_turn > page.turn else f"t{page.turn}",
-                "content": {"text": text},
+                "content": content,
             }
             if page.role is not None and page.page_type not in (PageType.SUMMARY, PageType.INDEX):
                 body["role"] = page.role.value
-            if text != page.text and level is CompressionLevel.FULL:
+            if text != page.text and level is CompressionLevel.FULL and not repeat:
                 body["truncated"] = True
             out: dict[str, Any] = {"page": body}
             if context:
@@ -217,26 +229,31 @@ class _Served:
         if result is None:
             return _error("no room for memory results in this budget"), None
         if '"truncated"' not in result:
+            if not repeat:
+                self.whole.append(page.page_id)
             shown: list[MemoryPage] = []
             for other in around:  # nearest first, each whole or not at all
                 candidate = render(None, [*shown, other])
                 if self.count(candidate) <= self.room:
                     shown.append(other)
                     result = candidate
+            self.whole.extend(p.page_id for p in shown)
         page.mark_accessed(vm.turn_hint)
         vm.log(MutationType.FAULT_IN, [page.page_id], cause="page_fault")
         return result, recalled
 
-    def _neighbours(self, page: MemoryPage) -> list[MemoryPage]:
-        """The turns around ``page`` not already in the context, nearest first."""
+    def _neighbours(self, page: MemoryPage, reach: int) -> list[MemoryPage]:
+        """The turns within ``reach`` of ``page`` not already in the context (shown by the
+        build or returned whole by this turn's calls), nearest first."""
         vm = self.vm
         at = vm.position.get(page.page_id)
         if at is None:
             return []
         out: list[MemoryPage] = []
-        for d in range(1, _NEIGHBOURS + 1):
+        seen = vm.shown | self.returned
+        for d in range(1, reach + 1):
             for j in (at - d, at + d):
-                if 0 <= j < len(vm.order) and vm.order[j] not in vm.shown:
+                if 0 <= j < len(vm.order) and vm.order[j] not in seen:
                     other = vm.table.get(vm.order[j])
                     if other is not None:
                         out.append(other)
@@ -294,7 +311,8 @@ class _Served:
     def _lines(self, hits: list[SearchHit], query: str, shown: list[str]) -> str | None:
         """As many hits as fit, best first, each whole; a long page cut around the sentences
         that match (``snippets.snippet``) to what is left, or half the room. ``shown``: ids of
-        matching pages the context already shows, named after the results."""
+        matching pages the context already shows, named after the results when room is left
+        (results come first)."""
         pages = [p for p in (self.vm.table.get(h.page_id) for h in hits) if p is not None]
         vias = {h.page_id: h.via for h in hits}
         compressor = self.plan.compressor if self.plan is not None else None
@@ -305,27 +323,34 @@ class _Served:
             text = snippet(page.text, query, limit, compressor, self.count, anchor=vias.get(page.page_id))
             return recall_line(page, text, quoted=False)
 
-        def render(items: list[str]) -> str:
-            return _dump({"results": items, "in_context": shown} if shown else {"results": items})
+        def render(items: list[str], named: list[str]) -> str:
+            return _dump({"results": items, "in_context": named} if named else {"results": items})
 
-        self.wanted = self.count(render([recall_line(p, quoted=False) for p in pages]))
+        self.wanted = self.count(render([recall_line(p, quoted=False) for p in pages], shown))
         items: list[str] = []
-        used = self.count(render(items))
+        used = self.count(render(items, []))
         for page in pages:
             candidate = [*items, recall_line(page, quoted=False)]
-            size = self.count(render(candidate))
+            size = self.count(render(candidate, []))
+            whole = True
             if size > self.room and page.tokens > self.room // 4:
                 share = max(min(self.room - used, self.room // 2) - 16, _MIN_SNIPPET)
                 candidate = [*items, cut(page, share)]
-                size = self.count(render(candidate))
+                size = self.count(render(candidate, []))
+                whole = False
             if size <= self.room:
                 items, used = candidate, size
                 self.found.append(page.page_id)
+                if whole:
+                    self.whole.append(page.page_id)
         if items:
-            return render(items)
+            named = list(shown)
+            while named and self.count(render(items, named)) > self.room:
+                named.pop()
+            return render(items, named)
         if not pages:
             return None
-        shrunk = self._shrink(lambda limit: render([cut(pages[0], limit)]), max(self.room // 2, 24))
+        shrunk = self._shrink(lambda limit: render([cut(pages[0], limit)], []), max(self.room // 2, 24))
         if shrunk is not None:
             self.found.append(pages[0].page_id)
         return shrunk

@@ -149,6 +149,10 @@ class VirtualMemory:
         """Pages the memory calls of the latest user turn recalled or found (its ``call_key``
         and their ids): the recall region keeps them for the turn's later rounds, through
         the app's own tool calls, so what the model recalled is not lost mid-turn."""
+        self.turn_whole: tuple[str, set[str]] = ("", set())
+        """Pages the latest user turn's memory calls returned whole (its ``call_key`` and
+        their ids): a ``page_fault`` of one of them brings what surrounds it instead of
+        repeating it. Not checkpointed: after a restore a fault repeats the page."""
         self.call_key = ""
         """The incoming message the last build was for: its turn and a digest of its words."""
         self.recall_memo: tuple[str, list[tuple[str, str, int]]] = ("", [])
@@ -303,6 +307,7 @@ class VirtualMemory:
         self.segment_summary_ids.clear()
         self.calls_by_key.clear()
         self.turn_recalls = ("", [])
+        self.turn_whole = ("", set())
         self.recall_memo = ("", [])
         self.call_wanted.clear()
         self.order.clear()
@@ -423,6 +428,9 @@ class VirtualMemory:
                 self.working_set.add(page, turn)
         if self.turn_recalls[0] != key:
             self.turn_recalls = (key, [])
+        if self.turn_whole[0] != key:
+            self.turn_whole = (key, set())
+        self.turn_whole[1].update(str(p) for p in event.metadata.get("whole", []))
         kept = self.turn_recalls[1]
         for page_id in [*recalled, *(str(p) for p in event.metadata.get("found", []))]:
             if page_id not in kept:
