@@ -46,7 +46,7 @@ _GIVE_UP = 8
 _WORKING_SET_SHARE = 0.25
 # A page longer than this share of the recall room is shown as a snippet around the query.
 _LONG_PAGE_SHARE = 0.25
-# Score share a page takes from each neighbour's (a question and its answer sit together).
+# Score share a page takes from each page within two turns (a question and its answer sit together).
 _NEIGHBOUR_SCORE = 0.3
 # Pages a recall line shows whole (when short enough); others are cut to a snippet.
 _WHOLE_TYPES = (PageType.TRANSCRIPT, PageType.ARTIFACT)
@@ -73,6 +73,13 @@ def call_reserve(vm: VirtualMemory, layout: Layout) -> tuple[int, int]:
         per_call = 2 * policy.min_fault_tokens
     per_call = max(least, min(per_call, most))
     return per_call * calls, per_call
+
+
+def _offsets(reach: int) -> tuple[list[int], list[int]]:
+    """Positions a recall hit brings, relative to it: itself, then its neighbours nearest
+    first (0, -1, +1, -2, +2, ...) up to ``reach``, and one further for the best hits."""
+    narrow = [0, *(o for d in range(1, reach + 1) for o in (-d, d))]
+    return narrow, [*narrow, -(reach + 1), reach + 1]
 
 
 def _announced(messages: list[Message]) -> set[str]:
@@ -205,18 +212,16 @@ class Assembly:
             hits = vm.index.search(
                 self.query_text, limit=_MAX_RECALL_HITS, allow=allow, fold=False, neighbours=_NEIGHBOUR_SCORE
             )
+            narrow, wide = _offsets(reach)
             for n, hit in enumerate(hits):
-                if full():
+                if room - used < 16 or misses >= _GIVE_UP:  # full()
                     break
                 at = position[hit.page_id]
-                r = reach + 1 if n < _WIDE_HITS else reach
-                group = [hit.page_id] + [
-                    order[j] for d in range(1, r + 1) for j in (at - d, at + d) if 0 <= j < len(order)
-                ]
-                for page_id in group:
-                    near = table.get(page_id)
-                    if near is not None and not shown(page_id) and take(near, room):
-                        recalled.append(page_id)
+                for j in (at + offset for offset in (wide if n < _WIDE_HITS else narrow)):
+                    page_id = order[j] if 0 <= j < len(order) else None
+                    near = None if page_id is None or shown(page_id) else table.get(page_id)
+                    if near is not None and take(near, room):
+                        recalled.append(near.page_id)
         if window_first is None:
             window_first = len(vm.order)
         # What the query leaves free goes to the turns before the window, newest first.

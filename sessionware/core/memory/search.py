@@ -9,8 +9,9 @@ A query scores its rarer terms over their posting lists and adds its common term
 pages already found (a word in an eighth of the pages ranks little on its own), so a
 query costs the rare terms' postings, not the history. Scores get a mild recency prior
 (newer wins among near-equals: an update over the fact it replaces), and optionally a
-share of the neighbouring pages' scores (in a chat, a question and its answer are next
-to each other and share words only together). Results can follow references:
+share of the scores of the pages within ``reach`` on either side, also for a page that
+matches nothing itself (in a chat, the answer that names nothing asked sits a turn or two
+from the question or remark that does). Results can follow references:
 identifiers in the best hit that occur in only a few other pages (a key that names
 another key) pull those pages in, up to ``follow`` hops.
 
@@ -57,6 +58,8 @@ _COMMON_SHARE = 8
 _COMMON_MIN = 64
 _COMMON_MAX = 512
 _SCAN_CAP = 4096
+# Pages scoring under this share of the best give their neighbours no share.
+_SPREAD_FLOOR = 0.2
 RECENCY_PRIOR = 0.1
 """The newest page's score is multiplied by 1.1, the oldest's by 1."""
 
@@ -157,15 +160,16 @@ class SearchIndex:
         fold: bool = True,
         neighbours: float = 0.0,
         hide: Callable[[str], bool] | None = None,
+        reach: int = 2,
     ) -> list[SearchHit]:
         """Best pages for ``query``, best first; ``allow`` filters page ids; ``follow`` hops of
-        references; ``fold`` near-duplicates; ``neighbours`` is the share of the adjacent
-        pages' scores a page adds to its own. Pages ``hide`` names are ranked and followed
-        like the others (a chain of references may start or run through them) but are not
-        returned: the caller already shows them."""
+        references; ``fold`` near-duplicates; ``neighbours`` is the share of the scores of
+        the pages within ``reach`` on either side a page adds to its own. Pages ``hide``
+        names are ranked and followed like the others (a chain of references may start or
+        run through them) but are not returned: the caller already shows them."""
         if not self._ids:
             return []
-        scores = self._scores(query, neighbours)
+        scores = self._scores(query, neighbours, reach)
         ids = self._ids
         allowed = scores if allow is None else [d for d in scores if allow(ids[d])]
         if fold or hide is not None or follow:
@@ -198,8 +202,9 @@ class SearchIndex:
             hits = [h for h in hits if h.page_id not in chained] + followed
         return hits
 
-    def _scores(self, query: str, neighbours: float) -> dict[int, float]:
-        """BM25F score of the pages that match, with the recency prior and neighbours' shares."""
+    def _scores(self, query: str, neighbours: float, reach: int) -> dict[int, float]:
+        """BM25F score of the pages that match, with the recency prior, and the pages within
+        ``reach`` of them with ``neighbours``' share of their scores."""
         n = len(self._ids)
         avg = self._total_length / n or 1.0
         lengths = self._lengths
@@ -230,9 +235,23 @@ class SearchIndex:
         weights = self._weights
         prior = RECENCY_PRIOR / n
         out = {doc: score * weights[doc] * (1.0 + prior * doc) for doc, score in scores.items()}
-        if neighbours:
-            out = {d: s + neighbours * (out.get(d - 1, 0.0) + out.get(d + 1, 0.0)) for d, s in out.items()}
-        return out
+        if not neighbours or reach <= 0:
+            return out
+        # Only pages scoring at least ``_SPREAD_FLOOR`` of the best give a share: what a weak
+        # match would add to its neighbours ranks below what the budget can hold anyway.
+        floor = _SPREAD_FLOOR * max(out.values(), default=0.0)
+        offsets = [d for d in range(-reach, reach + 1) if d]
+        spread = dict(out)
+        get = spread.get
+        for doc, score in out.items():
+            if score < floor:
+                continue
+            share = neighbours * score
+            for offset in offsets:
+                other = doc + offset
+                if 0 <= other < n:
+                    spread[other] = get(other, 0.0) + share
+        return spread
 
     def _duplicate(self, doc: int, kept: list[int]) -> bool:
         """True when ``doc`` says nearly what a better hit says, and names nothing new."""

@@ -214,3 +214,44 @@ def test_a_query_in_a_long_history_scores_only_what_its_rare_words_find() -> Non
     assert [h.page_id for h in hits] == ["msg_8000"]  # 800 garden pages: each only adds to a found one
     alone = index.search("garden", limit=3, fold=False)
     assert [h.page_id for h in alone] == ["msg_8000", "msg_7990", "msg_7980"]
+
+
+def test_a_turn_that_names_nothing_asked_is_found_two_turns_from_one_that_does() -> None:
+    index = SearchIndex()
+    chat = [
+        "Did you ever go to the aquarium downtown?",
+        "Not yet, is it worth it?",
+        "Absolutely, the jellyfish tank alone took an hour.",
+        "Lunch was fine.",
+        "The weather turned cold.",
+    ]
+    for i, text in enumerate(chat):
+        index.add(f"t{i}", text)
+    alone = [h.page_id for h in index.search("aquarium visit", limit=10)]
+    assert alone == ["t0"]
+    spread = [h.page_id for h in index.search("aquarium visit", limit=10, neighbours=0.3)]
+    assert spread[0] == "t0" and set(spread) == {"t0", "t1", "t2"}  # t2 holds the answer
+    near = [h.page_id for h in index.search("aquarium visit", limit=10, neighbours=0.3, reach=1)]
+    assert set(near) == {"t0", "t1"}
+
+
+def test_a_fault_on_a_page_search_returned_whole_brings_its_surroundings_not_the_page_again(
+    converse: Converse,
+) -> None:
+    state = converse("fault-after-search", 0)
+    i = _fill(state, 0, 100)
+    add_turn(state, i, fact="The spare router lives in the hallway cupboard, box RT-5521-H.")
+    _fill(state, i + 1, 100)
+    build(state, model=MODEL, budget=2000, incoming_messages=[{"role": "user", "content": "Hello"}])
+    found = json.loads(handle_vm_tool_call(state, "search_pages", {"query": "spare router cupboard"}))
+    assert "RT-5521-H" in found["results"][0]
+    page_id = found["results"][0].split(":", 1)[0].split()[-1]
+
+    fault = json.loads(handle_vm_tool_call(state, "page_fault", {"page_id": page_id}))
+
+    assert "RT-5521-H" not in json.dumps(fault)  # the model has it from the search result
+    assert "text" not in fault["page"]["content"]
+    turn = int(page_id.split("_")[1])
+    near = {line.split(":", 1)[0].split()[-1] for line in fault["neighbours"]}
+    assert near and all(abs(int(n.split("_")[1]) - turn) <= 3 for n in near)
+    assert any(abs(int(n.split("_")[1]) - turn) == 3 for n in near)  # one turn wider than a first fault
