@@ -243,7 +243,13 @@ def test_the_page_loads_nothing_from_elsewhere() -> None:
         )
 
 
-_MAIN = "import sys; from sessionware.cli import main; sys.exit(main(sys.argv[1:]))"
+# Ctrl-C as at a terminal: a child inherits an ignored SIGINT across exec and Python then
+# installs no KeyboardInterrupt handler; in full runs the xdist worker had SIGINT ignored
+# and the ui process served on in serve_until 30 s after SIGINT (faulthandler's stacks).
+_MAIN = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from sessionware.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def _ui(*args: str) -> subprocess.Popen[str]:
