@@ -268,10 +268,9 @@ class SessionCallback(CustomLogger):
         self, call: LiteLLMCall, scope: SessionScope | None, pending: SessionLater, trace: CallTrace | None
     ) -> None:
         try:
-            named = call.metadata.get("session_id") or call.litellm_session_id or self.session_id
             choice = choose(
                 call.request,
-                named=str(named) if named is not None else None,
+                named=named_session(call.metadata, call.litellm_session_id, self.session_id),
                 scope=scope,
                 fallback=self.fallback_session_id,
             )
