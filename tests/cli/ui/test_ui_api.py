@@ -291,6 +291,24 @@ def test_listening_beyond_this_machine_needs_a_flag_and_warns(garden) -> None:
     assert allowed.returncode == 0
 
 
+def test_sigterm_stops_the_ui_as_ctrl_c_does(garden) -> None:
+    proc = _ui("--store", garden.url)
+    try:
+        serving = proc.stderr.readline()
+        port = re.search(r":(\d+)/", serving).group(1)
+        assert fetch(f"http://127.0.0.1:{port}/api/sessions").status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            _, err = proc.communicate(timeout=30)
+            raise AssertionError(f"sessionware ui did not stop on SIGTERM:\n{err}") from None
+    assert proc.returncode == 0
+    assert "stopped" in err
+
+
 def test_a_missing_store_file_is_an_error_not_an_empty_ui(tmp_path) -> None:
     proc = _ui("--store", f"sqlite:///{tmp_path / 'none.db'}")
     _, err = proc.communicate(timeout=60)
