@@ -229,14 +229,17 @@ class SQLiteBackend:
             self._check_json(conn)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            # Tables and the version row in one transaction, its write lock taken up front
-            # (waiting out busy_timeout if another process holds it).
-            conn.executescript(
-                f"BEGIN IMMEDIATE; {_SCHEMA} INSERT OR IGNORE INTO sessionware_meta(key, value)"
-                f" VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
-            )
-            self._check_version(conn)
-            self._migrate(conn)
+            if self._stored_version(conn) != SCHEMA_VERSION:
+                # Tables and the version row in one transaction, its write lock taken up
+                # front (waiting out busy_timeout if another process holds it). A file
+                # already at this version is only read: a reader such as `sessionware ui`
+                # takes no write lock by connecting.
+                conn.executescript(
+                    f"BEGIN IMMEDIATE; {_SCHEMA} INSERT OR IGNORE INTO sessionware_meta(key, value)"
+                    f" VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
+                )
+                self._stored_version(conn)  # a newer process may have come first
+                self._migrate(conn)
         except (sqlite3.Error, OSError) as exc:
             raise self._error("open", exc) from exc
         self._conn = conn
@@ -277,16 +280,25 @@ class SQLiteBackend:
                 " refusing to add sessionware's tables to it",
             )
 
-    def _check_version(self, conn: sqlite3.Connection) -> None:
-        row = conn.execute("SELECT value FROM sessionware_meta WHERE key = 'schema_version'").fetchone()
-        if row is not None and int(row[0]) > SCHEMA_VERSION:
+    def _stored_version(self, conn: sqlite3.Connection) -> int | None:
+        """The file's schema version, read without a write lock (None: a new file); a newer
+        one than this code reads is refused."""
+        try:
+            row = conn.execute("SELECT value FROM sessionware_meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
+        version = None if row is None else int(row[0])
+        if version is not None and version > SCHEMA_VERSION:
             conn.close()
             raise StorageError(
                 "open",
                 self.kind,
                 self.location,
-                f"written by a newer sessionware (schema {row[0]}, this version reads {SCHEMA_VERSION})",
+                f"written by a newer sessionware (schema {version}, this version reads {SCHEMA_VERSION})",
             )
+        return version
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:

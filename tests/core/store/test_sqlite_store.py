@@ -327,6 +327,21 @@ def test_a_file_written_by_a_newer_schema_is_refused(sqlite_path: Path) -> None:
     again.close()
 
 
+def test_a_reader_connects_and_reads_while_another_process_holds_the_write_lock(sqlite_path: Path) -> None:
+    store = Store(SQLiteBackend(sqlite_path))
+    store.list_sessions()  # the file and its schema exist
+    store.close()
+    writer = sqlite3.connect(sqlite_path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # as a writer mid-batch, in another process
+    try:
+        reader = Store(SQLiteBackend(sqlite_path, busy_timeout=0.2))
+        assert reader.list_sessions() == []  # no write lock taken to connect
+        reader.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
 def test_a_batch_of_appends_is_written_as_one_append_per_run_of_one_session(sqlite_path: Path) -> None:
     """The writer hands the backend one batch of per-event appends: consecutive appends to
     one session become one append (one header read and rewrite), in order, and the
