@@ -104,6 +104,10 @@ class Store:
             raise InvalidSessionOperation("Store", f"write_delay must be >= 0 seconds, got {write_delay!r}")
         self.backend = backend
         self._inline = not backend.blocking
+        # Checked once: a runtime Protocol check costs microseconds, and exclusive() runs per record.
+        self._locking: SessionLocking | None = (
+            backend if not self._inline and isinstance(backend, SessionLocking) else None
+        )
         self.stats = StoreStats()
         self.barrier = DeferralBarrier(blocking=backend.blocking)
         self._recoveries: list[weakref.WeakMethod[Recovery]] = []
@@ -235,8 +239,8 @@ class Store:
         unlocked; so does a lock not released within ``timeout`` seconds. A commit that
         takes longer than ``timeout`` is left to the writer. Neither ever raises.
         """
-        backend = self.backend
-        if self._inline or self._closed or not isinstance(backend, SessionLocking):
+        backend = self._locking
+        if backend is None or self._closed:
             yield False
             return
         stack = ExitStack()
