@@ -335,13 +335,13 @@ def record_call(
     the earlier turn missing and both append it.
     """
     if not facts.request.conversational:
-        return _record(state, facts, prices, output, error)
+        return _record_inputs(state, facts, prices, output, error)
     with state.exclusive():
         state.follow()
-        return _record(state, facts, prices, output, error)
+        return _record_conversation(state, facts, prices, output, error)
 
 
-def _record(
+def _record_conversation(
     state: SessionState,
     facts: CallFacts,
     prices: PriceBook,
@@ -351,7 +351,7 @@ def _record(
     with state.lock:
         late = (
             _answered_already(state, facts.request, output, facts.latency_ms)
-            if error is None and output is not None and facts.request.conversational
+            if error is None and output is not None
             else None
         )
         if late is not None:
@@ -360,19 +360,33 @@ def _record(
             fields = _call_fields(facts, output, prices, usage_needed=True)
             fields["metadata"]["answer_seq"] = late
             return [state.record(EventType.LLM_CALL, EventSource.LLM, **fields)]
-        drafts = _request_drafts(state, facts.request) if facts.request.conversational else []
+        drafts = _request_drafts(state, facts.request)
         if error is not None:
             drafts.append(_error_draft(facts, error, output, prices))
-        elif facts.request.conversational:
+        else:
             # No output at all (a body closed unread) is still a call the provider billed.
             drafts.append(_output_draft(facts, output or CallOutput(complete=False), prices))
-        else:
-            fields = _call_fields(facts, output, prices, usage_needed=False)
-            fields["metadata"]["inputs"] = facts.request.inputs
-            drafts.append((EventType.LLM_CALL, EventSource.LLM, fields))
-        if not drafts:
-            return []
         events = state.record_many(drafts)
+        ThreadIndex.of(state)
+        return events
+
+
+def _record_inputs(
+    state: SessionState,
+    facts: CallFacts,
+    prices: PriceBook,
+    output: CallOutput | None,
+    error: BaseException | None,
+) -> list[SessionEvent]:
+    """A call with inputs and no conversation (embeddings): the call alone, or its error."""
+    if error is not None:
+        draft = _error_draft(facts, error, output, prices)
+    else:
+        fields = _call_fields(facts, output, prices, usage_needed=False)
+        fields["metadata"]["inputs"] = facts.request.inputs
+        draft = (EventType.LLM_CALL, EventSource.LLM, fields)
+    with state.lock:
+        events = state.record_many([draft])
         ThreadIndex.of(state)
         return events
 
