@@ -80,8 +80,22 @@ class ThreadIndex:
         self.synced = 0
 
     def sync(self, events: list[SessionEvent]) -> None:
+        keys, seqs, message = self.keys, self.seqs, EventType.MESSAGE
         for i in range(self.synced, len(events)):
             event = events[i]
+            role, content = event.role, event.content
+            if (
+                event.type is message
+                and content.__class__ is str
+                and role is not None
+                and not event.tool_calls
+                and not event.tool_call_id
+            ):
+                # ``event_key`` of a plain text message, inlined: a process meeting a long
+                # stored session keys every one of its messages here on its first call.
+                keys.append(hash((role, content, (), "")))
+                seqs.append(event.seq)
+                continue
             if event.type is EventType.BRANCH and event.branch_of is not None:
                 cut = bisect_right(self.seqs, event.branch_of)
                 del self.keys[cut:]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -113,6 +114,20 @@ class ToolLedger:
         ):
             # A tool result the app produced itself grounds numbers just as ours do.
             self._defer(event.text)
+
+    def replay(self, events: Iterable[SessionEvent]) -> None:
+        """``observe`` each of ``events`` (a log read at once). The assistant's answers
+        without tool calls, half of a long conversation, fold to nothing but their
+        ``seq``: they are passed over here."""
+        message, assistant = EventType.MESSAGE, Role.ASSISTANT
+        observe = self.observe
+        top = self._seq
+        for event in events:
+            if event.type is message and event.role is assistant and not event.tool_calls:
+                top = max(top, event.seq)
+                continue
+            observe(event)
+        self._seq = max(self._seq, top)
 
     def start_turn(self) -> None:
         """A new user turn: what is counted per turn starts again (a user message does this;
@@ -210,8 +225,7 @@ def ledger_for(state: SessionState) -> ToolLedger:
             ledger = ToolLedger()
             if state.info.system_prompt:
                 ledger.ground(numbers_in_text(state.info.system_prompt))
-            for event in state.events:
-                ledger.observe(event)
+            ledger.replay(state.events)
             state.add_listener(ledger.observe)
             state.extensions[EXTENSION_KEY] = ledger
     return ledger
