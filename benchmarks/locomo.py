@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import math
 import os
@@ -79,7 +80,11 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def record(conv: Conversation, budget: int, **policy: Any) -> SessionManager:
+    # A session id of a uuid's shape, the same in every run: the memory block names it, and a
+    # random one tokenises to a different count each run (the recall room moves with it).
+    session_id = hashlib.md5(f"locomo/{conv.sample_id}/{budget}".encode()).hexdigest()
     sm = SessionManager(
+        session_id=session_id,
         store="memory://",
         system_prompt=SYSTEM.format(a=conv.speaker_a, b=conv.speaker_b),
         default_model=MODEL,

@@ -169,75 +169,53 @@ class Assembly:
         (page id, line, tokens) (see the module doc)."""
         vm = self.vm
         window_first = self._first_window_position(window_from)
-        taken: dict[str, tuple[str, int]] = {}
-        used = 0
-
-        def shown(page_id: str) -> bool:
-            if page_id in taken or page_id in block_ids:
-                return True
-            return window_first is not None and vm.position.get(page_id, -1) >= window_first
-
-        misses = 0
-
-        def take(page: MemoryPage, limit: int) -> bool:
-            nonlocal used, misses
-            unit = self._line(page, limit)
-            if unit is None or used + unit[1] > limit:
-                misses += 1
-                return False
-            taken[page.page_id] = unit
-            used += unit[1]
-            misses = 0
-            return True
-
-        def full() -> bool:
-            return room - used < 16 or misses >= _GIVE_UP
-
+        region = _Region(self, room, block_ids, window_first)
         # What this turn's memory calls recalled stays in sight for its later rounds; pages
         # recalled on earlier turns share what is left of their part of the room.
         ws_room = int(room * _WORKING_SET_SHARE)
         earlier = reversed(vm.working_set.recalled_before(vm.turn_hint))
         for page, limit in [*((p, room) for p in self._this_turn()), *((p, ws_room) for p in earlier)]:
-            if not shown(page.page_id):
-                take(page, limit)
-        misses = 0
-        recalled: list[str] = []
-        if vm.policy.recall and self.query_text:
-            order, position, table = vm.order, vm.position, vm.table
-            reach = vm.policy.recall_neighbours
-
-            def allow(page_id: str) -> bool:
-                return page_id in position and not shown(page_id)
-
-            hits = vm.index.search(
-                self.query_text, limit=_MAX_RECALL_HITS, allow=allow, fold=False, neighbours=_NEIGHBOUR_SCORE
-            )
-            narrow, wide = _offsets(reach)
-            for n, hit in enumerate(hits):
-                if room - used < 16 or misses >= _GIVE_UP:  # full()
-                    break
-                at = position[hit.page_id]
-                for j in (at + offset for offset in (wide if n < _WIDE_HITS else narrow)):
-                    page_id = order[j] if 0 <= j < len(order) else None
-                    near = None if page_id is None or shown(page_id) else table.get(page_id)
-                    if near is not None and take(near, room):
-                        recalled.append(near.page_id)
-        if window_first is None:
-            window_first = len(vm.order)
+            if not region.shown(page.page_id):
+                region.take(page, limit)
+        region.misses = 0
+        recalled = self._hits(region) if vm.policy.recall and self.query_text else []
         # What the query leaves free goes to the turns before the window, newest first.
-        last = window_first - 1 if vm.policy.recall else -1
-        misses = 0
-        for j in range(last, max(window_first - _MAX_RECALL_HITS * 4, 0) - 1, -1):
-            if full():
+        first = len(vm.order) if window_first is None else window_first
+        last = first - 1 if vm.policy.recall else -1
+        region.misses = 0
+        offer = region.offer
+        for j in range(last, max(first - _MAX_RECALL_HITS * 4, 0) - 1, -1):
+            if region.full():
                 break
-            before = vm.table.get(vm.order[j])
-            if before is not None and not shown(before.page_id):
-                take(before, room)
+            offer(j)
         if recalled:
             vm.counts["prefetched"] += len(recalled)
             vm.log(MutationType.FAULT_IN, recalled[:50], cause="recall region")
-        ids = sorted(taken, key=lambda pid: (vm.position.get(pid, -1), pid))
-        return [(pid, *taken[pid]) for pid in ids]
+        return region.lines()
+
+    def _hits(self, region: _Region) -> list[str]:
+        """Take the pages that best match the query, each with its neighbours (the best few
+        with one more on each side) while the room lasts; return the ids taken."""
+        vm = self.vm
+        position, shown = vm.position, region.shown
+
+        def allow(page_id: str) -> bool:
+            return page_id in position and not shown(page_id)
+
+        hits = vm.index.search(
+            self.query_text, limit=_MAX_RECALL_HITS, allow=allow, fold=False, neighbours=_NEIGHBOUR_SCORE
+        )
+        narrow, wide = _offsets(vm.policy.recall_neighbours)
+        recalled: list[str] = []
+        offer, order = region.offer, vm.order
+        for n, hit in enumerate(hits):
+            if region.full():
+                break
+            at = position[hit.page_id]
+            for offset in wide if n < _WIDE_HITS else narrow:
+                if offer(at + offset):
+                    recalled.append(order[at + offset])
+        return recalled
 
     def _this_turn(self) -> list[MemoryPage]:
         """Pages this user turn's memory calls recalled or found (``VirtualMemory.turn_recalls``)."""
@@ -259,14 +237,16 @@ class Assembly:
 
     def _line(self, page: MemoryPage, room: int) -> tuple[str, int] | None:
         """``page`` as a recall line (with its newline) and its exact tokens: whole (cached
-        per counter), or a snippet around the query when the page is long."""
+        per counter, with the page's own tokens), or a snippet around the query when the
+        page is long."""
         vm, b = self.vm, self.b
         limit = max(int(room * _LONG_PAGE_SHARE), 64)
         whole = page.tokens <= limit and page.page_type in _WHOLE_TYPES
+        cache = vm.lines.setdefault(b.counter_key, {})
         if whole:
-            known = vm.lines.get((b.counter_key, page.page_id))
+            known = cache.get(page.page_id)
             if known is not None:
-                return known
+                return known[0], known[1]
         else:
             text = snippet(page.text, self.query_text, limit, self.plan.compressor, b.counter.count_text)
             if not text:
@@ -274,8 +254,9 @@ class Assembly:
             unit = recall_line(page, text) + "\n"
             return unit, b.counter.count_text(unit)
         unit = recall_line(page) + "\n"
-        found = vm.lines[(b.counter_key, page.page_id)] = (unit, b.counter.count_text(unit))
-        return found
+        tokens = b.counter.count_text(unit)
+        cache[page.page_id] = (unit, tokens, page.tokens)
+        return unit, tokens
 
     def _shrink(self, msgs: list[Message], counts: list[int], excess: int) -> tuple[list[Message], list[int]]:
         """Cut the largest string contents of the latest turn until ``excess`` is gone."""
@@ -448,15 +429,16 @@ class Assembly:
         after_ids = [pid for _, _, ids in p.window[before:] for pid in ids]
         included = p.block[2] + window_ids + p.recall[2]
         stable = prompt_tokens + p.block[1]
-        # Built from values computed here. The context itself is constructed without
-        # validation, which would copy every message once more.
-        report = ContextReport(
+        # Built from values computed here, of the fields' types, so constructed without
+        # validation (which copies every message, and the few hundred page ids a large
+        # budget's recall region lists three times: ~0.2 ms of a build).
+        report = ContextReport.model_construct(
             model=b.model,
             provider=b.provider,
             budget=b.budget,
             tokens=tokens,
             exact=b.counter.exact,
-            parts=TokensByPart(
+            parts=TokensByPart.model_construct(
                 system=prompt_tokens + 3,
                 memory=p.block[1],
                 window=body - incoming,
@@ -478,16 +460,97 @@ class Assembly:
             cacheable_prefix_tokens=stable + p.window_tokens - sum(sum(c) for _, c, _ in p.window[before:]),
             recall_before=after_ids[0] if after_ids else None,
             trimmed_turns=p.trimmed,
-            degraded=self.degraded,
+            degraded=list(self.degraded),
         )
-        vm.snapshots[vm.turn_hint] = ContextSnapshot(
-            turn=vm.turn_hint, page_ids=included, tokens=tokens, budget=b.budget
+        vm.snapshots[vm.turn_hint] = ContextSnapshot.model_construct(
+            turn=vm.turn_hint, page_ids=list(included), tokens=tokens, budget=b.budget
         )
         # Pages shown whole: search leaves them out and page_fault does not repeat them as
         # neighbours (a long page cut to a snippet in the recall region is not among them).
-        cut = [pid for pid in p.recall[2] if (b.counter_key, pid) not in vm.lines]
+        whole = vm.lines.get(b.counter_key, {})
+        cut = [pid for pid in p.recall[2] if pid not in whole]
         vm.shown = set(included).difference(cut)
         return BuiltContext.model_construct(messages=messages, system=system, tools=p.tools, report=report)
+
+
+class _Region:
+    """The recall region being filled: the lines taken (page id: line, tokens), the tokens
+    they use and the pages in a row that no longer fit.
+
+    It looks at a few hundred pages per build at large budgets, so ``offer`` takes a page
+    by its position in ``vm.order`` (``position[order[j]] == j``) and uses a line cached
+    whole without reading its page.
+    """
+
+    __slots__ = (
+        "assembly",
+        "block_ids",
+        "cache",
+        "edge",
+        "misses",
+        "order",
+        "room",
+        "taken",
+        "used",
+        "whole",
+    )
+
+    def __init__(self, assembly: Assembly, room: int, block_ids: set[str], window_first: int | None) -> None:
+        self.assembly = assembly
+        self.room = room
+        self.block_ids = block_ids
+        self.order = assembly.vm.order
+        self.edge = len(self.order) if window_first is None else window_first
+        """Pages from this position on are in the verbatim window."""
+        self.cache = assembly.vm.lines.setdefault(assembly.b.counter_key, {})
+        self.whole = max(int(room * _LONG_PAGE_SHARE), 64)
+        """Pages of at most this many tokens are shown whole (``Assembly._line``)."""
+        self.taken: dict[str, tuple[str, int]] = {}
+        self.used = 0
+        self.misses = 0
+
+    def shown(self, page_id: str) -> bool:
+        """In the region, the memory block or the window."""
+        return (
+            page_id in self.taken
+            or page_id in self.block_ids
+            or self.assembly.vm.position.get(page_id, -1) >= self.edge
+        )
+
+    def full(self) -> bool:
+        return self.room - self.used < 16 or self.misses >= _GIVE_UP
+
+    def take(self, page: MemoryPage, limit: int) -> bool:
+        """Add ``page`` if its line fits ``limit`` (the room, or a smaller share of it)."""
+        return self._add(page.page_id, self.assembly._line(page, limit), limit)
+
+    def offer(self, j: int) -> bool:
+        """Add the page at position ``j`` of ``vm.order`` unless it is shown or out of
+        range; True when it was added."""
+        if j < 0 or j >= self.edge:
+            return False
+        page_id = self.order[j]
+        if page_id in self.taken or page_id in self.block_ids:
+            return False
+        known = self.cache.get(page_id)
+        if known is not None and known[2] <= self.whole:
+            return self._add(page_id, (known[0], known[1]), self.room)
+        page = self.assembly.vm.table.get(page_id)
+        return page is not None and self._add(page_id, self.assembly._line(page, self.room), self.room)
+
+    def _add(self, page_id: str, unit: tuple[str, int] | None, limit: int) -> bool:
+        if unit is None or self.used + unit[1] > limit:
+            self.misses += 1
+            return False
+        self.taken[page_id] = unit
+        self.used += unit[1]
+        self.misses = 0
+        return True
+
+    def lines(self) -> list[tuple[str, str, int]]:
+        """(page id, line, tokens) in conversation order."""
+        get, taken = self.assembly.vm.position.get, self.taken
+        return [(page_id, *taken[page_id]) for _, page_id in sorted([(get(p, -1), p) for p in taken])]
 
 
 @dataclass(slots=True)

@@ -164,8 +164,9 @@ class VirtualMemory:
         """Tokens one memory call may use after the last build (its share of the reserve)."""
         self.shown: set[str] = set()
         """Page ids the last build showed whole (search hides them, page_fault does not repeat them)."""
-        self.lines: dict[tuple[str, str], tuple[str, int]] = {}
-        """A recall line of a page and its exact tokens, per (counter, page id)."""
+        self.lines: dict[str, dict[str, tuple[str, int, int]]] = {}
+        """Per counter and page id: the page's recall line shown whole, the line's exact
+        tokens and the page's own (which decide whether it is shown whole)."""
         self.mutations: list[PageMutation] = []
         self.snapshots: dict[int, ContextSnapshot] = {}
         self.turn_hint = 0
