@@ -16,8 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from conformance.compare import summarize, worst_status
-from conformance.mock_server import MockUnavailable, mock_server
+from conformance.compare import Rerun, summarize, worst_status
+from conformance.mock_server import MOCK_START_S, MockUnavailable, mock_server
+from conformance.rerun import rerun_differences
 from conformance.sources import SourceError, cache_dir, installed_version, source_tree
 from conformance.suites import PARTS, RUN_TIMEOUT_S, Mode, Part, RunResult, run_modes
 
@@ -38,6 +39,7 @@ def _run(part: Part, modes: list[Mode], args: argparse.Namespace, cache: Path, l
         return f"{label} cannot run: {exc} | | |", 2
     env: dict[str, str] = {}
     results: dict[Mode, RunResult] = {}
+    reruns: dict[Mode, dict[str, Rerun]] = {}
 
     def run_all() -> None:
         print(f"running {part.sdk} {release} {part.name}: {', '.join(m.value for m in modes)}", flush=True)
@@ -54,10 +56,23 @@ def _run(part: Part, modes: list[Mode], args: argparse.Namespace, cache: Path, l
                 say=_say,
             )
         )
+        reruns.update(
+            rerun_differences(
+                part,
+                tree,
+                results,
+                logs,
+                extra_env=env,
+                workers=args.workers,
+                timeout=args.run_timeout,
+                times=args.reruns,
+                say=_say,
+            )
+        )
 
     if part.needs_mock:
         try:
-            with mock_server(cache, args.openapi_spec) as url:
+            with mock_server(cache, args.openapi_spec, start_timeout=args.mock_start_timeout) as url:
                 env["TEST_API_BASE_URL"] = url
                 run_all()
         except MockUnavailable as exc:
@@ -65,7 +80,7 @@ def _run(part: Part, modes: list[Mode], args: argparse.Namespace, cache: Path, l
             return f"{label} skipped: {exc} | | |", 0
     else:
         run_all()
-    return summarize(label, results, say=_say)
+    return summarize(label, results, reruns=reruns, say=_say)
 
 
 def run_logs(cache: Path) -> Path:
@@ -83,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         "--sdk", action="append", choices=sorted({p.sdk for p in PARTS}), help="only this SDK (repeatable)"
     )
     parser.add_argument(
+        "--part",
+        action="append",
+        help="only the parts whose name starts with this, e.g. tests/api_resources (repeatable)",
+    )
+    parser.add_argument(
         "--modes", default="bare,production,strict", help="comma-separated: bare,production,strict"
     )
     parser.add_argument("--jobs", type=int, default=3, help="modes run side by side (default 3)")
@@ -95,7 +115,20 @@ def main(argv: list[str] | None = None) -> int:
         default=RUN_TIMEOUT_S,
         help=f"seconds after which one run of a suite is killed (default {RUN_TIMEOUT_S:.0f})",
     )
+    parser.add_argument(
+        "--reruns",
+        type=int,
+        default=3,
+        help="rounds of re-running the differences bare and in their mode; one failing bare "
+        "on a re-run is flaky without sessionware, not a difference (0: no re-runs; default 3)",
+    )
     parser.add_argument("--openapi-spec", help="OpenAI's OpenAPI description, for the mock server")
+    parser.add_argument(
+        "--mock-start-timeout",
+        type=float,
+        default=MOCK_START_S,
+        help=f"seconds the mock server may take to start (default {MOCK_START_S:.0f})",
+    )
     parser.add_argument(
         "--logs", help="folder for this run's logs (default: a new one under the cache's logs/)"
     )
@@ -107,7 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     logs = Path(args.logs) if args.logs else run_logs(cache)
     logs.mkdir(parents=True, exist_ok=True)
     print(f"logs of this run: {logs}", flush=True)
-    parts = [p for p in PARTS if (p.fast if args.fast else p.full) and (not args.sdk or p.sdk in args.sdk)]
+    parts = [
+        p
+        for p in PARTS
+        if (p.fast if args.fast else p.full)
+        and (not args.sdk or p.sdk in args.sdk)
+        and (not args.part or p.name.startswith(tuple(args.part)))
+    ]
     started = time.monotonic()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_before = before.ru_utime + before.ru_stime

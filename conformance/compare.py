@@ -7,18 +7,38 @@ is missing (not collected). Only differences fail the run; a run killed at its t
 is compared on the tests it finished, and the suite is left not concluded. Tests that do
 not pass bare are not compared: skipped and expected failures, and the environment's
 failures (a test failing bare, for want of something on this machine), which the bare
-cell counts. A test passing only under sessionware is counted apart.
+cell counts. A test passing only under sessionware is counted apart. A difference that,
+re-run (``conformance.rerun``), fails bare too is flaky without sessionware: said and
+counted apart, not a difference.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from conformance.suites import Mode, RunResult
 
-__all__ = ["PASSING", "differences", "gained", "killed", "summarize", "worst_status"]
+__all__ = ["PASSING", "Rerun", "differences", "gained", "killed", "summarize", "worst_status"]
 
 PASSING = frozenset({"passed", "xpassed"})
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """How a differing test fared when re-run ``rounds`` times bare and in its mode."""
+
+    rounds: int
+    bare_failures: int
+    failures: int
+
+    @property
+    def flaky_bare(self) -> bool:
+        """It failed bare too: flaky without sessionware, not a difference."""
+        return self.bare_failures > 0
+
+    def __str__(self) -> str:
+        return f"re-run {self.rounds} times: failed {self.failures} here, {self.bare_failures} bare"
 
 
 def killed(result: RunResult) -> bool:
@@ -69,9 +89,10 @@ def _bare_cell(bare: RunResult) -> str:
     return f"{text}{_exit_note(bare)} [{_time(bare)}]"
 
 
-def _cell(bare: RunResult, other: RunResult) -> str:
-    lost = differences(bare, other)
+def _cell(bare: RunResult, other: RunResult, lost: Mapping[str, str], flaky: int) -> str:
     text = f"{_passing(other)} pass" if not lost else f"**{len(lost)} differ** ({_passing(other)} pass)"
+    if flaky:
+        text += f", {flaky} flaky bare too"
     if extra := gained(bare, other):
         text += f", {len(extra)} pass only here"
     if other.internal_errors:
@@ -80,11 +101,16 @@ def _cell(bare: RunResult, other: RunResult) -> str:
 
 
 def summarize(
-    label: str, results: Mapping[Mode, RunResult], *, say: Callable[[str], None] = print
+    label: str,
+    results: Mapping[Mode, RunResult],
+    *,
+    reruns: Mapping[Mode, Mapping[str, Rerun]] | None = None,
+    say: Callable[[str], None] = print,
 ) -> tuple[str, int]:
     """The table row of one suite's runs, and its status: 0 no difference, 1 differences,
     2 not concluded (no outcome from the bare run, or a run killed at its timeout, whose
-    finished tests are compared all the same). Each difference is said."""
+    finished tests are compared all the same). Each difference is said, with its re-runs
+    (``reruns``) when it had some; one that failed bare when re-run is flaky, not counted."""
     bare = results.get(Mode.BARE)
     if bare is None or not bare.outcomes:
         where = f" (see {bare.log})" if bare is not None and bare.log is not None else ""
@@ -95,13 +121,21 @@ def summarize(
         if other is None:
             cells.append("-")
             continue
-        lost = differences(bare, other)
+        lost, flaky = differences(bare, other), 0
+        again = (reruns or {}).get(mode, {})
         for test, outcome in sorted(lost.items()):
-            say(f"  DIFFERS in {mode.value}: {test}: passed bare, {outcome} here")
+            rerun = again.get(test)
+            note = f" ({rerun})" if rerun else ""
+            if rerun is not None and rerun.flaky_bare:
+                say(f"  flaky bare too, in {mode.value}: {test}: passed bare, {outcome} here{note}")
+                del lost[test]
+                flaky += 1
+            else:
+                say(f"  DIFFERS in {mode.value}: {test}: passed bare, {outcome} here{note}")
         if other.last_error:
             say(f"  {mode.value}: last internal error: {other.last_error}")
         worst = worst_status(worst, 1 if lost else 2 if killed(other) else 0)
-        cells.append(_cell(bare, other))
+        cells.append(_cell(bare, other, lost, flaky))
     if killed(bare):
         worst = worst_status(worst, 2)
     return f"{label} {_bare_cell(bare)} | {' | '.join(cells)} |", worst

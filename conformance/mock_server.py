@@ -17,11 +17,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["MOCK_URL", "MockUnavailable", "mock_server"]
+__all__ = ["MOCK_START_S", "MOCK_URL", "MockUnavailable", "mock_server"]
 
 HOST, PORT = "127.0.0.1", 4010
 MOCK_URL = f"http://{HOST}:{PORT}"
 PRISM = "@stoplight/prism-cli@5"
+# Prism reads and dereferences the whole 3 MB description before it listens: 2 min on an
+# idle core, over 10 min at nice 19 on a 2-core machine at load 16.
+MOCK_START_S = 1200.0
 
 
 class MockUnavailable(RuntimeError):
@@ -55,8 +58,8 @@ def _port_open() -> bool:
 
 
 @contextmanager
-def mock_server(cache: Path, spec: str | None) -> Iterator[str]:
-    """Run Prism on ``spec`` for the block; yields its base URL."""
+def mock_server(cache: Path, spec: str | None, *, start_timeout: float = MOCK_START_S) -> Iterator[str]:
+    """Run Prism on ``spec`` for the block (given ``start_timeout`` s to listen); yields its base URL."""
     spec = spec or os.environ.get("SESSIONWARE_OPENAI_SPEC")
     if not spec:
         raise MockUnavailable(
@@ -72,11 +75,17 @@ def mock_server(cache: Path, spec: str | None) -> Iterator[str]:
         [str(binary), "mock", spec, "-h", HOST, "-p", str(PORT)], stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        deadline = time.monotonic() + 120
+        started = time.monotonic()
         while not _port_open():
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise MockUnavailable(f"Prism did not start (see {cache / 'prism.log'})")
+            if server.poll() is not None:
+                raise MockUnavailable(f"Prism exited ({server.returncode}; see {cache / 'prism.log'})")
+            if time.monotonic() - started > start_timeout:
+                raise MockUnavailable(
+                    f"Prism did not listen within {start_timeout:.0f} s: --mock-start-timeout "
+                    f"(see {cache / 'prism.log'})"
+                )
             time.sleep(0.5)
+        print(f"Prism listening after {time.monotonic() - started:.0f} s", flush=True)
         yield MOCK_URL
     finally:
         server.terminate()

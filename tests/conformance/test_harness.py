@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from conformance.__main__ import run_logs
-from conformance.compare import differences, gained, summarize
+from conformance.compare import Rerun, differences, gained, summarize
+from conformance.rerun import rerun_differences
 from conformance.suites import Mode, Part, RunResult, run_modes, run_part
 
 pytestmark = pytest.mark.slow  # each run is a fresh interpreter running pytest
@@ -114,6 +115,35 @@ def test_hangs(tmp_path_factory):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     Path(__file__).with_name("child.pid").write_text(str(child.pid))
     time.sleep(120)
+"""
+
+FLAKY = """
+import os
+from pathlib import Path
+
+MODE = os.environ["SESSIONWARE_CONFORMANCE_MODE"]
+
+
+def runs(name):
+    # How many times this test has run in this mode, this one included.
+    counter = Path(__file__).with_name(f"{name}-{MODE}.count")
+    count = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(count))
+    return count
+
+
+def test_flaky_without_sessionware():
+    count = runs("flaky")
+    assert count != (2 if MODE == "bare" else 1)  # fails bare in the first re-run
+
+
+def test_fails_once_under_sessionware():
+    count = runs("once")
+    assert MODE == "bare" or count > 1
+
+
+def test_always_fails_under_sessionware():
+    assert MODE == "bare"
 """
 
 
@@ -241,3 +271,39 @@ def test_each_run_has_logs_of_its_own(tmp_path: Path):
     # The second run cleared nothing of the first's: both outcomes stay readable.
     assert sorted(p.name for p in first.iterdir()) == sorted(p.name for p in second.iterdir())
     assert all(any(f.suffix == ".json" for f in folder.iterdir()) for folder in (first, second))
+
+
+def test_a_difference_failing_bare_when_re_run_is_flaky_and_one_passing_on_re_runs_still_differs(
+    tmp_path: Path,
+):
+    tree = make_suite(tmp_path, test_flaky=FLAKY)
+    part, logs, said = Part("synthetic", "tests/", ("tests",)), run_logs(tmp_path), list[str]()
+    results = run_modes(
+        part, tree, [Mode.BARE, Mode.STRICT], logs, extra_env={}, jobs=2, workers=0, timeout=300
+    )
+    assert len(differences(results[Mode.BARE], results[Mode.STRICT])) == 3
+
+    reruns = rerun_differences(
+        part, tree, results, logs, extra_env={}, workers=0, timeout=300, times=2, say=said.append
+    )
+
+    flaky, once, always = (
+        node(f"test_{name}", "test_flaky")
+        for name in (
+            "flaky_without_sessionware",
+            "fails_once_under_sessionware",
+            "always_fails_under_sessionware",
+        )
+    )
+    assert reruns == {Mode.STRICT: {flaky: Rerun(2, 1, 0), once: Rerun(2, 0, 0), always: Rerun(2, 0, 2)}}
+    row, status = summarize("| synthetic 1.0 `tests/` |", results, reruns=reruns, say=said.append)
+    assert status == 1 and "**2 differ** (0 pass), 1 flaky bare too" in row
+    again = "passed bare, failed here (re-run 2 times: failed {} here, {} bare)"
+    assert f"  flaky bare too, in strict: {flaky}: {again.format(0, 1)}" in said
+    assert f"  DIFFERS in strict: {once}: {again.format(0, 0)}" in said
+    assert f"  DIFFERS in strict: {always}: {again.format(2, 0)}" in said
+    # Only the flaky one: no difference left.
+    only_flaky = {mode: {flaky: reruns[Mode.STRICT][flaky]} for mode in reruns}
+    bare = results[Mode.BARE]
+    strict = RunResult(Mode.STRICT, {**results[Mode.STRICT].outcomes, once: "passed", always: "passed"}, 1.0)
+    assert summarize("| s |", {Mode.BARE: bare, Mode.STRICT: strict}, reruns=only_flaky, say=print)[1] == 0
