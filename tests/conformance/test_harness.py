@@ -17,7 +17,7 @@ import pytest
 
 from conformance.__main__ import run_logs
 from conformance.compare import Rerun, differences, gained, summarize
-from conformance.rerun import rerun_differences
+from conformance.rerun import MAX_RERUN, rerun_differences
 from conformance.suites import Mode, Part, RunResult, run_modes, run_part
 
 pytestmark = pytest.mark.slow  # each run is a fresh interpreter running pytest
@@ -307,3 +307,30 @@ def test_a_difference_failing_bare_when_re_run_is_flaky_and_one_passing_on_re_ru
     bare = results[Mode.BARE]
     strict = RunResult(Mode.STRICT, {**results[Mode.STRICT].outcomes, once: "passed", always: "passed"}, 1.0)
     assert summarize("| s |", {Mode.BARE: bare, Mode.STRICT: strict}, reruns=only_flaky, say=print)[1] == 0
+
+
+def test_a_mode_with_too_many_differences_is_not_re_run_and_the_others_are(tmp_path: Path):
+    tree = make_suite(tmp_path, test_flaky=FLAKY)
+    always = node("test_always_fails_under_sessionware", "test_flaky")
+    passing = {f"tests/gone.py::test_{i}": "passed" for i in range(MAX_RERUN)}
+    results = {
+        Mode.BARE: RunResult(Mode.BARE, {always: "passed", **passing}, 1.0),
+        Mode.PRODUCTION: RunResult(Mode.PRODUCTION, {}, 1.0, exit_code=3),  # stopped at once
+        Mode.STRICT: RunResult(Mode.STRICT, {always: "failed", **passing}, 1.0),
+    }
+    said: list[str] = []
+
+    reruns = rerun_differences(
+        Part("synthetic", "tests/", ("tests",)),
+        tree,
+        results,
+        run_logs(tmp_path),
+        extra_env={},
+        workers=0,
+        timeout=300,
+        times=1,
+        say=said.append,
+    )
+
+    assert reruns == {Mode.STRICT: {always: Rerun(1, 0, 1)}}
+    assert f"  production: {MAX_RERUN + 1} differences, more than {MAX_RERUN}: not re-run" in said
