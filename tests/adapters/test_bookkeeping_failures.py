@@ -13,13 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
-from adapter_support import make_openai, n_calls, sse_response
+from adapter_support import calls, make_openai, n_calls, only_session, session_events, sse_response
 
 import sessionware
 from sessionware.adapters.api import settle
 from sessionware.adapters.engine import guard
-from sessionware.adapters.fakes import FakeOpenAI
+from sessionware.adapters.fakes import FakeOpenAI, Reply
 from sessionware.core.errors import StorageError
+from sessionware.core.session.enums import Role
+from sessionware.core.session.state import DEFAULT_MAX_EVENT_BYTES
 from sessionware.core.store import Store
 from sessionware.core.store.sqlite import SQLiteBackend
 
@@ -87,3 +89,25 @@ def test_the_app_s_own_exceptions_pass_through_untouched(openai_client: Any, sto
     gc.collect()
 
     assert n_calls(store) == 1
+
+
+def test_an_answer_longer_than_an_event_may_be_is_recorded_cut_with_its_usage(
+    openai_client: Any, openai_api: FakeOpenAI, store: Store
+) -> None:
+    # openai 3.63's own suite (test_large_payload_contract) answers 32 MiB: the session
+    # refused the event, so the call was not recorded, and strict mode raised that into
+    # the next, unrelated call.
+    answer = "x" * (DEFAULT_MAX_EVENT_BYTES + 1)
+    openai_api.push(Reply(text=answer))
+
+    reply = openai_client.chat.completions.create(model=MODEL, messages=QUESTION)
+    openai_client.chat.completions.create(model=MODEL, messages=QUESTION)  # the next call is unharmed
+
+    assert reply.choices[0].message.content == answer  # the app's reply is whole
+    events = session_events(store, only_session(store))
+    cut = next(e for e in events if e.role is Role.ASSISTANT)
+    assert cut.content == answer[:DEFAULT_MAX_EVENT_BYTES]
+    assert cut.metadata["cut_from_chars"] == {"content": DEFAULT_MAX_EVENT_BYTES + 1}
+    usage = calls(events)[0].usage
+    assert usage is not None and usage.output_tokens > 0
+    assert len(calls(events)) == 2

@@ -380,7 +380,7 @@ def _record_conversation(
         else:
             # No output at all (a body closed unread) is still a call the provider billed.
             drafts.append(_output_draft(facts, output or CallOutput(complete=False), prices))
-        events = state.record_many(drafts)
+        events = state.record_many(_fitted(drafts, state.max_event_bytes))
         ThreadIndex.of(state)
         return events
 
@@ -400,9 +400,24 @@ def _record_inputs(
         fields["metadata"]["inputs"] = facts.request.inputs
         draft = (EventType.LLM_CALL, EventSource.LLM, fields)
     with state.lock:
-        events = state.record_many([draft])
+        events = state.record_many(_fitted([draft], state.max_event_bytes))
         ThreadIndex.of(state)
         return events
+
+
+def _fitted(drafts: list[Draft], limit: int) -> list[Draft]:
+    """``drafts`` with each text longer than the session's ``max_event_bytes`` cut to it,
+    its whole length kept in the event's metadata (``cut_from_chars``). A reply of 32 MiB is
+    a valid API payload (openai's own suite sends one): the session refuses an event over
+    the limit, and the call, its usage and cost with it, would not be recorded at all."""
+    for _, _, fields in drafts:
+        for key in ("content", "tool_result", "tool_arguments"):
+            value = fields.get(key)
+            if isinstance(value, str) and len(value) > limit:
+                fields[key] = value[:limit]
+                metadata = fields.setdefault("metadata", {})
+                metadata.setdefault("cut_from_chars", {})[key] = len(value)
+    return drafts
 
 
 def record_hidden(
