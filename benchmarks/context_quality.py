@@ -41,7 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from vm_baselines import History, recency_bm25_context, recency_context
-from vm_workload import PINNED, Probe, ScriptedReader, Turn, Workload, generate, visible
+from vm_workload import KINDS, PINNED, Probe, ScriptedReader, Turn, Workload, generate, summarise, visible
 
 from sessionware.core.accounting.tokens import counter_for_model
 from sessionware.core.memory import MemoryPage, VirtualMemory, build, handle_vm_tool_call
@@ -54,7 +54,6 @@ from sessionware.core.store import MemoryBackend, Store
 MODEL = "gpt-4o-mini"
 SYSTEM = "You are a helpful personal assistant."
 BUDGETS = (1000, 2000, 4000, 8000)
-KINDS = ("static", "paraphrased", "updated", "chain3", "tool_needle")
 
 
 def record(state: SessionState, i: int, turn: Turn) -> list[dict[str, Any]]:
@@ -208,25 +207,6 @@ def run_baselines(work: Workload) -> tuple[dict[tuple[str, int], list[dict[str, 
         for msg in record(scratch, i, Turn(probe.question, "Here is what I found.") if probe else turn):
             history.add(msg, i)
     return rows, seed_tokens
-
-
-def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
-    def share(key: str, kinds: tuple[str, ...] = KINDS) -> float:
-        sel = [r for r in rows if r["kind"] in kinds]
-        return sum(r[key] for r in sel) / len(sel) if sel else 0.0
-
-    out = {
-        "in_context": share("in_context"),
-        "after": share("after"),
-        "stale": share("stale", ("updated",)),
-        "pinned": share("pinned"),
-        "tokens": statistics.mean(r["tokens"] for r in rows),
-        "violations": sum(r["violation"] for r in rows),
-        "calls": statistics.mean(r["calls"] for r in rows),
-    }
-    for kind in KINDS:
-        out[kind] = share("after", (kind,))
-    return out
 
 
 SYSTEMS = ("vm", "recency", "recency+bm25")

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from collections.abc import Mapping
@@ -41,11 +40,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from vm_workload import PINNED, Probe, ScriptedReader, Turn, Workload, generate, visible
+from vm_workload import PINNED, Probe, ScriptedReader, Turn, Workload, generate, summarise, visible
 
 MODEL = "gpt-4o-mini"
 SYSTEM = "You are a helpful personal assistant."
-KINDS = ("static", "paraphrased", "updated", "chain3", "tool_needle")
 PROBE_ANSWER = "Here is what I found."
 
 
@@ -192,25 +190,6 @@ def replay(work: Workload, budget: int) -> dict[str, Any]:
         "pinned_everywhere": pinned_everywhere,
         "stats": sessionware.current_session().stats(),
     }
-
-
-def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
-    def share(key: str, kinds: tuple[str, ...] = KINDS) -> float:
-        sel = [r for r in rows if r["kind"] in kinds]
-        return sum(r[key] for r in sel) / len(sel) if sel else 0.0
-
-    out = {
-        "in_context": share("in_context"),
-        "after": share("after"),
-        "stale": share("stale", ("updated",)),
-        "pinned": share("pinned"),
-        "tokens": statistics.mean(r["tokens"] for r in rows),
-        "violations": sum(r["violation"] for r in rows),
-        "calls": statistics.mean(r["calls"] for r in rows),
-    }
-    for kind in KINDS:
-        out[kind] = share("after", (kind,))
-    return out
 
 
 def run(turns: int, seed: int, budget: int) -> dict[str, bool]:

@@ -1,6 +1,7 @@
 """A seeded long conversation with planted facts and probes, and a scripted reader.
 
-Used by ``context_quality.py``. Everything is reproducible from ``(seed, turns)``.
+Used by ``context_quality.py`` and ``managed_quality.py``, which score it the same way
+(``summarise``). Everything is reproducible from ``(seed, turns)``.
 The reader never sees the gold answer: its memory calls are built only from the
 probe's question (and, for its second call, a page id from its first call's result),
 and it reads only the messages the model would receive, so the same harness can later
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,6 +128,8 @@ TOPICS = [
     "printer settings",
 ]
 PINNED = "Always answer in British English and keep answers under five sentences."
+KINDS = ("static", "paraphrased", "updated", "chain3", "tool_needle")
+"""The kinds of probe, each a way a fact is asked back."""
 
 
 @dataclass
@@ -281,3 +285,25 @@ class ScriptedReader:
         if not ids:
             return None
         return "page_fault", json.dumps({"page_id": ids[0], "target_level": 0})
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Shares of the probes answered (in the context, after memory calls, stale, pinned
+    kept), mean tokens and calls, budget violations, and the share after calls per kind."""
+
+    def share(key: str, kinds: tuple[str, ...] = KINDS) -> float:
+        sel = [r for r in rows if r["kind"] in kinds]
+        return sum(r[key] for r in sel) / len(sel) if sel else 0.0
+
+    out = {
+        "in_context": share("in_context"),
+        "after": share("after"),
+        "stale": share("stale", ("updated",)),
+        "pinned": share("pinned"),
+        "tokens": statistics.mean(r["tokens"] for r in rows),
+        "violations": sum(r["violation"] for r in rows),
+        "calls": statistics.mean(r["calls"] for r in rows),
+    }
+    for kind in KINDS:
+        out[kind] = share("after", (kind,))
+    return out
