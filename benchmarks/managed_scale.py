@@ -83,9 +83,17 @@ def _turn(messages: list[dict[str, Any]], i: int) -> None:
 
 
 async def _timed(coro: Any) -> tuple[Any, float]:
-    start = time.perf_counter()
+    result, wall, _ = await _timed_cpu(coro)
+    return result, wall
+
+
+async def _timed_cpu(coro: Any) -> tuple[Any, float, float]:
+    """The result, wall time and CPU time of the process (all its threads: the store's
+    reads and writer too), in ms. On a shared machine the wall time of a call is several
+    times its CPU time; the CPU time is what the code costs wherever it runs."""
+    start, cpu = time.perf_counter(), time.process_time()
     result = await coro
-    return result, (time.perf_counter() - start) * 1000.0
+    return result, (time.perf_counter() - start) * 1000.0, (time.process_time() - cpu) * 1000.0
 
 
 def rss_mb() -> float:
@@ -106,16 +114,18 @@ async def warm(turns: int, calls: int, workdir: Path) -> dict[str, Any]:
     preload(store, SESSION, history)
     managed, bare, wire = _managed(api, store, SESSION), _client(api), _client(api)
     messages = [{"role": "system", "content": SYSTEM}, *history]
-    rows: dict[str, list[float]] = {"managed": [], "bare": [], "wire": [], "added": []}
+    rows: dict[str, list[float]] = {"managed": [], "bare": [], "wire": [], "added": [], "added_cpu": []}
     every = 2 if turns <= 1000 else 5
     for i in range(calls + 3):  # the first calls fold the log into memory: dropped
         _turn(messages, i)
         gc.collect()
         gc.disable()
         try:
-            reply, took = await _timed(managed.chat.completions.create(model=MODEL, messages=messages))
+            reply, took, took_cpu = await _timed_cpu(
+                managed.chat.completions.create(model=MODEL, messages=messages)
+            )
             sent = api.requests[-1]
-            _, wire_took = await _timed(
+            _, wire_took, wire_cpu = await _timed_cpu(
                 wire.chat.completions.create(model=MODEL, messages=sent["messages"], tools=sent.get("tools"))
             )
             if i >= 3 and (i - 3) % every == 0:
@@ -128,6 +138,7 @@ async def warm(turns: int, calls: int, workdir: Path) -> dict[str, Any]:
             rows["managed"].append(took)
             rows["wire"].append(wire_took)
             rows["added"].append(took - wire_took)
+            rows["added_cpu"].append(took_cpu - wire_cpu)
     store.close()
     return {"turns": turns, "messages": len(messages), "wire_messages": len(sent["messages"]), **rows}
 
@@ -172,18 +183,21 @@ async def fresh_child(url: str, turns: int) -> dict[str, Any]:
     gc.collect()
     with_history = rss_mb()
     client = _managed(api, store, SESSION)
-    times = []
+    times, cpu = [], []
     for i in range(FRESH_WARM_CALLS + 1):
         _turn(messages, i)
-        reply, took = await _timed(client.chat.completions.create(model=MODEL, messages=messages))
+        reply, took, used = await _timed_cpu(client.chat.completions.create(model=MODEL, messages=messages))
         messages.append({"role": "assistant", "content": reply.choices[0].message.content})
         times.append(took)
+        cpu.append(used)
     gc.collect()
     after = rss_mb()
     store.close()
     return {
         "first": times[0],
         "warm": times[1:],
+        "first_cpu": cpu[0],
+        "warm_cpu": cpu[1:],
         "history_mb": with_history - before_history,
         "session_mb": after - with_history,
     }
@@ -236,7 +250,8 @@ def report(warm_rows: list[dict[str, Any]], fresh_rows: list[dict[str, Any]]) ->
     print("\nwarm process, AsyncOpenAI chat.completions.create, SQLite store (ms per call)")
     print(
         f"  {'turns':>7} {'app msgs':>9} {'wire msgs':>10} {'bare':>9} {'managed p50':>12} {'p95':>8} "
-        f"{'wire p50':>9} {'added p50':>10} {'added p95':>10} {'managed/bare':>13}"
+        f"{'wire p50':>9} {'added p50':>10} {'added p95':>10} {'managed/bare':>13} "
+        f"{'added CPU p50':>14} {'p95':>6}"
     )
     for r in warm_rows:
         bare, managed = statistics.median(r["bare"]), statistics.median(r["managed"])
@@ -244,7 +259,8 @@ def report(warm_rows: list[dict[str, Any]], fresh_rows: list[dict[str, Any]]) ->
         print(
             f"  {r['turns']:>7,} {r['messages']:>9,} {r['wire_messages']:>10,} {bare:>9.1f} {managed:>12.1f} "
             f"{percentile(r['managed'], 0.95):>8.1f} {statistics.median(r['wire']):>9.1f} "
-            f"{statistics.median(r['added']):>10.2f} {added95:>10.2f} {managed / bare:>13.4f}"
+            f"{statistics.median(r['added']):>10.2f} {added95:>10.2f} {managed / bare:>13.4f} "
+            f"{statistics.median(r['added_cpu']):>14.2f} {percentile(r['added_cpu'], 0.95):>6.2f}"
         )
         verdicts.append((f"added p95 <= 20 ms at {r['turns']:,} turns", added95 <= 20.0, f"{added95:.2f} ms"))
         if r["turns"] >= 10_000:
@@ -252,19 +268,23 @@ def report(warm_rows: list[dict[str, Any]], fresh_rows: list[dict[str, Any]]) ->
             verdicts.append(
                 (f"managed <= 1/20 of bare at {r['turns']:,} turns", ratio <= 0.05, f"1/{1 / ratio:.1f}")
             )
-    print("  added: managed minus the bare call of the body managed mode sent, call by call")
+    print("  added: managed minus the bare call of the body managed mode sent, call by call (wall; CPU: of")
+    print("  the process, all threads)")
     if fresh_rows:
         print("\nfresh process: first call on a stored session vs warm calls (ms); RSS (MB)")
         print(
             f"  {'store':>7} {'turns':>7} {'first':>9} {'warm p50':>9} {'first-warm':>11} "
+            f"{'CPU: first':>11} {'warm p50':>9} {'first-warm':>11} "
             f"{'history MB':>11} {'session MB':>11} {'session/history':>16}"
         )
     for r in fresh_rows:
         warm_p50 = statistics.median(r["warm"])
         extra = r["first"] - warm_p50
         share = r["session_mb"] / max(r["history_mb"], 0.1)
+        warm_cpu = statistics.median(r["warm_cpu"])
         print(
             f"  {r['store']:>7} {r['turns']:>7,} {r['first']:>9.1f} {warm_p50:>9.1f} {extra:>11.1f} "
+            f"{r['first_cpu']:>11.1f} {warm_cpu:>9.1f} {r['first_cpu'] - warm_cpu:>11.1f} "
             f"{r['history_mb']:>11.1f} {r['session_mb']:>11.1f} {share:>16.2f}"
         )
         if r["turns"] >= 10_000:
