@@ -462,8 +462,10 @@ class Assembly:
             trimmed_turns=p.trimmed,
             degraded=list(self.degraded),
         )
-        vm.snapshots[vm.turn_hint] = ContextSnapshot.model_construct(
-            turn=vm.turn_hint, page_ids=list(included), tokens=tokens, budget=b.budget
+        vm.keep_snapshot(
+            ContextSnapshot.model_construct(
+                turn=vm.turn_hint, page_ids=list(included), tokens=tokens, budget=b.budget
+            )
         )
         # Pages shown whole: search leaves them out and page_fault does not repeat them as
         # neighbours (a long page cut to a snippet in the recall region is not among them).

@@ -29,12 +29,25 @@ from sessionware.core.session.enums import EventSource, EventType, Role
 from sessionware.core.session.models import SessionEvent
 from sessionware.core.session.state import SessionState
 
-__all__ = ["CHECKPOINT_PAGE", "EXTENSION_KEY", "CompactionPlan", "Counter", "FoldMarks", "VirtualMemory"]
+__all__ = [
+    "CHECKPOINT_PAGE",
+    "EXTENSION_KEY",
+    "KEPT_MUTATIONS",
+    "KEPT_SNAPSHOTS",
+    "CompactionPlan",
+    "Counter",
+    "FoldMarks",
+    "VirtualMemory",
+]
 
 logger = logging.getLogger(__name__)
 
 EXTENSION_KEY = "sessionware.memory"
 CHECKPOINT_PAGE = "vm.checkpoint"
+KEPT_MUTATIONS = 512
+"""Page mutations kept in memory for inspection (the newest; older ones are dropped)."""
+KEPT_SNAPSHOTS = 64
+"""Turns whose last build's page ids are kept (``context_at_turn``), the newest."""
 """The key of the memory's checkpoint among the session's persisted pages (``checkpoint``)."""
 _PAGE_COUNTER_MODEL = "gpt-4o-mini"
 # Recalled pages kept hot; each build shows the most recent ones that fit its recall room.
@@ -167,8 +180,10 @@ class VirtualMemory:
         self.lines: dict[str, dict[str, tuple[str, int, int]]] = {}
         """Per counter and page id: the page's recall line shown whole, the line's exact
         tokens and the page's own (which decide whether it is shown whole)."""
-        self.mutations: list[PageMutation] = []
+        self.mutations: deque[PageMutation] = deque(maxlen=KEPT_MUTATIONS)
+        """The latest page mutations (a bounded log: a long-lived session would grow it per build)."""
         self.snapshots: dict[int, ContextSnapshot] = {}
+        """What the last build of each of the latest ``KEPT_SNAPSHOTS`` turns included."""
         self.turn_hint = 0
         """The turn the last build was for; VM tool calls are counted against it."""
         self.counts = dict.fromkeys(("builds", "faults", "refused", "searches", "prefetched", "saved"), 0)
@@ -544,6 +559,12 @@ class VirtualMemory:
                 turn=self.current_turn, mutation_type=kind, page_ids=page_ids, tier_after=tier, cause=cause
             )
         )
+
+    def keep_snapshot(self, snapshot: ContextSnapshot) -> None:
+        """Keep what a build included for its turn; the oldest turn's goes past ``KEPT_SNAPSHOTS``."""
+        self.snapshots[snapshot.turn] = snapshot
+        while len(self.snapshots) > KEPT_SNAPSHOTS:
+            del self.snapshots[next(iter(self.snapshots))]
 
     def context_at_turn(self, turn: int) -> list[str]:
         """Page ids that were in the context built for ``turn`` (the last build of it)."""

@@ -17,8 +17,10 @@ from sessionware.core.memory import (
     handle_vm_tool_call,
 )
 from sessionware.core.memory.compression import ExtractiveCompressor
+from sessionware.core.memory.enums import MutationType
 from sessionware.core.memory.pages import MemoryPage
 from sessionware.core.memory.search import SearchIndex
+from sessionware.core.memory.vm import KEPT_MUTATIONS, KEPT_SNAPSHOTS
 from sessionware.core.memory.working_set import ImportanceWeightedLRU, LRUEvictionPolicy, WorkingSet
 from sessionware.core.session.enums import EventType
 from sessionware.core.session.registry import registry_for
@@ -190,6 +192,20 @@ def test_metrics_and_the_mutation_log_describe_what_happened(converse: Converse)
     assert metrics.compactions > 0 and metrics.faults == 1 and metrics.pages_evicted > 0
     assert vm.context_at_turn(vm.turn_hint)
     assert {m.mutation_type.value for m in vm.mutations} >= {"evict", "fault_in"}
+
+
+def test_a_long_lived_session_keeps_a_bounded_log_of_builds_and_mutations(converse: Converse) -> None:
+    state = converse("bounded", 20)
+    vm = VirtualMemory.attach(state)
+    for i in range(20, 20 + KEPT_SNAPSHOTS + 30):
+        add_turn(state, i)
+        build(state, model=MODEL, budget=600)
+    assert len(vm.snapshots) == KEPT_SNAPSHOTS
+    assert vm.context_at_turn(vm.turn_hint)  # the newest turns are kept
+    assert min(vm.snapshots) > 20  # the oldest went
+    for _ in range(KEPT_MUTATIONS + 10):
+        vm.log(MutationType.EVICT, ["msg_1"], cause="test")
+    assert len(vm.mutations) == KEPT_MUTATIONS
 
 
 def test_bm25_ranks_pages_with_more_query_words_first() -> None:
