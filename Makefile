@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed-stamp
 LATEST := .venv-latest
 LATEST_STAMP := $(LATEST)/.installed-stamp
 PYTEST_ARGS ?=
+# One xdist worker per core, a test module at a time (a module's LiteLLM proxy starts once),
+# in the order tests/conftest.py gives them (modules with slow tests first), not by size.
+XDIST := --numprocesses=auto --dist loadscope --no-loadscope-reorder
 CONFORMANCE_ARGS ?=
 
 .PHONY: demo test test-latest conformance conformance-fast lint bench clean
@@ -37,7 +40,7 @@ test: $(STAMP)
 	$(BIN)/python -m ruff check sessionware tests examples benchmarks conformance
 	$(BIN)/python -m mypy
 	rm -f .coverage .coverage.*
-	$(BIN)/python -m coverage run -m pytest --numprocesses=auto $(PYTEST_ARGS)
+	$(BIN)/python -m coverage run -m pytest $(XDIST) $(PYTEST_ARGS)
 	$(BIN)/python -m coverage combine -q
 	$(BIN)/python -m coverage report --fail-under=90
 
@@ -45,7 +48,7 @@ test: $(STAMP)
 LATEST_TESTS ?= tests/adapters tests/cli tests/test_public_api.py
 
 test-latest: $(LATEST_STAMP)
-	$(LATEST)/bin/python -m pytest --numprocesses=auto $(LATEST_TESTS) $(PYTEST_ARGS)
+	$(LATEST)/bin/python -m pytest $(XDIST) $(LATEST_TESTS) $(PYTEST_ARGS)
 
 conformance: $(STAMP) $(LATEST_STAMP)
 	$(BIN)/python -m conformance $(CONFORMANCE_ARGS)

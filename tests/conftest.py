@@ -24,6 +24,34 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ[STRICT_ENV] = "1"
 
 
+def _uses_a_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(
+        defs and defs[-1].scope == "module" for defs in info.name2fixturedefs.values()
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The order ``make test`` hands to its xdist workers (``--dist loadscope
+    --no-loadscope-reorder``: a test module is one unit of work, taken in this order).
+
+    A module stays on one worker, so a module-scoped LiteLLM proxy or server starts once per
+    run, not once per worker that happens to receive one of its tests. Modules with slow
+    tests come first, those with a module-scoped fixture (a proxy: a minute or more) first
+    of all, then the rest in collection order: the long units start while every worker is
+    busy, and the run ends on short modules that even the workers out instead of one worker
+    finishing a proxy test alone. The sort is stable: within a module, pytest's order stays.
+    """
+    rank: dict[str, tuple[bool, bool]] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        slow, shared = rank.get(module, (False, False))
+        slow = slow or item.get_closest_marker("slow") is not None
+        rank[module] = (slow, shared or _uses_a_module_fixture(item))
+    items.sort(key=lambda item: tuple(not flag for flag in rank[item.nodeid.split("::", 1)[0]]))
+
+
 @pytest.fixture
 def memory_store() -> Iterator[Store]:
     store = Store(MemoryBackend())

@@ -21,7 +21,8 @@ from sessionware.adapters.api import settle
 from sessionware.core.store import Store
 from sessionware.core.store.redis import RedisBackend
 
-pytestmark = pytest.mark.redis
+# Writer processes, Redis servers killed and restarted.
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 def wait_until_stored(store: Store, timeout: float = 20.0) -> None:

@@ -14,6 +14,9 @@ from many_writers_support import WRITER, Writers, check_log, stored, texts_by_wr
 from sessionware.core.session.enums import EventType
 from sessionware.core.store import open_store
 
+# Each test starts four or more fresh interpreters.
+pytestmark = pytest.mark.slow
+
 STORES = [pytest.param("sqlite", id="sqlite"), pytest.param("redis", id="redis", marks=pytest.mark.redis)]
 
 

@@ -241,6 +241,7 @@ def test_another_policy_restores_the_pages_and_replays_only_its_plan(
     fresh.store.close()
 
 
+@pytest.mark.slow
 def test_two_writers_of_one_session_never_make_a_wrong_context(
     path: Path, indexed: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
