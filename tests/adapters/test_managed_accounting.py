@@ -38,16 +38,23 @@ def chat(turns: int, client: Any, history: list[dict[str, Any]] | None = None) -
     return history
 
 
-@pytest.mark.slow
-def test_dual_accounting_adds_up_per_call_and_per_session(store: Store) -> None:
-    api = FakeOpenAI(RecallModel())
-    client = sessionware.wrap(
-        make_openai("OpenAI", api),
+def managed(
+    api: FakeOpenAI, store: Store, *, kind: str = "OpenAI", context: ContextPolicy | None = None
+) -> Any:
+    """A managed client of ``kind`` on ``api``, recording session "s" (budget 900 unless given)."""
+    return sessionware.wrap(
+        make_openai(kind, api),
         store=store,
         session_id="s",
         mode="managed",
-        context=ContextPolicy(budget=900),
+        context=context or ContextPolicy(budget=900),
     )
+
+
+@pytest.mark.slow
+def test_dual_accounting_adds_up_per_call_and_per_session(store: Store) -> None:
+    api = FakeOpenAI(RecallModel())
+    client = managed(api, store)
     history = chat(40, client)
     history.append({"role": "user", "content": QUESTION})
     assert ask(client, "chat", history).text == f"The code is {CODE}."
@@ -109,15 +116,9 @@ def test_managed_mode_picks_up_a_session_recorded_by_an_earlier_process(tmp_path
 
     later = open_store(url)
     api = FakeOpenAI(RecallModel())
-    managed = sessionware.wrap(
-        make_openai("OpenAI", api),
-        store=later,
-        session_id="s",
-        mode="managed",
-        context=ContextPolicy(budget=900),
-    )
+    client = managed(api, later)
     history.append({"role": "user", "content": QUESTION})
-    seen = ask(managed, "chat", history)
+    seen = ask(client, "chat", history)
 
     assert seen.text == f"The code is {CODE}."  # recalled from turns the new process never saw
     first = json.dumps(api.requests[0])
@@ -202,12 +203,8 @@ async def test_summaries_written_through_a_client_are_recorded_as_hidden_cost(st
     summaries = FakeOpenAI(summarizing_model)
     summarize = ClientSummarizer(make_openai("AsyncOpenAI", summaries), model="gpt-4o-mini")
     api = FakeOpenAI(summarizing_model)
-    client = sessionware.wrap(
-        make_openai("AsyncOpenAI", api),
-        store=store,
-        session_id="s",
-        mode="managed",
-        context=ContextPolicy(budget=900, summarize_fn=summarize),
+    client = managed(
+        api, store, kind="AsyncOpenAI", context=ContextPolicy(budget=900, summarize_fn=summarize)
     )
     history: list[dict[str, Any]] = []
     for i in range(60):
@@ -230,9 +227,7 @@ def test_a_sync_client_uses_a_sync_summariser_inline(store: Store) -> None:
     policy = ContextPolicy(
         budget=900, summarize_fn=ClientSummarizer(make_openai("OpenAI", summaries), model="gpt-4o-mini")
     )
-    client = sessionware.wrap(
-        make_openai("OpenAI", api), store=store, session_id="s", mode="managed", context=policy
-    )
+    client = managed(api, store, context=policy)
 
     chat(60, client)
 
@@ -260,13 +255,7 @@ def test_a_new_process_counts_a_long_stored_history_as_the_process_that_recorded
 
     def managed_call(store: Store, question: str) -> int:
         api = FakeOpenAI(lambda body: Reply(text="Noted."))
-        client = sessionware.wrap(
-            make_openai("OpenAI", api),
-            store=store,
-            session_id="s",
-            mode="managed",
-            context=ContextPolicy(budget=900),
-        )
+        client = managed(api, store)
         history.append({"role": "user", "content": question})
         reply = client.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "system", "content": SYSTEM}, *history]
