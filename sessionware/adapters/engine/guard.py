@@ -114,22 +114,23 @@ def report(where: str, exc: BaseException) -> None:
 
     Call it from an ``except Exception`` block: the app's call continues afterwards.
     """
-    global kept
-    _count(where, exc)
-    if threading.get_ident() == _recorder_thread:
+    on_recorder = threading.get_ident() == _recorder_thread
+    _count(where, exc, keep=on_recorder and is_strict())
+    if on_recorder:
         logger.warning("sessionware could not record %s; it is left out of the session: %r", where, exc)
-        if is_strict():
-            with _lock:
-                if kept is None:  # the first failure is the informative one
-                    kept = exc
         return
     if is_strict():
         raise exc
     logger.warning("sessionware could not record %s; the call proceeds unrecorded: %r", where, exc)
 
 
-def _count(where: str, exc: BaseException) -> None:
+def _count(where: str, exc: BaseException, *, keep: bool) -> None:
+    """Count the failure and, with ``keep``, hold it for ``raise_deferred``: both under one
+    lock, so whoever sees the count (``health``) finds the failure kept."""
+    global kept
     with _lock:
+        if keep and kept is None:  # the first failure is the informative one
+            kept = exc
         _health.internal_errors += 1
         _health.last_error = f"{type(exc).__name__}: {exc}"
         _health.last_where = where
