@@ -124,6 +124,22 @@ class SessionCatalog:
         self._reading = False
         self._reader: threading.Thread | None = None
         self._sorted: dict[tuple[SessionSort, bool], list[_Row]] = {}
+        self._head: tuple[int, list[SessionInfo]] | None = None  # (asked for, newest sessions)
+
+    def _newest(self, count: int) -> list[SessionInfo]:
+        """The ``count`` newest sessions, for pages served before the whole list is read:
+        asked of the store once, then served from that copy. The whole list's read holds
+        the store's reader meanwhile, so a second store read would wait for it; the
+        browser would then get this page and the searched one (which waits for the whole
+        list) at the same moment, in either order (the list test's flake)."""
+        with self._lock:
+            head = self._head
+        if head is not None and (head[0] >= count or len(head[1]) < head[0]):
+            return head[1][:count]
+        infos = self._store.list_sessions(limit=count)
+        with self._lock:
+            self._head = (count, infos)
+        return infos
 
     def _read(self) -> None:
         try:
@@ -202,7 +218,7 @@ class SessionCatalog:
         words = query.casefold().split()
         if not self._loaded.is_set() and not words and sort is SessionSort.CREATED and descending:
             # Read before the whole list is asked for: the store serves reads in order.
-            infos = self._store.list_sessions(limit=offset + limit)
+            infos = self._newest(offset + limit)
             self._refresh_soon()
             return {
                 "total": None,

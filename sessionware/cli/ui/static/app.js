@@ -84,11 +84,16 @@ const LIST_COLUMNS = [
   ["saved", "saved by cache", "cache_saved_cost", true], [null, "models", "models"],
 ];
 
+// A response is drawn only if no route() ran since its request was sent: two lists in
+// flight (a search typed while the first, partial page asks again) may come back in
+// either order, and the one drawn last must be the one asked for last.
 async function renderList() {
   setNav("sessions");
+  const gen = routeGen;
   const qs = new URLSearchParams({ q: listState.q, sort: listState.sort, desc: listState.desc ? "1" : "0",
     offset: String(listState.offset), limit: String(PAGE_SESSIONS) });
   const data = await api("sessions?" + qs);
+  if (gen !== routeGen) return;
   const search = h("input", { type: "search", id: "search", placeholder: "Search id, model, prompt, metadata…",
     value: listState.q, "aria-label": "search sessions" });
   search.addEventListener("input", () => {
@@ -122,7 +127,7 @@ async function renderList() {
     h("td", { class: "num" }, r.calls && r.unpriced_calls >= r.calls ? "?" : fmt.cost(r.cost) + (r.unpriced_calls ? "+" : "")),
     h("td", { class: "num" }, r.cache_read_tokens ? (r.cache_saved_cost === null ? "see session" : fmt.cost(r.cache_saved_cost)) : ""),
     h("td", {}, (r.models || []).join(", "))));
-  if (data.partial) setTimeout(() => { if (location.hash.replace(/^#\/?/, "") === "") route(); }, 400);
+  if (data.partial) setTimeout(() => { if (gen === routeGen && location.hash.replace(/^#\/?/, "") === "") route(); }, 400);
   const counted = data.partial ? data.offset + data.rows.length + 1 : data.matched;
   const from = data.rows.length ? data.offset + 1 : 0;
   const to = Math.min(data.offset + data.limit, data.partial ? data.offset + data.rows.length : data.matched);
@@ -318,9 +323,11 @@ async function loadTimeline(sid, box, pagerBox, loaded) {
 async function renderSession(sid, contextSeq) {
   setNav("sessions");
   if (sessionState.id !== sid) { sessionState.id = sid; sessionState.offset = 0; sessionState.kinds = new Set(); }
+  const gen = routeGen;
   const enc = encodeURIComponent(sid);
   const [head, series, firstPage] = await Promise.all([api(`sessions/${enc}`), api(`sessions/${enc}/calls`),
     eventsPage(sid)]);
+  if (gen !== routeGen) return;
   const t = head.totals;
   const cards = [
     card("calls", fmt.n(t.calls), `${fmt.n(t.errors)} errors · ${fmt.n(t.page_faults)} page faults`),
@@ -364,6 +371,7 @@ async function renderSession(sid, contextSeq) {
     h("h2", {}, `Timeline (${fmt.n(head.events)} events)`), chips, pager, timeline);
   await loadTimeline(sid, timeline, pager, firstPage);
   if (contextSeq !== null) await renderContext(sid, contextSeq, contextBox);
+  if (gen !== routeGen) return;
   markReady(contextSeq !== null ? "context" : "session");
 }
 
@@ -447,7 +455,7 @@ function drawTotals(report) {
 let routeGen = 0;
 
 async function route() {
-  routeGen += 1;
+  const gen = ++routeGen;
   delete document.documentElement.dataset.ready;
   const hash = location.hash.replace(/^#/, "") || "/";
   const parts = hash.split("/").filter(Boolean);
@@ -459,7 +467,7 @@ async function route() {
       await renderSession(sid, seq);
     } else await renderList();
   } catch (err) {
-    showError(err);
+    if (gen === routeGen) showError(err);
   }
 }
 
