@@ -48,18 +48,29 @@ from typing import Any
 
 from sessionware._version import __version__
 from sessionware.core.gc_pause import paused
+from sessionware.core.memory import search_state
 from sessionware.core.memory.enums import PageType, Provider, StorageTier
 from sessionware.core.memory.pages import DeferredPage, MemoryPage, PageTable
 from sessionware.core.memory.policy import ContextPolicy
 from sessionware.core.memory.search import SearchIndex
-from sessionware.core.memory.search_state import decode, encode
 from sessionware.core.memory.transcript import Turn, event_page
 from sessionware.core.memory.vm import CHECKPOINT_PAGE, VirtualMemory
 from sessionware.core.memory.working_set import WorkingSet
 from sessionware.core.session.models import SessionEvent
 from sessionware.core.store.base import PutPages
 
-__all__ = ["EVERY", "FORMAT", "MIN_EVENTS", "dump", "restore", "take", "wanted", "write_due"]
+__all__ = [
+    "EVERY",
+    "FORMAT",
+    "MIN_EVENTS",
+    "Snapshot",
+    "dump",
+    "restore",
+    "snapshot",
+    "take",
+    "wanted",
+    "write_due",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +183,7 @@ class _Restored:
                 entries.append((row.page_id, row))
         self.table.load(entries)
         ids_in_order = [page_id for page_id, _ in entries]
-        self.index = SearchIndex.from_columns(ids_in_order, decode(data["index"], len(entries)))
+        self.index = SearchIndex.from_columns(ids_in_order, search_state.decode(data["index"], len(entries)))
         self._check_counts()
         self.working_set = WorkingSet(vm.working_set.capacity_tokens)
         recalled, recalled_at, evicted_at, evictions = data["working_set"]
@@ -288,8 +299,9 @@ def write(vm: VirtualMemory) -> None:
 class _Written(Mapping[str, str]):
     """The pages of a checkpoint write: the checkpoint, made on first read.
 
-    Made by the store's writer thread (or in the call, for stores that write inline), under
-    the memory's lock, from the log as the build that queued it saw it (``events``): what
+    Made by the store's writer thread (or in the call, for stores that write inline): a
+    ``snapshot`` under the memory's lock, its text after the lock is released, from the log
+    as the build that queued it saw it (``events``): what
     was recorded since is not folded yet and does not matter. A lock held elsewhere for
     longer than ``_WAIT`` (a build waiting on this very writer), or a memory that folded
     more since while the session has records waiting, skips this checkpoint, and a later
@@ -304,17 +316,21 @@ class _Written(Mapping[str, str]):
 
     def _pages(self) -> dict[str, str]:
         if self._made is None:
-            vm, raw = self.vm, None
+            vm, raw, taken = self.vm, None, None
             if vm.lock.acquire(timeout=_WAIT):
                 try:
                     if vm.marks.folded == len(self.events):
-                        raw = dump(vm, events=self.events)
+                        taken = snapshot(vm, events=self.events)
                     elif not vm.state.unsettled:  # a later build folded more: its log, if settled
-                        raw = dump(vm, wait=_WAIT)
+                        taken = snapshot(vm, wait=_WAIT)
                 except Exception:  # bookkeeping: the writer goes on with the other writes
                     logger.exception("could not make the memory checkpoint of session %s", vm.state.id)
                 finally:
                     vm.lock.release()
+            try:
+                raw = taken.text() if taken is not None else None  # without the lock: builds go on
+            except Exception:
+                logger.exception("could not make the memory checkpoint of session %s", vm.state.id)
             if raw is None and vm.marks.covered > self.covered_before:
                 vm.marks.covered = self.covered_before
             self._made = {CHECKPOINT_PAGE: raw} if raw is not None else {}
@@ -344,6 +360,17 @@ def dump(
     ``events``: the log the memory folded (its first ``folded`` events), when the caller
     took it earlier; otherwise the session's log is read now, waiting ``wait`` seconds at
     most for the session's lock (None: as long as it takes)."""
+    taken = snapshot(vm, events=events, wait=wait)
+    return taken.text() if taken is not None else None
+
+
+def snapshot(
+    vm: VirtualMemory, *, events: list[SessionEvent] | None = None, wait: float | None = None
+) -> Snapshot | None:
+    """What ``dump`` writes, copied from ``vm`` (``None`` as for ``dump``); made into text
+    by ``Snapshot.text`` without the memory's lock. Callers hold the memory's lock: this
+    is the part of a checkpoint that needs it (the page columns, copies of the small state,
+    the search index's containers), a fraction of making the text."""
     if vm.marks.local_edits or not vm.index_in_table_order() or vm.stale:
         return None
     if events is None:
@@ -358,6 +385,11 @@ def dump(
             lock.release()
     if len(events) != vm.marks.folded:
         return None
+    with paused():  # tens of thousands of rows copied at once (see gc_pause)
+        return _snapshot(vm, events)
+
+
+def _snapshot(vm: VirtualMemory, events: list[SessionEvent]) -> Snapshot | None:
     pages = _pages(vm, events)
     if pages is None:
         return None
@@ -367,32 +399,59 @@ def dump(
         state = exported() if callable(exported) else None
         if state is not None:
             plans.append([[key[0].value, *key[1:]], state])
-    data = {
-        **pages,
-        "working_set": vm.working_set.export(),
+    recalled, recalled_at, evicted_at, evictions = vm.working_set.export()
+    rest = {
+        # Copies: the memory's own containers change once the lock is released.
+        "working_set": [list(recalled), dict(recalled_at), dict(evicted_at), evictions],
         "memory": {
-            "pinned": vm.pinned_ids,
-            "segments": vm.segment_summary_ids,
+            "pinned": list(vm.pinned_ids),
+            "segments": list(vm.segment_summary_ids),
             "compactions": sorted(vm.recorded_compactions),
-            "calls": vm.calls_by_key,
-            "turn_recalls": [vm.turn_recalls[0], vm.turn_recalls[1]],
+            "calls": dict(vm.calls_by_key),
+            "turn_recalls": [vm.turn_recalls[0], list(vm.turn_recalls[1])],
             "wanted": list(vm.call_wanted),
             "layout_epoch": vm.layout_epoch,
         },
         "policy": _policy_digest(vm.policy),
         "plans": plans,
-        "index": encode(vm.index.columns()),
     }
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    head = {
-        "format": FORMAT,
-        "version": __version__,
-        "session": vm.state.id,
-        "events": len(events),
-        "log": _log_digest(events),
-        "body": _digest(body),
-    }
-    return json.dumps(head) + "\n" + body
+    return Snapshot(vm.state.id, events, {**pages, **rest}, search_state.snapshot(vm.index.columns()))
+
+
+class Snapshot:
+    """A checkpoint's content, independent of the memory it was taken from (which goes on
+    folding): the log it covers, the page columns and the small state (copies), the search
+    index's rows as of the snapshot."""
+
+    __slots__ = ("data", "events", "index", "session")
+
+    def __init__(
+        self,
+        session: str,
+        events: list[SessionEvent],
+        data: dict[str, Any],
+        index: search_state.IndexSnapshot,
+    ) -> None:
+        self.session = session
+        self.events = events
+        self.data = data
+        self.index = index
+
+    def text(self) -> str:
+        """The checkpoint: a header line (format, version, session, the log it covers and
+        digests) and the body, one JSON object."""
+        with paused():
+            index = search_state.encode(self.index)
+        body = json.dumps({**self.data, "index": index}, separators=(",", ":"), ensure_ascii=False)
+        head = {
+            "format": FORMAT,
+            "version": __version__,
+            "session": self.session,
+            "events": len(self.events),
+            "log": _log_digest(self.events),
+            "body": _digest(body),
+        }
+        return json.dumps(head) + "\n" + body
 
 
 def _pages(vm: VirtualMemory, events: list[SessionEvent]) -> dict[str, Any] | None:
@@ -412,11 +471,13 @@ def _pages(vm: VirtualMemory, events: list[SessionEvent]) -> dict[str, Any] | No
     tiers: list[list[Any]] = []
     extra: dict[int, list[Any]] = {}
     others: dict[int, Any] = {}
+    l0, deferred, not_others = StorageTier.L0, _EventPage, (PageType.TRANSCRIPT, PageType.ARTIFACT)
+    run_tier, run_end = l0, -1  # the last run of tiers: its tier and the page after it
     for position, (page_id, entry) in enumerate(vm.table.entries()):
         k = len(refs)
         if k >= n or page_id != flat_ids[k]:
             page = entry if isinstance(entry, MemoryPage) else vm.table.get(page_id)
-            if page is None or page.page_type in (PageType.TRANSCRIPT, PageType.ARTIFACT):
+            if page is None or page.page_type in not_others:
                 return None  # not the fold's numbering: nothing a checkpoint can restore
             others[position] = page.model_dump(mode="json")
             continue
@@ -427,7 +488,7 @@ def _pages(vm: VirtualMemory, events: list[SessionEvent]) -> dict[str, Any] | No
         if events[ref] is not event:
             return None
         refs.append(ref)
-        if isinstance(entry, _EventPage):
+        if entry.__class__ is deferred:
             turn_of.append(entry.turn)
             tokens.append(entry.tokens)
             if entry.extra is not None:
@@ -439,11 +500,14 @@ def _pages(vm: VirtualMemory, events: list[SessionEvent]) -> dict[str, Any] | No
                 extra[k] = [entry.pinned, entry.importance, entry.access_count, entry.last_access_turn]
         else:
             return None
-        if entry.tier is not StorageTier.L0:
-            if tiers and tiers[-1][2] == entry.tier.value and tiers[-1][0] + tiers[-1][1] == k:
+        tier = entry.tier
+        if tier is not l0:
+            if tier is run_tier and run_end == k:
                 tiers[-1][1] += 1
             else:
-                tiers.append([k, 1, entry.tier.value])
+                tiers.append([k, 1, tier.value])
+                run_tier = tier
+            run_end = k + 1
     return {
         "transcript": {"events": refs, "turns": turn_of, "tokens": tokens, "tiers": tiers, "extra": extra},
         "others": others,

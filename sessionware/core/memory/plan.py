@@ -288,18 +288,26 @@ class Plan:
     # -- checkpoints --------------------------------------------------------------------
 
     def export(self) -> dict[str, Any] | None:
-        """The plan's state as JSON-ready data (``None`` while LLM summaries are pending)."""
+        """The plan's state as JSON-ready data, copied (``None`` while LLM summaries are pending)."""
         if self.pending_llm:
             return None
         return {
             "tag": self.tag,
             "turns": [self.start_turn, self.visible_from, self.closed_upto, self.window_tokens],
             "chunks": [
-                [c.index, c.first_turn, c.last_turn, c.page_ids, c.tokens, c.summary_id, c.keywords]
+                [
+                    c.index,
+                    c.first_turn,
+                    c.last_turn,
+                    list(c.page_ids),
+                    c.tokens,
+                    c.summary_id,
+                    list(c.keywords),
+                ]
                 for c in self.chunks
             ],
             "pages": [page.model_dump(mode="json") for page in self.pages.values()],
-            "summaries": self.summaries,
+            "summaries": list(self.summaries),
             "rolling_id": self.rolling_id,
             "counts": [
                 self.compactions,

@@ -16,10 +16,11 @@ score is computed from the very floats the writing process had.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
-__all__ = ["IndexColumns", "LazyMap", "LazyRows", "decode", "encode"]
+__all__ = ["IndexColumns", "IndexSnapshot", "LazyMap", "LazyRows", "decode", "encode", "snapshot"]
 
 V = TypeVar("V")
 T = TypeVar("T")
@@ -103,6 +104,14 @@ class LazyRows(list[T]):
         """Row ``i``'s text while it is not parsed yet."""
         return self._raw[i] if i < len(self._raw) else None
 
+    def items(self) -> list[T | str]:
+        """Each row, or its text while it is not parsed yet (a copy)."""
+        parsed: list[T] = list.copy(self)
+        out: list[T | str] = [
+            value if text is None else text for text, value in zip(self._raw, parsed, strict=False)
+        ]
+        return out + parsed[len(out) :]
+
 
 class IndexColumns:
     """The containers of a ``SearchIndex`` (the index hands them over and takes them back)."""
@@ -143,46 +152,102 @@ class IndexColumns:
 # -- writing ---------------------------------------------------------------------------
 
 
-def encode(columns: IndexColumns) -> dict[str, Any]:
+class IndexSnapshot:
+    """The index's rows as of one moment, for a checkpoint written later (``encode``).
+
+    Made under the memory's lock (``snapshot``), read without it while the index goes on
+    growing: it holds copies of the containers that change (which terms exist, which are
+    still text, the per-page rows) and the posting lists themselves, which pages added
+    later only extend past ``n`` (their document numbers grow), so they are cut at ``n``.
+    """
+
+    __slots__ = ("doc_idents", "doc_tf", "idents", "lengths", "n", "terms", "total_length", "weights")
+
+    def __init__(self, columns: IndexColumns) -> None:
+        self.n = len(columns.lengths)
+        self.lengths = list(columns.lengths)
+        self.weights = list(columns.weights)
+        self.total_length = columns.total_length
+        self.terms = _Postings.of(columns.docs, columns.tfs)
+        self.idents = _Postings.of(columns.identifiers, None)
+        self.doc_tf = _row_items(columns.doc_tf)
+        self.doc_idents = _row_items(columns.doc_identifiers)
+
+
+class _Postings:
+    """A postings map's keys still as text (key, line) and parsed ones (key, docs, tfs)."""
+
+    __slots__ = ("lines", "parsed", "pending")
+
+    def __init__(
+        self,
+        pending: list[tuple[str, int]],
+        lines: Sequence[str],
+        parsed: list[tuple[str, list[int], list[float] | None]],
+    ) -> None:
+        self.pending = pending
+        self.lines = lines
+        self.parsed = parsed
+
+    @classmethod
+    def of(cls, docs: dict[str, list[int]], tfs: dict[str, list[float]] | None) -> _Postings:
+        pending = list(docs.raw().items()) if isinstance(docs, LazyMap) else []
+        parsed: list[tuple[str, list[int], list[float] | None]]
+        if tfs is None:
+            parsed = [(key, value, None) for key, value in dict.items(docs)]
+        else:
+            parsed = [(key, value, dict.__getitem__(tfs, key)) for key, value in dict.items(docs)]
+        return cls(pending, _source_lines(docs), parsed)
+
+    def lines_below(self, n: int) -> tuple[list[str], list[str]]:
+        """Keys and their postings lines, the documents below ``n`` only."""
+        keys = [key for key, _ in self.pending]
+        lines = [self.lines[line] for _, line in self.pending]
+        for key, docs, tfs in self.parsed:
+            cut = bisect_left(docs, n)
+            keys.append(key)
+            if tfs is None:
+                lines.append(_ints(docs[:cut]))
+            else:
+                lines.append(_posting_line(docs[:cut], tfs[:cut]))
+        return keys, lines
+
+
+def _row_items(rows: Sequence[T]) -> list[T | str]:
+    """Each row, or its text while not parsed (``LazyRows``)."""
+    if isinstance(rows, LazyRows):
+        return rows.items()
+    return list(rows)
+
+
+def snapshot(columns: IndexColumns) -> IndexSnapshot:
+    """``columns`` as of now, to ``encode`` later without the index's owner's lock."""
+    return IndexSnapshot(columns)
+
+
+def encode(columns: IndexColumns | IndexSnapshot) -> dict[str, Any]:
     """``columns`` as JSON-ready text (rows never parsed are copied as read)."""
-    terms, postings = _postings_lines(columns.docs, lambda term: _posting_line(columns, term))
-    mentions = columns.identifiers
-    idents, ident_lines = _postings_lines(mentions, lambda ident: _ints(mentions[ident]))
+    taken = columns if isinstance(columns, IndexSnapshot) else IndexSnapshot(columns)
+    terms, postings = taken.terms.lines_below(taken.n)
+    idents, ident_lines = taken.idents.lines_below(taken.n)
     return {
         "terms": " ".join(terms),
         "postings": "\n".join(postings),
         "idents": " ".join(idents),
         "ident_postings": "\n".join(ident_lines),
-        "doc_tf": "\n".join(_rows(columns.doc_tf, _tf_row)),
-        "doc_idents": "\n".join(_rows(columns.doc_identifiers, " ".join)),
-        "lengths": columns.lengths,
-        "total_length": columns.total_length,
-        "weights": columns.weights,
+        "doc_tf": "\n".join([row if isinstance(row, str) else _tf_row(row) for row in taken.doc_tf]),
+        "doc_idents": "\n".join([row if isinstance(row, str) else " ".join(row) for row in taken.doc_idents]),
+        "lengths": taken.lengths,
+        "total_length": taken.total_length,
+        "weights": taken.weights,
     }
-
-
-def _postings_lines(
-    mapping: dict[str, list[int]], line_of: Callable[[str], str]
-) -> tuple[list[str], list[str]]:
-    keys: list[str] = []
-    lines: list[str] = []
-    pending = mapping.raw() if isinstance(mapping, LazyMap) else {}
-    source = _source_lines(mapping)
-    for key in pending:
-        keys.append(key)
-        lines.append(source[pending[key]])
-    for key in dict.keys(mapping):
-        keys.append(key)
-        lines.append(line_of(key))
-    return keys, lines
 
 
 def _source_lines(mapping: dict[str, list[int]]) -> Sequence[str]:
     return getattr(mapping, "lines", ())
 
 
-def _posting_line(columns: IndexColumns, term: str) -> str:
-    docs, tfs = columns.docs[term], columns.tfs[term]
+def _posting_line(docs: Sequence[int], tfs: Sequence[float]) -> str:
     if all(tf == 1.0 for tf in tfs):
         return _ints(docs)
     return _ints(docs) + ";" + ",".join(map(repr, tfs))
@@ -194,15 +259,6 @@ def _ints(values: Sequence[int]) -> str:
 
 def _tf_row(tf: Mapping[str, float]) -> str:
     return " ".join(term if n == 1.0 else f"{term}:{n!r}" for term, n in tf.items())
-
-
-def _rows(rows: Sequence[T], line_of: Callable[[T], str]) -> list[str]:
-    out: list[str] = []
-    raw_of = rows.raw if isinstance(rows, LazyRows) else None
-    for i in range(len(rows)):
-        raw = raw_of(i) if raw_of is not None else None
-        out.append(raw if raw is not None else line_of(rows[i]))
-    return out
 
 
 # -- reading ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 from memory_support import add_turn, context_text
 
 from sessionware.core.memory import abuild, build, checkpoint
+from sessionware.core.memory.search_state import LazyMap
 from sessionware.core.memory.transcript import Turn
 from sessionware.core.memory.vm import CHECKPOINT_PAGE, VirtualMemory
 from sessionware.core.session.registry import registry_for
@@ -322,13 +323,13 @@ def test_the_checkpoint_is_made_by_the_stores_writer_not_in_the_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[int] = []
-    real = checkpoint.dump
+    real = checkpoint.snapshot
 
-    def dump(*args: Any, **kwargs: Any) -> str | None:
+    def snapshot(*args: Any, **kwargs: Any) -> checkpoint.Snapshot | None:
         threads.append(threading.get_ident())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(checkpoint, "dump", dump)
+    monkeypatch.setattr(checkpoint, "snapshot", snapshot)
     writer = Process(tmp_path / "writer.db")
     for i in range(TURNS):
         add_turn(writer.state, i)
@@ -338,3 +339,67 @@ def test_the_checkpoint_is_made_by_the_stores_writer_not_in_the_call(
     store = Store(SQLiteBackend(tmp_path / "writer.db"))
     assert CHECKPOINT_PAGE in store.load_pages("long")
     store.close()
+
+
+@pytest.mark.parametrize("restored", [False, True], ids=["replayed", "restored"])
+def test_a_snapshot_writes_the_same_text_after_the_memory_moved_on(path: Path, restored: bool) -> None:
+    """What a checkpoint's text is made of is copied under the memory's lock; the text
+    itself is made without it, while builds fold more events (new pages, terms, postings
+    and index rows parsed from a restored checkpoint's text) and must not change it."""
+    process = Process(path)
+    if not restored:
+        process.store.submit([PutPages("long", {CHECKPOINT_PAGE: "unusable"})])
+        process.store.flush()
+        process = Process(path)
+    process.build()
+    vm = VirtualMemory.of(process.state)
+    assert vm is not None and isinstance(vm.index.columns().docs, LazyMap) == restored
+    with vm.lock:
+        taken = checkpoint.snapshot(vm)
+    assert taken is not None
+    before = taken.text()
+    for i in range(TURNS, TURNS + 12):
+        add_turn(process.state, i, tool=i % 4 == 0)
+        process.build()
+    vm.index.search("item tool result weather")
+    assert taken.text() == before
+    with vm.lock:
+        assert checkpoint.dump(vm) != before
+    process.close()
+
+
+def test_a_build_does_not_wait_while_the_writer_makes_the_checkpoints_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writing, go_on, built = threading.Event(), threading.Event(), threading.Event()
+    real = checkpoint.Snapshot.text
+
+    def slow_text(self: checkpoint.Snapshot) -> str:
+        writing.set()
+        go_on.wait(30)
+        return real(self)
+
+    monkeypatch.setattr(checkpoint.Snapshot, "text", slow_text)
+    writer = Process(tmp_path / "writer.db")
+    for i in range(TURNS):
+        add_turn(writer.state, i)
+    warm = writer.build()
+    assert writing.wait(30)  # the store's writer thread is making the text now
+
+    def build_again() -> None:
+        writer.build()
+        built.set()
+
+    thread = threading.Thread(target=build_again)
+    thread.start()
+    try:
+        assert built.wait(30)
+    finally:
+        go_on.set()
+        thread.join(30)
+    writer.close()
+    fresh = Process(tmp_path / "writer.db")
+    assert fresh.build() == warm
+    vm = VirtualMemory.of(fresh.state)
+    assert vm is not None and vm.marks.covered > 0
+    fresh.close()
