@@ -20,14 +20,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sessionware.core.errors import InvalidSessionOperation, TokenLimitExceeded
-from sessionware.core.memory.enums import CompressionLevel, MutationType, PageType, Provider
+from sessionware.core.memory.enums import CompressionLevel, MutationType, Provider
 from sessionware.core.memory.layout import Layout
 from sessionware.core.memory.models import BuiltContext, ContextReport, ContextSnapshot, TokensByPart
 from sessionware.core.memory.pages import MemoryPage
 from sessionware.core.memory.plan import Plan
 from sessionware.core.memory.request import BuildRequest, opens_turn
 from sessionware.core.memory.snippets import snippet
-from sessionware.core.memory.transcript import Message, merge_same_role, recall_line
+from sessionware.core.memory.transcript import (
+    WHOLE_TYPES,
+    Message,
+    merge_same_role,
+    recall_line,
+    whole_recall_line,
+)
 from sessionware.core.memory.vm import VirtualMemory
 
 __all__ = ["Assembly"]
@@ -48,8 +54,6 @@ _WORKING_SET_SHARE = 0.25
 _LONG_PAGE_SHARE = 0.25
 # Score share a page takes from each page within two turns (a question and its answer sit together).
 _NEIGHBOUR_SCORE = 0.3
-# Pages a recall line shows whole (when short enough); others are cut to a snippet.
-_WHOLE_TYPES = (PageType.TRANSCRIPT, PageType.ARTIFACT)
 # The best hits bring one more turn on each side than ``recall_neighbours``: a reply that
 # answers them often sits two turns away (LoCoMo at 4k: +2 points of evidence in context;
 # planted facts: -1 point, none lost after recall). More hits widened cost planted facts.
@@ -241,22 +245,13 @@ class Assembly:
         page is long."""
         vm, b = self.vm, self.b
         limit = max(int(room * _LONG_PAGE_SHARE), 64)
-        whole = page.tokens <= limit and page.page_type in _WHOLE_TYPES
-        cache = vm.lines.setdefault(b.counter_key, {})
-        if whole:
-            known = cache.get(page.page_id)
-            if known is not None:
-                return known[0], known[1]
-        else:
-            text = snippet(page.text, self.query_text, limit, self.plan.compressor, b.counter.count_text)
-            if not text:
-                return None
-            unit = recall_line(page, text) + "\n"
-            return unit, b.counter.count_text(unit)
-        unit = recall_line(page) + "\n"
-        tokens = b.counter.count_text(unit)
-        cache[page.page_id] = (unit, tokens, page.tokens)
-        return unit, tokens
+        if page.tokens <= limit and page.page_type in WHOLE_TYPES:
+            return whole_recall_line(vm.lines.setdefault(b.counter_key, {}), b.counter.count_text, page)
+        text = snippet(page.text, self.query_text, limit, self.plan.compressor, b.counter.count_text)
+        if not text:
+            return None
+        unit = recall_line(page, text) + "\n"
+        return unit, b.counter.count_text(unit)
 
     def _shrink(self, msgs: list[Message], counts: list[int], excess: int) -> tuple[list[Message], list[int]]:
         """Cut the largest string contents of the latest turn until ``excess`` is gone."""

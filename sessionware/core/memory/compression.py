@@ -26,7 +26,14 @@ from sessionware.core.accounting.tokens import TokenCounter, counter_for_model
 from sessionware.core.memory.enums import CompressionLevel, Modality
 from sessionware.core.memory.text import identifiers, sentences, terms
 
-__all__ = ["Compressor", "CompressorRegistry", "ExtractiveCompressor", "ReferenceCompressor"]
+__all__ = [
+    "Compressor",
+    "CompressorRegistry",
+    "ExtractiveCompressor",
+    "ReferenceCompressor",
+    "statement",
+    "superseded",
+]
 
 _FACTY = re.compile(r"\b(is|are|was|were|equals|set to|means|called|named|lives?|uses?|prefer\w*)\b", re.I)
 _CAPITAL = re.compile(r"\b[A-Z][a-z]+")
@@ -93,24 +100,45 @@ def _subject(text: str) -> frozenset[str] | None:
     return subject or None
 
 
-def _superseded(parts: list[str]) -> set[int]:
+@lru_cache(maxsize=32768)
+def statement(sentence: str) -> tuple[str, frozenset[str] | None, frozenset[str], bool]:
+    """What ``superseded`` reads of a sentence (cached: a sentence is read when its turn
+    closes, again at compaction and again when summaries fold): its text without the
+    speaker prefix, the subject it states something about, its terms, and whether it
+    carries an update cue."""
+    text = _strip(sentence)
+    return text, _subject(text), frozenset(terms(text)), _UPDATE_CUE.search(text) is not None
+
+
+def superseded(parts: list[str]) -> set[int]:
     """Indexes of sentences a later one replaces: the same subject stated again ("X is a"
-    ... "X is b"), or a subject of two words or more named again with an update cue."""
-    stripped = [_strip(p) for p in parts]
-    subjects = [_subject(s) for s in stripped]
+    ... "X is b"), or a subject of two words or more named again with an update cue.
+
+    Each sentence looks only at the later ones stating its subject and at the later
+    ones with a cue that hold its rarest subject term, so a chunk costs about its
+    sentences, not their pairs."""
+    facts = [statement(p) for p in parts]
+    stating: dict[frozenset[str], list[int]] = {}
+    cued: dict[str, list[int]] = {}
+    for j, (_, subject, words, cue) in enumerate(facts):
+        if subject is not None:
+            stating.setdefault(subject, []).append(j)
+        if cue:
+            for word in words:
+                cued.setdefault(word, []).append(j)
     out: set[int] = set()
-    later_terms: list[frozenset[str]] = [frozenset(terms(s)) for s in stripped]
-    for i, subject in enumerate(subjects):
+    for i, (text, subject, _, _) in enumerate(facts):
         if subject is None:
             continue
-        for j in range(i + 1, len(parts)):
-            if stripped[j] == stripped[i]:
-                continue
-            if subjects[j] == subject or (
-                len(subject) >= 2 and subject <= later_terms[j] and _UPDATE_CUE.search(stripped[j])
-            ):
-                out.add(i)
-                break
+        later = (j for j in stating[subject] if j > i and facts[j][0] != text)
+        if next(later, None) is not None:
+            out.add(i)
+            continue
+        if len(subject) < 2:
+            continue
+        rarest = min((cued.get(word, ()) for word in subject), key=len)
+        if any(j > i and facts[j][0] != text and subject <= facts[j][2] for j in rarest):
+            out.add(i)
     return out
 
 
@@ -153,11 +181,11 @@ class ExtractiveCompressor:
         seen: set[str] = set()
         unique: list[str] = []
         for part in parts:
-            key = " ".join(_strip(part).lower().split())
+            key = " ".join(statement(part)[0].lower().split())
             if key not in seen:
                 seen.add(key)
                 unique.append(part)
-        dropped = _superseded(unique)
+        dropped = superseded(unique)
         parts = [p for i, p in enumerate(unique) if i not in dropped]
         ranked = sorted(range(len(parts)), key=lambda i: (-_score(parts[i]), -i))
         kept: list[int] = []
@@ -176,6 +204,16 @@ class ExtractiveCompressor:
         if not kept:
             return self._cut(parts[ranked[0]], max_tokens)
         return " ".join(parts[i] for i in sorted(kept))
+
+    def prepare(self, text: str) -> None:
+        """Read ``text``'s sentences ahead of a ``compress_text`` that will hold them: their
+        scores, statements and exact tokens are cached, so a compaction of turns prepared
+        as they closed reads its sentences from the caches instead of analysing them all
+        at once (the output is the same, prepared or not)."""
+        for part in sentences(text):
+            _score(part)
+            statement(part)
+            self._count(part)
 
     def count(self, text: str) -> int:
         """Exact tokens of ``text`` (cached: a summary is counted where it was made)."""

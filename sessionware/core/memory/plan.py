@@ -22,11 +22,13 @@ from sessionware.core.memory.layout import Layout, fixed_block_tokens, is_compac
 from sessionware.core.memory.pages import Chunk, MemoryPage
 from sessionware.core.memory.text import terms
 from sessionware.core.memory.transcript import (
+    WHOLE_TYPES,
     Message,
     Turn,
     merge_same_role,
     openai_messages,
     to_anthropic,
+    whole_recall_line,
 )
 from sessionware.core.memory.vm import Counter, VirtualMemory
 from sessionware.core.session.enums import EventType
@@ -37,6 +39,14 @@ __all__ = ["Plan", "current_plan", "plan_for"]
 logger = logging.getLogger(__name__)
 
 _MAX_PLANS = 4
+# Turns closing in one build up to which each is prepared for its compaction as it closes
+# (``Plan.advance``): a build in step with the conversation closes one or two; a replay of
+# a long log closes thousands, most of them compacted in the same build, so preparing them
+# would only add work.
+_PREPARE_MAX = 8
+# Pages longer than this share of the budget are never shown whole in the recall region:
+# their lines are not prepared.
+_PREPARE_PAGE_SHARE = 4
 _MIN_SUMMARY_TOKENS = 24
 # Folding is decided on the extractive summary's size, kept in the page's metadata: an
 # LLM summary written later (or restored after a reload) must not change where folds fall,
@@ -53,9 +63,19 @@ class Plan:
     """Compaction state of one (shape, counter, budget, layout) for one session."""
 
     def __init__(
-        self, vm: VirtualMemory, layout: Layout, provider: Provider, counter: Counter, *, shape: str, tag: str
+        self,
+        vm: VirtualMemory,
+        layout: Layout,
+        provider: Provider,
+        counter: Counter,
+        *,
+        shape: str,
+        tag: str,
+        counter_key: str = "",
     ) -> None:
         self.vm = vm
+        self.counter_key = counter_key
+        """The counter's key: recall lines prepared as turns close are cached under it."""
         self.layout = layout
         self.provider = provider
         self.counter = counter
@@ -107,6 +127,7 @@ class Plan:
         """Apply the compaction rule to turns closed since the last call."""
         turns = self.vm.turns
         closed = len(turns) - 1
+        prepare = closed - self.closed_upto <= _PREPARE_MAX
         done = 0
         while self.closed_upto < closed:
             turn = turns[self.closed_upto]
@@ -114,10 +135,27 @@ class Plan:
             self.window_tokens += sum(counts)
             self.closed_window.append((messages, counts, turn.page_ids))
             self.closed_upto += 1
+            if prepare:
+                self._prepare(turn)
             if self.window_tokens > self.layout.window_high:
                 self._compact()
                 done += 1
         return done
+
+    def _prepare(self, turn: Turn) -> None:
+        """Do ahead, as ``turn`` closes, the work its compaction will ask for: its sentences
+        read for the summary, and its pages' recall lines counted (the region shows the
+        turns the compaction evicts). A compacting build then reads caches instead of
+        analysing a whole chunk at once; what it builds is the same."""
+        self.compressor.prepare(self._chunk_text(turn.page_ids))
+        if not self.counter_key:
+            return
+        cache = self.vm.lines.setdefault(self.counter_key, {})
+        longest = self.layout.budget // _PREPARE_PAGE_SHARE
+        for page_id in turn.page_ids:
+            page = self.vm.table.get(page_id)
+            if page is not None and page.page_type in WHOLE_TYPES and page.tokens <= longest:
+                whole_recall_line(cache, self.counter.count_text, page)
 
     def _compact(self) -> None:
         turns = self.vm.turns
@@ -448,6 +486,7 @@ def plan_for(
             counter,
             shape=f"{provider.value}:{counter_key}",
             tag=f"{provider.value[0]}{budget}-{digest}",
+            counter_key=counter_key,
         )
         stored = vm.marks.plans.pop(key, None)
         if stored is not None:
@@ -471,7 +510,15 @@ def _restored(plan: Plan, stored: dict[str, Any]) -> Plan:
         logger.warning(
             "session %s: replaying plan %s, its checkpoint is unusable: %s", plan.vm.state.id, plan.tag, exc
         )
-        return Plan(plan.vm, plan.layout, plan.provider, plan.counter, shape=plan.shape, tag=plan.tag)
+        return Plan(
+            plan.vm,
+            plan.layout,
+            plan.provider,
+            plan.counter,
+            shape=plan.shape,
+            tag=plan.tag,
+            counter_key=plan.counter_key,
+        )
     return plan
 
 

@@ -8,7 +8,7 @@ and its results always stay together.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +30,10 @@ __all__ = [
     "event_text",
     "merge_same_role",
     "openai_messages",
+    "WHOLE_TYPES",
     "page_line",
     "recall_line",
+    "whole_recall_line",
     "to_anthropic",
 ]
 
@@ -134,6 +136,25 @@ def recall_line(page: MemoryPage, text: str | None = None, *, quoted: bool = Tru
         prefix = _PREFIX.get(page.role or Role.USER, ContextPrefix.USER)
     body = page.text if text is None else text
     return f"{prefix.value} {page.page_id}: {json.dumps(body, ensure_ascii=False) if quoted else body}"
+
+
+WHOLE_TYPES = (PageType.TRANSCRIPT, PageType.ARTIFACT)
+"""Pages a recall line shows whole (when short enough); others are cut to a snippet."""
+
+
+def whole_recall_line(
+    cache: dict[str, tuple[str, int, int]], count: Callable[[str], int], page: MemoryPage
+) -> tuple[str, int]:
+    """``page``'s recall line shown whole (with its newline) and its exact tokens, from
+    ``cache`` (page id: line, tokens, the page's own tokens) or counted with ``count`` and
+    kept there."""
+    known = cache.get(page.page_id)
+    if known is not None:
+        return known[0], known[1]
+    unit = recall_line(page) + "\n"
+    tokens = count(unit)
+    cache[page.page_id] = (unit, tokens, page.tokens)
+    return unit, tokens
 
 
 def openai_messages(events: Sequence[SessionEvent], answered: Iterable[str] = ()) -> list[Message]:
