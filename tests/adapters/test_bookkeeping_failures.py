@@ -19,6 +19,8 @@ import sessionware
 from sessionware.adapters.api import settle
 from sessionware.adapters.engine import guard
 from sessionware.adapters.fakes import FakeOpenAI, Reply
+from sessionware.core.accounting.tokens import EncodingCounter
+from sessionware.core.accounting.usage import TokenSource
 from sessionware.core.errors import StorageError
 from sessionware.core.session.enums import Role
 from sessionware.core.session.state import DEFAULT_MAX_EVENT_BYTES
@@ -111,3 +113,40 @@ def test_an_answer_longer_than_an_event_may_be_is_recorded_cut_with_its_usage(
     usage = calls(events)[0].usage
     assert usage is not None and usage.output_tokens > 0
     assert len(calls(events)) == 2
+
+
+def test_a_long_answer_without_usage_is_estimated_by_its_length_not_tokenized(
+    openai_client: Any, openai_api: FakeOpenAI, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # openai 3.63's own suite answers 32 MiB without usage: counting it with the tokenizer
+    # took 36 CPU-s on the thread that settled the session, and starved the app's other
+    # threads and child processes (its test_mtls_http_client then missed a 15 s limit).
+    # A long prompt was already estimated by its length; a long answer was not.
+    tokenized: list[int] = []
+    count_text = EncodingCounter.count_text
+
+    def counted(counter: EncodingCounter, text: str) -> int:
+        tokenized.append(len(text))
+        return count_text(counter, text)
+
+    monkeypatch.setattr(EncodingCounter, "count_text", counted)
+    answer = "x" * 100_000  # 12,500 tokens for the tokenizer, 25,000 by length
+    base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
+    openai_api.push(
+        sse_response(  # a stream the app did not ask usage for
+            httpx,
+            [
+                {**base, "choices": [{"index": 0, "delta": {"content": answer}, "finish_reason": None}]},
+                {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            ],
+        )
+    )
+
+    chunks = list(openai_client.chat.completions.create(model=MODEL, messages=QUESTION, stream=True))
+
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == answer
+    usage = calls(session_events(store, only_session(store)))[0].usage
+    assert usage is not None and usage.source is TokenSource.ESTIMATE
+    assert usage.output_tokens == len(answer) // 4
+    assert usage.input_tokens > 0
+    assert tokenized and max(tokenized) < len(answer)  # the prompt was counted, the answer not
