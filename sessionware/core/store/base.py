@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from itertools import chain, groupby
 from typing import TYPE_CHECKING, NamedTuple, Protocol, cast, runtime_checkable
@@ -65,6 +66,7 @@ __all__ = [
     "RepairedEvent",
     "SaveHeader",
     "SessionStore",
+    "SessionVersion",
     "StoreBackend",
     "WriteOp",
     "WriteReceipt",
@@ -251,6 +253,21 @@ def _append_run_key(op: WriteOp) -> object:
     return op.session_id if type(op) is AppendEvents else object()
 
 
+class SessionVersion(NamedTuple):
+    """What changes whenever a session does, as its header holds it: an append moves
+    ``last_seq`` (and ``updated_at``), a header save sets ``updated_at`` to the time of
+    the save, and a session deleted and made again has a new ``created_at``. A reader that
+    keeps headers (``sessionware ui``) reads again only those whose version moved."""
+
+    created_at: datetime
+    updated_at: datetime
+    last_seq: int
+
+    @classmethod
+    def of(cls, info: SessionInfo) -> SessionVersion:
+        return cls(info.created_at, info.updated_at, info.last_seq)
+
+
 @runtime_checkable
 class DataLossCheck(Protocol):
     """A backend whose data can vanish under it (a Redis restarted empty or flushed) and
@@ -321,6 +338,12 @@ class SessionStore(Protocol):
 
     def list_sessions(self, *, parent_id: str | None = None, limit: int | None = None) -> list[SessionInfo]:
         """Sessions newest first, optionally only the children of ``parent_id``."""
+        ...
+
+    def session_versions(self) -> dict[str, SessionVersion]:
+        """Every session's ``SessionVersion`` (equal to ``SessionVersion.of`` its header
+        read at the same moment), without reading headers or totals: a few columns or
+        fields per session, so that what changed can be told apart from 10,000 sessions."""
         ...
 
     def load_pages(self, session_id: str) -> dict[str, str]: ...

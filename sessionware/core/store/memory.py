@@ -19,6 +19,7 @@ from sessionware.core.store.base import (
     DeleteSession,
     PutPages,
     SaveHeader,
+    SessionVersion,
     WriteOp,
     WriteReceipt,
 )
@@ -211,6 +212,10 @@ class MemoryBackend:
             ]
         infos.sort(key=lambda i: i.created_at, reverse=True)
         return infos[:limit] if limit is not None else infos
+
+    def session_versions(self) -> dict[str, SessionVersion]:
+        with self._lock:
+            return {sid: SessionVersion.of(e.current_info()) for sid, e in self._sessions.items()}
 
     def load_pages(self, session_id: str) -> dict[str, str]:
         with self._lock:

@@ -51,6 +51,7 @@ from sessionware.core.store.base import (
     PutPages,
     RepairedEvent,
     SaveHeader,
+    SessionVersion,
     WriteOp,
     WriteReceipt,
     coalesce_appends,
@@ -444,6 +445,12 @@ class PostgresBackend:
         with self._conn("list") as conn:
             rows = conn.execute(sql, args).fetchall()
         return [self._info(r) for r in rows]
+
+    def session_versions(self) -> dict[str, SessionVersion]:
+        with self._conn("list") as conn:
+            sql = f"SELECT id, created_at, updated_at, last_seq FROM {self.schema}.sessions"
+            rows = conn.execute(sql).fetchall()
+        return {str(sid): SessionVersion(c, u, int(n)) for sid, c, u, n in rows}
 
     def load_pages(self, session_id: str) -> dict[str, str]:
         with self._conn("load_pages") as conn:

@@ -56,6 +56,7 @@ from sessionware.core.store.base import (
     DeleteSession,
     PutPages,
     SaveHeader,
+    SessionVersion,
     WriteOp,
     WriteReceipt,
     event_body,
@@ -431,6 +432,22 @@ class RedisBackend:
             except SessionNotFound:
                 continue  # deleted between the two reads
         return infos
+
+    def session_versions(self) -> dict[str, SessionVersion]:
+        ids = self._read("list", self._client.zrange, self._k("index"), 0, -1)
+
+        def fields() -> list[Any]:
+            with self._client.pipeline(transaction=False) as pipe:
+                for sid in ids:
+                    pipe.hmget(self._k("s", sid), "created_at", "updated_at", "last_seq")
+                return list(pipe.execute())
+
+        parse = datetime.fromisoformat
+        return {
+            sid: SessionVersion(parse(created), parse(updated), int(last))
+            for sid, (created, updated, last) in zip(ids, self._read("list", fields), strict=True)
+            if last is not None  # deleted between the two reads
+        }
 
     def load_pages(self, session_id: str) -> dict[str, str]:
         pages = dict(self._read("load_pages", self._client.hgetall, self._k("pg", session_id)))

@@ -34,6 +34,7 @@ from sessionware.core.store.base import (
     DeleteSession,
     PutPages,
     SaveHeader,
+    SessionVersion,
     WriteOp,
     WriteReceipt,
     coalesce_appends,
@@ -539,6 +540,12 @@ class SQLiteBackend:
         with self._read("list") as conn:
             rows = conn.execute(sql, args).fetchall()
         return [self._info(r) for r in rows]
+
+    def session_versions(self) -> dict[str, SessionVersion]:
+        with self._read("list") as conn:
+            rows = conn.execute("SELECT id, created_at, updated_at, last_seq FROM sessions").fetchall()
+        parse = datetime.fromisoformat
+        return {str(sid): SessionVersion(parse(c), parse(u), int(n)) for sid, c, u, n in rows}
 
     def load_pages(self, session_id: str) -> dict[str, str]:
         with self._read("load_pages") as conn:

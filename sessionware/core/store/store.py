@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from sessionware.core.errors import InvalidSessionOperation, StorageError
 from sessionware.core.session.models import Session, SessionEvent, SessionInfo
 from sessionware.core.store.barrier import DeferralBarrier
-from sessionware.core.store.base import DeleteSession, SessionStore, WriteOp
+from sessionware.core.store.base import DeleteSession, SessionStore, SessionVersion, WriteOp
 from sessionware.core.store.locks import DEFAULT_LOCK_TIMEOUT, SessionLocking
 from sessionware.core.store.writer import DEFAULT_WRITE_DELAY, Recovery, StoreStats, Writer
 
@@ -349,6 +349,13 @@ class Store:
         self, *, parent_id: str | None = None, limit: int | None = None
     ) -> list[SessionInfo]:
         return await self.acall(lambda: self.backend.list_sessions(parent_id=parent_id, limit=limit))
+
+    def session_versions(self) -> dict[str, SessionVersion]:
+        """Every session's ``SessionVersion``: what changed since an earlier look, cheaply."""
+        return self.call(self.backend.session_versions)
+
+    async def asession_versions(self) -> dict[str, SessionVersion]:
+        return await self.acall(self.backend.session_versions)
 
     def _read_since(self, session_id: str, after_seq: int) -> tuple[int, SessionInfo, list[SessionEvent]]:
         # On the writer thread: the acknowledged count and the snapshot agree exactly.

@@ -22,6 +22,7 @@ from sessionware.core.store import (
     PutPages,
     SaveHeader,
     SessionStore,
+    SessionVersion,
     Store,
 )
 
@@ -327,6 +328,29 @@ def test_list_is_newest_first_filters_by_parent_and_limits(
     assert [i.id for i in backend.list_sessions(parent_id="root")] == ["b", "a"]
     assert [i.id for i in backend.list_sessions(limit=2)] == ["other", "b"]
     assert sorted(backend.load("root").children) == ["a", "b"]
+
+
+def test_versions_are_the_headers_and_move_with_every_change(
+    backend: SessionStore, info: Info, event: Event
+) -> None:
+    def headers() -> dict[str, SessionVersion]:
+        return {i.id: SessionVersion.of(i) for i in backend.list_sessions()}
+
+    assert backend.session_versions() == {}
+    backend.write([CreateSession(info("a")), CreateSession(info("b", minutes=1)), CreateSession(info("c"))])
+    backend.write([AppendEvents("a", (event("a", 1), event("a", 2)))])
+    before = backend.session_versions()
+    assert before == headers() and before["a"].last_seq == 2 and before["b"].last_seq == 0
+
+    backend.write([AppendEvents("b", (event("b", 1),))])  # an append
+    backend.write([SaveHeader(info("c", minutes=5, metadata={"v": 2}))])  # a header saved later
+    backend.write([DeleteSession("a"), CreateSession(info("a", minutes=9))])  # made again
+    after = backend.session_versions()
+    assert after == headers()
+    assert {sid for sid in after if after[sid] != before[sid]} == {"a", "b", "c"}
+    assert after["b"].last_seq == 1 and after["a"].last_seq == 0
+    backend.write([DeleteSession("b")])
+    assert set(backend.session_versions()) == {"a", "c"}
 
 
 def test_pages_are_upserted_and_loaded_per_session(backend: SessionStore, info: Info, event: Event) -> None:
